@@ -1,0 +1,178 @@
+"""Mechanism IR: what a `.mod` file says, as plain dataclasses holding SymPy expressions.
+
+The parser produces it; later passes (lowering, derivation, emission) read it and never
+see NMODL text. Conventions inside expressions:
+
+- a variable is ``sympy.Symbol(name)`` (no assumptions); ``v`` is the membrane voltage;
+- a user FUNCTION call is an undefined-function application ``sympy.Function(name)(*args)``,
+  which the lowering pass inlines;
+- built-ins map to SymPy (``exp``, ``log``, ``sqrt``, ``fabs`` -> ``Abs``, ``pow`` -> ``Pow``,
+  ``min``/``max`` -> ``Min``/``Max``) except :class:`exprelr`, which keeps its own class so
+  the emitter can print it back and differentiate it safely;
+- numbers are ``sympy.Integer`` for integer literals, else ``sympy.Float`` of the double.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+import sympy
+
+from gradgen.errors import SourcePos
+
+
+class exprelr(sympy.Function):
+    """x / (exp(x) - 1), continuous at x = 0 (value 1): Arbor's built-in, kept symbolic."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return dexprelr(self.args[0])
+
+    def _eval_evalf(self, prec: int):
+        x = self.args[0]
+        if x.is_zero:
+            return sympy.Float(1, prec)
+        return (x / (sympy.exp(x) - 1)).evalf(prec)
+
+
+class dexprelr(sympy.Function):
+    """Derivative of :class:`exprelr`; emitted as a guarded helper FUNCTION (value -1/2 at 0)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        x = self.args[0]
+        # d/dx of (exp(x) - 1 - x exp(x)) / (exp(x) - 1)^2, the closed form of dexprelr.
+        return sympy.diff((sympy.exp(x) - 1 - x * sympy.exp(x)) / (sympy.exp(x) - 1) ** 2, x)
+
+    def _eval_evalf(self, prec: int):
+        x = self.args[0]
+        if x.is_zero:
+            return sympy.Float(-0.5, prec)
+        return ((sympy.exp(x) - 1 - x * sympy.exp(x)) / (sympy.exp(x) - 1) ** 2).evalf(prec)
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass
+class Assign:
+    """``target = expr``."""
+
+    target: str
+    expr: sympy.Expr
+    pos: SourcePos
+
+
+@dataclass
+class DerivativeAssign:
+    """``state' = expr`` inside a DERIVATIVE block."""
+
+    state: str
+    expr: sympy.Expr
+    pos: SourcePos
+
+
+@dataclass
+class If:
+    """``if (cond) { then } else { orelse }``; ``else if`` nests an If in ``orelse``."""
+
+    cond: sympy.Basic
+    then: list["Statement"]
+    orelse: list["Statement"]
+    pos: SourcePos
+
+
+@dataclass
+class Call:
+    """A PROCEDURE called as a statement, ``rates(v)``."""
+
+    name: str
+    args: list[sympy.Expr]
+    pos: SourcePos
+
+
+@dataclass
+class Solve:
+    """``SOLVE block METHOD method`` (method None when absent)."""
+
+    block: str
+    method: str | None
+    pos: SourcePos
+
+
+@dataclass
+class Local:
+    """``LOCAL a, b``: names local to the enclosing block."""
+
+    names: list[str]
+    pos: SourcePos
+
+
+Statement = Union[Assign, DerivativeAssign, If, Call, Solve, Local]
+
+
+# ---------------------------------------------------------------- declarations
+
+
+@dataclass
+class Variable:
+    """A declared name: PARAMETER, CONSTANT, ASSIGNED or STATE entry."""
+
+    name: str
+    pos: SourcePos
+    unit: str | None = None
+    value: float | None = None  # default of a PARAMETER / value of a CONSTANT
+    limits: tuple[float, float] | None = None
+
+
+@dataclass
+class IonUse:
+    """``USEION name READ ... WRITE ... VALENCE z``."""
+
+    name: str
+    read: list[str]
+    write: list[str]
+    pos: SourcePos
+    valence: int | None = None
+
+
+@dataclass
+class Block:
+    """A named block of statements: FUNCTION, PROCEDURE, DERIVATIVE, INITIAL, BREAKPOINT."""
+
+    name: str
+    body: list[Statement]
+    pos: SourcePos
+    args: list[str] = field(default_factory=list)  # FUNCTION / PROCEDURE arguments
+
+
+@dataclass
+class Mechanism:
+    """One parsed `.mod` file."""
+
+    name: str
+    kind: Literal["density", "point"]
+    source: Path
+    text: str
+    pos: SourcePos  # of the SUFFIX / POINT_PROCESS name
+    title: str | None = None
+    ions: list[IonUse] = field(default_factory=list)
+    nonspecific_currents: list[str] = field(default_factory=list)
+    range_names: list[str] = field(default_factory=list)
+    global_names: list[str] = field(default_factory=list)
+    parameters: list[Variable] = field(default_factory=list)
+    constants: list[Variable] = field(default_factory=list)
+    assigned: list[Variable] = field(default_factory=list)
+    states: list[Variable] = field(default_factory=list)
+    units: dict[str, str] = field(default_factory=dict)  # UNITS block: alias -> definition
+    functions: dict[str, Block] = field(default_factory=dict)
+    procedures: dict[str, Block] = field(default_factory=dict)
+    derivatives: dict[str, Block] = field(default_factory=dict)
+    initial: Block | None = None
+    breakpoint: Block | None = None
+
+    def parameter(self, name: str) -> Variable | None:
+        return next((p for p in self.parameters if p.name == name), None)
