@@ -1,0 +1,87 @@
+"""Compile the C++ shim once per (shim source, Arbor headers, compiler) and cache it.
+
+The shim must match the installed Arbor's ABI headers, so it is built on first use
+against ``arbor/include`` from the wheel and cached outside the repository under
+``$PYCAT_CACHE`` or ``$XDG_CACHE_HOME/gradgen/pycat/<hash>`` (default ``~/.cache``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .errors import PycatError
+
+SHIM_SOURCE = Path(__file__).with_name("shim.cpp")
+CXXFLAGS = ["-std=c++20", "-O2", "-fPIC", "-shared", "-fvisibility=hidden"]
+
+
+def arbor_include_dir() -> Path:
+    """The C++ headers shipped inside the installed ``arbor`` wheel."""
+    import arbor
+
+    inc = Path(arbor.__file__).parent / "include"
+    if not (inc / "arbor" / "mechanism_abi.h").is_file():
+        raise PycatError(
+            f"the installed arbor has no C++ headers at {inc}",
+            hint="install the official arbor wheel (pip install 'arbor>=0.12,<0.13')",
+        )
+    return inc
+
+
+def find_compiler() -> str:
+    """``$CXX`` if set, else the first of c++, g++, clang++ on PATH."""
+    env = os.environ.get("CXX")
+    candidates = [env] if env else ["c++", "g++", "clang++"]
+    for name in candidates:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise PycatError(
+        "no C++ compiler found to build the pycat shim (tried " + ", ".join(candidates) + ")",
+        hint="install g++ (e.g. apt-get install g++) or set CXX to a C++20 compiler",
+    )
+
+
+def cache_root() -> Path:
+    if "PYCAT_CACHE" in os.environ:
+        return Path(os.environ["PYCAT_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "gradgen" / "pycat"
+
+
+def _build_key(compiler: str, include: Path) -> str:
+    h = hashlib.sha256()
+    h.update(SHIM_SOURCE.read_bytes())
+    for header in ("mechanism_abi.h", "arb_types.inc", "version.hpp"):
+        h.update((include / "arbor" / header).read_bytes())
+    h.update(compiler.encode())
+    h.update(" ".join(CXXFLAGS).encode())
+    return h.hexdigest()[:16]
+
+
+def shim_path() -> Path:
+    """Path of the compiled shim, building it if it is not cached yet."""
+    include = arbor_include_dir()
+    compiler = find_compiler()
+    out_dir = cache_root() / _build_key(compiler, include)
+    lib = out_dir / "libpycat.so"
+    if lib.is_file():
+        return lib
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # build into a temporary name and rename: concurrent first uses never see half a file
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    cmd = [compiler, *CXXFLAGS, f"-I{include}", str(SHIM_SOURCE), "-o", tmp]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise PycatError(
+            "compiling the pycat shim failed:\n" + " ".join(cmd) + "\n" + proc.stderr[-4000:],
+            hint="a C++20 compiler is needed (g++ >= 10 or clang++ >= 12)",
+        )
+    os.replace(tmp, lib)
+    return lib
