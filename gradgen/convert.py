@@ -1,0 +1,104 @@
+"""`gradgen convert`: `.mod` files and a parameter set to a directory of gradient mechanisms.
+
+The output directory holds one gradient mechanism per input, the hub, a copy of each
+original file (under ``original/``, the reference for finite-difference checks) and
+``gradients.json``. It is written next to its destination and moved into place only when
+complete, so a failed conversion never leaves half-written output behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from gradgen import __version__
+from gradgen.derive import derive_contributor, sens
+from gradgen.emit import HUB_NAME, emit_contributor, emit_hub, gradient_name
+from gradgen.errors import GradgenError
+from gradgen.lower import LoweredMechanism, lower_file
+from gradgen.params import ParamRef, carrier_ion
+from gradgen.runtime import MANIFEST
+
+
+def all_parameters(mechanisms: Sequence[LoweredMechanism]) -> list[ParamRef]:
+    """Every PARAMETER of every mechanism, each as one θ over the whole cell."""
+    return [ParamRef(m.name, p) for m in mechanisms for p in m.parameter_names()]
+
+
+def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMechanism]) -> None:
+    by_name = {m.name: m for m in mechanisms}
+    for ref in params:
+        mech = by_name.get(ref.mechanism)
+        if mech is None:
+            raise GradgenError(f"parameter '{ref.name}': no mechanism '{ref.mechanism}' among the inputs",
+                               hint="mechanisms: " + ", ".join(by_name))
+        if ref.parameter not in mech.parameter_names():
+            raise GradgenError(
+                f"parameter '{ref.name}': '{ref.mechanism}' has no parameter '{ref.parameter}'",
+                mech.mechanism.pos, hint="its parameters: " + ", ".join(mech.parameter_names()))
+
+
+def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
+            params: Sequence[ParamRef] | None = None) -> dict:
+    """Convert; ``params=None`` means all parameters. Returns the manifest."""
+    mechanisms = [lower_file(f) for f in mod_files]
+    seen: dict[str, Path] = {}
+    for m in mechanisms:
+        if m.name in seen:
+            raise GradgenError(f"two inputs define mechanism '{m.name}'", m.mechanism.pos,
+                               hint=f"also in {seen[m.name]}")
+        seen[m.name] = m.mechanism.source
+    params = list(params) if params is not None else all_parameters(mechanisms)
+    check_parameters(params, mechanisms)
+
+    files: dict[str, str] = {f"{HUB_NAME}.mod": emit_hub(params)}
+    entries = []
+    for m in mechanisms:
+        system = derive_contributor(m, params)
+        files[f"{gradient_name(m.name)}.mod"] = emit_contributor(system)
+        files[f"original/{m.name}.mod"] = m.mechanism.text
+        entries.append({
+            "original": m.name,
+            "gradient": gradient_name(m.name),
+            "kind": m.mechanism.kind,
+            "source": str(m.mechanism.source),
+            "source_copy": f"original/{m.name}.mod",
+            "states": m.states,
+            "parameters": m.parameter_names(),
+            "sensitivities": {s: [sens(s, k) for k in range(len(params))] for s in m.states},
+        })
+    manifest = {
+        "gradgen_version": __version__,
+        "hub": HUB_NAME,
+        "parameters": [{"name": p.name, "mechanism": p.mechanism, "parameter": p.parameter,
+                        "region": p.region, "ion": carrier_ion(k), "hub_state": f"u{k}"}
+                       for k, p in enumerate(params)],
+        "mechanisms": entries,
+    }
+    files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
+    _write_atomically(Path(out_dir), files)
+    return manifest
+
+
+def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, text in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+            os.replace(out_dir, old / "dir")
+            os.replace(staging, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)

@@ -1,0 +1,176 @@
+"""Derive a mechanism's part of the model's gradient system (the *contributor*).
+
+Every mechanism on a CV carries σ_{s,k} = ds/dθ_k for every model parameter θ_k (its
+states depend on V, and V on every θ). Per simulation step the contributor
+
+- phase A (BREAKPOINT, at V^n): completes σ^n = σpre + JV·u^n with u^n read from the carrier
+  ion; adds its conductance g = ∂I/∂V to the per-CV scratch ``gsg`` and its source term
+  B_k = ∂I/∂s·σ_k + ∂I/∂p·w_k to the scratch ``gs<k>``; keeps dG_k = dg/dθ_k for phase B;
+- phase B (advance_state, at V^{n+1}): applies the state update Φ (modcc's cnexp map),
+  keeps σpre = ∂Φ/∂s·σ + ∂Φ/∂p·w and JV = ∂Φ/∂V, and adds the conductance-change source
+  dG_k·(V^{n+1} − V^n) to ``gs<k>``.
+
+The hub mechanism (see :mod:`gradgen.emit`) turns these per-CV sums into u^{n+1}.
+w_k is the fraction of θ_k that binds to this mechanism's parameter on this CV (a RANGE
+parameter painted 1 on θ_k's region).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from gradgen.discretize import cnexp_update
+from gradgen.errors import GradgenError
+from gradgen.lower import V, LoweredMechanism
+from gradgen.params import CONDUCTANCE_ION, ParamRef, carrier_ion, scratch_ion
+
+
+@dataclass
+class Assignment:
+    target: str
+    expr: sympy.Expr
+
+
+@dataclass
+class Code:
+    """Straight-line code: CSE temporaries (LOCALs) then assignments, in order."""
+
+    statements: list[Assignment] = field(default_factory=list)
+    locals: list[str] = field(default_factory=list)
+
+
+def sens(state: str, k: int) -> str:
+    """σ_{state,k}, complete in phase A."""
+    return f"gg_{state}_s{k}"
+
+
+def sens_pre(state: str, k: int) -> str:
+    """The u-free part of σ^{n+1}, computed in phase B."""
+    return f"gg_{state}_p{k}"
+
+
+def sens_dv(state: str) -> str:
+    """JV = ∂Φ/∂V^{n+1} of a state, computed in phase B."""
+    return f"gg_{state}_jv"
+
+
+def weight(k: int) -> str:
+    return f"gg_w{k}"
+
+
+def dcond(k: int) -> str:
+    return f"gg_dg{k}"
+
+
+VPREV = "gg_vprev"
+
+
+def xd(ion: str) -> sympy.Symbol:
+    return sympy.Symbol(f"{ion}d")
+
+
+@dataclass
+class ContributorSystem:
+    """Everything the emitter needs for one gradient mechanism."""
+
+    lowered: LoweredMechanism
+    params: list[ParamRef]
+    owned: dict[int, str]  # k -> this mechanism's parameter that θ_k binds to
+    update: dict[str, sympy.Expr]  # state -> Φ
+    initial: Code
+    phase_a: Code
+    currents: list[Assignment]  # the original current assignments, kept whole for modcc
+    phase_b: Code
+
+    @property
+    def name(self) -> str:
+        return self.lowered.name
+
+    def assigned_names(self) -> list[str]:
+        names = [sens(s, k) for s in self.lowered.states for k in range(len(self.params))]
+        names += [sens_pre(s, k) for s in self.lowered.states for k in range(len(self.params))]
+        names += [sens_dv(s) for s in self.lowered.states]
+        names += [dcond(k) for k in range(len(self.params))] + [VPREV]
+        return names
+
+
+def _cse(outputs: list[Assignment], prefix: str) -> Code:
+    """Common-subexpression elimination over a block's outputs."""
+    symbols = sympy.numbered_symbols(prefix)
+    replacements, reduced = sympy.cse([a.expr for a in outputs], symbols=symbols, order="none")
+    code = Code()
+    for sym, expr in replacements:
+        code.locals.append(sym.name)
+        code.statements.append(Assignment(sym.name, expr))
+    code.statements += [Assignment(a.target, e) for a, e in zip(outputs, reduced)]
+    return code
+
+
+def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> ContributorSystem:
+    """Build the gradient system of ``low`` for the model's parameters ``params``."""
+    owned: dict[int, str] = {}
+    for k, ref in enumerate(params):
+        if ref.mechanism == low.name:
+            if ref.parameter not in low.parameter_names():
+                raise GradgenError(
+                    f"mechanism '{low.name}' has no parameter '{ref.parameter}'", low.mechanism.pos,
+                    hint="parameters: " + ", ".join(low.parameter_names()))
+            owned[k] = ref.parameter
+    K = len(params)
+    states = [sympy.Symbol(s) for s in low.states]
+    u = [xd(carrier_ion(k)) for k in range(K)]
+    w = [sympy.Symbol(weight(k)) for k in range(K)]
+
+    def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:
+        """d expr/dθ_k through states, the owned parameter and (optionally) V."""
+        total = sympy.Add(*[sympy.diff(expr, s) * sympy.Symbol(sens(s.name, k)) for s in states])
+        if k in owned:
+            total += sympy.diff(expr, sympy.Symbol(owned[k])) * w[k]
+        if with_u:
+            total += sympy.diff(expr, V) * u[k]
+        return total
+
+    # Phase A: complete σ, then the source terms at (V^n, s^n).
+    completion = [Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * u[k])
+                  for s in low.states for k in range(K)]
+    current = low.total_current()
+    g = sympy.diff(current, V)
+    outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
+    for k in range(K):
+        b_k = dtheta(current, k, with_u=False)
+        outputs.append(Assignment(f"{scratch_ion(k)}d", xd(scratch_ion(k)) + b_k))
+        outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)))
+    outputs.append(Assignment(VPREV, V))
+    phase_a = _cse(outputs, "ga")
+    phase_a.statements = completion + phase_a.statements
+    currents = [Assignment(c.name, c.expr) for c in low.currents]
+
+    # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
+    update = cnexp_update(low) if low.derivatives else {}
+    outputs = []
+    for name, phi in update.items():
+        for k in range(K):
+            outputs.append(Assignment(sens_pre(name, k), dtheta(phi, k, with_u=False)))
+        outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V)))
+    outputs += [Assignment(name, phi) for name, phi in update.items()]
+    for k in range(K):
+        outputs.append(Assignment(f"{scratch_ion(k)}d",
+                                  xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
+    phase_b = _cse(outputs, "gb")
+
+    # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
+    outputs = [Assignment(name, expr) for name, expr in low.initial.items()]
+    for name, expr in low.initial.items():
+        for k in range(K):
+            d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
+            outputs.append(Assignment(sens_pre(name, k), d))
+    initial = _cse(outputs, "gi")
+    for name in low.states:
+        initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
+        for k in range(K):
+            initial.statements.append(Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))))
+    for k in range(K):
+        initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
+    initial.statements.append(Assignment(VPREV, V))
+    return ContributorSystem(low, params, owned, update, initial, phase_a, currents, phase_b)

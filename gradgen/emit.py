@@ -1,0 +1,116 @@
+"""Emission: gradient systems to NMODL text through the Jinja templates in templates/arbor/."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from gradgen import __version__
+from gradgen.derive import Code, ContributorSystem, weight
+from gradgen.nmodl_printer import Line, lower_piecewise, uses_dexprelr
+from gradgen.params import CONDUCTANCE_ION, ParamRef, carrier_ion, scratch_ion
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+HUB_NAME = "gradz_hub"  # sorts after every "grad_<name>" contributor (Arbor runs by name)
+CONTRIBUTOR_PREFIX = "grad_"
+
+
+def gradient_name(mechanism: str) -> str:
+    """Name of the gradient version of a mechanism."""
+    return CONTRIBUTOR_PREFIX + mechanism
+
+
+@cache
+def _environment(target: str) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES / target),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass
+class _Rendered:
+    lines: list[Line] = field(default_factory=list)
+    locals: list[str] = field(default_factory=list)
+
+
+def _render_code(code: Code, prefix: str) -> _Rendered:
+    counter = itertools.count()
+    out = _Rendered(locals=list(code.locals))
+
+    def new_local() -> str:
+        return f"{prefix}{next(counter)}"
+
+    for stmt in code.statements:
+        lines, created = lower_piecewise(stmt.target, stmt.expr, new_local)
+        out.lines += lines
+        out.locals += created
+    return out
+
+
+def _render_currents(system: ContributorSystem) -> _Rendered:
+    out = _Rendered()
+    counter = itertools.count()
+    for stmt in system.currents:
+        lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"gc{next(counter)}")
+        if created:
+            # modcc derives the conductance from the current statements; keep them whole.
+            raise NotImplementedError("if/else inside a current expression")
+        out.lines += lines
+    return out
+
+
+def emit_contributor(system: ContributorSystem) -> str:
+    """NMODL text of a mechanism's gradient version."""
+    low = system.lowered
+    mech = low.mechanism
+    K = len(system.params)
+    ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
+    ions.append(dict(name=CONDUCTANCE_ION, read=[f"{CONDUCTANCE_ION}d"], write=[f"{CONDUCTANCE_ION}d"],
+                     valence=None))
+    for k in range(K):
+        ions.append(dict(name=carrier_ion(k), read=[f"{carrier_ion(k)}d"], write=[], valence=None))
+        ions.append(dict(name=scratch_ion(k), read=[f"{scratch_ion(k)}d"],
+                         write=[f"{scratch_ion(k)}d"], valence=None))
+    weights = {k: weight(k) for k in system.owned}
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
+                  for p in low.parameters]
+    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    range_names = [n for n in mech.range_names if n not in ("v",)] + list(weights.values())
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
+             for s in code.statements]
+    return _environment("arbor").get_template("contributor.mod.j2").render(
+        name=gradient_name(low.name),
+        original=low.name,
+        version=__version__,
+        source=mech.source.name,
+        kind=mech.kind,
+        params=system.params,
+        owned=system.owned,
+        weight_names=weights,
+        ions=ions,
+        nonspecific=mech.nonspecific_currents,
+        range_names=range_names,
+        global_names=[n for n in mech.global_names if n in low.parameter_names()],
+        parameters=parameters,
+        states=low.states,
+        assigned=system.assigned_names(),
+        initial=_render_code(system.initial, "gj"),
+        phase_a=_render_code(system.phase_a, "gk"),
+        currents=_render_currents(system),
+        phase_b=_render_code(system.phase_b, "gl"),
+        needs_dexprelr=uses_dexprelr(exprs),
+    )
+
+
+def emit_hub(params: list[ParamRef]) -> str:
+    """NMODL text of the hub that owns the carriers of ``params``."""
+    return _environment("arbor").get_template("hub.mod.j2").render(
+        name=HUB_NAME, version=__version__, params=params, ks=list(range(len(params))),
+        conductance_ion=CONDUCTANCE_ION)

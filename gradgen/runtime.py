@@ -1,0 +1,404 @@
+"""Run gradient mechanisms inside an ordinary Arbor model.
+
+The user describes the cell as usual, with :class:`Decor` in place of ``arbor.decor``
+(same ``set_property`` / ``paint`` / ``place`` calls; Arbor 0.12 cannot read stimuli back
+from a finished ``arbor.decor``). :class:`GradientModel` then builds
+
+- the gradient cell: every converted mechanism replaced by its gradient version, split
+  where a parameter θ_k is bound to a region (weight w_k = 1 there), the hub on the whole
+  cell, and the diffusive gradient ions with a diffusivity that makes ion diffusion equal
+  to the cable equation's axial term;
+- or the original cell, with parameters overridden, compiled from the original `.mod`
+  files — the reference for finite differences.
+
+Sampling returns V and dV/dθ at the probe sites; :func:`mse_gradient` turns them into
+loss gradients by the chain rule.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import arbor
+import numpy as np
+from arbor import units as U
+
+from gradgen.build import build_catalogue, build_directory
+from gradgen.emit import HUB_NAME
+from gradgen.errors import GradgenError
+from gradgen.params import ParamRef, carrier_ion, gradient_ions
+
+MANIFEST = "gradients.json"
+ORIGINAL_PREFIX = "orig_"
+
+
+# ---------------------------------------------------------------- recording decor
+
+
+@dataclass
+class _Paint:
+    region: str
+    what: Any = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Place:
+    locset: str
+    what: Any
+    label: str | None
+
+
+class Decor:
+    """Records ``arbor.decor`` calls so the cell can be rebuilt with other mechanisms.
+
+    Supports ``set_property``, ``paint`` (densities and membrane properties), ``place``
+    (stimuli, detectors, synapses) and ``set_ion``, with the arguments ``arbor.decor`` takes.
+    """
+
+    def __init__(self) -> None:
+        self.properties: dict[str, Any] = {}
+        self.paints: list[_Paint] = []
+        self.places: list[_Place] = []
+        self.ions: list[tuple[tuple, dict]] = []
+
+    def set_property(self, **kwargs) -> "Decor":
+        self.properties.update(kwargs)
+        return self
+
+    def paint(self, region: str, what: Any = None, **kwargs) -> "Decor":
+        self.paints.append(_Paint(region, what, kwargs))
+        return self
+
+    def place(self, locset: str, what: Any, label: str | None = None) -> "Decor":
+        self.places.append(_Place(locset, what, label))
+        return self
+
+    def set_ion(self, *args, **kwargs) -> "Decor":
+        self.ions.append((args, kwargs))
+        return self
+
+    def densities(self) -> list[tuple[str, str, dict[str, float]]]:
+        """(region, mechanism, parameter values) of every painted density."""
+        out = []
+        for p in self.paints:
+            if isinstance(p.what, arbor.density):
+                out.append((p.region, p.what.mech.name, dict(p.what.mech.values)))
+        return out
+
+    def membrane_property(self, name: str) -> list[tuple[str, Any]]:
+        return [(p.region, p.kwargs[name]) for p in self.paints if name in p.kwargs]
+
+    def to_arbor(self, densities: Iterable[tuple[str, arbor.density]]) -> arbor.decor:
+        """An ``arbor.decor`` with these densities in place of the recorded ones."""
+        decor = arbor.decor()
+        if self.properties:
+            decor.set_property(**self.properties)
+        for args, kwargs in self.ions:
+            decor.set_ion(*args, **kwargs)
+        for p in self.paints:
+            if p.what is None:
+                decor.paint(p.region, **p.kwargs)
+            elif not isinstance(p.what, arbor.density):
+                decor.paint(p.region, p.what, **p.kwargs)
+        for region, density in densities:
+            decor.paint(region, density)
+        for p in self.places:
+            if p.label is None:
+                decor.place(p.locset, p.what)
+            else:
+                decor.place(p.locset, p.what, p.label)
+        return decor
+
+
+# ---------------------------------------------------------------- cell description
+
+
+@dataclass
+class CellSpec:
+    """A cable cell as the user describes it: Arbor's own ingredients."""
+
+    morphology: arbor.morphology
+    decor: Decor
+    labels: arbor.label_dict = field(default_factory=arbor.label_dict)
+    cv_policy: Any = None
+
+    def build(self, decor: arbor.decor) -> arbor.cable_cell:
+        if self.cv_policy is None:
+            return arbor.cable_cell(self.morphology, decor, self.labels)
+        return arbor.cable_cell(self.morphology, decor, self.labels, self.cv_policy)
+
+
+def _quantity(value: Any, unit: U.unit) -> float:
+    return float(value.value_as(unit)) if hasattr(value, "value_as") else float(value)
+
+
+@dataclass
+class Membrane:
+    """Uniform membrane constants, in the API units µF/cm² and Ω·cm."""
+
+    cm: float
+    rL: float
+
+
+def membrane_of(spec: CellSpec, props: arbor.cable_cell_global_properties) -> Membrane:
+    """The cell's capacitance and axial resistivity; per-region values are refused."""
+    for name in ("cm", "rL"):
+        if spec.decor.membrane_property(name):
+            raise GradgenError(
+                f"'{name}' is painted on a region; gradient ions need one value per cell",
+                hint=f"set it with decor.set_property({name}=...)")
+    cm = spec.decor.properties.get("cm")
+    rL = spec.decor.properties.get("rL")
+    cm_F_m2 = _quantity(cm, U.F / U.m2) if cm is not None else props.membrane_capacitance
+    rL_ohm_cm = _quantity(rL, U.Ohm * U.cm) if rL is not None else props.axial_resistivity
+    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm)
+
+
+def uniform_radius(spec: CellSpec) -> float:
+    """The cell's one radius (µm); a cell whose radius changes is refused.
+
+    Ion diffusion conserves volume while the cable conserves charge, so a diffusive
+    carrier follows the voltage only on a constant radius (see docs/geometry.md).
+    """
+    radii = set()
+    for b in range(spec.morphology.num_branches):
+        for seg in spec.morphology.branch_segments(b):
+            radii.update((seg.prox.radius, seg.dist.radius))
+    lo, hi = min(radii), max(radii)
+    if hi - lo > 1e-9 * hi:
+        raise GradgenError(
+            f"the cell's radius changes ({lo:g} to {hi:g} µm): the diffusive gradient carrier "
+            "would not follow the voltage and the gradients would be wrong",
+            hint="use a constant-radius morphology until the geometry transform is available")
+    return hi
+
+
+def cv_lengths(cell: arbor.cable_cell, morphology: arbor.morphology) -> list[float]:
+    """Length (µm) of every CV of a built cell."""
+    data = arbor.cv_data(cell)
+    lengths = []
+    for i in range(data.num_cv):
+        lengths.append(sum(_cable_length(morphology, c) for c in data.cables(i)))
+    return lengths
+
+
+def _cable_length(morphology: arbor.morphology, cable) -> float:
+    segs = morphology.branch_segments(cable.branch)
+    length = sum(np.linalg.norm(np.subtract((s.dist.x, s.dist.y, s.dist.z),
+                                            (s.prox.x, s.prox.y, s.prox.z))) for s in segs)
+    return length * (cable.dist - cable.prox)
+
+
+def carrier_diffusivity(radius_um: float, cv_length_um: float, membrane: Membrane) -> float:
+    """Diffusivity [m²/s] that makes Arbor 0.12's ion diffusion equal the axial term.
+
+    Arbor 0.12 scales a face's diffusive coefficient with the span length rather than its
+    inverse: the effective diffusivity is 10·h·D for CV length h (measured; notes/arbor-0.12).
+    """
+    cm_F_m2 = membrane.cm / 100.0
+    return 1e-5 * radius_um / (2.0 * membrane.rL * cm_F_m2 * cv_length_um)
+
+
+# ---------------------------------------------------------------- traces and losses
+
+
+@dataclass
+class Traces:
+    """Samples at the probe sites: ``v[site, t]`` and ``dv[site, k, t]`` (mV per unit θ_k)."""
+
+    t: np.ndarray
+    v: np.ndarray
+    dv: np.ndarray | None = None
+
+
+def mse_gradient(traces: Traces, target: np.ndarray) -> tuple[float, np.ndarray]:
+    """L = mean((V − V*)²) over sites and samples, and dL/dθ by the chain rule."""
+    if traces.dv is None:
+        raise GradgenError("these traces carry no gradients")
+    residual = traces.v - target
+    loss = float(np.mean(residual**2))
+    grad = 2.0 * np.einsum("st,skt->k", residual, traces.dv) / residual.size
+    return loss, grad
+
+
+# ---------------------------------------------------------------- the gradient model
+
+
+@dataclass
+class GradientModel:
+    """A converted parameter set: manifest, gradient catalogue and original catalogue."""
+
+    directory: Path
+    params: list[ParamRef]
+    mechanisms: dict[str, dict]  # original name -> manifest entry
+
+    @staticmethod
+    def load(directory: Path | str) -> "GradientModel":
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not path.exists():
+            raise GradgenError(f"{path} not found", hint="run `gradgen convert` first")
+        data = json.loads(path.read_text())
+        params = [ParamRef(p["mechanism"], p["parameter"], p.get("region")) for p in data["parameters"]]
+        return GradientModel(directory, params, {m["original"]: m for m in data["mechanisms"]})
+
+    @cached_property
+    def gradient_catalogue(self) -> Path:
+        return build_directory(self.directory, "gradgen")
+
+    @cached_property
+    def original_catalogue(self) -> Path:
+        sources = {f"{name}.mod": (self.directory / m["source_copy"]).read_text()
+                   for name, m in self.mechanisms.items()}
+        return build_catalogue(sources, "original")
+
+    # -- properties
+
+    def properties(self, gradients: bool, base: arbor.cable_cell_global_properties | None = None,
+                   diffusivity: float = 1e-9) -> arbor.cable_cell_global_properties:
+        props = base or arbor.neuron_cable_properties()
+        if gradients:
+            props.catalogue.extend(arbor.load_catalogue(str(self.gradient_catalogue)), "")
+            for ion in gradient_ions(len(self.params)):
+                props.set_ion(ion, valence=1, int_con=0 * U.mM, ext_con=0 * U.mM,
+                              rev_pot=0 * U.mV, diff=diffusivity * U.m2 / U.s)
+        else:
+            props.catalogue.extend(arbor.load_catalogue(str(self.original_catalogue)), ORIGINAL_PREFIX)
+        return props
+
+    # -- cells
+
+    def _densities(self, spec: CellSpec, gradients: bool, values: dict[str, float],
+                   membrane: Membrane) -> list[tuple[str, arbor.density]]:
+        unknown = set(values) - {p.name for p in self.params}
+        if unknown:
+            raise GradgenError(f"unknown parameter(s) {', '.join(sorted(unknown))}",
+                               hint="known: " + ", ".join(p.name for p in self.params))
+        painted = {mech for _, mech, _ in spec.decor.densities()}
+        for ref in self.params:
+            if ref.mechanism not in painted:
+                raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not painted on the cell")
+        out: list[tuple[str, arbor.density]] = []
+        for region, mech, user_values in spec.decor.densities():
+            if mech not in self.mechanisms:
+                raise GradgenError(
+                    f"mechanism '{mech}' is painted but was not converted: its states would "
+                    "carry no sensitivities and the gradients would be wrong",
+                    hint=f"add its .mod file to `gradgen convert`")
+            name = self.mechanisms[mech]["gradient"] if gradients else ORIGINAL_PREFIX + mech
+            refs = [(k, p) for k, p in enumerate(self.params) if p.mechanism == mech]
+            regions = sorted({p.region for _, p in refs if p.region})
+            for inside in _memberships(len(regions)):
+                piece = region
+                for reg, is_in in zip(regions, inside):
+                    term = f'(region "{reg}")'
+                    piece = f"(intersect {piece} {term if is_in else f'(complement {term})'})"
+                vals = dict(user_values)
+                for k, ref in refs:
+                    applies = ref.region is None or inside[regions.index(ref.region)]
+                    if applies and ref.name in values:
+                        vals[ref.parameter] = values[ref.name]
+                    if gradients and applies:
+                        vals[f"gg_w{k}"] = 1.0
+                out.append((piece, arbor.density(name, vals)))
+        if gradients:
+            out.append(("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm})))
+        return out
+
+    def cell(self, spec: CellSpec, gradients: bool = True, values: dict[str, float] | None = None,
+             props: arbor.cable_cell_global_properties | None = None) -> arbor.cable_cell:
+        """The gradient cell (or the original one) with parameter values overridden."""
+        membrane = membrane_of(spec, props or arbor.neuron_cable_properties())
+        densities = self._densities(spec, gradients, values or {}, membrane)
+        cell = spec.build(spec.decor.to_arbor(densities))
+        if gradients:
+            self._check_geometry(spec, cell)
+        return cell
+
+    def _check_geometry(self, spec: CellSpec, cell: arbor.cable_cell) -> None:
+        uniform_radius(spec)
+        lengths = [h for h in cv_lengths(cell, spec.morphology) if h > 0]
+        if max(lengths) - min(lengths) > 1e-9 * max(lengths):
+            raise GradgenError(
+                f"CV lengths differ ({min(lengths):g} to {max(lengths):g} µm); the gradient "
+                "carrier's diffusivity depends on the CV length in Arbor 0.12",
+                hint="use arbor.cv_policy_fixed_per_branch or max_extent on an unbranched cable")
+
+    def diffusivity(self, spec: CellSpec, cell: arbor.cable_cell, membrane: Membrane) -> float:
+        lengths = [h for h in cv_lengths(cell, spec.morphology) if h > 0]
+        return carrier_diffusivity(uniform_radius(spec), lengths[0], membrane)
+
+    # -- simulation
+
+    def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
+                 gradients: bool = True, values: dict[str, float] | None = None,
+                 sample_dt: float | None = None) -> Traces:
+        """Run one cell; sample V (and dV/dθ) at ``sites`` (locset expressions, one location each)."""
+        base = arbor.neuron_cable_properties()
+        membrane = membrane_of(spec, base)
+        cell = self.cell(spec, gradients, values, base)
+        diff = self.diffusivity(spec, cell, membrane) if gradients else 1e-9
+        props = self.properties(gradients, base, diff)
+        recipe = _Recipe(cell, props, sites, len(self.params) if gradients else 0)
+        sim = arbor.simulation(recipe)
+        schedule = arbor.regular_schedule(0 * U.ms, (sample_dt or dt) * U.ms, t_end * U.ms)
+        handles = {tag: sim.sample((0, tag), schedule) for tag in recipe.tags}
+        sim.run(t_end * U.ms, dt * U.ms)
+        return recipe.collect(sim, handles)
+
+
+def _memberships(n: int) -> list[tuple[bool, ...]]:
+    return [tuple(bool(bits >> i & 1) for i in range(n)) for bits in range(2**n)]
+
+
+class _Recipe(arbor.recipe):
+    """One cell with voltage and hub-state probes at each site."""
+
+    def __init__(self, cell, props, sites: Sequence[str], n_params: int):
+        super().__init__()
+        self._cell, self._props = cell, props
+        self.sites, self.n_params = list(sites), n_params
+        self._probes = []
+        self.tags = []
+        for i, site in enumerate(self.sites):
+            self._probes.append(arbor.cable_probe_membrane_voltage(site, f"v{i}"))
+            self.tags.append(f"v{i}")
+            for k in range(n_params):
+                self._probes.append(arbor.cable_probe_density_state(site, HUB_NAME, f"u{k}", f"u{i}_{k}"))
+                self.tags.append(f"u{i}_{k}")
+
+    def num_cells(self) -> int:
+        return 1
+
+    def cell_kind(self, gid):
+        return arbor.cell_kind.cable
+
+    def cell_description(self, gid):
+        return self._cell
+
+    def global_properties(self, kind):
+        return self._props
+
+    def probes(self, gid):
+        return self._probes
+
+    def collect(self, sim: arbor.simulation, handles: dict[str, int]) -> Traces:
+        def trace(tag: str) -> np.ndarray:
+            samples = sim.samples(handles[tag])
+            if len(samples) != 1:
+                raise GradgenError(f"probe site {self.sites[int(tag[1:].split('_')[0])]!r} must "
+                                   f"name exactly one location (got {len(samples)})")
+            return samples[0][0]
+
+        first = trace("v0")
+        t = first[:, 0]
+        v = np.stack([trace(f"v{i}")[:, 1] for i in range(len(self.sites))])
+        dv = None
+        if self.n_params:
+            dv = np.stack([np.stack([trace(f"u{i}_{k}")[:, 1] for k in range(self.n_params)])
+                           for i in range(len(self.sites))])
+        return Traces(t, v, dv)
