@@ -175,6 +175,19 @@ def test_constants_valence_and_procedure_solve() -> None:
     )
 
 
+def test_compact_style() -> None:
+    mech = parse_file(OK / "kdr_compact.mod")
+    assert mech.global_names == ["ninf", "ntau"]
+    assert [(p.name, p.value, p.unit, p.limits) for p in mech.parameters] == [
+        ("gbar", 0.036, "S/cm2", (0.0, 1.0)), ("vhalf", -40.0, "mV", None),
+        ("slope", -10.0, "mV", None), ("tmin", 0.5, "ms", None),
+    ]
+    rates = mech.procedures["rates"].body
+    assert rates[2].expr == sympy.exp(-(((v + 40) / 30) ** 2))
+    assert isinstance(rates[4], If) and rates[4].pos == SourcePos(str(OK / "kdr_compact.mod"), 10, 15)
+    assert mech.breakpoint.body[1].expr == S("gbar") * S("n") ** 4 * (v - S("ek"))
+
+
 @pytest.mark.parametrize("path", sorted(OK.glob("*.mod")), ids=lambda p: p.name)
 def test_every_fixture_parses_with_positions_inside_the_file(path: Path) -> None:
     mech = parse_file(path)
@@ -300,6 +313,11 @@ def test_unknown_function_from_file() -> None:
     with pytest.raises(GradgenError) as info:
         parse_file(path)
     assert str(info.value).startswith(f"{path}:5:15: unknown function boltzmann")
+
+
+def test_operators_are_summarised_in_syntax_errors() -> None:
+    err = error_of(HEAD + "BREAKPOINT { a = b $ 2 }")
+    assert "an operator" in err.message and "'*'" not in err.message
 
 
 def test_missing_file() -> None:

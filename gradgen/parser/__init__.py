@@ -25,6 +25,7 @@ __all__ = ["parse_file", "parse_text"]
 
 _MAX_EXPECTED = 8
 _FIRST_WORD = re.compile(r"\w+|\S")
+_OPERATORS = {repr(op) for op in "+ - * / ^ < > <= >= == != && ||".split()}
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +87,10 @@ def _describe_token(token: Token) -> str:
 
 
 def _expected(names: set[str]) -> str:
-    words = sorted({_describe_terminal(n) for n in names})
+    words = {_describe_terminal(n) for n in names}
+    if len(words & _OPERATORS) > 2:  # after an operand: say "an operator", not all thirteen
+        words = (words - _OPERATORS) | {"an operator"}
+    words = sorted(words)
     if len(words) > _MAX_EXPECTED:
         words = words[:_MAX_EXPECTED] + ["..."]
     return ", ".join(words)
