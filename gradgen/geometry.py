@@ -275,6 +275,8 @@ def radius_is_uniform(morphology: arbor.morphology, cv_policy: arbor.cv_policy |
 class Piece:
     """One half of a one-cable CV, or one cable of a multi-cable (fork) CV.
 
+    The two halves of a one-cable CV get equal new lengths (the CV's midpoint is a face's
+    reference point, so it must stay the midpoint); a fork cable keeps its own area.
     Positions are branch positions on the original (``prox``, ``dist``) and on the new cell
     (``new_prox``, ``new_dist``). ``face`` is the CV whose parent face span contains the piece
     (-1: in no span: its rL and D do not enter the operators).
@@ -287,6 +289,7 @@ class Piece:
     area_um2: float
     ixa_per_um: float
     face: int
+    half: bool
     new_prox: float = 0.0
     new_dist: float = 0.0
     new_length_um: float = 0.0
@@ -317,15 +320,15 @@ def _pieces(geoms: list[BranchGeometry], layout: CvLayout) -> list[Piece]:
         if len(cabs) == 1 and cabs[0][2] > cabs[0][1]:
             b, x0, x1 = cabs[0]
             m = 0.5 * (x0 + x1)
-            raw += [(i, b, x0, m), (i, b, m, x1)]
+            raw += [(i, b, x0, m, True), (i, b, m, x1, True)]
         else:
-            raw += [(i, b, x0, x1) for b, x0, x1 in cabs]
+            raw += [(i, b, x0, x1, False) for b, x0, x1 in cabs]
     spans = _face_spans(layout)
     face = [-1] * len(raw)
     tol = 1e-12
     for i, (bid, lo, hi) in spans.items():
         covered = 0.0
-        for q, (_cv, b, x0, x1) in enumerate(raw):
+        for q, (_cv, b, x0, x1, _h) in enumerate(raw):
             if b != bid or x1 <= x0 or x0 < lo - tol or x1 > hi + tol:
                 continue
             if face[q] >= 0:
@@ -336,8 +339,8 @@ def _pieces(geoms: list[BranchGeometry], layout: CvLayout) -> list[Piece]:
         if abs(covered - (hi - lo)) > 1e-9:
             raise GradgenError(f"CV {i}: its face span is not made of whole half-CVs; this CV "
                                f"layout is not supported", hint="use another cv_policy")
-    return [Piece(cv, b, x0, x1, geoms[b].area(x0, x1), geoms[b].ixa(x0, x1), face[q])
-            for q, (cv, b, x0, x1) in enumerate(raw)]
+    return [Piece(cv, b, x0, x1, geoms[b].area(x0, x1), geoms[b].ixa(x0, x1), face[q], h)
+            for q, (cv, b, x0, x1, h) in enumerate(raw)]
 
 
 def _original_cell(morphology, labels, cv_policy) -> arbor.cable_cell:
@@ -415,7 +418,8 @@ class EquivalentGeometry:
     original_cv_policy: arbor.cv_policy
     _original: arbor.cable_cell = field(repr=False)
     _geoms: tuple[BranchGeometry, ...] = field(repr=False)
-    _by_branch: dict = field(repr=False)
+    _axial_units: dict = field(repr=False)
+    _area_units: dict = field(repr=False)
 
     @property
     def volume_to_capacitance(self) -> float:
@@ -442,29 +446,19 @@ class EquivalentGeometry:
 
     # -- location maps -----------------------------------------------------------------
 
-    def _piece_at(self, branch: int, pos: float) -> Piece:
-        plist = self._by_branch.get(branch)
-        if plist is None or not (0.0 <= pos <= 1.0):
-            raise GradgenError(f"location ({branch}, {pos}) is not on the cell")
-        starts = [p.prox for p in plist]
-        k = int(np.searchsorted(starts, pos, side="right")) - 1
-        k = min(max(k, 0), len(plist) - 1)
-        return plist[k]
-
     def map_location(self, branch: int, pos: float,
                      kind: Literal["axial", "area"] = "axial") -> tuple[int, float]:
-        """Image of an original location: ``axial`` keeps the axial resistance to the piece
-        ends (exact voltage interpolation: probes, stimuli, synapses); ``area`` keeps the
-        membrane area (paints)."""
-        p = self._piece_at(branch, pos)
-        if pos <= p.prox:
-            return branch, p.new_prox
-        if pos >= p.dist:
-            return branch, p.new_dist
+        """Image of an original location.
+
+        ``axial`` keeps the axial resistance to the half-CV ends, so Arbor's voltage
+        interpolation is unchanged (probes, stimuli, synapses); ``area`` keeps the membrane
+        area from the CV's start, so a paint covers the same fraction of every CV.
+        """
+        units = (self._axial_units if kind == "axial" else self._area_units).get(branch)
+        if units is None or not (0.0 <= pos <= 1.0):
+            raise GradgenError(f"location ({branch}, {pos}) is not on the cell")
         g = self._geoms[branch]
-        frac = (g.area(p.prox, pos) / p.area_um2 if kind == "area"
-                else g.ixa(p.prox, pos) / p.ixa_per_um)
-        return branch, p.new_prox + (p.new_dist - p.new_prox) * min(max(frac, 0.0), 1.0)
+        return branch, _map_in(units, pos, g.ixa if kind == "axial" else g.area)
 
     def map_region(self, expr: str) -> str:
         """A region expression of the original cell, baked into explicit cables of the new
@@ -482,7 +476,7 @@ class EquivalentGeometry:
         parts = []
         for loc in self._original.locations(expr):
             b, y = self.map_location(loc.branch, float(loc.pos), "axial")
-            parts.append(f"(location {b} {y!r})")
+            parts.append(f"(location {b} {float(y)!r})")
         return sum_locsets(parts)
 
 
@@ -517,8 +511,12 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     layout = cv_layout(original)
     pieces = _pieces(geoms, layout)
 
-    # new lengths, rL per piece, new positions per branch
-    new_len = [p.area_um2 / (2 * math.pi * a0) for p in pieces]
+    # new lengths (halves of a one-cable CV share its area equally), rL per piece
+    cv_area: dict[int, float] = {}
+    for p in pieces:
+        cv_area[p.cv] = cv_area.get(p.cv, 0.0) + p.area_um2
+    new_len = [(cv_area[p.cv] / 2 if p.half else p.area_um2) / (2 * math.pi * a0)
+               for p in pieces]
     by_branch: dict[int, list[int]] = {}
     for q, p in enumerate(pieces):
         by_branch.setdefault(p.branch, []).append(q)
@@ -548,20 +546,23 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
         ell = span_len.get(p.face, 0.0) if p.face >= 0 else L
         d = law.diffusivity(a0, ell, rl, cm_uF_cm2) if ell > 0 else 0.0
         full.append(Piece(p.cv, p.branch, p.prox, p.dist, p.area_um2, p.ixa_per_um, p.face,
-                          new_pos[q][0], new_pos[q][1], L, rl, d))
+                          p.half, new_pos[q][0], new_pos[q][1], L, rl, d))
 
-    morph_new = _build_morphology(morphology, geoms, full, branch_len, a0)
-    pieces_by_branch = {b: [full[q] for q in qs] for b, qs in by_branch.items()}
+    axial_units = {b: [_Unit(p.prox, p.dist, p.new_prox, p.new_dist, p.ixa_per_um)
+                       for p in (full[q] for q in qs)] for b, qs in by_branch.items()}
+    area_units = _area_units(full)
+    morph_new = _build_morphology(morphology, geoms, area_units, branch_len, a0)
 
-    # explicit CV policy at the images of every CV cable end
+    # explicit CV policy at the images of the CV heads (Arbor's cv_data_from_locset starts a
+    # CV at each boundary point; a non-root CV's head is the start of its first cable)
     img = {}
     for p in full:
         img[p.branch, p.prox] = p.new_prox
         img[p.branch, p.dist] = p.new_dist
-    locs = sorted({(b, img[b, x0]) for cabs in layout.cables for b, x0, _ in cabs}
-                  | {(b, img[b, x1]) for cabs in layout.cables for b, _, x1 in cabs})
+    heads = sorted({(cabs[0][0], img[cabs[0][0], cabs[0][1]])
+                    for i, cabs in enumerate(layout.cables) if layout.parents[i] >= 0})
     policy = arbor.cv_policy_explicit(
-        "(join " + " ".join(f"(location {b} {y!r})" for b, y in locs) + " (locset-nil))")
+        "(join " + " ".join(f"(location {b} {y!r})" for b, y in heads) + " (locset-nil))")
 
     axial = tuple((cable_expr(p.branch, p.new_prox, p.new_dist), p.rL_ohm_cm)
                   for p in full if p.new_length_um > 0)
@@ -573,7 +574,8 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
         rL_ohm_cm=rL_ohm_cm, cm_uF_cm2=cm_uF_cm2, pieces=tuple(full), axial_paints=axial,
         diffusivity_paints=diff, default_diffusivity=float(np.median(dvals)),
         original_morphology=morphology, original_labels=labels, original_cv_policy=cv_policy,
-        _original=original, _geoms=tuple(geoms), _by_branch=pieces_by_branch)
+        _original=original, _geoms=tuple(geoms), _axial_units=axial_units,
+        _area_units=area_units)
     baked = {}
     for name, expr in labels.regions.items():
         baked[name] = geo.map_region(f'"{name}"')
@@ -590,20 +592,19 @@ def _replace_labels(geo: EquivalentGeometry, labels: arbor.label_dict) -> Equiva
     return dataclasses.replace(geo, labels=labels)
 
 
-def _build_morphology(morphology, geoms, pieces: list[Piece], branch_len, a0) -> arbor.morphology:
+def _build_morphology(morphology, geoms, area_units, branch_len, a0) -> arbor.morphology:
     """Straight branches of radius a0, cut at piece ends and where the original tag changes."""
     tree = arbor.segment_tree()
     ends: dict[int, tuple[int, np.ndarray]] = {}
     nb = morphology.num_branches
     for b in range(nb):
         g = geoms[b]
-        bp = [p for p in pieces if p.branch == b]
-        cuts = {p.new_prox for p in bp} | {p.new_dist for p in bp}
-        # images of the original segment boundaries, to read tags off
-        tag_pos = [(x, t) for x, t in g.tag_changes()]
+        units = area_units[b]
+        cuts = {u.new_prox for u in units} | {u.new_dist for u in units}
+        # images of the tag changes, to cut segments there and read tags off
         tag_img = []
-        for x, t in tag_pos:
-            y = _area_image(g, bp, x)
+        for x, t in g.tag_changes():
+            y = _map_in(units, x, g.area)
             tag_img.append((y, t))
             cuts.add(y)
         cuts = sorted(cuts)
@@ -640,16 +641,47 @@ def _build_morphology(morphology, geoms, pieces: list[Piece], branch_len, a0) ->
     return new
 
 
-def _area_image(g: BranchGeometry, bp: list[Piece], x: float) -> float:
-    for p in bp:
-        if p.prox <= x <= p.dist and p.dist > p.prox:
-            if x == p.prox:
-                return p.new_prox
-            if x == p.dist:
-                return p.new_dist
-            f = g.area(p.prox, x) / p.area_um2
-            return p.new_prox + (p.new_dist - p.new_prox) * f
-    return 0.0 if x <= 0 else 1.0
+@dataclass(frozen=True)
+class _Unit:
+    """A stretch of an original branch and its image, with its total area or ixa."""
+
+    prox: float
+    dist: float
+    new_prox: float
+    new_dist: float
+    weight: float
+
+
+def _area_units(pieces: list[Piece]) -> dict[int, list[_Unit]]:
+    """Per branch, one unit per CV cable (the two halves of a one-cable CV merged)."""
+    units: dict[int, list[_Unit]] = {}
+    k = 0
+    while k < len(pieces):
+        p = pieces[k]
+        if p.half:
+            p2 = pieces[k + 1]
+            u = _Unit(p.prox, p2.dist, p.new_prox, p2.new_dist, p.area_um2 + p2.area_um2)
+            k += 2
+        else:
+            u = _Unit(p.prox, p.dist, p.new_prox, p.new_dist, p.area_um2)
+            k += 1
+        units.setdefault(p.branch, []).append(u)
+    for b in units:
+        units[b].sort(key=lambda u: (u.prox, u.dist))
+    return units
+
+
+def _map_in(units: list[_Unit], pos: float, integral) -> float:
+    """Map ``pos`` through the unit containing it, keeping ``integral`` fractions."""
+    starts = [u.prox for u in units]
+    k = min(max(int(np.searchsorted(starts, pos, side="right")) - 1, 0), len(units) - 1)
+    u = units[k]
+    if pos <= u.prox:
+        return u.new_prox
+    if pos >= u.dist:
+        return u.new_dist
+    frac = integral(u.prox, pos) / u.weight
+    return u.new_prox + (u.new_dist - u.new_prox) * min(max(frac, 0.0), 1.0)
 
 
 def _check_layout(geo: EquivalentGeometry, layout: CvLayout, img) -> None:

@@ -133,7 +133,7 @@ def cv_layout(cell: arbor.cable_cell) -> CvLayout:
 # --- expressions ---------------------------------------------------------------------------
 
 def cable_expr(branch: int, prox: float, dist: float) -> str:
-    return f"(cable {branch} {prox!r} {dist!r})"
+    return f"(cable {int(branch)} {float(prox)!r} {float(dist)!r})"
 
 
 def join_regions(parts: Sequence[str]) -> str:

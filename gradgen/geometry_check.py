@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Literal, Sequence
 
 import arbor
 import numpy as np
@@ -48,12 +48,15 @@ def _default_sites(geo: EquivalentGeometry, max_sites: int) -> list[tuple[int, f
 def check_equivalence(equivalent: EquivalentGeometry, t_end: float = 250.0, dt: float = 0.025,
                       *, sites: Sequence[tuple[int, float]] | None = None,
                       stimulus_site: str = "(root)", stimulus_nA: float = 0.2,
+                      paints: Sequence[tuple[str, str]] = (("(all)", "hh"), ("(all)", "pas")),
                       max_sites: int = 64) -> dict:
-    """Run the original and the transformed cell (hh + pas everywhere, a current step at
-    ``stimulus_site`` from 10 ms to t_end − 40 ms) and compare V at mapped probe sites.
+    """Run the original and the transformed cell and compare V at mapped probe sites.
 
-    ``sites`` are (branch, pos) on the original cell; by default midpoints of its CVs. The
-    original morphology, labels and CV policy come from ``equivalent``. Returns a dict with
+    Both cells get the density mechanisms ``paints`` ((region on the original, mechanism);
+    default hh + pas everywhere, pas with g = 1e-4 S/cm²) and a current step at
+    ``stimulus_site`` from 10 ms to t_end − 40 ms. ``sites`` are (branch, pos) on the
+    original cell (default: midpoints of its CVs, at most ``max_sites``). The original
+    morphology, labels and CV policy come from ``equivalent``. Returns a dict with
     ``max_abs_dV_mV`` and the numbers behind it.
     """
     if sites is None:
@@ -66,9 +69,10 @@ def check_equivalence(equivalent: EquivalentGeometry, t_end: float = 250.0, dt: 
         decor.set_property(Vm=-65 * U.mV, cm=cm, rL=equivalent.rL_ohm_cm * U.Ohm * U.cm)
         if new:
             equivalent.paint_axial(decor)
-        region = equivalent.map_region("(all)") if new else "(all)"
-        decor.paint(region, arbor.density("hh"))
-        decor.paint(region, arbor.density("pas", g=1e-4))
+        for reg, mech in paints:
+            region = equivalent.map_region(reg) if new else reg
+            decor.paint(region, arbor.density("pas", g=1e-4) if mech == "pas"
+                        else arbor.density(mech))
         stim = equivalent.map_locset(stimulus_site) if new else stimulus_site
         decor.place(stim, arbor.i_clamp(t_on * U.ms, (t_off - t_on) * U.ms,
                                         stimulus_nA * U.nA))
@@ -121,11 +125,14 @@ def _cv_probe_location(cabs) -> tuple[int, float]:
 
 def mirror_error(equivalent: EquivalentGeometry, *, transformed: bool = True,
                  t_end: float = 20.0, dt: float = 0.025, seed: int = 0, ion: str = "x",
+                 profile: Literal["random", "root"] = "random",
                  init_mechanism: str | None = None, catalogue=None) -> dict:
     """Relax a random V profile and the same Xd profile on a membrane without channels.
 
     ``transformed``: use the equivalent cell with its rL and D paints (should be exact), or
     the original cell with :func:`naive_carrier_paints` (the error the transform removes).
+    ``profile``: uniform random in [-1, 1] per CV, or 1 on the root CV and 0 elsewhere (a
+    somatic perturbation, where the untransformed error is largest).
     ``init_mechanism``: a density mechanism from ``catalogue`` with RANGE ``x0`` that sets
     ``xd = x0`` in INITIAL; without it Xd starts from painted ``int_con``.
     Returns ``max_rel_error`` = max over time and CVs of |(V − V0) − Xd| / max|profile|.
@@ -143,7 +150,13 @@ def mirror_error(equivalent: EquivalentGeometry, *, transformed: bool = True,
     # CVs with membrane: positive total length
     live = [i for i, cabs in enumerate(layout.cables) if sum(c[2] - c[1] for c in cabs) > 0]
     rng = np.random.default_rng(seed)
-    profile = rng.uniform(-1.0, 1.0, len(live))
+    if profile == "random":
+        init = rng.uniform(-1.0, 1.0, len(live))
+    elif profile == "root":
+        init = np.zeros(len(live))
+        init[0] = 1.0
+    else:
+        raise GradgenError(f"mirror_error: unknown profile {profile!r}")
     v_rest = -65.0
     decor = arbor.decor()
     decor.set_property(Vm=v_rest * U.mV, cm=geo.cm_uF_cm2 * 0.01 * U.F / U.m2,
@@ -153,7 +166,7 @@ def mirror_error(equivalent: EquivalentGeometry, *, transformed: bool = True,
     for reg, d in d_paints:
         decor.paint(reg, ion=ion, diff=d * U.m2 / U.s)
     probes = []
-    for k, (i, p) in enumerate(zip(live, profile)):
+    for k, (i, p) in enumerate(zip(live, init)):
         reg = join_regions([cable_expr(*c) for c in layout.cables[i]])
         decor.paint(reg, Vm=(v_rest + p) * U.mV)
         if init_mechanism is None:
@@ -179,7 +192,7 @@ def mirror_error(equivalent: EquivalentGeometry, *, transformed: bool = True,
     # how far the profile relaxed: the check is meaningless if nothing moved
     moved = float(np.max(np.abs(v[:, -1] - v[:, 0])))
     return {
-        "max_rel_error": float(err.max() / np.max(np.abs(profile))),
+        "max_rel_error": float(err.max() / np.max(np.abs(init))),
         "relaxed_by": moved,
         "n_cvs": len(live),
         "transformed": transformed,
@@ -187,3 +200,125 @@ def mirror_error(equivalent: EquivalentGeometry, *, transformed: bool = True,
         "dt_ms": dt,
         "wall_s": wall,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Reference geometries and the before/after report (python -m gradgen.geometry_check)
+# --------------------------------------------------------------------------------------------
+
+C4A_PATH = "/work/shared/data/C4A.swc"
+
+
+def _straight(tree, parent, x0, x1, r0, r1, tag, y=0.0):
+    return tree.append(parent, arbor.mpoint(x0, y, 0, r0), arbor.mpoint(x1, y, 0, r1), tag=tag)
+
+
+def _explicit(points: Sequence[tuple[int, float]]) -> arbor.cv_policy:
+    locs = " ".join(f"(location {b} {float(x)!r})" for b, x in points)
+    return arbor.cv_policy_explicit(f"(join {locs} (locset-nil))")
+
+
+def example_cells(c4a_path: str | None = C4A_PATH) -> dict[str, tuple]:
+    """The geometries of the acceptance tests: name → (morphology, labels, cv_policy).
+
+    hh_axon: the shared benchmark cell (soma 1 CV, L 20 µm, r 10 µm; axon 10 CVs of 40 µm,
+    r 0.5 µm). cone: 2 → 0.5 µm over 200 µm. step: 1 | 0.5 µm radius step, a CV straddling
+    it. branched: a two-segment, two-CV soma, two dendritic trees with forks and tapers, and an
+    axon as a second root branch (zero-length fork and root CVs). branched_forkcv: the same
+    with CV boundaries away from the forks (fork CVs of positive length). c4a: the
+    reconstructed neuron, one CV per branch (present only if the file exists).
+    """
+    cells = {}
+    t = arbor.segment_tree()
+    s = _straight(t, arbor.mnpos, 0, 20, 10, 10, 1)
+    _straight(t, s, 20, 420, 0.5, 0.5, 2)
+    cells["hh_axon"] = (arbor.morphology(t),
+                        arbor.label_dict({"soma": "(tag 1)", "axon": "(tag 2)",
+                                          "tip": "(terminal)"}),
+                        _explicit([(0, (20 + 40 * k) / 420) for k in range(10)]))
+    t = arbor.segment_tree()
+    _straight(t, arbor.mnpos, 0, 200, 2.0, 0.5, 3)
+    cells["cone"] = (arbor.morphology(t),
+                     arbor.label_dict({"thin": "(radius-lt (all) 1)",
+                                       "far": "(distal-translate (root) 150)"}),
+                     arbor.cv_policy_fixed_per_branch(10))
+    t = arbor.segment_tree()
+    s = _straight(t, arbor.mnpos, 0, 100, 1.0, 1.0, 3)
+    _straight(t, s, 100, 200, 0.5, 0.5, 3)
+    cells["step"] = (arbor.morphology(t), arbor.label_dict({"thin": "(radius-lt (all) 0.75)"}),
+                     arbor.cv_policy_fixed_per_branch(9))
+
+    def branched_tree():
+        t = arbor.segment_tree()
+        s0 = _straight(t, arbor.mnpos, 0, 12, 6, 6, 1)
+        s1 = _straight(t, s0, 12, 24, 6, 5, 1)
+        a = t.append(s1, arbor.mpoint(24, 0, 0, 1.2), arbor.mpoint(124, 20, 0, 0.6), tag=3)
+        t.append(a, arbor.mpoint(124, 20, 0, 0.6), arbor.mpoint(200, 60, 0, 0.3), tag=3)
+        t.append(a, arbor.mpoint(124, 20, 0, 0.5), arbor.mpoint(180, -10, 0, 0.4), tag=3)
+        b = t.append(s1, arbor.mpoint(24, 0, 0, 0.8), arbor.mpoint(24, 100, 0, 0.8), tag=4)
+        t.append(b, arbor.mpoint(24, 100, 0, 0.7), arbor.mpoint(0, 150, 0, 0.2), tag=4)
+        t.append(b, arbor.mpoint(24, 100, 0, 0.7), arbor.mpoint(50, 150, 0, 0.25), tag=4)
+        t.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 0.5), arbor.mpoint(-150, 0, 0, 0.4), tag=2)
+        return arbor.morphology(t)
+
+    labels = {"soma": "(tag 1)", "axon": "(tag 2)", "dend": "(tag 3)", "apic": "(tag 4)",
+              "thin": "(radius-lt (all) 0.5)", "syn": "(on-branches 0.7)",
+              "near": "(distal-interval (root) 60)"}
+    cells["branched"] = (branched_tree(), arbor.label_dict(labels),
+                         arbor.cv_policy_max_extent(20 * U.um))
+    cells["branched_forkcv"] = (branched_tree(), arbor.label_dict(labels),
+                                _explicit([(0, 0.3), (0, 0.6)] + [(b, 0.5) for b in range(1, 8)]))
+    if c4a_path is not None:
+        import os
+        if os.path.exists(c4a_path):
+            lm = arbor.load_swc_arbor(c4a_path)
+            cells["c4a"] = (lm.morphology, lm.labels, arbor.default_cv_policy())
+    return cells
+
+
+def geometry_report(t_end: float = 250.0, dt: float = 0.025,
+                    cells: dict[str, tuple] | None = None) -> list[dict]:
+    """Transform each example cell and measure: ΔV (hh + pas, ``t_end``), mirror error
+    after and before (random and root profiles), and run times."""
+    from .geometry import equivalent_cell, worst_radius_ratio
+
+    rows = []
+    for name, (morph, labels, policy) in (cells or example_cells()).items():
+        t0 = time.perf_counter()
+        geo = equivalent_cell(morph, labels, policy, 100.0, 1.0)
+        t_transform = time.perf_counter() - t0
+        eq = check_equivalence(geo, t_end, dt)
+        row = {"cell": name, "radius_ratio": worst_radius_ratio(morph),
+               "transform_s": t_transform, "dV_mV": eq["max_abs_dV_mV"],
+               "spikes": eq["spikes_original_site0"], "sim_original_s": eq["wall_original_s"],
+               "sim_equivalent_s": eq["wall_equivalent_s"]}
+        for prof in ("random", "root"):
+            after = mirror_error(geo, profile=prof)
+            before = mirror_error(geo, transformed=False, profile=prof)
+            row[f"mirror_after_{prof}"] = after["max_rel_error"]
+            row[f"mirror_before_{prof}"] = before["max_rel_error"]
+            row["n_cvs"] = after["n_cvs"]
+        rows.append(row)
+    return rows
+
+
+def _markdown(rows: list[dict]) -> str:
+    head = ("| cell | CVs | r max/min | max ΔV hh+pas (mV) | mirror before (random / root) "
+            "| mirror after (random / root) | transform (s) | sim orig / transformed (s) |\n"
+            "|---|---|---|---|---|---|---|---|\n")
+    body = "".join(
+        f"| {r['cell']} | {r['n_cvs']} | {r['radius_ratio']:.3g} | {r['dV_mV']:.1e} "
+        f"| {100 * r['mirror_before_random']:.3g} % / {100 * r['mirror_before_root']:.3g} % "
+        f"| {r['mirror_after_random']:.1e} / {r['mirror_after_root']:.1e} "
+        f"| {r['transform_s']:.3f} | {r['sim_original_s']:.3f} / {r['sim_equivalent_s']:.3f} |\n"
+        for r in rows)
+    return head + body
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+    import sys
+
+    report = geometry_report(float(sys.argv[1]) if len(sys.argv) > 1 else 250.0)
+    print(_markdown(report))
+    print(json.dumps(report, indent=1))
