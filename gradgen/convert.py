@@ -42,8 +42,11 @@ def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMec
 
 
 def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
-            params: Sequence[ParamRef] | None = None) -> dict:
-    """Convert; ``params=None`` means all parameters. Returns the manifest."""
+            params: Sequence[ParamRef] | None = None, scheme: str = "corrected") -> dict:
+    """Convert; ``params=None`` means all parameters. Returns the manifest.
+
+    ``scheme`` selects the hub's update (see :func:`gradgen.emit.emit_hub`).
+    """
     mechanisms = [lower_file(f) for f in mod_files]
     seen: dict[str, Path] = {}
     for m in mechanisms:
@@ -54,7 +57,7 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     params = list(params) if params is not None else all_parameters(mechanisms)
     check_parameters(params, mechanisms)
 
-    files: dict[str, str] = {f"{HUB_NAME}.mod": emit_hub(params)}
+    files: dict[str, str] = {f"{HUB_NAME}.mod": emit_hub(params, scheme)}
     entries = []
     for m in mechanisms:
         system = derive_contributor(m, params)
@@ -73,14 +76,21 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     manifest = {
         "gradgen_version": __version__,
         "hub": HUB_NAME,
+        "scheme": scheme,
         "parameters": [{"name": p.name, "mechanism": p.mechanism, "parameter": p.parameter,
-                        "region": p.region, "ion": carrier_ion(k), "hub_state": f"u{k}"}
+                        "region": p.region, "default": _default(p, mechanisms),
+                        "ion": carrier_ion(k), "hub_state": f"u{k}"}
                        for k, p in enumerate(params)],
         "mechanisms": entries,
     }
     files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
     _write_atomically(Path(out_dir), files)
     return manifest
+
+
+def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float:
+    mech = next(m for m in mechanisms if m.name == ref.mechanism)
+    return float(mech.mechanism.parameter(ref.parameter).value or 0.0)
 
 
 def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:

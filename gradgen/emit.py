@@ -109,8 +109,17 @@ def emit_contributor(system: ContributorSystem) -> str:
     )
 
 
-def emit_hub(params: list[ParamRef]) -> str:
-    """NMODL text of the hub that owns the carriers of ``params``."""
+SCHEMES = ("corrected", "naive")
+
+
+def emit_hub(params: list[ParamRef], scheme: str = "corrected") -> str:
+    """NMODL text of the hub that owns the carriers of ``params``.
+
+    ``scheme="naive"`` drops the conductance-change term and the split compensation (the
+    update of the original study); it exists to measure what the corrections buy.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}")
     return _environment("arbor").get_template("hub.mod.j2").render(
         name=HUB_NAME, version=__version__, params=params, ks=list(range(len(params))),
-        conductance_ion=CONDUCTANCE_ION)
+        conductance_ion=CONDUCTANCE_ION, corrected=scheme == "corrected")

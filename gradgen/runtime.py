@@ -193,6 +193,24 @@ def _cable_length(morphology: arbor.morphology, cable) -> float:
     return length * (cable.dist - cable.prox)
 
 
+def cv_centre(cell: arbor.cable_cell, site: str) -> str:
+    """The centre of the CV that holds the location ``site``, as a location expression."""
+    locations = cell.locations(site)
+    if len(locations) != 1:
+        raise GradgenError(f"probe site {site!r} must name exactly one location (got {len(locations)})")
+    loc = locations[0]
+    data = arbor.cv_data(cell)
+    for i in range(data.num_cv):
+        cables = data.cables(i)
+        for c in cables:
+            if c.branch == loc.branch and c.prox <= loc.pos <= c.dist and c.dist > c.prox:
+                if len(cables) != 1:
+                    raise GradgenError(f"probe site {site!r} lies in a fork CV",
+                                       hint="move it into a branch")
+                return f"(location {c.branch} {0.5 * (c.prox + c.dist)!r})"
+    raise GradgenError(f"probe site {site!r} lies in no CV")
+
+
 def carrier_diffusivity(radius_um: float, cv_length_um: float, membrane: Membrane) -> float:
     """Diffusivity [m²/s] that makes Arbor 0.12's ion diffusion equal the axial term.
 
@@ -235,6 +253,7 @@ class GradientModel:
     directory: Path
     params: list[ParamRef]
     mechanisms: dict[str, dict]  # original name -> manifest entry
+    defaults: dict[str, float] = field(default_factory=dict)  # θ name -> value in the .mod file
 
     @staticmethod
     def load(directory: Path | str) -> "GradientModel":
@@ -244,7 +263,8 @@ class GradientModel:
             raise GradgenError(f"{path} not found", hint="run `gradgen convert` first")
         data = json.loads(path.read_text())
         params = [ParamRef(p["mechanism"], p["parameter"], p.get("region")) for p in data["parameters"]]
-        return GradientModel(directory, params, {m["original"]: m for m in data["mechanisms"]})
+        return GradientModel(directory, params, {m["original"]: m for m in data["mechanisms"]},
+                             {p["name"]: p["default"] for p in data["parameters"]})
 
     @cached_property
     def gradient_catalogue(self) -> Path:
@@ -337,13 +357,18 @@ class GradientModel:
     def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
                  gradients: bool = True, values: dict[str, float] | None = None,
                  sample_dt: float | None = None) -> Traces:
-        """Run one cell; sample V (and dV/dθ) at ``sites`` (locset expressions, one location each)."""
+        """Run one cell; sample V (and dV/dθ) at the CV centres of ``sites``.
+
+        Each site is a location expression; it is moved to the centre of its CV, where
+        Arbor's voltage probe and the hub's per-CV dV/dθ describe the same point.
+        """
         base = arbor.neuron_cable_properties()
         membrane = membrane_of(spec, base)
         cell = self.cell(spec, gradients, values, base)
         diff = self.diffusivity(spec, cell, membrane) if gradients else 1e-9
         props = self.properties(gradients, base, diff)
-        recipe = _Recipe(cell, props, sites, len(self.params) if gradients else 0)
+        centres = [cv_centre(cell, site) for site in sites]
+        recipe = _Recipe(cell, props, centres, len(self.params) if gradients else 0)
         sim = arbor.simulation(recipe)
         schedule = arbor.regular_schedule(0 * U.ms, (sample_dt or dt) * U.ms, t_end * U.ms)
         handles = {tag: sim.sample((0, tag), schedule) for tag in recipe.tags}

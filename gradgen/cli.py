@@ -1,0 +1,147 @@
+"""The `gradgen` command line: convert, build, check, demo.
+
+Exit status: 0 success, 1 a check failed, 2 bad input (one line on stderr, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from gradgen.errors import GradgenError
+
+FORWARD_TOLERANCE_MV = 1e-8
+
+
+def _params(args) -> list | None:
+    from gradgen.params import parse_param_list
+
+    if args.all_params:
+        return None
+    return parse_param_list(args.params)
+
+
+def _add_param_options(cmd: argparse.ArgumentParser) -> None:
+    group = cmd.add_mutually_exclusive_group(required=True)
+    group.add_argument("--params", action="append", metavar="MECH.PARAM[@REGION],...",
+                       help="parameters θ to differentiate by (repeatable, comma lists)")
+    group.add_argument("--all-params", action="store_true", help="every PARAMETER of every input")
+
+
+def cmd_convert(args) -> int:
+    from gradgen.convert import convert
+
+    manifest = convert(args.mod, args.output, _params(args))
+    names = ", ".join(p["name"] for p in manifest["parameters"])
+    print(f"wrote {len(manifest['mechanisms'])} gradient mechanism(s) for {len(manifest['parameters'])} "
+          f"parameter(s) ({names}) to {args.output}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    import shutil
+
+    from gradgen.build import build_directory
+
+    built = build_directory(args.directory, "gradgen")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, output)
+    print(f"built {output}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from tqdm import tqdm
+
+    from gradgen.check import cable_cell_spec, check_model
+    from gradgen.convert import convert
+    from gradgen.runtime import GradientModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = convert(args.mod, Path(tmp) / "out", _params(args))
+        model = GradientModel.load(Path(tmp) / "out")
+        points = [m["original"] for m in manifest["mechanisms"] if m["kind"] == "point"]
+        if points:
+            raise GradgenError(f"point processes ({', '.join(points)}) cannot be checked yet")
+        spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=args.stimulus)
+        with tqdm(total=len(model.params), desc="finite differences", disable=args.json,
+                  file=sys.stderr) as bar:
+            def step(name: str) -> None:
+                bar.set_postfix_str(name)
+                bar.update()
+
+            report = check_model(model, spec, ["(location 0 0)", "(location 0 1)"], args.tfinal,
+                                 args.dt, progress=step)
+    ok = report.forward_max_abs_diff_mV <= FORWARD_TOLERANCE_MV and all(
+        p["rel_error"] <= args.tolerance for p in report.parameters)
+    if args.json:
+        print(json.dumps(report.as_dict(ok)))
+    else:
+        print(f"dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
+              f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {FORWARD_TOLERANCE_MV:g})")
+        print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
+        for p in report.parameters:
+            print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}")
+        print(f"loss gradient (θ-scaled) rel. error: {report.loss_gradient_rel_error:.3e}")
+        print("OK" if ok else f"FAILED (tolerance {args.tolerance:g})")
+    return 0 if ok else 1
+
+
+def cmd_demo(args) -> int:
+    from gradgen.demo import run_demo
+
+    run_demo(Path(args.output))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="gradgen", description=__doc__.splitlines()[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    cmd = sub.add_parser("convert", help="write gradient mechanisms for .mod files")
+    cmd.add_argument("mod", nargs="+", help=".mod files")
+    cmd.add_argument("-o", "--output", required=True, help="output directory")
+    _add_param_options(cmd)
+    cmd.set_defaults(run=cmd_convert)
+
+    cmd = sub.add_parser("build", help="compile a converted directory into a catalogue")
+    cmd.add_argument("directory")
+    cmd.add_argument("-o", "--output", required=True, help="catalogue file (.so)")
+    cmd.set_defaults(run=cmd_build)
+
+    cmd = sub.add_parser("check", help="compare gradients with finite differences of the originals")
+    cmd.add_argument("mod", nargs="+", help=".mod files")
+    _add_param_options(cmd)
+    cmd.add_argument("--dt", type=float, default=0.0025, help="time step in ms (default 0.0025)")
+    cmd.add_argument("--tfinal", type=float, default=50.0, help="simulated time in ms (default 50)")
+    cmd.add_argument("--stimulus", type=float, default=0.1, help="current step in nA (default 0.1)")
+    cmd.add_argument("--tolerance", type=float, default=0.01,
+                     help="largest relative L2 error of dV/dθ accepted (default 0.01)")
+    cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.set_defaults(run=cmd_check)
+
+    cmd = sub.add_parser("demo", help="HH cable: gradients vs finite differences, and a figure")
+    cmd.add_argument("-o", "--output", default="demo-output", help="directory for the figure")
+    cmd.set_defaults(run=cmd_demo)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except GradgenError as error:
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": str(error)}))
+        print(f"gradgen: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

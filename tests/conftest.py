@@ -1,0 +1,30 @@
+"""Shared fixtures: converted parameter sets, built once per test session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gradgen.convert import convert
+from gradgen.params import ParamRef
+from gradgen.runtime import GradientModel
+
+ROOT = Path(__file__).resolve().parent.parent
+MECHANISMS = ROOT / "mechanisms"
+C4A = ROOT.parent / "shared" / "data" / "C4A.swc"
+
+
+@pytest.fixture(scope="session")
+def make_model(tmp_path_factory):
+    """``make_model(files, params, scheme)`` -> GradientModel, cached per argument set."""
+    cache: dict = {}
+
+    def make(files: list[str], params: list[str], scheme: str = "corrected") -> GradientModel:
+        key = (tuple(files), tuple(params), scheme)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("converted")
+            convert([MECHANISMS / f for f in files], out, [ParamRef.parse(p) for p in params], scheme)
+            cache[key] = GradientModel.load(out)
+        return cache[key]
+
+    return make
