@@ -31,6 +31,28 @@ def _array(addr: int | None, n: int, dtype: Any) -> np.ndarray | None:
     return np.frombuffer(buf, dtype=dt, count=n)
 
 
+def as_selector(index: np.ndarray) -> slice | np.ndarray:
+    """A slice when index is a contiguous ascending range (cheaper than fancy indexing)."""
+    n = len(index)
+    if n and index[0] >= 0 and np.array_equal(index, np.arange(index[0], index[0] + n)):
+        return slice(int(index[0]), int(index[0]) + n)
+    return index
+
+
+def _block(rows: list[np.ndarray | None]) -> np.ndarray | None:
+    """One 2-D view over equally spaced, equally long rows (Arbor allocates a mechanism's
+    weight, parameters and states in one buffer), or None when they are not."""
+    if not rows or any(r is None or r.size == 0 for r in rows):
+        return None
+    base = rows[0].ctypes.data
+    stride = rows[1].ctypes.data - base if len(rows) > 1 else rows[0].nbytes
+    if stride < rows[0].nbytes or any(r.ctypes.data != base + i * stride for i, r in enumerate(rows)):
+        return None
+    n, w = len(rows), rows[0].size
+    buf = (C.c_char * (stride * (n - 1) + rows[0].nbytes)).from_address(base)
+    return np.ndarray((n, w), dtype=np.float64, buffer=buf, strides=(stride, 8))
+
+
 class Fields:
     """Named per-instance arrays: ``f.gbar`` or ``f["gbar"]``; assignment writes in place."""
 
@@ -83,6 +105,7 @@ class IonView:
 
     def __init__(self, info: Ion, state: IonState, width: int):
         self.name = info.name
+        self.info = info
         self.index = _array(state.index, width, np.int32)
         n = int(self.index.max()) + 1 if width else 0
         self.i = _array(state.current_density, n, np.float64)
@@ -92,13 +115,14 @@ class IonView:
         self.xd = _array(state.diffusive_concentration, n, np.float64)
         self.charge = _array(state.ionic_charge, 1, np.float64)
         self.unique = width == 0 or len(np.unique(self.index)) == width
+        self.sel = as_selector(self.index)
 
     def at(self, what: str) -> np.ndarray:
         """Per-instance copy of one array, e.g. ``ion.at("e")`` is e[index]."""
         arr = getattr(self, what)
         if arr is None:
             raise PycatError(f"ion '{self.name}' has no '{what}' array here (declare it in Ion(...))")
-        return arr[self.index]
+        return arr[self.sel].copy()
 
 
 class Events:
@@ -157,6 +181,10 @@ class MechView:
         self.globals = {f.name: float(g[k]) for k, f in enumerate(mech.globals)}
         self.ions = {ion.name: IonView(ion, pp.ion_states[k], w) for k, ion in enumerate(mech.ions)}
         self.unique = w == 0 or len(np.unique(self.node_index)) == w
+        self.node_sel = as_selector(self.node_index)
+        # rows [weight, parameters..., states...] as one 2-D view when Arbor laid them out
+        # contiguously (it does in 0.12); lets packed kernels copy them in one operation
+        self.block = _block([self.weight, *(a for _, a in self.p.items()), *(a for _, a in self.s.items())])
         # current weights: density values are mA/cm² -> A/m² (x10), point values nA with
         # weight 1000/area; diffusive concentrations: CV fraction (density) or 1 (point)
         self.current_scale = 10.0 * self.weight if mech.kind == "density" else self.weight.copy()
@@ -167,7 +195,7 @@ class MechView:
     @property
     def v(self) -> np.ndarray:
         """Membrane potential at each instance's CV [mV] (a copy)."""
-        return self.vec_v[self.node_index]
+        return self.vec_v[self.node_sel].copy()
 
     # -- accumulating writes --------------------------------------------------------------
     def _add(self, target: np.ndarray, index: np.ndarray, values: np.ndarray, unique: bool) -> None:
@@ -184,19 +212,19 @@ class MechView:
         """
         i = _check_shape(i, (self.width,), f"mechanism '{self.mechanism}': current")
         si = self.current_scale * i
-        self._add(self.vec_i, self.node_index, si, self.unique)
+        self._add(self.vec_i, self.node_sel, si, self.unique)
         if g is not None:
             g = _check_shape(g, (self.width,), f"mechanism '{self.mechanism}': conductance")
-            self._add(self.vec_g, self.node_index, self.current_scale * g, self.unique)
+            self._add(self.vec_g, self.node_sel, self.current_scale * g, self.unique)
         if ion is not None:
             iv = self._ion(ion)
-            self._add(iv.i, iv.index, si, iv.unique)
+            self._add(iv.i, iv.sel, si, iv.unique)
 
     def add_ion_current(self, ion: str, i: Any) -> None:
         """Book a current as an ion's current density only (it is already in add_current)."""
         i = _check_shape(i, (self.width,), f"mechanism '{self.mechanism}': ion current")
         iv = self._ion(ion)
-        self._add(iv.i, iv.index, self.current_scale * i, iv.unique)
+        self._add(iv.i, iv.sel, self.current_scale * i, iv.unique)
 
     def add_xd(self, ion: str, value: Any) -> None:
         """Xd += weight·value, the way NMODL writes a diffusive concentration."""
@@ -204,7 +232,7 @@ class MechView:
         iv = self._ion(ion)
         if iv.xd is None:
             raise PycatError(f"mechanism '{self.mechanism}': ion '{ion}' is not declared diffusive")
-        self._add(iv.xd, iv.index, self.xd_scale * value, iv.unique)
+        self._add(iv.xd, iv.sel, self.xd_scale * value, iv.unique)
 
     def _ion(self, name: str) -> IonView:
         try:
