@@ -33,6 +33,7 @@ What the transform cannot do (and why):
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
@@ -577,19 +578,13 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
         _original=original, _geoms=tuple(geoms), _axial_units=axial_units,
         _area_units=area_units)
     baked = {}
-    for name, expr in labels.regions.items():
+    for name in labels.regions:
         baked[name] = geo.map_region(f'"{name}"')
-    for name, expr in labels.locsets.items():
+    for name in labels.locsets:
         baked[name] = geo.map_locset(f'"{name}"')
-    new_labels = arbor.label_dict(baked)
-    geo = _replace_labels(geo, new_labels)
+    geo = dataclasses.replace(geo, labels=arbor.label_dict(baked))
     _check_layout(geo, layout, img)
     return geo
-
-
-def _replace_labels(geo: EquivalentGeometry, labels: arbor.label_dict) -> EquivalentGeometry:
-    import dataclasses
-    return dataclasses.replace(geo, labels=labels)
 
 
 def _build_morphology(morphology, geoms, area_units, branch_len, a0) -> arbor.morphology:
