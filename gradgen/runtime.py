@@ -354,10 +354,9 @@ class GradientModel:
 
     # -- simulation
 
-    def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
-                 gradients: bool = True, values: dict[str, float] | None = None,
-                 sample_dt: float | None = None) -> Traces:
-        """Run one cell; sample V (and dV/dθ) at the CV centres of ``sites``.
+    def simulation(self, spec: CellSpec, sites: Sequence[str], gradients: bool = True,
+                   values: dict[str, float] | None = None) -> "SingleCellRun":
+        """An ``arbor.simulation`` of one cell with V (and dV/dθ) probes at the CV centres of ``sites``.
 
         Each site is a location expression; it is moved to the centre of its CV, where
         Arbor's voltage probe and the hub's per-CV dV/dθ describe the same point.
@@ -368,25 +367,27 @@ class GradientModel:
         diff = self.diffusivity(spec, cell, membrane) if gradients else 1e-9
         props = self.properties(gradients, base, diff)
         centres = [cv_centre(cell, site) for site in sites]
-        recipe = _Recipe(cell, props, centres, len(self.params) if gradients else 0)
-        sim = arbor.simulation(recipe)
-        schedule = arbor.regular_schedule(0 * U.ms, (sample_dt or dt) * U.ms, t_end * U.ms)
-        handles = {tag: sim.sample((0, tag), schedule) for tag in recipe.tags}
-        sim.run(t_end * U.ms, dt * U.ms)
-        return recipe.collect(sim, handles)
+        return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0)
+
+    def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
+                 gradients: bool = True, values: dict[str, float] | None = None,
+                 sample_dt: float | None = None) -> Traces:
+        """Run one cell and return V (and dV/dθ) sampled every ``sample_dt`` (default ``dt``)."""
+        return self.simulation(spec, sites, gradients, values).run(t_end, dt, sample_dt)
 
 
 def _memberships(n: int) -> list[tuple[bool, ...]]:
     return [tuple(bool(bits >> i & 1) for i in range(n)) for bits in range(2**n)]
 
 
-class _Recipe(arbor.recipe):
-    """One cell with voltage and hub-state probes at each site."""
+class SingleCellRun(arbor.recipe):
+    """One cell with voltage and hub-state probes at each site, and its simulation."""
 
     def __init__(self, cell, props, sites: Sequence[str], n_params: int):
         super().__init__()
         self._cell, self._props = cell, props
         self.sites, self.n_params = list(sites), n_params
+        self._handles: dict[str, int] = {}
         self._probes = []
         self.tags = []
         for i, site in enumerate(self.sites):
@@ -410,6 +411,20 @@ class _Recipe(arbor.recipe):
 
     def probes(self, gid):
         return self._probes
+
+    @cached_property
+    def sim(self) -> arbor.simulation:
+        return arbor.simulation(self)
+
+    def run(self, t_end: float, dt: float, sample_dt: float | None = None) -> Traces:
+        """Reset, run and return the samples."""
+        self.sim.reset()
+        for handle in self._handles.values():
+            self.sim.remove_sampler(handle)
+        schedule = arbor.regular_schedule(0 * U.ms, (sample_dt or dt) * U.ms, t_end * U.ms)
+        handles = self._handles = {tag: self.sim.sample((0, tag), schedule) for tag in self.tags}
+        self.sim.run(t_end * U.ms, dt * U.ms)
+        return self.collect(self.sim, handles)
 
     def collect(self, sim: arbor.simulation, handles: dict[str, int]) -> Traces:
         def trace(tag: str) -> np.ndarray:
