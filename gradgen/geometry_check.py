@@ -25,20 +25,15 @@ from .geometry_arbor import (
     run_and_sample,
 )
 
-__all__ = ["check_equivalence", "translation_noise_floor", "mirror_error", "example_cells", "geometry_report", "C4A_PATH"]
+__all__ = ["check_equivalence", "translation_noise_floor", "mirror_error", "example_cells",
+           "geometry_report", "C4A_PATH"]
 
 
 def _default_sites(geo: EquivalentGeometry, max_sites: int) -> list[tuple[int, float]]:
-    """Midpoints of one-cable CVs of positive length, evenly thinned to ``max_sites``."""
-    seen: dict[int, tuple[int, float]] = {}
-    by_cv: dict[int, list] = {}
-    for p in geo.pieces:
-        by_cv.setdefault(p.cv, []).append(p)
-    for cv, plist in by_cv.items():
-        if len(plist) == 2 and plist[0].branch == plist[1].branch and plist[0].dist == plist[1].prox \
-                and plist[0].dist > plist[0].prox:
-            seen[cv] = (plist[0].branch, plist[0].dist)
-    sites = [seen[cv] for cv in sorted(seen)]
+    """Midpoints of one-cable CVs (where their two halves meet), evenly thinned."""
+    pieces = geo.pieces
+    sites = [(h1.branch, h1.dist) for h1, h2 in zip(pieces, pieces[1:])
+             if h1.half and h2.half and h1.cv == h2.cv]
     if len(sites) > max_sites:
         idx = np.unique(np.linspace(0, len(sites) - 1, max_sites).round().astype(int))
         sites = [sites[i] for i in idx]
