@@ -80,6 +80,14 @@ class PPack(C.Structure):
     ]
 
 
+class Op(C.Structure):
+    """pycat_op in shim.cpp: one row of packing work."""
+
+    _fields_ = [("kind", C.c_int32), ("n", C.c_int32), ("data", P), ("index", P), ("row", C.c_int64)]
+
+
+OP_GATHER, OP_ADD, OP_ASSIGN, OP_FILL, OP_COMPARE = range(5)
+
 CALLBACK = C.CFUNCTYPE(C.c_int, C.c_int, C.c_int, P, P, C.c_uint64, C.c_double)
 
 
@@ -100,6 +108,10 @@ def _expected() -> list[tuple[str, int]]:
         ("sizeof(arb_index_type)", 4),
         ("sizeof(arb_size_type)", 4),
         ("sizeof(arb_weight_type)", 4),
+        ("sizeof(pycat_op)", C.sizeof(Op)),
+        ("offsetof(pycat_op.data)", Op.data.offset),
+        ("offsetof(pycat_op.index)", Op.index.offset),
+        ("offsetof(pycat_op.row)", Op.row.offset),
     ]
     return out
 

@@ -46,6 +46,9 @@ class _Bridge:
         self.lib.pycat_add_ion.argtypes = [C.c_int, C.c_char_p, C.c_uint, C.c_int]
         self.lib.pycat_set_error.argtypes = [C.c_char_p]
         self.lib.pycat_stage.argtypes = [C.c_int]
+        self.run_ops = self.lib.pycat_run_ops
+        self.run_ops.argtypes = [C.c_void_p, C.c_int, C.c_void_p]
+        self.run_ops.restype = C.c_int
         self.slots: dict[int, _Slot] = {}
         self.errors: list[MechanismCallbackError] = []
         self.lock = threading.Lock()
@@ -97,6 +100,8 @@ class _Bridge:
                 view = MechView(entry.mechanism, pp, sig)
                 entry.views[pp] = view
             view.dt = dt
+            if method == _abi.INIT:
+                view.epoch += 1
             fn = entry.methods[method]
             if method == _abi.EVENTS:
                 fn(view, Events(events))

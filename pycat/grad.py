@@ -156,7 +156,8 @@ def gradient_mechanism(ch: Channel, bindings: Sequence[str | None], name: str | 
         out[f"s.{VPREV}"] = v
         return out
 
-    def phase_b(d: dict, dt: Any) -> dict:
+    def phase_b(d: dict) -> dict:
+        dt = d["dt"]
         v, s, p, c = split_inputs(ch, d)
         w = weights(d)
         out: dict[str, Any] = {}
@@ -187,7 +188,7 @@ def gradient_mechanism(ch: Channel, bindings: Sequence[str | None], name: str | 
                                        *[f"xd.{scratch_ion(k)}" for k in range(K)],
                                        *[f"s.{x}" for x in a_states]])
     k_b = PackedKernel(phase_b, rows, [*[f"s.{x}" for x in b_states],
-                                       *[f"xd.{scratch_ion(k)}" for k in range(K)]], n_extra=1)
+                                       *[f"xd.{scratch_ion(k)}" for k in range(K)]])
 
     def init(view: MechView) -> None:
         run_packed(view, mech, k_init)
@@ -196,7 +197,7 @@ def gradient_mechanism(ch: Channel, bindings: Sequence[str | None], name: str | 
         run_packed(view, mech, k_a)
 
     def advance_state(view: MechView) -> None:
-        run_packed(view, mech, k_b, view.dt)
+        run_packed(view, mech, k_b)
 
     mech.init, mech.compute_currents, mech.advance_state = init, compute_currents, advance_state
     return mech

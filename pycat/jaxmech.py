@@ -1,8 +1,15 @@
 """Turn a JAX :class:`~pycat.channel.Channel` into a pycat density mechanism.
 
-Each Arbor method is one jitted call (pycat.packing): inputs are gathered from the numpy
-views into one array, outputs written back into Arbor's buffers. JAX arrays never alias
-Arbor memory: XLA may not write in place into buffers it does not own.
+Each method is one jitted call (pycat.packing): inputs are gathered from the numpy views
+into one array, outputs written back into Arbor's buffers. JAX arrays never alias Arbor
+memory: XLA may not write in place into buffers it does not own.
+
+Fusion (default): the step kernel of advance_state also evaluates the currents at the new
+voltage and states, which is exactly what the next compute_currents needs unless an
+input changed in between (an ion's reversal potential or concentration written by
+another mechanism, the temperature). compute_currents compares those inputs with the
+ones the step used and books the precomputed currents when they are equal, else it runs
+its own kernel. So a step normally costs one JAX call, with identical results.
 """
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from typing import Any
 
 from .channel import Channel
 from .mechanism import Mechanism
-from .packing import PackedKernel, input_rows, run_packed
+from .packing import PackedKernel, input_rows, plan_for, run_packed
 from .views import MechView
 
 
@@ -32,45 +39,69 @@ def channel_mechanism_fields(ch: Channel) -> dict[str, Any]:
     )
 
 
-def jax_mechanism(ch: Channel, name: str | None = None) -> Mechanism:
+def jax_mechanism(ch: Channel, name: str | None = None, fuse: bool = True) -> Mechanism:
     """A pycat density mechanism running ``ch``; ``name`` defaults to the channel's."""
     mech = Mechanism(name or ch.name, **channel_mechanism_fields(ch))
     rows = input_rows(mech)
-    states = [f"s.{k}" for k in ch.states]
-    ion_rows = [f"ion_i.{i.name}" for i in ch.ions]
+    state_rows = [f"s.{k}" for k in ch.states]
+    current_rows = ["i", "g", *[f"ion_i.{i.name}" for i in ch.ions]]
+    # what the currents read besides the mechanism's own states and parameters
+    check_rows = [r for r in rows if r == "v" or r.startswith("c.")]
 
-    def init_fn(d):
-        v, _, p, c = split_inputs(ch, d)
-        s0 = ch.initial(v, p, c)
-        return {f"s.{k}": s0[k] for k in ch.states}
-
-    def currents_fn(d):
-        v, s, p, c = split_inputs(ch, d)
+    def currents(v, s, p, c) -> dict:
         total, ions = ch.currents(v, s, p, c)
         out = {"i": total, "g": ch.conductance(v, s, p, c)}
         for ion in ch.ions:
             out[f"ion_i.{ion.name}"] = ions.get(ion.name, 0.0)
         return out
 
-    def step_fn(d, dt):
-        v, s, p, c = split_inputs(ch, d)
-        s1 = ch.step(v, s, p, c, dt)
-        return {f"s.{k}": s1[k] for k in ch.states}
+    def init_fn(d):
+        v, _, p, c = split_inputs(ch, d)
+        s0 = ch.initial(v, p, c)
+        return {**{f"s.{k}": s0[k] for k in ch.states}, **currents(v, s0, p, c)}
 
-    k_init = PackedKernel(init_fn, rows, states)
-    k_curr = PackedKernel(currents_fn, rows, ["i", "g", *ion_rows])
-    k_step = PackedKernel(step_fn, rows, states, n_extra=1)
+    def currents_fn(d):
+        v, s, p, c = split_inputs(ch, d)
+        return currents(v, s, p, c)
+
+    def step_fn(d):
+        v, s, p, c = split_inputs(ch, d)
+        s1 = ch.step(v, s, p, c, d["dt"])
+        out = {f"s.{k}": s1[k] for k in ch.states}
+        return {**out, **currents(v, s1, p, c)} if fuse else out
+
+    k_init = PackedKernel(init_fn, rows, state_rows + current_rows)
+    k_curr = PackedKernel(currents_fn, rows, current_rows)
+    k_step = PackedKernel(step_fn, rows, state_rows + (current_rows if fuse else []))
+
+    def remember(view: MechView, kernel: PackedKernel) -> None:
+        """Run a state kernel; keep its currents for the next compute_currents."""
+        plan = plan_for(view, mech, kernel)
+        plan.call()
+        plan.scatter(currents=False)
+        key = ("check", id(kernel))
+        if key not in view.cache:
+            view.cache[key] = plan.compare_ops(check_rows)
+        view.cache["pending"] = (plan, view.cache[key])
 
     def init(view: MechView) -> None:
-        if ch.states:
-            run_packed(view, mech, k_init)
+        if view.width:
+            remember(view, k_init)
 
     def compute_currents(view: MechView) -> None:
-        run_packed(view, mech, k_curr)
+        pending = view.cache.pop("pending", None)
+        if pending is not None and pending[0].inputs_unchanged(pending[1]):
+            pending[0].scatter(states=False)
+        else:
+            run_packed(view, mech, k_curr)
 
     def advance_state(view: MechView) -> None:
-        if ch.states:
-            run_packed(view, mech, k_step, view.dt)
+        if not view.width:
+            return
+        if fuse:
+            remember(view, k_step)
+        elif ch.states:
+            run_packed(view, mech, k_step)
 
     mech.init, mech.compute_currents, mech.advance_state = init, compute_currents, advance_state
     return mech

@@ -1,12 +1,15 @@
 """One jitted call per mechanism method: pack inputs into one array, unpack outputs.
 
-JAX's per-call cost grows with the number of arguments and results, and every numpy
-operation costs about a microsecond, so a method is run as ``Y = kernel(X, *extra)``:
+JAX's per-call cost grows with every argument and result, and every numpy operation
+costs microseconds, so a method runs as ``Y = kernel(X)`` with all copying done by one
+C call each way (``pycat_run_ops`` in shim.cpp, driven by op lists built once per cell
+group):
 
 - ``X`` has one row per input name (``v``, ``w`` = weight, ``p.NAME``, ``s.NAME``,
-  ``c.KEY`` = ion reads and ``celsius``) and one column per instance. The weight,
-  parameter and state rows are copied from Arbor's buffer in one operation (they are one
-  contiguous block there).
+  ``c.KEY`` = ion reads and ``celsius``, ``dt``) and one column per instance. On the CPU
+  backend ``X`` is a JAX array whose host buffer is refilled in place before each call
+  (dispatch is synchronous, so no computation reads it meanwhile); this saves the
+  numpy-to-JAX conversion. Elsewhere ``X`` is a numpy array.
 - ``Y`` has one row per output: ``i``/``g`` (mA/cm², S/cm²: added to the membrane),
   ``ion_i.ION`` (added to the ion's current), ``xd.ION`` (added to Xd, weighted like a
   current), ``s.NAME`` (assigned to the state). Weights are applied inside the kernel.
@@ -16,20 +19,38 @@ The per-instance function sees a dict {row name: scalar} and returns a dict
 """
 from __future__ import annotations
 
+import ctypes as C
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _abi
+from ._abi import Op, PPack
+from ._runtime import bridge
 from .channel import ion_inputs
 from .errors import PycatError
 from .mechanism import Mechanism
 from .views import MechView
 
+CURRENT_ROWS = ("i", "g")
+
+
+def is_current_row(name: str) -> bool:
+    """Rows that go into the membrane/ion currents (Arbor zeroes these every step)."""
+    return name in CURRENT_ROWS or name.startswith("ion_i.")
+
+
+def is_static_row(name: str) -> bool:
+    """Rows that cannot change between two inits: the weight, the parameters (only the
+    mechanism itself could write them, and packed kernels never do) and the temperature.
+    They are gathered once per init instead of at every call."""
+    return name in ("w", "c.celsius") or name.startswith("p.")
+
 
 def input_rows(mech: Mechanism, reads: Sequence[str] | None = None) -> list[str]:
-    """Input rows: v, w, parameters, states (Arbor's block order), then ``c.`` reads.
+    """Input rows: v, w, parameters, states, ``c.`` reads, dt.
 
     ``reads`` defaults to every ion quantity the mechanism declares, plus ``celsius``.
     """
@@ -39,136 +60,189 @@ def input_rows(mech: Mechanism, reads: Sequence[str] | None = None) -> list[str]
     if reads is None:
         reads = [key for key, _, _ in ion_inputs(mech.ions)] + ["celsius"]
     rows += [f"c.{key}" for key in reads]
-    return rows
+    return rows + ["dt"]
 
 
 class PackedKernel:
-    """A per-instance function turned into ``Y = kernel(X, *extra)``, jitted once."""
+    """A per-instance function turned into ``Y = kernel(X)``, jitted once per width."""
 
-    def __init__(self, fn: Callable[..., dict], in_rows: Sequence[str], out_rows: Sequence[str],
-                 n_extra: int = 0):
+    def __init__(self, fn: Callable[[dict], dict], in_rows: Sequence[str], out_rows: Sequence[str]):
         self.in_rows = list(in_rows)
         self.out_rows = list(out_rows)
         rows_in, rows_out = self.in_rows, self.out_rows
 
-        def column(x: Any, *extra: Any) -> Any:
+        def column(x: Any) -> Any:
             d = {name: x[k] for k, name in enumerate(rows_in)}
-            out = fn(d, *extra)
+            out = fn(d)
             w = d["w"]
             vals = []
             for name in rows_out:
                 val = out[name]
-                if name in ("i", "g") or name.startswith("ion_i."):
+                if is_current_row(name):
                     val = 10.0 * w * val  # mA/cm² -> A/m², S/cm² -> kS/m², times CV fraction
                 elif name.startswith("xd."):
                     val = w * val
                 vals.append(jnp.asarray(val, dtype=jnp.float64))
             return jnp.stack(vals)
 
-        self.fn = jax.jit(jax.vmap(column, in_axes=(1,) + (None,) * n_extra, out_axes=1))
+        self.fn = jax.jit(jax.vmap(column, in_axes=1, out_axes=1))
 
-    def __call__(self, X: np.ndarray, *extra: Any) -> np.ndarray:
-        return np.asarray(self.fn(X, *extra))
+
+def _ptr(a: np.ndarray | None) -> int | None:
+    return None if a is None else a.ctypes.data
+
+
+def _op_array(ops: list[tuple[int, int, int | None, int | None, int]]) -> tuple[Any, int]:
+    arr = (Op * max(len(ops), 1))()
+    for k, (kind, n, data, index, row) in enumerate(ops):
+        arr[k] = Op(kind, n, data, index, row)
+    return arr, len(ops)
+
+
+_inplace_ok: bool | None = None
+
+
+def _inplace_inputs_work() -> bool:
+    """Once per process: does writing a CPU JAX array's buffer reach the next jit call?"""
+    global _inplace_ok
+    if _inplace_ok is None:
+        try:
+            x = jnp.zeros((2, 3), dtype=jnp.float64)
+            x.block_until_ready()
+            ok = x.devices() == {jax.devices("cpu")[0]} and not jax.config.values["jax_cpu_enable_async_dispatch"]
+            src = np.arange(6, dtype=np.float64)
+            if ok:
+                C.memmove(x.unsafe_buffer_pointer(), src.ctypes.data, src.nbytes)
+                ok = float(jax.jit(lambda a: (a * a).sum())(x)) == float((src * src).sum())
+            _inplace_ok = bool(ok)
+        except Exception:  # noqa: BLE001 - any failure means: use the numpy path
+            _inplace_ok = False
+    return _inplace_ok
 
 
 class Plan:
-    """Where each row of X comes from and where each row of Y goes, for one view."""
+    """The op lists that move one view's data into X and out of Y, built once."""
 
     def __init__(self, view: MechView, mech: Mechanism, kernel: PackedKernel):
+        self.view, self.kernel = view, kernel
+        self.run_ops = bridge().run_ops
         w = view.width
-        self.X = np.empty((len(kernel.in_rows), w))
-        self.gathers: list[tuple[np.ndarray, Any, int]] = []
-        self.block_rows: tuple[int, int] | None = None
-        n_ps = len(mech.parameters) + len(mech.states)
         rows = kernel.in_rows
-        if view.block is not None and rows[1:2 + n_ps] == input_rows(mech)[1:2 + n_ps]:
-            self.block_rows = (1, 2 + n_ps)
-            self.block = view.block
-            skip = set(range(1, 2 + n_ps))
+        if _inplace_inputs_work():
+            self.X: Any = jnp.zeros((len(rows), w), dtype=jnp.float64)
+            self.X.block_until_ready()
+            self.x_ptr = self.X.unsafe_buffer_pointer()
         else:
-            skip = set()
+            self.X = np.zeros((len(rows), w))
+            self.x_ptr = self.X.ctypes.data
+        dt_addr = view.pp_addr + PPack.dt.offset
+        gathers, static = [], []
         for r, name in enumerate(rows):
-            if r in skip:
-                continue
-            self.gathers.append(self._source(view, name) + (r,))
-        self.adds: list[tuple[np.ndarray, Any, bool, int]] = []
-        self.assigns: list[tuple[np.ndarray, int]] = []
+            if name == "dt":
+                gathers.append((_abi.OP_FILL, w, dt_addr, None, r * w))
+            else:
+                data, index = source(view, name)
+                op = (_abi.OP_GATHER, w, _ptr(data), _ptr(index), r * w)
+                (static if is_static_row(name) else gathers).append(op)
+        self.gather_ops = _op_array(gathers)
+        self.static_ops = _op_array(static)
+        self.static_epoch = -1
+        currents, states = [], []
         for r, name in enumerate(kernel.out_rows):
             if name == "i":
-                self.adds.append((view.vec_i, view.node_sel, view.unique, r))
+                currents.append((_abi.OP_ADD, w, _ptr(view.vec_i), _ptr(view.node_index), r * w))
             elif name == "g":
-                self.adds.append((view.vec_g, view.node_sel, view.unique, r))
+                currents.append((_abi.OP_ADD, w, _ptr(view.vec_g), _ptr(view.node_index), r * w))
             elif name.startswith("ion_i."):
                 ion = view._ion(name[6:])
-                self.adds.append((ion.i, ion.sel, ion.unique, r))
+                currents.append((_abi.OP_ADD, w, _ptr(ion.i), _ptr(ion.index), r * w))
             elif name.startswith("xd."):
                 ion = view._ion(name[3:])
                 if ion.xd is None:
                     raise PycatError(f"mechanism '{view.mechanism}': ion '{ion.name}' is not diffusive")
-                self.adds.append((ion.xd, ion.sel, ion.unique, r))
+                states.append((_abi.OP_ADD, w, _ptr(ion.xd), _ptr(ion.index), r * w))
             elif name.startswith("s."):
-                self.assigns.append((view.s[name[2:]], r))
+                states.append((_abi.OP_ASSIGN, w, _ptr(view.s[name[2:]]), None, r * w))
             else:
                 raise PycatError(f"unknown kernel output row {name!r}")
-        # states written as one run in declaration order: one copy into Arbor's block
-        self.state_copy: tuple[np.ndarray, int, int] | None = None
-        out_states = [(r, name[2:]) for r, name in enumerate(kernel.out_rows) if name.startswith("s.")]
-        if view.block is not None and out_states:
-            order = [f.name for f in mech.states]
-            r0, first = out_states[0]
-            i0 = order.index(first)
-            run = [(r0 + j, order[i0 + j]) for j in range(len(out_states)) if i0 + j < len(order)]
-            if run == out_states:
-                p0 = 1 + len(mech.parameters) + i0
-                self.state_copy = (view.block[p0:p0 + len(run)], r0, r0 + len(run))
-                self.assigns = []
+        self.current_ops = _op_array(currents)
+        self.state_ops = _op_array(states)
+        self.Y: Any = None
 
-    @staticmethod
-    def _source(view: MechView, name: str) -> tuple[np.ndarray, Any]:
-        if name == "v":
-            return view.vec_v, view.node_sel
-        if name == "w":
-            return view.weight, slice(None)
-        if name == "c.celsius":
-            return view.temperature, view.node_sel
-        if name.startswith("p."):
-            return view.p[name[2:]], slice(None)
-        if name.startswith("s."):
-            return view.s[name[2:]], slice(None)
-        if name.startswith("c."):
-            key = name[2:]
-            for k, ion, arr in ion_inputs([view_ion.info for view_ion in view.ions.values()]):
-                if k == key:
-                    src = getattr(view.ions[ion], arr)
-                    if src is None:
-                        raise PycatError(f"mechanism '{view.mechanism}': ion '{ion}' has no {arr}")
-                    return src, view.ions[ion].sel
-        raise PycatError(f"mechanism '{view.mechanism}': unknown kernel input row {name!r}")
+    def _run(self, ops: tuple[Any, int], base: int) -> int:
+        arr, n = ops
+        return self.run_ops(arr, n, base) if n else 0
 
-    def fill(self) -> np.ndarray:
-        X = self.X
-        for src, sel, r in self.gathers:
-            X[r] = src[sel]
-        if self.block_rows is not None:
-            X[self.block_rows[0]:self.block_rows[1]] = self.block
-        return X
+    def call(self) -> Any:
+        """Gather, run the kernel; the result stays in ``self.Y`` until the next call."""
+        if self.static_epoch != self.view.epoch:
+            self._run(self.static_ops, self.x_ptr)
+            self.static_epoch = self.view.epoch
+        self._run(self.gather_ops, self.x_ptr)
+        self.Y = self.kernel.fn(self.X)
+        return self.Y
 
-    def scatter(self, Y: np.ndarray) -> None:
-        for target, sel, unique, r in self.adds:
-            if unique:
-                target[sel] += Y[r]
-            else:
-                np.add.at(target, sel, Y[r])
-        if self.state_copy is not None:
-            dst, a, b = self.state_copy
-            dst[...] = Y[a:b]
-        for arr, r in self.assigns:
-            arr[...] = Y[r]
+    def _y_ptr(self) -> int:
+        Y = self.Y
+        if isinstance(Y, jax.Array) and _inplace_inputs_work():
+            return Y.unsafe_buffer_pointer()
+        self.Y = Y = np.ascontiguousarray(np.asarray(Y))
+        return Y.ctypes.data
+
+    def scatter(self, currents: bool = True, states: bool = True) -> None:
+        base = self._y_ptr()
+        if states:
+            self._run(self.state_ops, base)
+        if currents:
+            self._run(self.current_ops, base)
+
+    def compare_ops(self, row_names: Sequence[str]) -> tuple[Any, int]:
+        """Ops that check whether these input rows still equal what Arbor holds now."""
+        w = self.view.width
+        ops = []
+        for name in row_names:
+            data, index = source(self.view, name)
+            ops.append((_abi.OP_COMPARE, w, _ptr(data), _ptr(index), self.kernel.in_rows.index(name) * w))
+        return _op_array(ops)
+
+    def inputs_unchanged(self, ops: tuple[Any, int]) -> bool:
+        return self._run(ops, self.x_ptr) == 0
 
 
-def run_packed(view: MechView, mech: Mechanism, kernel: PackedKernel, *extra: Any) -> None:
-    """Gather, call, scatter; the plan is built once per view and kernel."""
+def source(view: MechView, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(array, index or None) an input row is gathered from."""
+    if name == "v":
+        return view.vec_v, view.node_index
+    if name == "w":
+        return view.weight, None
+    if name == "c.celsius":
+        return view.temperature, view.node_index
+    if name.startswith("p."):
+        return view.p[name[2:]], None
+    if name.startswith("s."):
+        return view.s[name[2:]], None
+    if name.startswith("c."):
+        for key, ion, arr in ion_inputs([iv.info for iv in view.ions.values()]):
+            if key == name[2:]:
+                src = getattr(view.ions[ion], arr)
+                if src is None:
+                    raise PycatError(f"mechanism '{view.mechanism}': ion '{ion}' has no {arr}")
+                return src, view.ions[ion].index
+    raise PycatError(f"mechanism '{view.mechanism}': unknown kernel input row {name!r}")
+
+
+def plan_for(view: MechView, mech: Mechanism, kernel: PackedKernel) -> Plan:
+    """The view's plan for this kernel, built on first use."""
     plan = view.cache.get(id(kernel))
     if plan is None:
         plan = view.cache[id(kernel)] = Plan(view, mech, kernel)
-    plan.scatter(kernel(plan.fill(), *extra))
+    return plan
+
+
+def run_packed(view: MechView, mech: Mechanism, kernel: PackedKernel) -> None:
+    """Gather, call, scatter everything."""
+    if view.width == 0:
+        return
+    plan = plan_for(view, mech, kernel)
+    plan.call()
+    plan.scatter()

@@ -148,7 +148,55 @@ const arb_mechanism* g_table = make_table(std::make_index_sequence<PYCAT_SLOTS>{
 
 }  // namespace
 
+// A packing operation between Arbor's arrays and one row of a packed buffer; Python
+// builds lists of these once per cell group so each method needs one C call to gather
+// its inputs and one to scatter its outputs (see pycat/packing.py).
+struct pycat_op {
+    std::int32_t kind;            // OP_* below
+    std::int32_t n;               // number of instances
+    double* data;                 // Arbor array (OP_FILL: one scalar)
+    const std::int32_t* index;    // null: data[i], else data[index[i]]
+    std::int64_t row;             // element offset of the row in the packed buffer
+};
+enum : std::int32_t { OP_GATHER = 0, OP_ADD = 1, OP_ASSIGN = 2, OP_FILL = 3, OP_COMPARE = 4 };
+
 extern "C" {
+
+// Run ops against the packed buffer at `base`. Returns 1 when an OP_COMPARE found a
+// difference (the remaining ops still run), else 0.
+[[gnu::visibility("default")]] int pycat_run_ops(const pycat_op* ops, int n_ops, double* base) {
+    int differs = 0;
+    for (int k = 0; k < n_ops; ++k) {
+        const pycat_op& op = ops[k];
+        double* row = base + op.row;
+        const std::int32_t* ix = op.index;
+        switch (op.kind) {
+            case OP_GATHER:
+                if (ix) for (std::int32_t i = 0; i < op.n; ++i) row[i] = op.data[ix[i]];
+                else for (std::int32_t i = 0; i < op.n; ++i) row[i] = op.data[i];
+                break;
+            case OP_ADD:
+                if (ix) for (std::int32_t i = 0; i < op.n; ++i) op.data[ix[i]] += row[i];
+                else for (std::int32_t i = 0; i < op.n; ++i) op.data[i] += row[i];
+                break;
+            case OP_ASSIGN:
+                if (ix) for (std::int32_t i = 0; i < op.n; ++i) op.data[ix[i]] = row[i];
+                else for (std::int32_t i = 0; i < op.n; ++i) op.data[i] = row[i];
+                break;
+            case OP_FILL:
+                for (std::int32_t i = 0; i < op.n; ++i) row[i] = *op.data;
+                break;
+            case OP_COMPARE:
+                for (std::int32_t i = 0; i < op.n && !differs; ++i) {
+                    differs = (ix ? op.data[ix[i]] : op.data[i]) != row[i];
+                }
+                break;
+            default:
+                return -1;
+        }
+    }
+    return differs;
+}
 
 // Sizes and offsets the Python side compares with its ctypes mirror (see _abi.py).
 [[gnu::visibility("default")]] int pycat_layout(std::uint64_t* out, int n) {
@@ -193,6 +241,10 @@ extern "C" {
         sizeof(arb_index_type),
         sizeof(arb_size_type),
         sizeof(arb_weight_type),
+        sizeof(pycat_op),
+        offsetof(pycat_op, data),
+        offsetof(pycat_op, index),
+        offsetof(pycat_op, row),
         static_cast<std::uint64_t>(ARB_MECH_ABI_VERSION),
         static_cast<std::uint64_t>(PYCAT_SLOTS),
     };

@@ -158,6 +158,7 @@ class MechView:
         self.mechanism = mech.name
         self.kind = mech.kind
         self.signature = signature
+        self.pp_addr = pp_addr
         self.width = w
         self.dt = float(pp.dt)
         self.node_index = _array(pp.node_index, w, np.int32)
@@ -189,7 +190,8 @@ class MechView:
         # weight 1000/area; diffusive concentrations: CV fraction (density) or 1 (point)
         self.current_scale = 10.0 * self.weight if mech.kind == "density" else self.weight.copy()
         self.xd_scale = self.weight.copy() if mech.kind == "density" else np.ones(w)
-        self.cache: dict[str, Any] = {}
+        self.cache: dict[Any, Any] = {}
+        self.epoch = 0  # counts init calls: data that only init can change is re-read
 
     # -- per-instance reads -------------------------------------------------------------
     @property
