@@ -14,7 +14,7 @@ from pycat._build import shim_path
 from pycat.channels import hh, passive
 from pycat.grad import bindings_for, gradient_mechanism
 from pycat.jaxmech import jax_mechanism
-from pycat_models import Cell, cable, expsyn_mechanism, leak_mechanism, simulate, state, voltage
+from pycat_models import Cell, Probe, cable, expsyn_mechanism, leak_mechanism, simulate, state, voltage
 
 from gradgen.params import gradient_ions
 
@@ -106,14 +106,8 @@ def hh_cell(mech: str, n_cv: int) -> Cell:
     d.paint("(all)", arbor.density(mech))
     d.place("(location 0 0.5)", arbor.i_clamp(5 * U.ms, 30 * U.ms, 0.6 * U.nA))
     probes = [voltage("(location 0 0.5)"), voltage("(location 0 1)", "end"),
-              pycat_ion_probe("(location 0 0.5)")]
+              Probe(arbor.cable_probe_ion_current_density("(location 0 0.5)", "na", "ina"), "ina")]
     return Cell(cable(100, 5), d, arbor.cv_policy_fixed_per_branch(n_cv), probes=probes)
-
-
-def pycat_ion_probe(where: str):
-    from pycat_models import Probe
-
-    return Probe(arbor.cable_probe_ion_current_density(where, "na", "ina"), "ina")
 
 
 @pytest.mark.parametrize("n_cv", [1, 20])
@@ -359,3 +353,37 @@ def test_generated_and_jax_gradient_mechanisms_mix_on_one_cell(make_model, jax_g
     for k in range(3):
         for s in range(2):
             assert _rel(dv[s, k], generated.dv[s, k]) < 1e-8
+
+
+def test_jax_hh_sees_reversal_potentials_that_change_every_step():
+    """A numpy mechanism ramps [Na]i, nernst turns it into ena at the start of each step:
+    the fused step's precomputed currents are stale then, and compute_currents notices."""
+
+    def advance_state(m: pycat.MechView) -> None:
+        m.s.t = m.s.t + m.dt
+
+    def write_ions(m: pycat.MechView) -> None:
+        ion = m.ions["na"]
+        np.add.at(ion.xi, ion.index, m.weight * (10.0 + 2.0 * m.s.t))
+
+    ramp = pycat.Mechanism("nairamp", states={"t": 0.0}, ions=[pycat.Ion("na", write_int=True)],
+                           init=lambda m: m.s.__setattr__("t", 0.0),
+                           advance_state=advance_state, write_ions=write_ions)
+    cat = pycat.catalogue([ramp, jax_mechanism(hh(), name="jaxhh2")], base=arbor.default_catalogue())
+
+    def cell(mech: str) -> Cell:
+        d = arbor.decor().set_property(Vm=-65 * U.mV)
+        d.set_ion("na", int_con=10 * U.mM, method="nernst/na")
+        d.paint("(all)", arbor.density(mech))
+        d.paint("(all)", arbor.density("nairamp"))
+        d.place("(location 0 0.5)", arbor.i_clamp(2 * U.ms, 20 * U.ms, 0.6 * U.nA))
+        return Cell(cable(100, 5), d, arbor.cv_policy_fixed_per_branch(3),
+                    probes=[voltage("(location 0 0.5)"),
+                            Probe(arbor.cable_probe_ion_reversal_potential("(location 0 0.5)", "na", "ena"), "ena")])
+
+    ours = simulate([cell("jaxhh2")], cat, 25)
+    ref = simulate([cell("hh")], cat, 25)
+    ena = ref[0, "ena"][:, 1]
+    assert abs(ena[-1] - ena[1]) > 10.0  # the ramp moves ena by tens of mV (measured 43)
+    assert np.max(np.abs(ours[0, "v"][:, 1] - ref[0, "v"][:, 1])) <= 1e-9
+
