@@ -68,7 +68,7 @@ def bindings_for(params: Sequence[Any], mechanism: str) -> list[str | None]:
 
 
 def _state_layout(ch: Channel, K: int) -> tuple[list[str], list[str], list[str]]:
-    """State order chosen so each phase writes one contiguous run of Arbor's block.
+    """States grouped by the phase that writes them.
 
     Returns (all states, states written in phase B, states written in phase A).
     """

@@ -39,20 +39,6 @@ def as_selector(index: np.ndarray) -> slice | np.ndarray:
     return index
 
 
-def _block(rows: list[np.ndarray | None]) -> np.ndarray | None:
-    """One 2-D view over equally spaced, equally long rows (Arbor allocates a mechanism's
-    weight, parameters and states in one buffer), or None when they are not."""
-    if not rows or any(r is None or r.size == 0 for r in rows):
-        return None
-    base = rows[0].ctypes.data
-    stride = rows[1].ctypes.data - base if len(rows) > 1 else rows[0].nbytes
-    if stride < rows[0].nbytes or any(r.ctypes.data != base + i * stride for i, r in enumerate(rows)):
-        return None
-    n, w = len(rows), rows[0].size
-    buf = (C.c_char * (stride * (n - 1) + rows[0].nbytes)).from_address(base)
-    return np.ndarray((n, w), dtype=np.float64, buffer=buf, strides=(stride, 8))
-
-
 class Fields:
     """Named per-instance arrays: ``f.gbar`` or ``f["gbar"]``; assignment writes in place."""
 
@@ -183,9 +169,6 @@ class MechView:
         self.ions = {ion.name: IonView(ion, pp.ion_states[k], w) for k, ion in enumerate(mech.ions)}
         self.unique = w == 0 or len(np.unique(self.node_index)) == w
         self.node_sel = as_selector(self.node_index)
-        # rows [weight, parameters..., states...] as one 2-D view when Arbor laid them out
-        # contiguously (it does in 0.12); lets packed kernels copy them in one operation
-        self.block = _block([self.weight, *(a for _, a in self.p.items()), *(a for _, a in self.s.items())])
         # current weights: density values are mA/cm² -> A/m² (x10), point values nA with
         # weight 1000/area; diffusive concentrations: CV fraction (density) or 1 (point)
         self.current_scale = 10.0 * self.weight if mech.kind == "density" else self.weight.copy()
