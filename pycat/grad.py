@@ -21,6 +21,8 @@ from typing import Any, Sequence
 
 import jax
 
+# Names shared with the NMODL contributors, so both kinds speak the hub protocol alike.
+from gradgen.derive import VPREV, dcond, sens, sens_dv, sens_pre, weight
 from gradgen.params import CONDUCTANCE_ION, carrier_ion, scratch_ion
 
 from .channel import Channel, ion_inputs
@@ -34,27 +36,6 @@ HUB_NAME = "gradz_hub"
 PREFIX = "grad_"
 
 
-def weight(k: int) -> str:
-    return f"gg_w{k}"
-
-
-def sens(state: str, k: int) -> str:
-    return f"gg_{state}_s{k}"
-
-
-def sens_pre(state: str, k: int) -> str:
-    return f"gg_{state}_p{k}"
-
-
-def sens_dv(state: str) -> str:
-    return f"gg_{state}_jv"
-
-
-def dcond(k: int) -> str:
-    return f"gg_dg{k}"
-
-
-VPREV = "gg_vprev"
 
 
 def bindings_for(params: Sequence[Any], mechanism: str) -> list[str | None]:
