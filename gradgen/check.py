@@ -12,7 +12,7 @@ import arbor
 import numpy as np
 from arbor import units as U
 
-from gradgen.runtime import CellSpec, Decor, GradientModel, Traces, mse_gradient
+from gradgen.runtime import CellSpec, Decor, GradientModel, mse_gradient
 
 
 def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float = 0.5,
@@ -108,4 +108,4 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     return report
 
 
-__all__ = ["cable_cell_spec", "check_model", "finite_difference", "relative_error", "Traces"]
+__all__ = ["cable_cell_spec", "check_model", "finite_difference", "relative_error"]

@@ -77,7 +77,6 @@ class ContributorSystem:
     lowered: LoweredMechanism
     params: list[ParamRef]
     owned: dict[int, str]  # k -> this mechanism's parameter that θ_k binds to
-    update: dict[str, sympy.Expr]  # state -> Φ
     initial: Code
     phase_a: Code
     currents: list[Assignment]  # the original current assignments, kept whole for modcc
@@ -173,4 +172,4 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> Contrib
     for k in range(K):
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
-    return ContributorSystem(low, params, owned, update, initial, phase_a, currents, phase_b)
+    return ContributorSystem(low, params, owned, initial, phase_a, currents, phase_b)

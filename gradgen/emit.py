@@ -10,6 +10,7 @@ import jinja2
 
 from gradgen import __version__
 from gradgen.derive import Code, ContributorSystem, weight
+from gradgen.errors import GradgenError
 from gradgen.nmodl_printer import Line, lower_piecewise, uses_dexprelr
 from gradgen.params import CONDUCTANCE_ION, ParamRef, carrier_ion, scratch_ion
 
@@ -61,7 +62,9 @@ def _render_currents(system: ContributorSystem) -> _Rendered:
         lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"gc{next(counter)}")
         if created:
             # modcc derives the conductance from the current statements; keep them whole.
-            raise NotImplementedError("if/else inside a current expression")
+            raise GradgenError(f"the current '{stmt.target}' depends on an if/else: not supported yet",
+                               system.lowered.mechanism.breakpoint.pos,
+                               hint="compute the branch in a state or parameter instead")
         out.lines += lines
     return out
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy.printing.str import StrPrinter
 
-from gradgen.ir import dexprelr, exprelr
+from gradgen.ir import dexprelr
 
 DEXPRELR_FUNCTION = "gg_dexprelr"
 
@@ -163,4 +163,4 @@ def uses_dexprelr(exprs) -> bool:
     return any(e.has(dexprelr) for e in exprs)
 
 
-__all__ = ["nmodl", "lower_piecewise", "Line", "uses_dexprelr", "exprelr", "DEXPRELR_FUNCTION"]
+__all__ = ["nmodl", "lower_piecewise", "Line", "uses_dexprelr", "DEXPRELR_FUNCTION"]

@@ -29,6 +29,7 @@ from arbor import units as U
 from gradgen.build import build_catalogue, build_directory
 from gradgen.emit import HUB_NAME
 from gradgen.errors import GradgenError
+from gradgen.geometry import carrier_diffusivity, worst_radius_ratio
 from gradgen.params import ParamRef, carrier_ion, gradient_ions
 
 MANIFEST = "gradients.json"
@@ -158,25 +159,6 @@ def membrane_of(spec: CellSpec, props: arbor.cable_cell_global_properties) -> Me
     return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm)
 
 
-def uniform_radius(spec: CellSpec) -> float:
-    """The cell's one radius (µm); a cell whose radius changes is refused.
-
-    Ion diffusion conserves volume while the cable conserves charge, so a diffusive
-    carrier follows the voltage only on a constant radius (see docs/geometry.md).
-    """
-    radii = set()
-    for b in range(spec.morphology.num_branches):
-        for seg in spec.morphology.branch_segments(b):
-            radii.update((seg.prox.radius, seg.dist.radius))
-    lo, hi = min(radii), max(radii)
-    if hi - lo > 1e-9 * hi:
-        raise GradgenError(
-            f"the cell's radius changes ({lo:g} to {hi:g} µm): the diffusive gradient carrier "
-            "would not follow the voltage and the gradients would be wrong",
-            hint="use a constant-radius morphology until the geometry transform is available")
-    return hi
-
-
 def cv_lengths(cell: arbor.cable_cell, morphology: arbor.morphology) -> list[float]:
     """Length (µm) of every CV of a built cell."""
     data = arbor.cv_data(cell)
@@ -209,16 +191,6 @@ def cv_centre(cell: arbor.cable_cell, site: str) -> str:
                                        hint="move it into a branch")
                 return f"(location {c.branch} {0.5 * (c.prox + c.dist)!r})"
     raise GradgenError(f"probe site {site!r} lies in no CV")
-
-
-def carrier_diffusivity(radius_um: float, cv_length_um: float, membrane: Membrane) -> float:
-    """Diffusivity [m²/s] that makes Arbor 0.12's ion diffusion equal the axial term.
-
-    Arbor 0.12 scales a face's diffusive coefficient with the span length rather than its
-    inverse: the effective diffusivity is 10·h·D for CV length h (measured; notes/arbor-0.12).
-    """
-    cm_F_m2 = membrane.cm / 100.0
-    return 1e-5 * radius_um / (2.0 * membrane.rL * cm_F_m2 * cv_length_um)
 
 
 # ---------------------------------------------------------------- traces and losses
@@ -329,28 +301,41 @@ class GradientModel:
             out.append(("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm})))
         return out
 
+    def _build(self, spec: CellSpec, gradients: bool, values: dict[str, float] | None,
+               membrane: Membrane) -> arbor.cable_cell:
+        densities = self._densities(spec, gradients, values or {}, membrane)
+        return spec.build(spec.decor.to_arbor(densities))
+
     def cell(self, spec: CellSpec, gradients: bool = True, values: dict[str, float] | None = None,
              props: arbor.cable_cell_global_properties | None = None) -> arbor.cable_cell:
         """The gradient cell (or the original one) with parameter values overridden."""
         membrane = membrane_of(spec, props or arbor.neuron_cable_properties())
-        densities = self._densities(spec, gradients, values or {}, membrane)
-        cell = spec.build(spec.decor.to_arbor(densities))
+        cell = self._build(spec, gradients, values, membrane)
         if gradients:
-            self._check_geometry(spec, cell)
+            self.diffusivity(spec, cell, membrane)  # refuses what the carrier cannot follow
         return cell
 
-    def _check_geometry(self, spec: CellSpec, cell: arbor.cable_cell) -> None:
-        uniform_radius(spec)
+    def diffusivity(self, spec: CellSpec, cell: arbor.cable_cell, membrane: Membrane) -> float:
+        """The carriers' diffusivity [m²/s] on this cell, from Arbor's measured diffusion law.
+
+        Ion diffusion conserves volume while the cable conserves charge, and Arbor 0.12 scales
+        diffusion with the CV length, so one diffusivity is exact only for a constant radius
+        and equal CVs; other cells are refused rather than given wrong gradients.
+        """
+        ratio = worst_radius_ratio(spec.morphology)
+        if ratio - 1.0 > 1e-9:
+            raise GradgenError(
+                f"the cell's radius changes (largest/smallest {ratio:.3g}): the diffusive gradient "
+                "carrier would not follow the voltage and the gradients would be wrong",
+                hint="use a constant-radius morphology until the geometry transform is available")
         lengths = [h for h in cv_lengths(cell, spec.morphology) if h > 0]
         if max(lengths) - min(lengths) > 1e-9 * max(lengths):
             raise GradgenError(
                 f"CV lengths differ ({min(lengths):g} to {max(lengths):g} µm); the gradient "
                 "carrier's diffusivity depends on the CV length in Arbor 0.12",
                 hint="use arbor.cv_policy_fixed_per_branch or max_extent on an unbranched cable")
-
-    def diffusivity(self, spec: CellSpec, cell: arbor.cable_cell, membrane: Membrane) -> float:
-        lengths = [h for h in cv_lengths(cell, spec.morphology) if h > 0]
-        return carrier_diffusivity(uniform_radius(spec), lengths[0], membrane)
+        radius = spec.morphology.branch_segments(0)[0].prox.radius
+        return carrier_diffusivity(radius, lengths[0], membrane.rL, membrane.cm)
 
     # -- simulation
 
@@ -363,9 +348,11 @@ class GradientModel:
         """
         base = arbor.neuron_cable_properties()
         membrane = membrane_of(spec, base)
-        cell = self.cell(spec, gradients, values, base)
-        diff = self.diffusivity(spec, cell, membrane) if gradients else 1e-9
-        props = self.properties(gradients, base, diff)
+        cell = self._build(spec, gradients, values, membrane)
+        if gradients:
+            props = self.properties(True, base, self.diffusivity(spec, cell, membrane))
+        else:
+            props = self.properties(False, base)
         centres = [cv_centre(cell, site) for site in sites]
         return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0)
 
