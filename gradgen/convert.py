@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gradgen import __version__
+from gradgen.coupling import Coupling, find_coupling
 from gradgen.derive import derive_contributor, sens
 from gradgen.emit import HUB_NAME, emit_contributor, emit_hub, gradient_name
 from gradgen.errors import GradgenError
@@ -42,10 +43,13 @@ def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMec
 
 
 def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
-            params: Sequence[ParamRef] | None = None, scheme: str = "corrected") -> dict:
+            params: Sequence[ParamRef] | None = None, scheme: str = "corrected",
+            couple_ions: bool = True) -> dict:
     """Convert; ``params=None`` means all parameters. Returns the manifest.
 
-    ``scheme`` selects the hub's update (see :func:`gradgen.emit.emit_hub`).
+    ``scheme`` selects the hub's update (see :func:`gradgen.emit.emit_hub`);
+    ``couple_ions=False`` drops the sensitivities that pass between mechanisms through ions
+    (see :mod:`gradgen.coupling`) — wrong gradients, kept only to show what coupling buys.
     """
     mechanisms = [lower_file(f) for f in mod_files]
     seen: dict[str, Path] = {}
@@ -57,10 +61,11 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     params = list(params) if params is not None else all_parameters(mechanisms)
     check_parameters(params, mechanisms)
 
-    files: dict[str, str] = {f"{HUB_NAME}.mod": emit_hub(params, scheme)}
+    coupling = find_coupling(mechanisms) if couple_ions else Coupling()
+    files: dict[str, str] = {f"{HUB_NAME}.mod": emit_hub(params, scheme, coupling)}
     entries = []
     for m in mechanisms:
-        system = derive_contributor(m, params)
+        system = derive_contributor(m, params, coupling)
         files[f"{gradient_name(m.name)}.mod"] = emit_contributor(system)
         files[f"original/{m.name}.mod"] = m.mechanism.text
         entries.append({
@@ -82,6 +87,8 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
                         "ion": carrier_ion(k), "hub_state": f"u{k}"}
                        for k, p in enumerate(params)],
         "mechanisms": entries,
+        "coupling": {"currents": list(coupling.currents), "concentrations": list(coupling.concentrations),
+                     "store_ions": coupling.store_ions(len(params))},
     }
     files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
     _write_atomically(Path(out_dir), files)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import sympy
 
+from gradgen.coupling import Coupling, concentration_dv_store, concentration_store, current_store
 from gradgen.discretize import cnexp_update
 from gradgen.errors import GradgenError
 from gradgen.lower import V, LoweredMechanism
@@ -77,6 +78,7 @@ class ContributorSystem:
     lowered: LoweredMechanism
     params: list[ParamRef]
     owned: dict[int, str]  # k -> this mechanism's parameter that θ_k binds to
+    coupling: Coupling
     initial: Code
     phase_a: Code
     currents: list[Assignment]  # the original current assignments, kept whole for modcc
@@ -90,8 +92,29 @@ class ContributorSystem:
         names = [sens(s, k) for s in self.lowered.states for k in range(len(self.params))]
         names += [sens_pre(s, k) for s in self.lowered.states for k in range(len(self.params))]
         names += [sens_dv(s) for s in self.lowered.states]
+        names += [sens(c, k) for c in self.concentrations_read() for k in range(len(self.params))]
         names += [dcond(k) for k in range(len(self.params))] + [VPREV]
         return names
+
+    def concentrations_read(self) -> list[str]:
+        """Coupled concentrations this mechanism reads (their dc/dθ is kept per phase A)."""
+        return [c for c in self.coupling.concentrations if c in self.lowered.ion_reads]
+
+    def store_ions(self) -> dict[str, bool]:
+        """Coupling store ions this mechanism uses -> whether it writes them."""
+        low, K = self.lowered, len(self.params)
+        stores: dict[str, bool] = {}
+        for c in self.coupling.currents:
+            if c in low.ion_reads or any(cur.name == c for cur in low.currents):
+                for k in range(K):
+                    stores[current_store(c, k)] = any(cur.name == c for cur in low.currents)
+        for c in self.coupling.concentrations:
+            if c in low.ion_reads or c in low.concentration_writes:
+                writes = c in low.concentration_writes
+                for k in range(K):
+                    stores[concentration_store(c, k)] = writes
+                stores[concentration_dv_store(c)] = writes
+        return stores
 
 
 def _cse(outputs: list[Assignment], prefix: str) -> Code:
@@ -106,8 +129,13 @@ def _cse(outputs: list[Assignment], prefix: str) -> Code:
     return code
 
 
-def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> ContributorSystem:
-    """Build the gradient system of ``low`` for the model's parameters ``params``."""
+def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
+                       coupling: Coupling = Coupling()) -> ContributorSystem:
+    """Build the gradient system of ``low`` for the model's parameters ``params``.
+
+    ``coupling`` names the ion quantities shared with the model's other mechanisms (see
+    :mod:`gradgen.coupling`); their sensitivities enter like those of states.
+    """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
         if ref.mechanism == low.name:
@@ -120,10 +148,15 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> Contrib
     states = [sympy.Symbol(s) for s in low.states]
     u = [xd(carrier_ion(k)) for k in range(K)]
     w = [sympy.Symbol(weight(k)) for k in range(K)]
+    conc_read = [c for c in coupling.concentrations if c in low.ion_reads]
+    current_read = [c for c in coupling.currents if c in low.ion_reads]
+    # inputs whose dθ_k is a symbol: own states, read concentrations, read currents
+    carried = {sympy.Symbol(s): (lambda k, s=s: sympy.Symbol(sens(s, k))) for s in low.states + conc_read}
+    carried.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k))) for c in current_read})
 
     def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:
-        """d expr/dθ_k through states, the owned parameter and (optionally) V."""
-        total = sympy.Add(*[sympy.diff(expr, s) * sympy.Symbol(sens(s.name, k)) for s in states])
+        """d expr/dθ_k through states, coupled ion inputs, the owned parameter and (optionally) V."""
+        total = sympy.Add(*[sympy.diff(expr, s) * d(k) for s, d in carried.items()])
         if k in owned:
             total += sympy.diff(expr, sympy.Symbol(owned[k])) * w[k]
         if with_u:
@@ -133,6 +166,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> Contrib
     # Phase A: complete σ, then the source terms at (V^n, s^n).
     completion = [Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * u[k])
                   for s in low.states for k in range(K)]
+    completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * u[k])
+                   for c in conc_read for k in range(K)]
     current = low.total_current()
     g = sympy.diff(current, V)
     outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
@@ -140,6 +175,11 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> Contrib
         b_k = dtheta(current, k, with_u=False)
         outputs.append(Assignment(f"{scratch_ion(k)}d", xd(scratch_ion(k)) + b_k))
         outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)))
+    for cur in low.currents:
+        if cur.name in coupling.currents:
+            for k in range(K):
+                store = f"{current_store(cur.name, k)}d"
+                outputs.append(Assignment(store, sympy.Symbol(store) + dtheta(cur.expr, k, with_u=True)))
     outputs.append(Assignment(VPREV, V))
     phase_a = _cse(outputs, "ga")
     phase_a.statements = completion + phase_a.statements
@@ -153,6 +193,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> Contrib
             outputs.append(Assignment(sens_pre(name, k), dtheta(phi, k, with_u=False)))
         outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V)))
     outputs += [Assignment(name, phi) for name, phi in update.items()]
+    published = [c for c in low.concentration_writes if c in coupling.concentrations]
+    for c in published:
+        outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
+        outputs.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Symbol(sens_dv(c))))
     for k in range(K):
         outputs.append(Assignment(f"{scratch_ion(k)}d",
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
@@ -163,13 +207,19 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef]) -> Contrib
     for name, expr in low.initial.items():
         for k in range(K):
             d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
+            d += sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
+                             for c in conc_read])
             outputs.append(Assignment(sens_pre(name, k), d))
     initial = _cse(outputs, "gi")
     for name in low.states:
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
             initial.statements.append(Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))))
+    for c in published:
+        initial.statements += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k)))
+                               for k in range(K)]
+        initial.statements.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Integer(0)))
     for k in range(K):
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
-    return ContributorSystem(low, params, owned, initial, phase_a, currents, phase_b)
+    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b)

@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from gradgen import __version__
+from gradgen.coupling import Coupling, current_store
 from gradgen.derive import Code, ContributorSystem, weight
 from gradgen.errors import GradgenError
 from gradgen.nmodl_printer import Line, lower_piecewise, uses_dexprelr
@@ -81,6 +82,8 @@ def emit_contributor(system: ContributorSystem) -> str:
         ions.append(dict(name=carrier_ion(k), read=[f"{carrier_ion(k)}d"], write=[], valence=None))
         ions.append(dict(name=scratch_ion(k), read=[f"{scratch_ion(k)}d"],
                          write=[f"{scratch_ion(k)}d"], valence=None))
+    for ion, writes in system.store_ions().items():
+        ions.append(dict(name=ion, read=[f"{ion}d"], write=[f"{ion}d"] if writes else [], valence=None))
     weights = {k: weight(k) for k in system.owned}
     parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
                   for p in low.parameters]
@@ -115,8 +118,10 @@ def emit_contributor(system: ContributorSystem) -> str:
 SCHEMES = ("corrected", "naive")
 
 
-def emit_hub(params: list[ParamRef], scheme: str = "corrected") -> str:
+def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupling = Coupling()) -> str:
     """NMODL text of the hub that owns the carriers of ``params``.
+
+    The hub also empties the coupling's current stores once every reader has used them.
 
     ``scheme="naive"`` drops the conductance-change term and the split compensation (the
     update of the original study); it exists to measure what the corrections buy.
@@ -125,4 +130,5 @@ def emit_hub(params: list[ParamRef], scheme: str = "corrected") -> str:
         raise ValueError(f"scheme must be one of {SCHEMES}")
     return _environment("arbor").get_template("hub.mod.j2").render(
         name=HUB_NAME, version=__version__, params=params, ks=list(range(len(params))),
-        conductance_ion=CONDUCTANCE_ION, corrected=scheme == "corrected")
+        conductance_ion=CONDUCTANCE_ION, corrected=scheme == "corrected",
+        current_stores=[current_store(c, k) for c in coupling.currents for k in range(len(params))])

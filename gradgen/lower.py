@@ -57,6 +57,7 @@ class LoweredMechanism:
     initial: dict[str, sympy.Expr]  # state -> initial value
     ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
     solve_method: str | None = None
+    concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
 
     @property
     def name(self) -> str:
@@ -199,22 +200,30 @@ def _declared_locals(body: list[Statement]) -> set[str]:
     return names
 
 
-def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None]]:
+def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None], dict[str, str]]:
+    """Ion variables read, currents written, and concentrations written (as STATEs)."""
     reads: dict[str, str] = {}
     currents: dict[str, str | None] = {}
+    concentrations: dict[str, str] = {}
+    states = {s.name for s in mech.states}
     for ion in mech.ions:
         for var in ion.read:
             reads[var] = ion.name
         for var in ion.write:
             if var == f"i{ion.name}":
                 currents[var] = ion.name
+            elif var in (f"{ion.name}i", f"{ion.name}o") and var in states:
+                concentrations[var] = ion.name
             else:
                 raise GradgenError(
-                    f"writing the ion variable '{var}' is not supported yet", ion.pos,
-                    hint="only ion currents (i<ion>) can be written in this version")
+                    f"writing the ion variable '{var}' is not supported", ion.pos,
+                    hint=f"write i{ion.name}, or a concentration {ion.name}i/{ion.name}o "
+                         "that is declared as a STATE")
     for name in mech.nonspecific_currents:
         currents[name] = None
-    return reads, currents
+    for var in concentrations:
+        reads.pop(var, None)  # the mechanism's own state, not an input
+    return reads, currents, concentrations
 
 
 def lower(mech: Mechanism) -> LoweredMechanism:
@@ -222,7 +231,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     constants = {c.name: sympy.Float(c.value) for c in mech.constants if c.value is not None}
     parameters = [p for p in mech.parameters if p.name not in BUILTIN_NAMES]
     states = [s.name for s in mech.states]
-    ion_reads, current_ions = _ion_tables(mech)
+    ion_reads, current_ions, concentration_writes = _ion_tables(mech)
     executor = _Executor(mech, constants)
 
     initial = _Frame({})
@@ -267,7 +276,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
-                               ion_reads, solve_method)
+                               ion_reads, solve_method, concentration_writes)
     _check_symbols(lowered)
     return lowered
 

@@ -27,6 +27,7 @@ import numpy as np
 from arbor import units as U
 
 from gradgen.build import build_catalogue, build_directory
+from gradgen.coupling import STORE_DIFFUSIVITY
 from gradgen.emit import HUB_NAME
 from gradgen.errors import GradgenError
 from gradgen.geometry import carrier_diffusivity, worst_radius_ratio
@@ -226,6 +227,7 @@ class GradientModel:
     params: list[ParamRef]
     mechanisms: dict[str, dict]  # original name -> manifest entry
     defaults: dict[str, float] = field(default_factory=dict)  # θ name -> value in the .mod file
+    store_ions: list[str] = field(default_factory=list)  # ion-coupling stores (gradgen.coupling)
 
     @staticmethod
     def load(directory: Path | str) -> "GradientModel":
@@ -236,7 +238,8 @@ class GradientModel:
         data = json.loads(path.read_text())
         params = [ParamRef(p["mechanism"], p["parameter"], p.get("region")) for p in data["parameters"]]
         return GradientModel(directory, params, {m["original"]: m for m in data["mechanisms"]},
-                             {p["name"]: p["default"] for p in data["parameters"]})
+                             {p["name"]: p["default"] for p in data["parameters"]},
+                             data.get("coupling", {}).get("store_ions", []))
 
     @cached_property
     def gradient_catalogue(self) -> Path:
@@ -258,6 +261,9 @@ class GradientModel:
             for ion in gradient_ions(len(self.params)):
                 props.set_ion(ion, valence=1, int_con=0 * U.mM, ext_con=0 * U.mM,
                               rev_pot=0 * U.mV, diff=diffusivity * U.m2 / U.s)
+            for ion in self.store_ions:
+                props.set_ion(ion, valence=1, int_con=0 * U.mM, ext_con=0 * U.mM,
+                              rev_pot=0 * U.mV, diff=STORE_DIFFUSIVITY * U.m2 / U.s)
         else:
             props.catalogue.extend(arbor.load_catalogue(str(self.original_catalogue)), ORIGINAL_PREFIX)
         return props
