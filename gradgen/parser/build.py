@@ -290,8 +290,8 @@ class _Builder(Transformer):
                     pos=stmt.pos,
                 )
             if kind != "kinetics" and isinstance(stmt, _KINETIC_ONLY):
-                word = {Reaction: "~ reactions", Flux: "~ fluxes", Conserve: "CONSERVE",
-                        Compartment: "COMPARTMENT"}[type(stmt)]
+                word = {Reaction: "~ reactions", Flux: "~ fluxes", Conserve: "CONSERVE statements",
+                        Compartment: "COMPARTMENT statements"}[type(stmt)]
                 raise GradgenError(f"{word} are only allowed in a KINETIC block", pos=stmt.pos)
         block = Block(name, body, self._pos(meta), args or [])
         return _Part(kind, block, block.pos)
