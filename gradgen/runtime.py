@@ -149,9 +149,9 @@ class CellSpec:
     cv_policy: Any = None
 
     def build(self, decor: arbor.decor) -> arbor.cable_cell:
-        if self.cv_policy is None:
-            return arbor.cable_cell(self.morphology, decor, self.labels)
-        return arbor.cable_cell(self.morphology, decor, self.labels, self.cv_policy)
+        # an explicit policy even by default: arbor.cv_data returns None without one
+        policy = self.cv_policy or arbor.default_cv_policy()
+        return arbor.cable_cell(self.morphology, decor, self.labels, policy)
 
 
 def _quantity(value: Any, unit: U.unit) -> float:
