@@ -7,11 +7,14 @@ checked for convergence by repeating it ten times smaller.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import arbor
 import numpy as np
 from arbor import units as U
 
+from gradgen.errors import GradgenError
+from gradgen.geometry_arbor import branch_geometries
 from gradgen.runtime import CellSpec, Decor, GradientModel, mse_gradient
 
 
@@ -32,6 +35,47 @@ def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float 
     decor.place("(location 0 0)", arbor.i_clamp(t_on * U.ms, duration * U.ms, stimulus_nA * U.nA))
     return CellSpec(arbor.morphology(tree), decor, arbor.label_dict(labels or {}),
                     arbor.cv_policy_fixed_per_branch(n_cv))
+
+
+def morphology_cell_spec(morphology: arbor.morphology, labels: arbor.label_dict,
+                         cv_policy: arbor.cv_policy | None, mechanisms: list[str],
+                         stimulus_nA: float = 0.2, t_on: float = 10.0,
+                         t_off: float | None = None) -> CellSpec:
+    """Any morphology with the mechanisms on all of it and a current step at the root."""
+    decor = Decor()
+    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
+    for mech in mechanisms:
+        decor.paint("(all)", arbor.density(mech))
+    duration = (t_off if t_off is not None else 1e9) - t_on
+    decor.place("(root)", arbor.i_clamp(t_on * U.ms, duration * U.ms, stimulus_nA * U.nA))
+    return CellSpec(morphology, decor, labels, cv_policy)
+
+
+def swc_cell_spec(path: str | Path, mechanisms: list[str], stimulus_nA: float = 0.2,
+                  cv_policy: arbor.cv_policy | None = None) -> CellSpec:
+    """An SWC reconstruction (Arbor's loader; regions soma/axon/dend/apic from the SWC tags)
+    with the mechanisms everywhere and a current step into the root."""
+    path = Path(path)
+    if not path.is_file():
+        raise GradgenError(f"{path}: no such morphology file", hint="give an .swc file")
+    try:
+        loaded = arbor.load_swc_arbor(str(path))
+    except RuntimeError as error:
+        raise GradgenError(f"{path}: cannot read the SWC morphology: {error}",
+                           hint="check the file against the SWC format") from None
+    return morphology_cell_spec(loaded.morphology, loaded.labels, cv_policy, mechanisms,
+                                stimulus_nA)
+
+
+def near_far_sites(morphology: arbor.morphology) -> list[str]:
+    """The root and the distal end of the branch farthest (path length) from it."""
+    lengths = [g.length for g in branch_geometries(morphology)]
+    distance: list[float] = []
+    for b, length in enumerate(lengths):  # Arbor numbers parents before children
+        parent = morphology.branch_parent(b)
+        distance.append(length + (0.0 if parent == arbor.mnpos else distance[parent]))
+    far = int(np.argmax(distance))
+    return ["(location 0 0)", f"(location {far} 1)"]
 
 
 def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -72,10 +116,14 @@ class CheckReport:
     forward_max_abs_diff_mV: float
     parameters: list[dict] = field(default_factory=list)
     loss_gradient_rel_error: float = float("nan")
+    #: per site, relative error of the θ-scaled vector (θ_k·dV/dθ_k over k and t): a near-zero
+    #: sensitivity cannot dominate it the way it dominates its own relative error
+    scaled_rel_error_per_site: list[float] = field(default_factory=list)
 
     def as_dict(self, ok: bool) -> dict:
         return {"ok": ok, "dt": self.dt, "forward_max_abs_diff_mV": self.forward_max_abs_diff_mV,
                 "loss_gradient_rel_error": self.loss_gradient_rel_error,
+                "scaled_rel_error_per_site": self.scaled_rel_error_per_site,
                 "parameters": self.parameters}
 
 
@@ -92,10 +140,11 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     report = CheckReport(dt, float(np.max(np.abs(grad.v - plain.v))))
     target_values = {p.name: values.get(p.name, model.defaults[p.name]) / 1.1 for p in model.params}
     target = model.simulate(spec, sites, t_end, dt, gradients=False, values=target_values).v
-    fd_loss, scales = [], []
+    fd_loss, scales, fd_dv = [], [], []
     _, loss_grad = mse_gradient(grad, target)
     for k, ref in enumerate(model.params):
         fd = finite_difference(model, spec, sites, t_end, dt, ref.name, values)
+        fd_dv.append(fd.dv)
         if progress:
             progress(ref.name)
         errors = [relative_error(grad.dv[s, k], fd.dv[s]) for s in range(len(sites))]
@@ -104,8 +153,13 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
         fd_loss.append(float(np.mean(2 * (plain.v - target) * fd.dv)))
         scales.append(abs(values.get(ref.name, model.defaults[ref.name])) or 1.0)
     scales = np.array(scales)
+    fd_all = np.stack(fd_dv, axis=1)  # [site, k, t]
+    report.scaled_rel_error_per_site = [
+        relative_error(grad.dv[s] * scales[:, None], fd_all[s] * scales[:, None])
+        for s in range(len(sites))]
     report.loss_gradient_rel_error = relative_error(loss_grad * scales, np.array(fd_loss) * scales)
     return report
 
 
-__all__ = ["cable_cell_spec", "check_model", "finite_difference", "relative_error"]
+__all__ = ["cable_cell_spec", "morphology_cell_spec", "swc_cell_spec", "near_far_sites",
+           "check_model", "finite_difference", "relative_error"]

@@ -56,7 +56,7 @@ def cmd_build(args) -> int:
 def cmd_check(args) -> int:
     from tqdm import tqdm
 
-    from gradgen.check import cable_cell_spec, check_model
+    from gradgen.check import cable_cell_spec, check_model, near_far_sites, swc_cell_spec
     from gradgen.convert import convert
     from gradgen.runtime import GradientModel
 
@@ -66,15 +66,19 @@ def cmd_check(args) -> int:
         points = [m["original"] for m in manifest["mechanisms"] if m["kind"] == "point"]
         if points:
             raise GradgenError(f"point processes ({', '.join(points)}) cannot be checked yet")
-        spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=args.stimulus)
+        if args.morphology:
+            spec = swc_cell_spec(args.morphology, list(model.mechanisms), args.stimulus)
+            sites = near_far_sites(spec.morphology)
+        else:
+            spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=args.stimulus)
+            sites = ["(location 0 0)", "(location 0 1)"]
         with tqdm(total=len(model.params), desc="finite differences", disable=args.json,
                   file=sys.stderr) as bar:
             def step(name: str) -> None:
                 bar.set_postfix_str(name)
                 bar.update()
 
-            report = check_model(model, spec, ["(location 0 0)", "(location 0 1)"], args.tfinal,
-                                 args.dt, progress=step)
+            report = check_model(model, spec, sites, args.tfinal, args.dt, progress=step)
     ok = report.forward_max_abs_diff_mV <= FORWARD_TOLERANCE_MV and all(
         p["rel_error"] <= args.tolerance for p in report.parameters)
     if args.json:
@@ -120,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("--stimulus", type=float, default=0.1, help="current step in nA (default 0.1)")
     cmd.add_argument("--tolerance", type=float, default=0.01,
                      help="largest relative L2 error of dV/dθ accepted (default 0.01)")
+    cmd.add_argument("--morphology", metavar="FILE.swc",
+                     help="check on this SWC morphology (mechanisms everywhere, step into the "
+                          "root, V at the root and the farthest tip) instead of the cable")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
     cmd.set_defaults(run=cmd_check)
 

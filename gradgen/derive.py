@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from gradgen.coupling import Coupling, concentration_dv_store, concentration_store, current_store
-from gradgen.discretize import cnexp_update
+from gradgen.discretize import state_update
 from gradgen.errors import GradgenError
 from gradgen.lower import V, LoweredMechanism
 from gradgen.params import CONDUCTANCE_ION, ParamRef, carrier_ion, scratch_ion
@@ -186,7 +186,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     currents = [Assignment(c.name, c.expr) for c in low.currents]
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
-    update = cnexp_update(low) if low.derivatives else {}
+    update = state_update(low)
     outputs = []
     for name, phi in update.items():
         for k in range(K):

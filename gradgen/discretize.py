@@ -8,6 +8,11 @@ new voltage, and applies the Padé(1,1) step
 state after state in the order of the DERIVATIVE block, overwriting s in place (so a later
 equation sees the earlier states' new values). Differentiating this map, not the ODE, makes
 the sensitivities those of the simulated system.
+
+modcc's ``sparse`` (KINETIC schemes) is one backward-Euler step of the whole system,
+s⁺ = s + dt·f(s⁺, V^{n+1}), solved as a linear system; modcc replaces one balance row by
+each CONSERVE law, which for a scheme that conserves that quantity gives the same s⁺
+(up to rounding), so the update here is the plain backward-Euler solve.
 """
 from __future__ import annotations
 
@@ -40,3 +45,34 @@ def cnexp_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
         new[name] = value
         current[s] = value
     return new
+
+
+def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """Backward Euler of the whole (linear) system: s⁺ = (I − dt·A)⁻¹ (s + dt·b)."""
+    names = list(low.derivatives)
+    symbols = [sympy.Symbol(n) for n in names]
+    rhs = [low.derivatives[n] for n in names]
+    jacobian, minus_b = sympy.linear_eq_to_matrix(rhs, symbols)
+    if any(jacobian.has(s) for s in symbols):
+        raise GradgenError(
+            "the KINETIC scheme is nonlinear in its states: modcc solves it by Newton "
+            "iterations, which gradgen does not reproduce", low.mechanism.pos,
+            hint="use first-order reactions (one state on each side)")
+    for weights, _ in low.conserved:
+        balance = sympy.expand(sympy.Add(*[c * low.derivatives.get(n, 0) for n, c in weights.items()]))
+        if balance != 0:
+            raise GradgenError(
+                "a CONSERVE law that the reactions do not conserve", low.mechanism.pos,
+                hint="CONSERVE may only restate a conservation the scheme already has")
+    system = sympy.eye(len(names)) - DT * jacobian
+    solution = system.LUsolve(sympy.Matrix(symbols) - DT * minus_b)
+    return dict(zip(names, solution))
+
+
+def state_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """The map modcc applies for the mechanism's SOLVE method (empty without states)."""
+    if not low.derivatives:
+        return {}
+    if low.solve_method == "sparse":
+        return sparse_update(low)
+    return cnexp_update(low)

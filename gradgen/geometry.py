@@ -562,8 +562,7 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
         img[p.branch, p.dist] = p.new_dist
     heads = sorted({(cabs[0][0], img[cabs[0][0], cabs[0][1]])
                     for i, cabs in enumerate(layout.cables) if layout.parents[i] >= 0})
-    policy = arbor.cv_policy_explicit(
-        "(join " + " ".join(f"(location {b} {y!r})" for b, y in heads) + " (locset-nil))")
+    policy = arbor.cv_policy_explicit(sum_locsets([f"(location {b} {y!r})" for b, y in heads]))
 
     axial = tuple((cable_expr(p.branch, p.new_prox, p.new_dist), p.rL_ohm_cm)
                   for p in full if p.new_length_um > 0)

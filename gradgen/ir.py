@@ -96,11 +96,15 @@ class Call:
 
 @dataclass
 class Solve:
-    """``SOLVE block METHOD method`` (method None when absent)."""
+    """``SOLVE block METHOD method`` (method None when absent).
+
+    ``steady_state`` is set for ``SOLVE block STEADYSTATE method`` (in INITIAL).
+    """
 
     block: str
     method: str | None
     pos: SourcePos
+    steady_state: bool = False
 
 
 @dataclass
@@ -111,7 +115,46 @@ class Local:
     pos: SourcePos
 
 
-Statement = Union[Assign, DerivativeAssign, If, Call, Solve, Local]
+@dataclass
+class Reaction:
+    """``~ A + 2 B <-> C (kf, kb)`` in a KINETIC block; sides as (coefficient, state)."""
+
+    left: list[tuple[int, str]]
+    right: list[tuple[int, str]]
+    forward: sympy.Expr
+    backward: sympy.Expr
+    pos: SourcePos
+
+
+@dataclass
+class Flux:
+    """``~ x << (f)``: an explicit flux f into state x."""
+
+    state: str
+    expr: sympy.Expr
+    pos: SourcePos
+
+
+@dataclass
+class Conserve:
+    """``CONSERVE a + b = total``: a conservation law of the scheme."""
+
+    terms: list[tuple[int, str]]
+    total: sympy.Expr
+    pos: SourcePos
+
+
+@dataclass
+class Compartment:
+    """``COMPARTMENT volume {states}``: the states are amounts per ``volume``."""
+
+    volume: sympy.Expr
+    states: list[str]
+    pos: SourcePos
+
+
+Statement = Union[Assign, DerivativeAssign, If, Call, Solve, Local, Reaction, Flux, Conserve,
+                  Compartment]
 
 
 # ---------------------------------------------------------------- declarations
@@ -130,18 +173,20 @@ class Variable:
 
 @dataclass
 class IonUse:
-    """``USEION name READ ... WRITE ... VALENCE z``."""
+    """``USEION name READ ... WRITE ... VALENCE z`` (or Arbor's ``VALENCE zx``, a name)."""
 
     name: str
     read: list[str]
     write: list[str]
     pos: SourcePos
     valence: int | None = None
+    valence_name: str | None = None
 
 
 @dataclass
 class Block:
-    """A named block of statements: FUNCTION, PROCEDURE, DERIVATIVE, INITIAL, BREAKPOINT."""
+    """A named block of statements: FUNCTION, PROCEDURE, DERIVATIVE, KINETIC, INITIAL,
+    BREAKPOINT, NET_RECEIVE, POST_EVENT."""
 
     name: str
     body: list[Statement]
@@ -154,7 +199,7 @@ class Mechanism:
     """One parsed `.mod` file."""
 
     name: str
-    kind: Literal["density", "point"]
+    kind: Literal["density", "point", "junction"]
     source: Path
     text: str
     pos: SourcePos  # of the SUFFIX / POINT_PROCESS name
@@ -171,8 +216,12 @@ class Mechanism:
     functions: dict[str, Block] = field(default_factory=dict)
     procedures: dict[str, Block] = field(default_factory=dict)
     derivatives: dict[str, Block] = field(default_factory=dict)
+    kinetics: dict[str, Block] = field(default_factory=dict)
     initial: Block | None = None
     breakpoint: Block | None = None
+    net_receive: Block | None = None  # parsed; not lowered yet
+    post_event: Block | None = None  # parsed; not lowered yet
+    white_noise: list[str] = field(default_factory=list)  # parsed; not lowered yet
 
     def parameter(self, name: str) -> Variable | None:
         return next((p for p in self.parameters if p.name == name), None)

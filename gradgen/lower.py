@@ -1,6 +1,7 @@
 """Lowering: execute a mechanism's blocks symbolically into closed-form expressions.
 
-FUNCTIONs and PROCEDUREs are inlined, if/else becomes ``Piecewise``, LOCALs disappear.
+FUNCTIONs and PROCEDUREs are inlined, if/else becomes ``Piecewise``, LOCALs disappear,
+KINETIC reactions become the ODEs of mass action (COMPARTMENT volumes divide them).
 What remains is what the derivation pass needs: the membrane currents I(v, s, p, ions),
 the state derivatives ds/dt, and the initial states s0(v, p). Every free symbol of those
 is accounted for (voltage, state, parameter, ion variable, temperature); anything else is
@@ -19,14 +20,24 @@ from gradgen.ir import (
     Assign,
     Block,
     Call,
+    Compartment,
+    Conserve,
     DerivativeAssign,
+    Flux,
     If,
     Local,
     Mechanism,
+    Reaction,
     Solve,
     Statement,
     Variable,
 )
+
+#: What each SOLVE method becomes in Arbor, which offers only cnexp and sparse: NEURON's
+#: integrators of a DERIVATIVE block are replaced by modcc's cnexp (`gradgen translate`
+#: writes the same), a KINETIC block is always solved by sparse (backward Euler).
+DERIVATIVE_METHODS = {"cnexp": "cnexp", "derivimplicit": "cnexp", "euler": "cnexp",
+                      "runge": "cnexp", "sparse": "sparse"}
 
 #: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
 BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
@@ -56,7 +67,8 @@ class LoweredMechanism:
     derivatives: dict[str, sympy.Expr]  # state -> ds/dt, in DERIVATIVE statement order
     initial: dict[str, sympy.Expr]  # state -> initial value
     ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
-    solve_method: str | None = None
+    solve_method: str | None = None  # "cnexp" or "sparse" (backward Euler), as modcc runs it
+    conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
     concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
 
     @property
@@ -77,9 +89,12 @@ class _Frame:
     values: dict[str, sympy.Expr]
     derivatives: dict[str, sympy.Expr] = field(default_factory=dict)
     solves: list[Solve] = field(default_factory=list)
+    conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
+    volumes: dict[str, sympy.Expr] = field(default_factory=dict)
 
     def copy(self) -> "_Frame":
-        return _Frame(dict(self.values), dict(self.derivatives), list(self.solves))
+        return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
+                      list(self.conserved), dict(self.volumes))
 
 
 class _Executor:
@@ -146,8 +161,37 @@ class _Executor:
             self._call_procedure(stmt, frame)
         elif isinstance(stmt, Solve):
             frame.solves.append(stmt)
+        elif isinstance(stmt, Reaction):
+            self._react(stmt, frame)
+        elif isinstance(stmt, Flux):
+            self._add_rate(stmt.state, self.evaluate(stmt.expr, frame, stmt.pos), frame, stmt.pos)
+        elif isinstance(stmt, Conserve):
+            weights = {name: coef for coef, name in stmt.terms}
+            frame.conserved.append((weights, self.evaluate(stmt.total, frame, stmt.pos)))
+        elif isinstance(stmt, Compartment):
+            for name in stmt.states:
+                frame.volumes[name] = self.evaluate(stmt.volume, frame, stmt.pos)
         else:  # pragma: no cover - the IR has no other statement kinds
             raise TypeError(stmt)
+
+    def _add_rate(self, state: str, rate: sympy.Expr, frame: _Frame, pos: SourcePos) -> None:
+        if state not in {s.name for s in self.mech.states}:
+            raise GradgenError(f"'{state}' in a reaction is not a STATE", pos,
+                               hint=f"declare it in STATE {{ {state} }}")
+        frame.derivatives[state] = frame.derivatives.get(state, sympy.Integer(0)) + rate
+
+    def _react(self, stmt: Reaction, frame: _Frame) -> None:
+        """Mass action: rate = kf·Π left^ν − kb·Π right^ν, taken from left, given to right."""
+        def product(side: list[tuple[int, str]]) -> sympy.Expr:
+            return sympy.Mul(*[self.evaluate(sympy.Symbol(n), frame, stmt.pos) ** c for c, n in side])
+
+        forward = self.evaluate(stmt.forward, frame, stmt.pos)
+        backward = self.evaluate(stmt.backward, frame, stmt.pos)
+        rate = forward * product(stmt.left) - backward * product(stmt.right)
+        for coef, name in stmt.left:
+            self._add_rate(name, -coef * rate, frame, stmt.pos)
+        for coef, name in stmt.right:
+            self._add_rate(name, coef * rate, frame, stmt.pos)
 
     def _branch(self, stmt: If, frame: _Frame) -> None:
         cond = self.evaluate(stmt.cond, frame, stmt.pos)
@@ -188,6 +232,8 @@ class _Executor:
             if name not in locals_ and before.get(name) is not value:
                 frame.values[name] = value
         frame.derivatives.update(inner.derivatives)
+        frame.conserved += inner.conserved
+        frame.volumes.update(inner.volumes)
 
 
 def _declared_locals(body: list[Statement]) -> set[str]:
@@ -226,17 +272,35 @@ def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None],
     return reads, currents, concentrations
 
 
+def _refuse_events(mech: Mechanism) -> None:
+    """Constructs that parse but have no lowering (and so no gradient) yet."""
+    for block, what in ((mech.net_receive, "NET_RECEIVE"), (mech.post_event, "POST_EVENT")):
+        if block is not None:
+            raise GradgenError(f"{what} (event-driven state jumps) cannot be converted yet",
+                               block.pos, hint="only continuous mechanisms are converted for now")
+    if mech.kind == "junction":
+        raise GradgenError("JUNCTION_PROCESS mechanisms cannot be converted yet", mech.pos,
+                           hint="gap-junction gradients would need the peer's sensitivity")
+    if mech.white_noise:
+        raise GradgenError("WHITE_NOISE (stochastic states) cannot be converted", mech.pos,
+                           hint="sensitivities of a stochastic mechanism are not defined here")
+
+
 def lower(mech: Mechanism) -> LoweredMechanism:
     """Lower a parsed mechanism to closed forms (see the module docstring)."""
+    _refuse_events(mech)
     constants = {c.name: sympy.Float(c.value) for c in mech.constants if c.value is not None}
-    parameters = [p for p in mech.parameters if p.name not in BUILTIN_NAMES]
     states = [s.name for s in mech.states]
     ion_reads, current_ions, concentration_writes = _ion_tables(mech)
+    # NEURON-dialect files also list built-ins and ion variables (v, celsius, ena) as PARAMETER.
+    parameters = [p for p in mech.parameters
+                  if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
     executor = _Executor(mech, constants)
 
     initial = _Frame({})
     if mech.initial is not None:
         executor.run(mech.initial.body, initial)
+        _steady_states(executor, mech, initial)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
     assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
@@ -253,19 +317,19 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
+    conserved: list[tuple[dict[str, int], sympy.Expr]] = []
+    if len(breakpoint.solves) > 1:
+        raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
+                           breakpoint.solves[1].pos, hint="merge the blocks into one")
     for solve in breakpoint.solves:
-        block = mech.derivatives.get(solve.block)
-        if block is None:
-            raise GradgenError(f"SOLVE names '{solve.block}', which is no DERIVATIVE block",
-                               solve.pos)
-        if solve.method != "cnexp":
-            raise GradgenError(
-                f"SOLVE ... METHOD {solve.method or '(none)'} is not supported yet", solve.pos,
-                hint="this version supports 'METHOD cnexp' for DERIVATIVE blocks")
         frame = _Frame(dict(carried))
+        block, solve_method = _solved_block(mech, solve)
         executor.run(block.body, frame)
+        for name, volume in frame.volumes.items():
+            if name in frame.derivatives:
+                frame.derivatives[name] = frame.derivatives[name] / volume
         derivatives.update(frame.derivatives)
-        solve_method = solve.method
+        conserved = frame.conserved
 
     currents = []
     for name, ion in current_ions.items():
@@ -276,9 +340,54 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
-                               ion_reads, solve_method, concentration_writes)
+                               ion_reads, solve_method, conserved, concentration_writes)
     _check_symbols(lowered)
     return lowered
+
+
+def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
+    """The DERIVATIVE or KINETIC block a BREAKPOINT SOLVE names, and how Arbor integrates it."""
+    if solve.block in mech.kinetics:
+        if solve.method not in (None, "sparse"):
+            raise GradgenError(f"KINETIC {solve.block} with METHOD {solve.method}", solve.pos,
+                               hint="Arbor solves kinetic schemes with METHOD sparse")
+        return mech.kinetics[solve.block], "sparse"
+    block = mech.derivatives.get(solve.block)
+    if block is None:
+        raise GradgenError(f"SOLVE names '{solve.block}', which is no DERIVATIVE or KINETIC block",
+                           solve.pos, hint="a PROCEDURE solved for its side effects is not supported")
+    if solve.method not in DERIVATIVE_METHODS:
+        raise GradgenError(
+            f"SOLVE ... METHOD {solve.method or '(none)'} is not supported", solve.pos,
+            hint="DERIVATIVE blocks are solved with " + ", ".join(DERIVATIVE_METHODS))
+    return block, DERIVATIVE_METHODS[solve.method]
+
+
+def _steady_states(executor: _Executor, mech: Mechanism, initial: _Frame) -> None:
+    """``SOLVE kin STEADYSTATE sparse`` in INITIAL: states with ds/dt = 0 and the CONSERVE laws."""
+    for solve in initial.solves:
+        if not solve.steady_state:
+            raise GradgenError("SOLVE in INITIAL is only supported as STEADYSTATE of a KINETIC block",
+                               solve.pos, hint="assign the initial states directly")
+        block = mech.kinetics.get(solve.block)
+        if block is None:
+            raise GradgenError(f"STEADYSTATE needs a KINETIC block; '{solve.block}' is none", solve.pos)
+        frame = initial.copy()
+        frame.derivatives, frame.conserved = {}, []
+        executor.run(block.body, frame)
+        names = list(frame.derivatives)
+        symbols = [sympy.Symbol(n) for n in names]
+        equations = [frame.derivatives[n] for n in names]
+        for weights, total in frame.conserved:
+            # A conservation law replaces the balance of its last state (that row is redundant).
+            row = max(names.index(n) for n in weights)
+            equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
+        matrix, rhs = sympy.linear_eq_to_matrix(equations, symbols)
+        if any(matrix.has(s) for s in symbols):
+            raise GradgenError(f"the steady state of '{solve.block}' is not a linear system",
+                               solve.pos, hint="assign the initial states directly")
+        for name, value in zip(names, matrix.LUsolve(rhs)):
+            initial.values[name] = value
 
 
 def _check_symbols(low: LoweredMechanism) -> None:

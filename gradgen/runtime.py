@@ -17,10 +17,11 @@ loss gradients by the chain rule.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import arbor
 import numpy as np
@@ -30,7 +31,14 @@ from gradgen.build import build_catalogue, build_directory
 from gradgen.coupling import STORE_DIFFUSIVITY
 from gradgen.emit import HUB_NAME
 from gradgen.errors import GradgenError
-from gradgen.geometry import carrier_diffusivity, worst_radius_ratio
+from gradgen.geometry import (
+    EquivalentGeometry,
+    carrier_diffusivity,
+    equivalent_cell,
+    naive_carrier_paints,
+    worst_radius_ratio,
+)
+from gradgen.geometry_check import check_equivalence
 from gradgen.params import ParamRef, carrier_ion, gradient_ions
 
 MANIFEST = "gradients.json"
@@ -94,8 +102,14 @@ class Decor:
     def membrane_property(self, name: str) -> list[tuple[str, Any]]:
         return [(p.region, p.kwargs[name]) for p in self.paints if name in p.kwargs]
 
-    def to_arbor(self, densities: Iterable[tuple[str, arbor.density]]) -> arbor.decor:
-        """An ``arbor.decor`` with these densities in place of the recorded ones."""
+    def to_arbor(self, densities: Iterable[tuple[str, arbor.density]],
+                 region_map: Callable[[str], str] = str,
+                 locset_map: Callable[[str], str] = str) -> arbor.decor:
+        """An ``arbor.decor`` with these densities in place of the recorded ones.
+
+        ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
+        transformed geometry); the densities' regions are translated too.
+        """
         decor = arbor.decor()
         if self.properties:
             decor.set_property(**self.properties)
@@ -103,17 +117,24 @@ class Decor:
             decor.set_ion(*args, **kwargs)
         for p in self.paints:
             if p.what is None:
-                decor.paint(p.region, **p.kwargs)
+                decor.paint(region_map(p.region), **p.kwargs)
             elif not isinstance(p.what, arbor.density):
-                decor.paint(p.region, p.what, **p.kwargs)
+                decor.paint(region_map(p.region), p.what, **p.kwargs)
         for region, density in densities:
-            decor.paint(region, density)
+            decor.paint(region_map(region), density)
         for p in self.places:
             if p.label is None:
-                decor.place(p.locset, p.what)
+                decor.place(locset_map(p.locset), p.what)
             else:
-                decor.place(p.locset, p.what, p.label)
+                decor.place(locset_map(p.locset), p.what, p.label)
         return decor
+
+    def diffusive_ions(self) -> list[str]:
+        """Ions given a diffusivity by this decor (they would diffuse on the transformed geometry)."""
+        out = [str(args[0] if args else kwargs.get("ion")) for args, kwargs in self.ions
+               if "diff" in kwargs]
+        out += [str(p.kwargs.get("ion")) for p in self.paints if "diff" in p.kwargs]
+        return out
 
 
 # ---------------------------------------------------------------- cell description
@@ -129,9 +150,9 @@ class CellSpec:
     cv_policy: Any = None
 
     def build(self, decor: arbor.decor) -> arbor.cable_cell:
-        if self.cv_policy is None:
-            return arbor.cable_cell(self.morphology, decor, self.labels)
-        return arbor.cable_cell(self.morphology, decor, self.labels, self.cv_policy)
+        # an explicit policy even by default: arbor.cv_data returns None without one
+        policy = self.cv_policy or arbor.default_cv_policy()
+        return arbor.cable_cell(self.morphology, decor, self.labels, policy)
 
 
 def _quantity(value: Any, unit: U.unit) -> float:
@@ -194,6 +215,66 @@ def cv_centre(cell: arbor.cable_cell, site: str) -> str:
     raise GradgenError(f"probe site {site!r} lies in no CV")
 
 
+# ---------------------------------------------------------------- the gradient cell's geometry
+
+#: Short hh + pas run comparing the transformed with the original cell, once per spec.
+EQUIVALENCE_T_END_MS = 50.0
+#: Largest accepted |V_transformed − V_original|. Measured ≤ 4e-8 mV over 250 ms on the
+#: acceptance cells (rounding, at the level of merely translating the cell); a transform
+#: that were wrong for some geometry would show up orders of magnitude above this.
+EQUIVALENCE_TOLERANCE_MV = 1e-5
+
+log = logging.getLogger("gradgen")
+
+
+@dataclass(frozen=True)
+class CellGeometry:
+    """The equivalent constant-radius geometry of a spec and its start-up check
+    (:func:`gradgen.geometry_check.check_equivalence`: hh + pas, 0.2 nA into the root)."""
+
+    equivalent: EquivalentGeometry
+    check: dict
+
+    @property
+    def max_abs_dV_mV(self) -> float:
+        """max |V_transformed − V_original| of the check run."""
+        return self.check["max_abs_dV_mV"]
+
+
+_GEOMETRIES: dict[tuple, tuple[CellSpec, CellGeometry]] = {}
+
+
+def cell_geometry(spec: CellSpec, membrane: Membrane) -> CellGeometry:
+    """Transform and check the spec's cell, cached per spec (and its morphology, labels, CV
+    policy and membrane constants); refuses what the transform cannot represent."""
+    key = (id(spec), id(spec.morphology), id(spec.labels), id(spec.cv_policy),
+           membrane.cm, membrane.rL)
+    hit = _GEOMETRIES.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    uniform = worst_radius_ratio(spec.morphology) <= 1.0 + 1e-9
+    diffusive = spec.decor.diffusive_ions()
+    if diffusive and not uniform:
+        raise GradgenError(
+            f"ion(s) {', '.join(sorted(set(diffusive)))} diffuse: the gradient cell runs on a "
+            "constant-radius equivalent geometry where their diffusion would change",
+            hint="remove the ion diffusivity, or use a constant-radius morphology")
+    geo = equivalent_cell(spec.morphology, spec.labels, spec.cv_policy, membrane.rL, membrane.cm)
+    check = check_equivalence(geo, t_end=EQUIVALENCE_T_END_MS)
+    if not check["max_abs_dV_mV"] <= EQUIVALENCE_TOLERANCE_MV:
+        raise GradgenError(
+            f"the constant-radius equivalent of this cell changes the voltage by "
+            f"{check['max_abs_dV_mV']:.3g} mV (expected ≤ {EQUIVALENCE_TOLERANCE_MV:g} mV); its "
+            "gradients would be off by a similar relative amount",
+            hint="please report this morphology and CV policy")
+    log.info("gradient cell: constant-radius equivalent (radius %.4g µm, %d pieces), "
+             "max |V_transformed - V_original| = %.3g mV over %g ms",
+             geo.radius_um, len(geo.pieces), check["max_abs_dV_mV"], EQUIVALENCE_T_END_MS)
+    found = CellGeometry(geo, check)
+    _GEOMETRIES[key] = (spec, found)
+    return found
+
+
 # ---------------------------------------------------------------- traces and losses
 
 
@@ -228,6 +309,7 @@ class GradientModel:
     mechanisms: dict[str, dict]  # original name -> manifest entry
     defaults: dict[str, float] = field(default_factory=dict)  # θ name -> value in the .mod file
     store_ions: list[str] = field(default_factory=list)  # ion-coupling stores (gradgen.coupling)
+    carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
 
     @staticmethod
     def load(directory: Path | str) -> "GradientModel":
@@ -312,17 +394,58 @@ class GradientModel:
         densities = self._densities(spec, gradients, values or {}, membrane)
         return spec.build(spec.decor.to_arbor(densities))
 
+    def geometry(self, spec: CellSpec) -> CellGeometry:
+        """The constant-radius geometry the gradient cell of ``spec`` runs on, with its check.
+
+        Built and checked once per spec (cached; :func:`cell_geometry`), so tuning loops that
+        call :meth:`simulate` many times on one spec pay for it once.
+        """
+        return cell_geometry(spec, membrane_of(spec, arbor.neuron_cable_properties()))
+
+    def _build(self, spec: CellSpec, gradients: bool, values: dict[str, float] | None,
+               membrane: Membrane) -> arbor.cable_cell:
+        """The original cell, or the gradient cell on the equivalent constant-radius geometry.
+
+        The carriers' ion diffusion equals the voltage operator only on one common radius, so
+        the gradient cell is the electrically identical transformed cell with rL and the
+        carriers' diffusivity painted per half-CV; every region and locset of the user's decor
+        is mapped onto it. ``carrier_geometry = "naive"`` keeps the original geometry with a
+        per-half-CV diffusivity instead (only to measure what the transform removes).
+        """
+        densities = self._densities(spec, gradients, values or {}, membrane)
+        if not gradients:
+            return spec.build(spec.decor.to_arbor(densities))
+        ions = [carrier_ion(k) for k in range(len(self.params))]
+        if self.carrier_geometry == "naive":
+            decor = spec.decor.to_arbor(densities)
+            paints = naive_carrier_paints(spec.morphology, spec.labels,
+                                          spec.cv_policy or arbor.default_cv_policy(),
+                                          membrane.rL, membrane.cm)
+            for ion in ions:
+                for region, d in paints:
+                    decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
+            return spec.build(decor)
+        geo = cell_geometry(spec, membrane).equivalent
+        decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset)
+        geo.paint_axial(decor)
+        for ion in ions:
+            geo.paint_carrier(decor, ion)
+        return geo.cable_cell(decor)
+
     def cell(self, spec: CellSpec, gradients: bool = True, values: dict[str, float] | None = None,
              props: arbor.cable_cell_global_properties | None = None) -> arbor.cable_cell:
-        """The gradient cell (or the original one) with parameter values overridden."""
+        """The gradient cell (or the original one) with parameter values overridden.
+
+        The gradient cell lives on the transformed geometry: map your own probe sites onto
+        it with ``model.geometry(spec).equivalent.map_locset``.
+        """
         membrane = membrane_of(spec, props or arbor.neuron_cable_properties())
-        cell = self._build(spec, gradients, values, membrane)
-        if gradients:
-            self.diffusivity(spec, cell, membrane)  # refuses what the carrier cannot follow
-        return cell
+        return self._build(spec, gradients, values, membrane)
 
     def diffusivity(self, spec: CellSpec, cell: arbor.cable_cell, membrane: Membrane) -> float:
-        """The carriers' diffusivity [m²/s] on this cell, from Arbor's measured diffusion law.
+        """One diffusivity [m²/s] that is exact on the *untransformed* cell, from Arbor's
+        measured diffusion law (for code that builds its own gradient cell without the
+        transform, e.g. the pycat tests).
 
         Ion diffusion conserves volume while the cable conserves charge, and Arbor 0.12 scales
         diffusion with the CV length, so one diffusivity is exact only for a constant radius
@@ -355,10 +478,10 @@ class GradientModel:
         base = arbor.neuron_cable_properties()
         membrane = membrane_of(spec, base)
         cell = self._build(spec, gradients, values, membrane)
-        if gradients:
-            props = self.properties(True, base, self.diffusivity(spec, cell, membrane))
-        else:
-            props = self.properties(False, base)
+        props = self.properties(gradients, base)
+        if gradients and self.carrier_geometry == "exact":
+            geo = cell_geometry(spec, membrane).equivalent
+            sites = [geo.map_locset(site) for site in sites]
         centres = [cv_centre(cell, site) for site in sites]
         return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0)
 

@@ -1,5 +1,6 @@
-: High-voltage-activated Ca channel (m^2 h), writing the Ca current that cad integrates.
-: Written for gradgen's standard set.
+: High-voltage-activated Ca channel, m^2 h, written for gradgen.
+: Writes ica and reads the reversal potential eca; no ion concentration is written here.
+
 NEURON {
     SUFFIX cahva
     USEION ca READ eca WRITE ica
@@ -8,32 +9,37 @@ NEURON {
 
 UNITS {
     (mV) = (millivolt)
-    (mA) = (milliamp)
     (S) = (siemens)
+    (mA) = (milliamp)
 }
 
 PARAMETER {
-    gbar = 0.0005 (S/cm2)
+    gbar = 0.001 (S/cm2)
 }
 
 STATE { m h }
-
-INITIAL {
-    m = minf(v)
-    h = hinf(v)
-}
 
 BREAKPOINT {
     SOLVE states METHOD cnexp
     ica = gbar*m*m*h*(v - eca)
 }
 
-DERIVATIVE states {
-    m' = (minf(v) - m)/mtau(v)
-    h' = (hinf(v) - h)/htau(v)
+INITIAL {
+    LOCAL am, bm, ah, bh
+    am = 0.209*exprelr(-(v + 27)/3.8)
+    bm = 0.94*exp(-(v + 75)/17)
+    ah = 0.000457*exp(-(v + 13)/50)
+    bh = 0.0065/(exp(-(v + 15)/28) + 1)
+    m = am/(am + bm)
+    h = ah/(ah + bh)
 }
 
-FUNCTION minf(v) { minf = 1/(1 + exp(-(v + 20)/6)) }
-FUNCTION mtau(v) { mtau = 0.4 + 1.2/(1 + exp((v + 25)/10)) }
-FUNCTION hinf(v) { hinf = 1/(1 + exp((v + 40)/7)) }
-FUNCTION htau(v) { htau = 20 + 50/(1 + exp((v + 30)/10)) }
+DERIVATIVE states {
+    LOCAL am, bm, ah, bh
+    am = 0.209*exprelr(-(v + 27)/3.8)
+    bm = 0.94*exp(-(v + 75)/17)
+    ah = 0.000457*exp(-(v + 13)/50)
+    bh = 0.0065/(exp(-(v + 15)/28) + 1)
+    m' = am*(1 - m) - bm*m
+    h' = ah*(1 - h) - bh*h
+}

@@ -15,7 +15,7 @@ UNITS {
 }
 
 PARAMETER {
-    gbar = 0.003 (S/cm2)
+    gbar = 0.01 (S/cm2)
     kd = 0.0005 (mM)     : half activation
     tau = 4 (ms)
 }

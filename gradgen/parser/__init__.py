@@ -11,14 +11,14 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.ir import Mechanism
 from gradgen.parser.build import build_mechanism
-from gradgen.parser.preprocess import preprocess
+from gradgen.parser.preprocess import Preprocessed, preprocess
 from gradgen.parser.unsupported import check_supported
 
 __all__ = ["parse_file", "parse_text"]
@@ -54,14 +54,44 @@ def parse_file(path: str | Path) -> Mechanism:
 
 
 def parse_text(text: str, filename: str = "<string>") -> Mechanism:
-    """Parse NMODL source ``text``; ``filename`` is used in positions and messages."""
+    """Parse NMODL source ``text``; ``filename`` is used in positions and messages.
+
+    INCLUDEd files are looked up next to ``filename`` and parsed as fragments of their
+    own, so errors inside them name the included file and its lines.
+    """
     clean = preprocess(text, filename)
-    check_supported(clean.text, filename)
+    tree = _parse_clean(clean.text, filename)
+    fragments = [(_parse_clean(included.text, path), path)
+                 for path, included in _includes(clean.includes, filename, set())]
+    return build_mechanism(tree, text, clean.title, filename, fragments)
+
+
+def _parse_clean(text: str, filename: str) -> Tree:
+    check_supported(text, filename)
     try:
-        tree = _parser().parse(clean.text)
+        return _parser().parse(text)
     except UnexpectedInput as err:
-        raise _syntax_error(err, clean.text, filename) from None
-    return build_mechanism(tree, text, clean.title, filename)
+        raise _syntax_error(err, text, filename) from None
+
+
+def _includes(names: list[tuple[str, SourcePos]], filename: str,
+              seen: set[Path]) -> list[tuple[str, Preprocessed]]:
+    """The preprocessed INCLUDEd files, depth first, each file once."""
+    out: list[tuple[str, Preprocessed]] = []
+    for name, pos in names:
+        path = (Path(filename).parent / name).resolve()
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise GradgenError(f"cannot read INCLUDE \"{name}\": {err.strerror}", pos=pos,
+                               hint="the file is looked up next to the .mod file") from None
+        included = preprocess(text, str(path))
+        out.append((str(path), included))
+        out += _includes(included.includes, str(path), seen)
+    return out
 
 
 def _describe_terminal(name: str) -> str:

@@ -7,7 +7,7 @@ the checks that need the whole file (one SUFFIX, SOLVE targets, derivative targe
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,16 +24,31 @@ from gradgen.ir import (
     Assign,
     Block,
     Call,
+    Compartment,
+    Conserve,
     DerivativeAssign,
+    Flux,
     If,
     IonUse,
     Local,
     Mechanism,
+    Reaction,
     Solve,
     Statement,
     Variable,
     exprelr,
 )
+
+#: Physical constants a UNITS block may name, as ``FARADAY = (faraday) (coulomb)``: the
+#: 2019 SI values, which NEURON 9 uses (modcc has no such constants; they are folded in).
+UNIT_CONSTANTS: dict[str, float] = {
+    "faraday": 96485.33212331001,
+    "k-mole": 8.31446261815324,  # the gas constant R in joule/degC/mol
+    "e": 1.602176634e-19,
+    "avogadro": 6.02214076e23,
+    "boltzmann": 1.380649e-23,
+}
+_KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment)
 
 # Truth values; not sympy's Boolean, which every Symbol also is.
 _LOGICAL = (Relational, BooleanFunction, BooleanAtom)
@@ -217,7 +232,42 @@ class _Builder(Transformer):
         return Call(name, [self._value(a, meta) for a in c[1:]], self._pos(meta))
 
     def solve(self, meta: Meta, c: list) -> Solve:
+        if len(c) > 1 and isinstance(c[1], tuple):  # STEADYSTATE method
+            return Solve(str(c[0]), c[1][1], self._pos(meta), steady_state=True)
         return Solve(str(c[0]), str(c[1]) if len(c) > 1 else None, self._pos(meta))
+
+    def steadystate(self, meta: Meta, c: list) -> tuple[str, str]:
+        return ("steadystate", str(c[0]))
+
+    def table(self, meta: Meta, c: list) -> None:
+        return None  # TABLE only speeds up NEURON's rate evaluation; dropped
+
+    def reactant(self, meta: Meta, c: list) -> tuple[int, str]:
+        if len(c) == 1:
+            return (1, str(c[0]))
+        if not str(c[0]).isdigit():
+            raise GradgenError(f"stoichiometric coefficient {c[0]} is not a whole number",
+                               pos=self._pos(meta))
+        return (int(str(c[0])), str(c[1]))
+
+    def reactants(self, meta: Meta, c: list) -> list[tuple[int, str]]:
+        return c
+
+    def reaction(self, meta: Meta, c: list) -> Reaction:
+        return Reaction(c[0], c[1], self._value(c[2], meta), self._value(c[3], meta), self._pos(meta))
+
+    def flux(self, meta: Meta, c: list) -> Flux:
+        return Flux(str(c[0]), self._value(c[1], meta), self._pos(meta))
+
+    def conserve(self, meta: Meta, c: list) -> Conserve:
+        return Conserve(c[0], self._value(c[1], meta), self._pos(meta))
+
+    def compartment(self, meta: Meta, c: list) -> Compartment:
+        at = next(i for i, item in enumerate(c) if not isinstance(item, Token))
+        if at:
+            raise GradgenError("COMPARTMENT with an index variable (arrays) is not supported",
+                               pos=self._pos(meta), hint="write one COMPARTMENT per volume")
+        return Compartment(self._value(c[at], meta), [str(n) for n in c[at + 1:]], self._pos(meta))
 
     def local(self, meta: Meta, c: list) -> Local:
         return Local([str(t) for t in c], self._pos(meta))
@@ -228,18 +278,21 @@ class _Builder(Transformer):
                   self._pos(meta))
 
     def body(self, meta: Meta, c: list) -> list[Statement]:
-        return c
+        return [stmt for stmt in c if stmt is not None]
 
     # ------------------------------------------------------------ code blocks
     def _block(self, kind: str, name: str, meta: Meta, body: list[Statement],
                args: list[str] | None = None) -> _Part:
-        if kind != "derivatives":
-            for stmt in _walk(body):
-                if isinstance(stmt, DerivativeAssign):
-                    raise GradgenError(
-                        f"{stmt.state}' = ... is only allowed in a DERIVATIVE block",
-                        pos=stmt.pos,
-                    )
+        for stmt in _walk(body):
+            if kind != "derivatives" and isinstance(stmt, DerivativeAssign):
+                raise GradgenError(
+                    f"{stmt.state}' = ... is only allowed in a DERIVATIVE block",
+                    pos=stmt.pos,
+                )
+            if kind != "kinetics" and isinstance(stmt, _KINETIC_ONLY):
+                word = {Reaction: "~ reactions", Flux: "~ fluxes", Conserve: "CONSERVE statements",
+                        Compartment: "COMPARTMENT statements"}[type(stmt)]
+                raise GradgenError(f"{word} are only allowed in a KINETIC block", pos=stmt.pos)
         block = Block(name, body, self._pos(meta), args or [])
         return _Part(kind, block, block.pos)
 
@@ -251,6 +304,27 @@ class _Builder(Transformer):
 
     def derivative_block(self, meta: Meta, c: list) -> _Part:
         return self._block("derivatives", str(c[0]), meta, c[1])
+
+    def kinetic_block(self, meta: Meta, c: list) -> _Part:
+        return self._block("kinetics", str(c[0]), meta, c[1])
+
+    def net_receive_block(self, meta: Meta, c: list) -> _Part:
+        args = [str(a) for a in c[:-1] if isinstance(a, Token)]
+        return self._block("net_receive", "NET_RECEIVE", meta, c[-1], args)
+
+    def post_event_block(self, meta: Meta, c: list) -> _Part:
+        args = [str(a) for a in c[:-1] if isinstance(a, Token)]
+        return self._block("post_event", "POST_EVENT", meta, c[-1], args)
+
+    def white_noise_block(self, meta: Meta, c: list) -> _Part:
+        return _Part("white_noise", [str(n) for n in c], self._pos(meta))
+
+    def independent_block(self, meta: Meta, c: list) -> None:
+        return None  # the independent variable is always t
+
+    def define(self, meta: Meta, c: list) -> _Part:
+        return _Part("constants", [Variable(str(c[0]), self._pos(c[0]), value=float(c[1]))],
+                     self._pos(meta))
 
     def function_block(self, meta: Meta, c: list) -> _Part:
         args = [a for a in c[1:-1] if isinstance(a, Token)]  # drop the return unit
@@ -317,15 +391,24 @@ class _Builder(Transformer):
     def unit_alias(self, meta: Meta, c: list) -> tuple[str, str]:
         return (c[0], c[1])
 
-    def unit_constant(self, meta: Meta, c: list) -> None:
-        raise GradgenError(
-            f"named constants in UNITS ({c[0]} = ...) are not supported yet",
-            pos=self._pos(meta),
-            hint=f"declare it in CONSTANT with its value, e.g. CONSTANT {{ {c[0]} = 96485.3 (coulomb) }}",
-        )
+    def unit_constant(self, meta: Meta, c: list) -> Variable:
+        """``FARADAY = (faraday) (coulomb)`` or ``x = 2 (mV)``: a named constant."""
+        value = c[1]
+        if isinstance(value, str):
+            if value not in UNIT_CONSTANTS:
+                raise GradgenError(
+                    f"unknown physical constant ({value}) in UNITS",
+                    pos=self._pos(meta),
+                    hint="known: " + ", ".join(f"({n})" for n in UNIT_CONSTANTS)
+                    + f"; or declare CONSTANT {{ {c[0]} = value }}",
+                )
+            value = UNIT_CONSTANTS[value]
+        return Variable(str(c[0]), self._pos(c[0]), value=float(value))
 
-    def units_block(self, meta: Meta, c: list) -> _Part:
-        return _Part("units", dict(c), self._pos(meta))
+    def units_block(self, meta: Meta, c: list) -> list[_Part]:
+        aliases = dict(item for item in c if isinstance(item, tuple))
+        constants = [item for item in c if isinstance(item, Variable)]
+        return [_Part("units", aliases, self._pos(meta)), _Part("constants", constants, self._pos(meta))]
 
     # ------------------------------------------------------------ NEURON block
     def suffix(self, meta: Meta, c: list) -> _Part:
@@ -333,6 +416,9 @@ class _Builder(Transformer):
 
     def point_process(self, meta: Meta, c: list) -> _Part:
         return _Part("point", str(c[0]), self._pos(c[0]))
+
+    def junction_process(self, meta: Meta, c: list) -> _Part:
+        return _Part("junction", str(c[0]), self._pos(c[0]))
 
     def ion_read(self, meta: Meta, c: list) -> tuple[str, list[str]]:
         return ("read", [str(t) for t in c])
@@ -344,6 +430,9 @@ class _Builder(Transformer):
         if not c[0].is_integer():
             raise GradgenError(f"VALENCE must be an integer, got {c[0]:g}", pos=self._pos(meta))
         return ("valence", int(c[0]))
+
+    def ion_valence_name(self, meta: Meta, c: list) -> tuple[str, str]:
+        return ("valence_name", str(c[0]))
 
     def useion(self, meta: Meta, c: list) -> _Part:
         ion = IonUse(str(c[0]), [], [], self._pos(meta))
@@ -377,25 +466,38 @@ def _declared_calls(tree: Tree) -> tuple[dict[str, int], set[str]]:
     return functions, procedures
 
 
-def _transform(tree: Tree, filename: str) -> list[_Part]:
-    functions, procedures = _declared_calls(tree)
+def _transform(tree: Tree, filename: str, functions: dict[str, int],
+               procedures: set[str]) -> list[_Part]:
     try:
         items = _Builder(filename, functions, procedures).transform(tree).children
     except VisitError as err:  # lark wraps what a callback raises
         if isinstance(err.orig_exc, GradgenError):
             raise err.orig_exc from None
         raise
-    return [p for item in items for p in (item if isinstance(item, list) else [item])]
+    parts = [p for item in items for p in (item if isinstance(item, list) else [item])]
+    return [p for p in parts if p is not None]
 
 
 def _duplicate(what: str, pos: SourcePos) -> GradgenError:
     return GradgenError(f"{what} is defined twice", pos=pos, hint="remove or rename one of them")
 
 
-def build_mechanism(tree: Tree, text: str, title: str | None, filename: str) -> Mechanism:
-    """Assemble the Mechanism of one file from its parse tree; check whole-file rules."""
-    parts = _transform(tree, filename)
-    kinds = [p for p in parts if p.kind in ("density", "point")]
+def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
+                    fragments: Sequence[tuple[Tree, str]] = ()) -> Mechanism:
+    """Assemble the Mechanism of one file from its parse tree; check whole-file rules.
+
+    ``fragments`` are the parse trees of INCLUDEd files with their names; their blocks
+    join the mechanism as if written in place.
+    """
+    trees = [(tree, filename), *fragments]
+    functions: dict[str, int] = {}
+    procedures: set[str] = set()
+    for each, _ in trees:
+        more_functions, more_procedures = _declared_calls(each)
+        functions.update(more_functions)
+        procedures |= more_procedures
+    parts = [part for each, name in trees for part in _transform(each, name, functions, procedures)]
+    kinds = [p for p in parts if p.kind in ("density", "point", "junction")]
     if not kinds:
         raise GradgenError(
             "the mechanism has no SUFFIX or POINT_PROCESS",
@@ -417,14 +519,15 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str) -> 
 
 def _add(mech: Mechanism, part: _Part) -> None:
     kind, value = part.kind, part.value
-    if kind in ("density", "point"):
+    if kind in ("density", "point", "junction"):
         return
-    if kind in ("initial", "breakpoint"):
+    if kind in ("initial", "breakpoint", "net_receive", "post_event"):
         if getattr(mech, kind) is not None:
             raise _duplicate(kind.upper(), part.pos)
         setattr(mech, kind, value)
-    elif kind in ("functions", "procedures", "derivatives"):
-        if any(value.name in table for table in (mech.functions, mech.procedures, mech.derivatives)):
+    elif kind in ("functions", "procedures", "derivatives", "kinetics"):
+        tables = (mech.functions, mech.procedures, mech.derivatives, mech.kinetics)
+        if any(value.name in table for table in tables):
             raise _duplicate(value.name, part.pos)
         getattr(mech, kind)[value.name] = value
     elif kind == "units":
@@ -439,12 +542,14 @@ def _check(mech: Mechanism) -> None:
     """Rules that need the whole file: SOLVE targets exist, only STATEs get a derivative."""
     states = {s.name for s in mech.states}
     blocks = [b for b in (mech.initial, mech.breakpoint) if b is not None]
-    blocks += [*mech.functions.values(), *mech.procedures.values(), *mech.derivatives.values()]
+    blocks += [*mech.functions.values(), *mech.procedures.values(), *mech.derivatives.values(),
+               *mech.kinetics.values()]
+    solvable = {**mech.derivatives, **mech.procedures, **mech.kinetics}
     for block in blocks:
         for stmt in _walk(block.body):
-            if isinstance(stmt, Solve) and stmt.block not in {**mech.derivatives, **mech.procedures}:
+            if isinstance(stmt, Solve) and stmt.block not in solvable:
                 raise GradgenError(
-                    f"SOLVE {stmt.block}: no DERIVATIVE or PROCEDURE {stmt.block} in this file",
+                    f"SOLVE {stmt.block}: no DERIVATIVE, KINETIC or PROCEDURE {stmt.block} in this file",
                     pos=stmt.pos,
                 )
             if isinstance(stmt, DerivativeAssign) and stmt.state not in states:

@@ -1,14 +1,16 @@
-"""Remove NMODL comments and the TITLE line before parsing, keeping every position.
+"""Remove NMODL comments, the TITLE line, UNITSON/UNITSOFF and INCLUDE lines before parsing.
 
-Comment text is overwritten with spaces (newlines kept), so a line and column in the
+Removed text is overwritten with spaces (newlines kept), so a line and column in the
 cleaned text is the same line and column in the user's file; error messages stay exact.
+UNITSON/UNITSOFF only switch NEURON's unit checking; INCLUDE names a file that
+:func:`gradgen.parser.parse_text` parses as a fragment of its own (with its own positions).
 VERBATIM blocks are copied unchanged: their C code may contain ``:`` or ``?``, and the
 unsupported-construct check reports the VERBATIM keyword itself.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gradgen.errors import GradgenError, SourcePos
 
@@ -17,6 +19,8 @@ _START = re.compile(
     r"(?P<comment>\bCOMMENT\b)"
     r"|(?P<verbatim>\bVERBATIM\b)"
     r"|(?P<title>^[ \t]*TITLE\b)"
+    r"|(?P<units>\bUNITS(?:ON|OFF)\b)"
+    r'|(?P<include>\bINCLUDE[ \t]*"(?P<file>[^"\n]*)")'
     r"|(?P<line>[:?])",
     re.MULTILINE,
 )
@@ -26,10 +30,11 @@ _END_VERBATIM = re.compile(r"\bENDVERBATIM\b")
 
 @dataclass(frozen=True)
 class Preprocessed:
-    """The cleaned text (same length and line structure as the input) and the TITLE."""
+    """The cleaned text (same length and line structure as the input), TITLE and INCLUDEs."""
 
     text: str
     title: str | None
+    includes: list[tuple[str, SourcePos]] = field(default_factory=list)
 
 
 def _blank(text: str) -> str:
@@ -48,6 +53,7 @@ def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
     """Blank comments and the TITLE line; return the cleaned text and the first TITLE."""
     out: list[str] = []
     title: str | None = None
+    includes: list[tuple[str, SourcePos]] = []
     i = 0
     while (m := _START.search(text, i)) is not None:
         out.append(text[i : m.start()])
@@ -62,6 +68,11 @@ def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
                 )
             out.append(_blank(text[m.start() : end.end()]))
             i = end.end()
+        elif kind in ("units", "include"):
+            if kind == "include":
+                includes.append((m.group("file"), position(text, m.start(), filename)))
+            out.append(_blank(m.group()))
+            i = m.end()
         elif kind == "verbatim":
             end = _END_VERBATIM.search(text, m.end())
             stop = end.end() if end else len(text)
@@ -75,4 +86,4 @@ def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
             out.append(_blank(text[m.start() : eol]))
             i = eol
     out.append(text[i:])
-    return Preprocessed("".join(out), title)
+    return Preprocessed("".join(out), title, includes)

@@ -1,4 +1,4 @@
-"""Report NMODL constructs that gradgen recognises but cannot translate yet.
+"""Report NMODL constructs that gradgen recognises but cannot translate.
 
 Run on comment-free text before parsing: a dedicated "X is not supported yet" with the
 keyword's position and a hint is far more useful than the syntax error the grammar would
@@ -12,7 +12,6 @@ from gradgen.errors import GradgenError
 from gradgen.parser.preprocess import position
 
 _EVENTS = "only continuous HH-style channels and leaks are supported for now"
-_KINETIC = "rewrite the scheme as a DERIVATIVE block of ODEs (m' = ...)"
 _SOLVE = "solve the equations by hand and assign the solution"
 _LOCK = "delete it; gradgen-generated code needs no thread locks"
 _DIFFUSION = "ion diffusion is set up in the simulator, not in the mechanism"
@@ -21,34 +20,20 @@ _POINTER = "pass the value in as a PARAMETER or through an ion instead"
 
 _HINTS: dict[str, str] = {
     "VERBATIM": "C code inside VERBATIM cannot be translated; rewrite it in NMODL",
-    "TABLE": "TABLE only speeds up NEURON's rate evaluation; delete the TABLE statement",
-    "INDEPENDENT": "delete the INDEPENDENT block; the independent variable is always t",
-    "KINETIC": _KINETIC,
-    "CONSERVE": _KINETIC,
-    "COMPARTMENT": _DIFFUSION,
     "LONGITUDINAL_DIFFUSION": _DIFFUSION,
-    "LINEAR": _SOLVE,
+    "LINEAR": _SOLVE,  # KINETIC covers linear schemes
     "NONLINEAR": _SOLVE,
-    "STEADYSTATE": "initialise the states with their steady-state formulas in INITIAL",
     "DISCRETE": _SOLVE,
     "PARTIAL": _SOLVE,
-    "NET_RECEIVE": _EVENTS,
     "WATCH": _EVENTS,
     "FOR_NETCONS": _EVENTS,
     "ARTIFICIAL_CELL": _EVENTS,
     "ELECTRODE_CURRENT": _EVENTS,
-    "JUNCTION_PROCESS": _EVENTS,
-    "POST_EVENT": _EVENTS,
-    "WHITE_NOISE": _EVENTS,
     "RANDOM": _EVENTS,
     "BEFORE": _EVENTS,
     "AFTER": _EVENTS,
     "CONSTRUCTOR": _EVENTS,
     "DESTRUCTOR": _EVENTS,
-    "INCLUDE": "paste the included file's contents into this file",
-    "DEFINE": "replace the DEFINE'd name by its value",
-    "UNITSON": "delete UNITSON/UNITSOFF; gradgen does not check units",
-    "UNITSOFF": "delete UNITSON/UNITSOFF; gradgen does not check units",
     "FUNCTION_TABLE": "write the function as a FUNCTION with a formula",
     "POINTER": _POINTER,
     "BBCOREPOINTER": _POINTER,
@@ -69,7 +54,6 @@ _HINTS: dict[str, str] = {
 # name and "=" follow; "m FROM 0 TO 1" in STATE is a harmless range and parses.
 _OTHERS: list[tuple[str, str, str]] = [
     (r"\bFROM(?=\s+[A-Za-z_]\w*\s*=)", "FROM loops", _LOOP),
-    (r"~", "~ reactions", _KINETIC),
     (r"\[", "arrays", "use separate scalar variables, e.g. m1, m2, m3"),
     (r'"', "strings", "strings appear only in INCLUDE and printf; remove them"),
 ]
