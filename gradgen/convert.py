@@ -36,10 +36,14 @@ def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMec
         if mech is None:
             raise GradgenError(f"parameter '{ref.name}': no mechanism '{ref.mechanism}' among the inputs",
                                hint="mechanisms: " + ", ".join(by_name))
-        if ref.parameter not in mech.parameter_names():
+        names = mech.parameter_names() + mech.event_args
+        if ref.parameter not in names:
             raise GradgenError(
                 f"parameter '{ref.name}': '{ref.mechanism}' has no parameter '{ref.parameter}'",
-                mech.mechanism.pos, hint="its parameters: " + ", ".join(mech.parameter_names()))
+                mech.mechanism.pos, hint="its parameters: " + ", ".join(names))
+        if ref.parameter in mech.event_args and ref.region:
+            raise GradgenError(f"parameter '{ref.name}': an event weight cannot be bound to a region",
+                               hint=f"use {ref.mechanism}.{ref.parameter}")
 
 
 def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
@@ -95,8 +99,11 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     return manifest
 
 
-def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float:
+def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float | None:
+    """The value in the .mod file; None for an event weight, which the cell's inputs carry."""
     mech = next(m for m in mechanisms if m.name == ref.mechanism)
+    if ref.parameter in mech.event_args:
+        return None
     return float(mech.mechanism.parameter(ref.parameter).value or 0.0)
 
 

@@ -83,6 +83,7 @@ class ContributorSystem:
     phase_a: Code
     currents: list[Assignment]  # the original current assignments, kept whole for modcc
     phase_b: Code
+    events: Code  # NET_RECEIVE: state jumps and their sensitivities
 
     @property
     def name(self) -> str:
@@ -129,6 +130,14 @@ def _cse(outputs: list[Assignment], prefix: str) -> Code:
     return code
 
 
+def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
+    """Like :func:`_cse`, but every right-hand side sees the values from before the block."""
+    code = _cse([Assignment(f"{prefix}n{i}", a.expr) for i, a in enumerate(outputs)], prefix)
+    code.locals += [f"{prefix}n{i}" for i in range(len(outputs))]
+    code.statements += [Assignment(a.target, sympy.Symbol(f"{prefix}n{i}")) for i, a in enumerate(outputs)]
+    return code
+
+
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling()) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
@@ -139,10 +148,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
         if ref.mechanism == low.name:
-            if ref.parameter not in low.parameter_names():
+            if ref.parameter not in low.parameter_names() + low.event_args:
                 raise GradgenError(
                     f"mechanism '{low.name}' has no parameter '{ref.parameter}'", low.mechanism.pos,
-                    hint="parameters: " + ", ".join(low.parameter_names()))
+                    hint="parameters: " + ", ".join(low.parameter_names() + low.event_args))
             owned[k] = ref.parameter
     K = len(params)
     states = [sympy.Symbol(s) for s in low.states]
@@ -168,7 +177,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                   for s in low.states for k in range(K)]
     completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * u[k])
                    for c in conc_read for k in range(K)]
-    current = low.total_current()
+    # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm².
+    current = low.total_current() * (100 / sympy.Symbol("area") if low.mechanism.kind == "point" else 1)
     g = sympy.diff(current, V)
     outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
     for k in range(K):
@@ -202,6 +212,19 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, "gb")
 
+    # NET_RECEIVE: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u split alike.
+    outputs = []
+    for name, jump in low.events.items():
+        for k in range(K):
+            pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
+            if k in owned:
+                pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
+            outputs.append(Assignment(sens_pre(name, k), pre))
+        outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
+                                                            for s in states])))
+    outputs += [Assignment(name, jump) for name, jump in low.events.items()]
+    events = _simultaneous(outputs, "ge")
+
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
     outputs = [Assignment(name, expr) for name, expr in low.initial.items()]
     for name, expr in low.initial.items():
@@ -222,4 +245,4 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     for k in range(K):
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
-    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b)
+    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events)

@@ -89,7 +89,7 @@ def emit_contributor(system: ContributorSystem) -> str:
                   for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
     range_names = [n for n in mech.range_names if n not in ("v",)] + list(weights.values())
-    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements]
     return _environment("arbor").get_template("contributor.mod.j2").render(
         name=gradient_name(low.name),
@@ -111,6 +111,8 @@ def emit_contributor(system: ContributorSystem) -> str:
         phase_a=_render_code(system.phase_a, "gk"),
         currents=_render_currents(system),
         phase_b=_render_code(system.phase_b, "gl"),
+        events=_render_code(system.events, "gm") if system.lowered.events else None,
+        event_args=system.lowered.event_args,
         needs_dexprelr=uses_dexprelr(exprs),
     )
 

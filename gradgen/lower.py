@@ -70,6 +70,8 @@ class LoweredMechanism:
     solve_method: str | None = None  # "cnexp" or "sparse" (backward Euler), as modcc runs it
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
     concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
+    events: dict[str, sympy.Expr] = field(default_factory=dict)  # state -> value after NET_RECEIVE
+    event_args: list[str] = field(default_factory=list)  # NET_RECEIVE arguments ("weight")
 
     @property
     def name(self) -> str:
@@ -274,10 +276,9 @@ def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None],
 
 def _refuse_events(mech: Mechanism) -> None:
     """Constructs that parse but have no lowering (and so no gradient) yet."""
-    for block, what in ((mech.net_receive, "NET_RECEIVE"), (mech.post_event, "POST_EVENT")):
-        if block is not None:
-            raise GradgenError(f"{what} (event-driven state jumps) cannot be converted yet",
-                               block.pos, hint="only continuous mechanisms are converted for now")
+    if mech.post_event is not None:
+        raise GradgenError("POST_EVENT (spike-timing plasticity) cannot be converted yet",
+                           mech.post_event.pos, hint="NET_RECEIVE synapses without it are supported")
     if mech.kind == "junction":
         raise GradgenError("JUNCTION_PROCESS mechanisms cannot be converted yet", mech.pos,
                            hint="gap-junction gradients would need the peer's sensitivity")
@@ -339,10 +340,28 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         currents.append(Current(name, ion, breakpoint.values[name]))
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
+    events = _event_jumps(executor, mech, carried)
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
-                               ion_reads, solve_method, conserved, concentration_writes)
+                               ion_reads, solve_method, conserved, concentration_writes, events,
+                               mech.net_receive.args if mech.net_receive else [])
     _check_symbols(lowered)
     return lowered
+
+
+def _event_jumps(executor: _Executor, mech: Mechanism, carried: dict[str, sympy.Expr]) -> dict[str, sympy.Expr]:
+    """NET_RECEIVE as closed forms: each state it assigns -> its value after the event."""
+    block = mech.net_receive
+    if block is None:
+        return {}
+    frame = _Frame(dict(carried))
+    executor.run(block.body, frame)
+    states = {s.name for s in mech.states}
+    jumps = {name: value for name, value in frame.values.items() if name in states}
+    for name, value in jumps.items():
+        if V in value.free_symbols:
+            raise GradgenError(f"NET_RECEIVE sets '{name}' from the voltage v", block.pos,
+                               hint="event jumps that depend on v are not supported")
+    return jumps
 
 
 def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
@@ -401,8 +420,10 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state, expr in low.initial.items():
         checks.append((f"initial value of '{state}'", expr,
                        mech.initial.pos if mech.initial else mech.pos))
+    for state, expr in low.events.items():
+        checks.append((f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos))
     for what, expr, pos in checks:
-        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known)
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known | set(low.event_args))
         if unknown:
             raise GradgenError(
                 f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "

@@ -104,11 +104,13 @@ class Decor:
 
     def to_arbor(self, densities: Iterable[tuple[str, arbor.density]],
                  region_map: Callable[[str], str] = str,
-                 locset_map: Callable[[str], str] = str) -> arbor.decor:
+                 locset_map: Callable[[str], str] = str,
+                 place_map: Callable[[Any], Any] = lambda what: what) -> arbor.decor:
         """An ``arbor.decor`` with these densities in place of the recorded ones.
 
         ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
-        transformed geometry); the densities' regions are translated too.
+        transformed geometry); the densities' regions are translated too. ``place_map``
+        replaces placed items (synapses by their gradient or original versions).
         """
         decor = arbor.decor()
         if self.properties:
@@ -124,10 +126,15 @@ class Decor:
             decor.paint(region_map(region), density)
         for p in self.places:
             if p.label is None:
-                decor.place(locset_map(p.locset), p.what)
+                decor.place(locset_map(p.locset), place_map(p.what))
             else:
-                decor.place(locset_map(p.locset), p.what, p.label)
+                decor.place(locset_map(p.locset), place_map(p.what), p.label)
         return decor
+
+    def synapses(self) -> dict[str, str]:
+        """Label -> mechanism of every labelled synapse placement."""
+        return {p.label: p.what.mech.name for p in self.places
+                if isinstance(p.what, arbor.synapse) and p.label is not None}
 
     def diffusive_ions(self) -> list[str]:
         """Ions given a diffusivity by this decor (they would diffuse on the transformed geometry)."""
@@ -141,6 +148,23 @@ class Decor:
 
 
 @dataclass
+class SpikeInput:
+    """Events delivered to the synapses placed with ``label``, each with ``weight`` (µS).
+
+    A parameter ``<synapse mechanism>.<NET_RECEIVE argument>`` (e.g. ``expsyn.weight``)
+    overrides the weight of every input to synapses of that mechanism.
+    """
+
+    label: str
+    times_ms: Sequence[float]
+    weight: float
+
+    def generator(self, weight: float) -> arbor.event_generator:
+        return arbor.event_generator(self.label, weight,
+                                     arbor.explicit_schedule([t * U.ms for t in self.times_ms]))
+
+
+@dataclass
 class CellSpec:
     """A cable cell as the user describes it: Arbor's own ingredients."""
 
@@ -148,6 +172,7 @@ class CellSpec:
     decor: Decor
     labels: arbor.label_dict = field(default_factory=arbor.label_dict)
     cv_policy: Any = None
+    inputs: list[SpikeInput] = field(default_factory=list)  # presynaptic spike trains
 
     def build(self, decor: arbor.decor) -> arbor.cable_cell:
         # an explicit policy even by default: arbor.cv_data returns None without one
@@ -358,10 +383,11 @@ class GradientModel:
         if unknown:
             raise GradgenError(f"unknown parameter(s) {', '.join(sorted(unknown))}",
                                hint="known: " + ", ".join(p.name for p in self.params))
-        painted = {mech for _, mech, _ in spec.decor.densities()}
+        painted = {mech for _, mech, _ in spec.decor.densities()} | set(spec.decor.synapses().values())
         for ref in self.params:
             if ref.mechanism not in painted:
-                raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not painted on the cell")
+                raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not "
+                                   "painted or placed (with a label) on the cell")
         out: list[tuple[str, arbor.density]] = []
         for region, mech, user_values in spec.decor.densities():
             if mech not in self.mechanisms:
@@ -389,10 +415,50 @@ class GradientModel:
             out.append(("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm})))
         return out
 
-    def _build(self, spec: CellSpec, gradients: bool, values: dict[str, float] | None,
-               membrane: Membrane) -> arbor.cable_cell:
-        densities = self._densities(spec, gradients, values or {}, membrane)
-        return spec.build(spec.decor.to_arbor(densities))
+    def _synapse_map(self, gradients: bool, values: dict[str, float]) -> Callable[[Any], Any]:
+        """Replaces each placed synapse of a converted mechanism by its gradient or original version."""
+        def replace(what: Any) -> Any:
+            if not isinstance(what, arbor.synapse):
+                return what
+            mech = what.mech.name
+            if mech not in self.mechanisms:
+                if gradients:
+                    raise GradgenError(
+                        f"synapse '{mech}' is placed but was not converted: its current would "
+                        "carry no sensitivities and the gradients would be wrong",
+                        hint="add its .mod file to `gradgen convert`")
+                return what
+            vals = dict(what.mech.values)
+            for k, ref in enumerate(self.params):
+                if ref.mechanism != mech:
+                    continue
+                if ref.region:
+                    raise GradgenError(f"parameter '{ref.name}': a synapse parameter cannot be bound "
+                                       "to a region", hint=f"use {mech}.{ref.parameter}")
+                if ref.name in values and ref.parameter in self.mechanisms[mech]["parameters"]:
+                    vals[ref.parameter] = values[ref.name]
+                if gradients:
+                    vals[f"gg_w{k}"] = 1.0
+            name = self.mechanisms[mech]["gradient"] if gradients else ORIGINAL_PREFIX + mech
+            return arbor.synapse(name, vals)
+        return replace
+
+    def generators(self, spec: CellSpec, values: dict[str, float] | None = None) -> list[arbor.event_generator]:
+        """The spec's spike inputs, with weights overridden by weight parameters in ``values``."""
+        values = values or {}
+        targets = spec.decor.synapses()
+        out = []
+        for source in spec.inputs:
+            if source.label not in targets:
+                raise GradgenError(f"spike input to '{source.label}': no synapse is placed with that label",
+                                   hint="labels: " + ", ".join(targets))
+            weight = source.weight
+            for ref in self.params:
+                if ref.mechanism == targets[source.label] and ref.name in values \
+                        and ref.parameter not in self.mechanisms[ref.mechanism]["parameters"]:
+                    weight = values[ref.name]
+            out.append(source.generator(weight))
+        return out
 
     def geometry(self, spec: CellSpec) -> CellGeometry:
         """The constant-radius geometry the gradient cell of ``spec`` runs on, with its check.
@@ -413,11 +479,12 @@ class GradientModel:
         per-half-CV diffusivity instead (only to measure what the transform removes).
         """
         densities = self._densities(spec, gradients, values or {}, membrane)
+        synapses = self._synapse_map(gradients, values or {})
         if not gradients:
-            return spec.build(spec.decor.to_arbor(densities))
+            return spec.build(spec.decor.to_arbor(densities, place_map=synapses))
         ions = [carrier_ion(k) for k in range(len(self.params))]
         if self.carrier_geometry == "naive":
-            decor = spec.decor.to_arbor(densities)
+            decor = spec.decor.to_arbor(densities, place_map=synapses)
             paints = naive_carrier_paints(spec.morphology, spec.labels,
                                           spec.cv_policy or arbor.default_cv_policy(),
                                           membrane.rL, membrane.cm)
@@ -426,7 +493,7 @@ class GradientModel:
                     decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
             return spec.build(decor)
         geo = cell_geometry(spec, membrane).equivalent
-        decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset)
+        decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, synapses)
         geo.paint_axial(decor)
         for ion in ions:
             geo.paint_carrier(decor, ion)
@@ -483,7 +550,8 @@ class GradientModel:
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]
         centres = [cv_centre(cell, site) for site in sites]
-        return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0)
+        return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0,
+                             self.generators(spec, values))
 
     def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
                  gradients: bool = True, values: dict[str, float] | None = None,
@@ -499,8 +567,10 @@ def _memberships(n: int) -> list[tuple[bool, ...]]:
 class SingleCellRun(arbor.recipe):
     """One cell with voltage and hub-state probes at each site, and its simulation."""
 
-    def __init__(self, cell, props, sites: Sequence[str], n_params: int):
+    def __init__(self, cell, props, sites: Sequence[str], n_params: int,
+                 generators: Sequence[arbor.event_generator] = ()):
         super().__init__()
+        self._generators = list(generators)
         self._cell, self._props = cell, props
         self.sites, self.n_params = list(sites), n_params
         self._handles: dict[str, int] = {}
@@ -527,6 +597,9 @@ class SingleCellRun(arbor.recipe):
 
     def probes(self, gid):
         return self._probes
+
+    def event_generators(self, gid):
+        return self._generators
 
     @cached_property
     def sim(self) -> arbor.simulation:
