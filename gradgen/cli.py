@@ -101,6 +101,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from gradgen.tune import run_tuning
+
+    results = run_tuning(args.config)
+    print(f"{results['method']}: RMS error {results['start_rms_mV']:.3g} -> {results['final_rms_mV']:.3g} mV "
+          f"after {results['simulations']} simulations ({results['seconds']:.0f} s); "
+          f"results in {results['output']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gradgen", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -133,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("demo", help="HH cable: gradients vs finite differences, and a figure")
     cmd.add_argument("-o", "--output", default="demo-output", help="directory for the figure")
     cmd.set_defaults(run=cmd_demo)
+
+    cmd = sub.add_parser("tune", help="tune parameters to a voltage trace (Adam or CMA-ES), from a TOML config")
+    cmd.add_argument("config", help="TOML file, e.g. examples/io.toml")
+    cmd.set_defaults(run=cmd_tune)
     return top
 
 
