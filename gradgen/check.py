@@ -37,6 +37,31 @@ def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float 
                     arbor.cv_policy_fixed_per_branch(n_cv))
 
 
+#: The HH axon with its soma (shared benchmark cell): soma CV 20 µm × r 10 µm, 10 axon CVs
+#: of 40 µm × r 0.5 µm; sites at the soma and the axon tip.
+HH_AXON_SITES = ["(location 0 0)", "(location 0 1)"]
+
+
+def hh_axon_spec(t_end: float, stimulus_nA: float = 0.2, mechanisms: list[str] | None = None,
+                 labels: dict[str, str] | None = None) -> CellSpec:
+    """The HH axon with its soma, hh everywhere, ``stimulus_nA`` into the soma from 10 ms to
+    t_end − 40 ms (the benchmark protocol); ``labels`` adds region labels."""
+    tree = arbor.segment_tree()
+    soma = tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 10), arbor.mpoint(20, 0, 0, 10), tag=1)
+    tree.append(soma, arbor.mpoint(20, 0, 0, 0.5), arbor.mpoint(420, 0, 0, 0.5), tag=2)
+    heads = " ".join(f"(location 0 {(20 + 40 * k) / 420!r})" for k in range(10))
+    decor = Decor()
+    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
+    for mech in mechanisms or ["hh"]:
+        decor.paint("(all)", arbor.density(mech))
+    t_off = max(t_end - 40.0, 0.6 * t_end)
+    decor.place("(location 0 0.023809523809523808)",  # soma centre
+                arbor.i_clamp(10 * U.ms, (t_off - 10) * U.ms, stimulus_nA * U.nA))
+    all_labels = {"soma": "(tag 1)", "axon": "(tag 2)", **(labels or {})}
+    return CellSpec(arbor.morphology(tree), decor, arbor.label_dict(all_labels),
+                    arbor.cv_policy_explicit(f"(join {heads} (locset-nil))"))
+
+
 def morphology_cell_spec(morphology: arbor.morphology, labels: arbor.label_dict,
                          cv_policy: arbor.cv_policy | None, mechanisms: list[str],
                          stimulus_nA: float = 0.2, t_on: float = 10.0,
@@ -161,5 +186,5 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     return report
 
 
-__all__ = ["cable_cell_spec", "morphology_cell_spec", "swc_cell_spec", "near_far_sites",
+__all__ = ["cable_cell_spec", "hh_axon_spec", "HH_AXON_SITES", "morphology_cell_spec", "swc_cell_spec", "near_far_sites",
            "check_model", "finite_difference", "relative_error"]

@@ -53,7 +53,37 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_translate(args) -> int:
+    from gradgen.translate import translate
+
+    for mod in args.mod:
+        print(f"wrote {translate(mod, args.output)}")
+    return 0
+
+
+def cmd_coverage(args) -> int:
+    """`check` over a directory (or with --coverage): one row per file, each file on its own."""
+    from tqdm import tqdm
+
+    from gradgen.coverage import coverage, format_table, mod_files, row_ok, rows_json
+
+    if not args.all_params:
+        raise GradgenError("a coverage check takes every parameter of each file",
+                           hint="use --all-params with a directory or --coverage")
+    files = mod_files(args.mod)
+    with tqdm(total=len(files), desc="coverage", disable=args.json, file=sys.stderr) as bar:
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update()
+
+        rows = coverage(args.mod, args.dt, args.tfinal, args.stimulus, progress=step)
+    print(rows_json(rows) if args.json else format_table(rows))
+    return 0 if all(row_ok(r, FORWARD_TOLERANCE_MV, args.tolerance) for r in rows) else 1
+
+
 def cmd_check(args) -> int:
+    if args.coverage or any(Path(m).is_dir() for m in args.mod):
+        return cmd_coverage(args)
     from tqdm import tqdm
 
     from gradgen.check import cable_cell_spec, check_model, near_far_sites, swc_cell_spec
@@ -101,6 +131,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from gradgen.tune import run_tuning
+
+    results = run_tuning(args.config)
+    print(f"{results['method']}: RMS error {results['start_rms_mV']:.3g} -> {results['final_rms_mV']:.3g} mV "
+          f"after {results['simulations']} simulations ({results['seconds']:.0f} s); "
+          f"results in {results['output']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="gradgen", description=__doc__.splitlines()[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -128,11 +168,23 @@ def parser() -> argparse.ArgumentParser:
                      help="check on this SWC morphology (mechanisms everywhere, step into the "
                           "root, V at the root and the farthest tip) instead of the cable")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument("--coverage", action="store_true",
+                     help="check each file on its own and print a coverage table (implied by a "
+                          "directory argument; with --json a list of one object per file)")
     cmd.set_defaults(run=cmd_check)
+
+    cmd = sub.add_parser("translate", help="NEURON-dialect .mod files as NMODL that Arbor compiles")
+    cmd.add_argument("mod", nargs="+", help=".mod files")
+    cmd.add_argument("-o", "--output", required=True, help="output directory")
+    cmd.set_defaults(run=cmd_translate)
 
     cmd = sub.add_parser("demo", help="HH cable: gradients vs finite differences, and a figure")
     cmd.add_argument("-o", "--output", default="demo-output", help="directory for the figure")
     cmd.set_defaults(run=cmd_demo)
+
+    cmd = sub.add_parser("tune", help="tune parameters to a voltage trace (Adam or CMA-ES), from a TOML config")
+    cmd.add_argument("config", help="TOML file, e.g. examples/io.toml")
+    cmd.set_defaults(run=cmd_tune)
     return top
 
 

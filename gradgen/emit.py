@@ -88,7 +88,8 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
                   for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
-    range_names = [n for n in mech.range_names if n not in ("v",)] + list(weights.values())
+    # NEURON files also list ion variables and ASSIGNED rates as RANGE; modcc wants parameters.
+    range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements]
     return _environment("arbor").get_template("contributor.mod.j2").render(

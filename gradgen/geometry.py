@@ -37,7 +37,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Literal, Mapping, Sequence
 
 import arbor
 import numpy as np
@@ -410,6 +410,7 @@ class EquivalentGeometry:
     radius_um: float
     rL_ohm_cm: float
     cm_uF_cm2: float
+    rL_regions: tuple[tuple[str, float], ...]
     pieces: tuple[Piece, ...]
     axial_paints: tuple[tuple[str, float], ...]
     diffusivity_paints: tuple[tuple[str, float], ...]
@@ -421,6 +422,7 @@ class EquivalentGeometry:
     _geoms: tuple[BranchGeometry, ...] = field(repr=False)
     _axial_units: dict = field(repr=False)
     _area_units: dict = field(repr=False)
+    _resistivity: "_ResistivityProfile" = field(repr=False)
 
     @property
     def volume_to_capacitance(self) -> float:
@@ -458,8 +460,9 @@ class EquivalentGeometry:
         units = (self._axial_units if kind == "axial" else self._area_units).get(branch)
         if units is None or not (0.0 <= pos <= 1.0):
             raise GradgenError(f"location ({branch}, {pos}) is not on the cell")
-        g = self._geoms[branch]
-        return branch, _map_in(units, pos, g.ixa if kind == "axial" else g.area)
+        if kind == "axial":
+            return branch, _map_in(units, pos, functools.partial(self._resistivity.integral, branch))
+        return branch, _map_in(units, pos, self._geoms[branch].area)
 
     def map_region(self, expr: str) -> str:
         """A region expression of the original cell, baked into explicit cables of the new
@@ -483,17 +486,20 @@ class EquivalentGeometry:
 
 def equivalent_cell(morphology: arbor.morphology, labels=None,
                     cv_policy: arbor.cv_policy | None = None, rL_ohm_cm: float = 100.0,
-                    cm_uF_cm2: float = 1.0, *, radius_um: float | None = None) -> EquivalentGeometry:
+                    cm_uF_cm2: float = 1.0, *, radius_um: float | None = None,
+                    rL_regions: Sequence[tuple[str, float]] = ()) -> EquivalentGeometry:
     """Transform a cell into an electrically identical one of common radius a0.
 
     Each half of a one-cable CV (and each cable of a fork CV) becomes a cylinder of radius a0
     and length A/(2π a0), so every CV keeps its membrane area; rL is painted per piece so its
     axial resistance, hence every face conductance, is unchanged; the carrier diffusivity is
     painted per piece from the measured :func:`carrier_law`. ``radius_um`` defaults to the
-    smallest radius of the morphology (no piece gets shorter than it was). Uniform rL and cm
-    only (see the module docstring for all limits).
+    smallest radius of the morphology (no piece gets shorter than it was). ``rL_regions``
+    are per-region axial resistivities (region expression on the original cell, Ω·cm),
+    applied in order over ``rL_ohm_cm`` like paints; the faces integrate rL/(πr²) as Arbor
+    does. Uniform cm only (see the module docstring for all limits).
     """
-    if not (rL_ohm_cm > 0 and cm_uF_cm2 > 0):
+    if not (rL_ohm_cm > 0 and cm_uF_cm2 > 0 and all(v > 0 for _, v in rL_regions)):
         raise GradgenError("equivalent_cell: rL and cm must be positive")
     labels = _as_label_dict(labels)
     if len(labels.iexprs):
@@ -511,6 +517,7 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     original = _original_cell(morphology, labels, cv_policy)
     layout = cv_layout(original)
     pieces = _pieces(geoms, layout)
+    resistivity = _ResistivityProfile.of(original, geoms, rL_ohm_cm, rL_regions)
 
     # new lengths (halves of a one-cable CV share its area equally), rL per piece
     cv_area: dict[int, float] = {}
@@ -543,13 +550,15 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     full = []
     for q, p in enumerate(pieces):
         L = new_len[q]
-        rl = rL_ohm_cm * p.ixa_per_um * math.pi * a0 ** 2 / L if L > 0 else rL_ohm_cm
+        resistance = resistivity.integral(p.branch, p.prox, p.dist)
+        rl = resistance * math.pi * a0 ** 2 / L if L > 0 else rL_ohm_cm
         ell = span_len.get(p.face, 0.0) if p.face >= 0 else L
         d = law.diffusivity(a0, ell, rl, cm_uF_cm2) if ell > 0 else 0.0
         full.append(Piece(p.cv, p.branch, p.prox, p.dist, p.area_um2, p.ixa_per_um, p.face,
                           p.half, new_pos[q][0], new_pos[q][1], L, rl, d))
 
-    axial_units = {b: [_Unit(p.prox, p.dist, p.new_prox, p.new_dist, p.ixa_per_um)
+    axial_units = {b: [_Unit(p.prox, p.dist, p.new_prox, p.new_dist,
+                             resistivity.integral(p.branch, p.prox, p.dist))
                        for p in (full[q] for q in qs)] for b, qs in by_branch.items()}
     area_units = _area_units(full)
     morph_new = _build_morphology(morphology, geoms, area_units, branch_len, a0)
@@ -571,11 +580,11 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     dvals = [d for _, d in diff]
     geo = EquivalentGeometry(
         morphology=morph_new, labels=arbor.label_dict(), cv_policy=policy, radius_um=a0,
-        rL_ohm_cm=rL_ohm_cm, cm_uF_cm2=cm_uF_cm2, pieces=tuple(full), axial_paints=axial,
+        rL_ohm_cm=rL_ohm_cm, cm_uF_cm2=cm_uF_cm2, rL_regions=tuple(rL_regions), pieces=tuple(full), axial_paints=axial,
         diffusivity_paints=diff, default_diffusivity=float(np.median(dvals)),
         original_morphology=morphology, original_labels=labels, original_cv_policy=cv_policy,
         _original=original, _geoms=tuple(geoms), _axial_units=axial_units,
-        _area_units=area_units)
+        _area_units=area_units, _resistivity=resistivity)
     baked = {}
     for name in labels.regions:
         baked[name] = geo.map_region(f'"{name}"')
@@ -633,6 +642,40 @@ def _build_morphology(morphology, geoms, area_units, branch_len, a0) -> arbor.mo
         raise GradgenError("internal: the transformed morphology has a different branch "
                            "structure", hint="please report this morphology")
     return new
+
+
+@dataclass(frozen=True)
+class _ResistivityProfile:
+    """Piecewise-constant rL (Ω·cm) per branch: (prox, dist, rL) intervals covering [0, 1]."""
+
+    geoms: tuple[BranchGeometry, ...]
+    intervals: dict[int, list[tuple[float, float, float]]]
+
+    @staticmethod
+    def of(original: arbor.cable_cell, geoms: list[BranchGeometry], rL: float,
+           regions: Sequence[tuple[str, float]]) -> "_ResistivityProfile":
+        intervals = {b: [(0.0, 1.0, rL)] for b in range(len(geoms))}
+        for expr, value in regions:
+            for c in original.cables(expr):
+                x0, x1 = float(c.prox), float(c.dist)
+                if x1 <= x0:
+                    continue
+                old = intervals[c.branch]
+                new = [(a, min(b, x0), r) for a, b, r in old if a < x0]
+                new.append((x0, x1, float(value)))
+                new += [(max(a, x1), b, r) for a, b, r in old if b > x1]
+                intervals[c.branch] = new
+        return _ResistivityProfile(tuple(geoms), intervals)
+
+    def integral(self, branch: int, x0: float, x1: float) -> float:
+        """∫ rL/(πr²) dx between branch positions x0 < x1 (Ω·cm/µm), as Arbor's faces use."""
+        g = self.geoms[branch]
+        total = 0.0
+        for a, b, r in self.intervals[branch]:
+            lo, hi = max(a, x0), min(b, x1)
+            if hi > lo:
+                total += r * g.ixa(lo, hi)
+        return total
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,9 @@ def _compare(equivalent, second, t_end, dt, sites, stimulus_site, stimulus_nA, p
         mapped = new and second == "equivalent"
         if mapped:
             equivalent.paint_axial(decor)
+        else:
+            for reg, rl in equivalent.rL_regions:
+                decor.paint(reg, rL=rl * U.Ohm * U.cm)
         for reg, mech in paints:
             region = equivalent.map_region(reg) if mapped else reg
             decor.paint(region, arbor.density("pas", g=1e-4) if mech == "pas"

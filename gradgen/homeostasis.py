@@ -58,16 +58,23 @@ class VoltageTarget:
 class RateTarget:
     """e = ½(f − f*)² with f a smoothed spike rate (Hz) at the error site.
 
-    Each upward move of S(V) = 1/(1 + exp(−(V − v_threshold)/v_width)) adds
-    1000/tau_rate Hz per unit of S, and f decays with ``tau_rate`` (ms): one spike adds
-    exactly 1000/tau_rate Hz, so f is an exponentially smoothed rate that is differentiable
-    in V wherever S rises.
+    Value: each upward move of S(V) = 1/(1 + exp(−(V − v_threshold)/v_width)) adds
+    1000/tau_rate Hz per unit of S and f decays with ``tau_rate`` (ms), so one spike adds
+    exactly 1000/tau_rate Hz: an exponentially smoothed spike count.
+    Gradient: a spike count is piecewise constant in θ (its pathwise derivative sees only
+    spike-time shifts, and with the wrong sign: an earlier spike has decayed more), so
+    φ_k = ∂f̃/∂θ_k of the surrogate f̃ = lowpass_tau_rate(1000·S̃(V)/surrogate_duration),
+    S̃ a wide sigmoid around the spike threshold, which also sees how close V comes to
+    firing. φ_k is exact for f̃, whose value is not used.
     """
 
     rate_target_hz: float
-    tau_rate: float = 10_000.0
+    tau_rate: float = 2_000.0
     v_threshold: float = -20.0
     v_width: float = 2.0
+    surrogate_threshold: float = -50.0
+    surrogate_width: float = 5.0
+    surrogate_duration: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,15 @@ class HomeostaticConfig:
     """Learning rate α, forgetting λ (/ms), the error, and per-θ start, scale and bounds.
 
     ``scale`` makes α comparable across parameters (default: the start value, i.e. α acts
-    on θ/θ_start); ``bounds`` default to [0, ∞) for conductance-like values.
+    on θ/θ_start); ``bounds`` default to [0, ∞) for conductance-like values; ``max_rate``
+    (/ms) caps |d(θ/scale)/dt|, which keeps a burst of large sensitivities (at the onset or
+    end of firing) from throwing θ across its range in one step.
     """
 
     alpha: float
     lam: float
     target: VoltageTarget | RateTarget
+    max_rate: float = math.inf
     start: dict[str, float] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -88,6 +98,7 @@ class HomeostaticConfig:
 
     def as_dict(self) -> dict:
         return {"alpha": self.alpha, "lambda": self.lam,
+                "max_rate": None if math.isinf(self.max_rate) else self.max_rate,
                 "target": {"kind": "rate" if isinstance(self.target, RateTarget) else "voltage",
                            **dataclasses.asdict(self.target)},
                 "start": self.start, "scale": self.scale,
@@ -154,12 +165,16 @@ def emit_homeostatic_hub(params: Sequence[ParamRef], config: HomeostaticConfig,
     extra = {}
     if isinstance(target, RateTarget):
         extra = dict(mode="rate", rate_target=_number(target.rate_target_hz), tau_rate=_number(target.tau_rate),
-                     v_threshold=_number(target.v_threshold), v_width=_number(target.v_width))
+                     v_threshold=_number(target.v_threshold), v_width=_number(target.v_width),
+                     surrogate_threshold=_number(target.surrogate_threshold),
+                     surrogate_width=_number(target.surrogate_width),
+                     surrogate_duration=_number(target.surrogate_duration))
     else:
         extra = dict(mode="voltage", v_target=_number(target.v_target))
     return _environment("arbor").get_template("homeostatic_hub.mod.j2").render(
         name=HUB_NAME, version=__version__, params=list(params), ks=list(range(len(params))),
-        conductance_ion=CONDUCTANCE_ION, v_count=_number(SPIKE_COUNT_MV), alpha=_number(config.alpha), lam=_number(config.lam),
+        conductance_ion=CONDUCTANCE_ION, v_count=_number(SPIKE_COUNT_MV), alpha=_number(config.alpha),
+        max_rate=_number(config.max_rate), lam=_number(config.lam),
         start=[_number(s) for s in start], scale=[_number(s) for s in scale],
         lo=[_number(b[0]) for b in bounds], hi=[_number(b[1]) for b in bounds], **extra)
 
@@ -183,8 +198,8 @@ def convert_homeostatic(mod_files: Sequence[Path | str], out_dir: Path | str, pa
     params = list(params)
     if not params:
         raise GradgenError("no parameters to learn", hint="use --params mech.param,...")
-    if config.alpha < 0 or config.lam < 0:
-        raise GradgenError("alpha and lambda must be >= 0", hint="e.g. --alpha 1e-6 --forget 1e-4")
+    if config.alpha < 0 or config.lam < 0 or not config.max_rate > 0:
+        raise GradgenError("alpha and lambda must be >= 0", hint="e.g. --alpha 1e-6 --forget 1e-4 (and max_rate > 0)")
     mechanisms = [lower_file(f) for f in mod_files]
     names = [m.name for m in mechanisms]
     if NOISE in names:

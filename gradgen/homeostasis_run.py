@@ -8,6 +8,7 @@ over the cell within one step (deviation ~ 1/MIXING of one learning step).
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from arbor import units as U
 from gradgen.emit import HUB_NAME
 from gradgen.errors import GradgenError
 from gradgen.homeostasis import parameter_ion
-from gradgen.runtime import MANIFEST, CellSpec, GradientModel, cv_centre, cv_lengths, membrane_of
+from gradgen.geometry import EquivalentGeometry
+from gradgen.runtime import MANIFEST, CellSpec, GradientModel, cv_centre
 
 MIXING = 1e4  # θ-ion diffusivity / carrier diffusivity, times (number of CVs)²
 
@@ -52,16 +54,41 @@ class HomeostaticTraces:
         return 0.5 * (edges[1:] + edges[:-1]), 1000.0 * np.diff(counts) / window
 
 
-def _site_cv(cell: arbor.cable_cell, site: str) -> tuple[str, int]:
-    """The region of the CV that holds ``site`` and the number of (non-empty) CVs."""
-    loc = cell.locations(site)[0]
-    data = arbor.cv_data(cell)
+def _error_site(original: arbor.cable_cell, geo: EquivalentGeometry, site: str) -> tuple[str, float]:
+    """The region of the CV holding ``site`` (original coordinates) and the hub's error weight
+    there: cell volume / CV volume, i.e. area ratio on the constant-radius geometry."""
+    locations = original.locations(site)
+    if len(locations) != 1:
+        raise GradgenError(f"error site {site!r} must name exactly one location (got {len(locations)})")
+    loc = locations[0]
+    data = arbor.cv_data(original)
     for i in range(data.num_cv):
         cables = data.cables(i)
         for c in cables:
             if c.branch == loc.branch and c.prox <= loc.pos <= c.dist and c.dist > c.prox:
-                return f"(cable {c.branch} {c.prox!r} {c.dist!r})", i
+                total = sum(piece.area_um2 for piece in geo.pieces)
+                mine = sum(piece.area_um2 for piece in geo.pieces if piece.cv == i)
+                region = " ".join(f"(cable {x.branch} {x.prox!r} {x.dist!r})" for x in cables)
+                region = f"(join {region} (region-nil))" if len(cables) > 1 else region
+                return region, total / mine
     raise GradgenError(f"error site {site!r} lies in no CV")
+
+
+def _with_error_site(model: GradientModel, region: str, weight: float) -> GradientModel:
+    """``model`` whose hub carries the error weight on ``region`` (0 elsewhere)."""
+    painted = copy.copy(model)
+
+    def densities(spec, gradients, values, membrane):
+        out = model._densities(spec, gradients, values, membrane)
+        if not gradients:
+            return out
+        out = [d for d in out if d[1].mech.name != HUB_NAME]
+        out.append((f"(difference (all) {region})", arbor.density(HUB_NAME, {"cm": membrane.cm, "gg_ew": 0.0})))
+        out.append((region, arbor.density(HUB_NAME, {"cm": membrane.cm, "gg_ew": weight})))
+        return out
+
+    painted._densities = densities
+    return painted
 
 
 class HomeostaticRun(arbor.recipe):
@@ -72,32 +99,22 @@ class HomeostaticRun(arbor.recipe):
         self.model, self.n_params, self.gradients = model, len(model.params), gradients
         self.rate_mode = _manifest(model)["homeostatic"]["target"]["kind"] == "rate"
         base = arbor.neuron_cable_properties()
-        membrane = membrane_of(spec, base)
         start = {p["name"]: p["default"] for p in _manifest(model)["parameters"]}
         if not gradients:  # the plain reference: original mechanisms, θ fixed at the start values
             self._cell = model.cell(spec, gradients=False, values=start)
             self._props = model.properties(False, base)
+            self.site = cv_centre(self._cell, site)
         else:
-            densities = model._densities(spec, True, {}, membrane)
-            probe_cell = spec.build(spec.decor.to_arbor(densities))
-            diffusivity = model.diffusivity(spec, probe_cell, membrane)
-            n_cv = sum(1 for h in cv_lengths(probe_cell, spec.morphology) if h > 0)
-            region, _ = _site_cv(probe_cell, site)
-            hub = [d for d in densities if d[1].mech.name == HUB_NAME]
-            densities = [d for d in densities if d[1].mech.name != HUB_NAME]
-            if n_cv == 1:
-                densities.append(("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm, "gg_ew": 1.0})))
-            else:
-                densities.append((f"(difference (all) {region})",
-                                  arbor.density(HUB_NAME, {"cm": membrane.cm, "gg_ew": 0.0})))
-                densities.append((region, arbor.density(HUB_NAME, {"cm": membrane.cm, "gg_ew": float(n_cv)})))
-            assert len(hub) == 1
-            self._cell = spec.build(spec.decor.to_arbor(densities))
-            self._props = model.properties(True, base, diffusivity)
+            geo = model.geometry(spec).equivalent
+            region, weight = _error_site(model.cell(spec, gradients=False), geo, site)
+            self._cell = _with_error_site(model, region, weight).cell(spec, gradients=True)
+            self._props = model.properties(True, base)
+            n_cv = len({piece.cv for piece in geo.pieces})
             for k, name in enumerate(p.name for p in model.params):
                 self._props.set_ion(parameter_ion(k), valence=1, int_con=start[name] * U.mM, ext_con=0 * U.mM,
-                                    rev_pot=0 * U.mV, diff=diffusivity * MIXING * n_cv**2 * U.m2 / U.s)
-        self.site = cv_centre(self._cell, site)
+                                    rev_pot=0 * U.mV,
+                                    diff=geo.default_diffusivity * MIXING * n_cv**2 * U.m2 / U.s)
+            self.site = cv_centre(self._cell, geo.map_locset(site))
         self._probes = [arbor.cable_probe_membrane_voltage(self.site, "v")]
         if gradients:
             names = [f"{s}{k}" for k in range(self.n_params) for s in

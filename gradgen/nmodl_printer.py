@@ -8,11 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.str import StrPrinter
 
 from gradgen.ir import dexprelr
 
 DEXPRELR_FUNCTION = "gg_dexprelr"
+_LOGICAL = (Relational, BooleanFunction)
 
 
 class NmodlPrinter(StrPrinter):
@@ -144,7 +147,7 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
                 else:
                     line.orelse = body
                 break
-            nxt = Line(cond=nmodl(cond), then=[Line(name, nmodl(value))])
+            nxt = Line(cond=_condition(cond), then=[Line(name, nmodl(value))])
             if line is None:
                 root = nxt
             else:
@@ -155,8 +158,17 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
         return sympy.Symbol(name)
 
     final = hoist(expr)
-    lines.append(Line(target, nmodl(final)))
+    if isinstance(final, _LOGICAL):
+        # A truth value (e.g. a condition CSE pulled out): NMODL has none, so store 1 or 0.
+        lines.append(Line(cond=nmodl(final), then=[Line(target, "1")], orelse=[Line(target, "0")]))
+    else:
+        lines.append(Line(target, nmodl(final)))
     return lines, created
+
+
+def _condition(cond: sympy.Basic) -> str:
+    """A condition as NMODL; a bare name is a stored truth value (1 or 0)."""
+    return f"{nmodl(cond)} != 0" if isinstance(cond, sympy.Symbol) else nmodl(cond)
 
 
 def uses_dexprelr(exprs) -> bool:

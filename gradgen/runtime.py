@@ -105,11 +105,13 @@ class Decor:
     def to_arbor(self, densities: Iterable[tuple[str, arbor.density]],
                  region_map: Callable[[str], str] = str,
                  locset_map: Callable[[str], str] = str,
+                 without: Sequence[str] = (),
                  place_map: Callable[[Any], Any] = lambda what: what) -> arbor.decor:
         """An ``arbor.decor`` with these densities in place of the recorded ones.
 
         ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
-        transformed geometry); the densities' regions are translated too. ``place_map``
+        transformed geometry); the densities' regions are translated too. Membrane
+        properties named in ``without`` are left out of the region paints. ``place_map``
         replaces placed items (synapses by their gradient or original versions).
         """
         decor = arbor.decor()
@@ -119,7 +121,9 @@ class Decor:
             decor.set_ion(*args, **kwargs)
         for p in self.paints:
             if p.what is None:
-                decor.paint(region_map(p.region), **p.kwargs)
+                kwargs = {k: v for k, v in p.kwargs.items() if k not in without}
+                if kwargs:
+                    decor.paint(region_map(p.region), **kwargs)
             elif not isinstance(p.what, arbor.density):
                 decor.paint(region_map(p.region), p.what, **p.kwargs)
         for region, density in densities:
@@ -186,24 +190,39 @@ def _quantity(value: Any, unit: U.unit) -> float:
 
 @dataclass
 class Membrane:
-    """Uniform membrane constants, in the API units µF/cm² and Ω·cm."""
+    """Membrane constants in the API units µF/cm² and Ω·cm: one cm, a default rL and the
+    per-region rL paints (region, Ω·cm) in paint order."""
 
     cm: float
     rL: float
+    rL_regions: tuple[tuple[str, float], ...] = ()
 
 
 def membrane_of(spec: CellSpec, props: arbor.cable_cell_global_properties) -> Membrane:
-    """The cell's capacitance and axial resistivity; per-region values are refused."""
-    for name in ("cm", "rL"):
-        if spec.decor.membrane_property(name):
-            raise GradgenError(
-                f"'{name}' is painted on a region; gradient ions need one value per cell",
-                hint=f"set it with decor.set_property({name}=...)")
+    """The cell's capacitance and axial resistivities; per-region cm is refused.
+
+    The carrier needs vol/C equal on every CV, which a varying cm would break; per-region rL
+    is folded into the geometry transform's per-piece rL.
+    """
+    if spec.decor.membrane_property("cm"):
+        raise GradgenError(
+            "'cm' is painted on a region; gradient ions need one value per cell",
+            hint="set it with decor.set_property(cm=...)")
     cm = spec.decor.properties.get("cm")
     rL = spec.decor.properties.get("rL")
     cm_F_m2 = _quantity(cm, U.F / U.m2) if cm is not None else props.membrane_capacitance
     rL_ohm_cm = _quantity(rL, U.Ohm * U.cm) if rL is not None else props.axial_resistivity
-    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm)
+    regions = tuple((region, _plain_quantity(value, U.Ohm * U.cm, "rL"))
+                    for region, value in spec.decor.membrane_property("rL"))
+    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm, rL_regions=regions)
+
+
+def _plain_quantity(value: Any, unit: U.unit, name: str) -> float:
+    if isinstance(value, tuple):
+        raise GradgenError(f"'{name}' is painted with an iexpr scale; it would change meaning "
+                           "on the gradient cell's transformed geometry",
+                           hint=f"paint plain values of {name} per region")
+    return _quantity(value, unit)
 
 
 def cv_lengths(cell: arbor.cable_cell, morphology: arbor.morphology) -> list[float]:
@@ -273,7 +292,7 @@ def cell_geometry(spec: CellSpec, membrane: Membrane) -> CellGeometry:
     """Transform and check the spec's cell, cached per spec (and its morphology, labels, CV
     policy and membrane constants); refuses what the transform cannot represent."""
     key = (id(spec), id(spec.morphology), id(spec.labels), id(spec.cv_policy),
-           membrane.cm, membrane.rL)
+           membrane.cm, membrane.rL, membrane.rL_regions)
     hit = _GEOMETRIES.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
@@ -284,7 +303,8 @@ def cell_geometry(spec: CellSpec, membrane: Membrane) -> CellGeometry:
             f"ion(s) {', '.join(sorted(set(diffusive)))} diffuse: the gradient cell runs on a "
             "constant-radius equivalent geometry where their diffusion would change",
             hint="remove the ion diffusivity, or use a constant-radius morphology")
-    geo = equivalent_cell(spec.morphology, spec.labels, spec.cv_policy, membrane.rL, membrane.cm)
+    geo = equivalent_cell(spec.morphology, spec.labels, spec.cv_policy, membrane.rL, membrane.cm,
+                          rL_regions=membrane.rL_regions)
     check = check_equivalence(geo, t_end=EQUIVALENCE_T_END_MS)
     if not check["max_abs_dV_mV"] <= EQUIVALENCE_TOLERANCE_MV:
         raise GradgenError(
@@ -484,6 +504,8 @@ class GradientModel:
             return spec.build(spec.decor.to_arbor(densities, place_map=synapses))
         ions = [carrier_ion(k) for k in range(len(self.params))]
         if self.carrier_geometry == "naive":
+            if membrane.rL_regions:
+                raise GradgenError("the naive carrier geometry assumes one rL")
             decor = spec.decor.to_arbor(densities, place_map=synapses)
             paints = naive_carrier_paints(spec.morphology, spec.labels,
                                           spec.cv_policy or arbor.default_cv_policy(),
@@ -493,7 +515,9 @@ class GradientModel:
                     decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
             return spec.build(decor)
         geo = cell_geometry(spec, membrane).equivalent
-        decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, synapses)
+        # rL is the transform's: it paints every piece with the rL that keeps its resistance
+        decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, without=("rL",),
+                                    place_map=synapses)
         geo.paint_axial(decor)
         for ion in ions:
             geo.paint_carrier(decor, ion)
@@ -518,6 +542,9 @@ class GradientModel:
         diffusion with the CV length, so one diffusivity is exact only for a constant radius
         and equal CVs; other cells are refused rather than given wrong gradients.
         """
+        if membrane.rL_regions:
+            raise GradgenError("'rL' is painted on a region; one carrier diffusivity cannot follow it",
+                               hint="let GradientModel build the gradient cell (geometry transform)")
         ratio = worst_radius_ratio(spec.morphology)
         if ratio - 1.0 > 1e-9:
             raise GradgenError(

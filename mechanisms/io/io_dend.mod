@@ -14,8 +14,8 @@
 : because gradgen 0.1 emits if/else (and fabs) in derivatives as code modcc rejects.
 : cah_current switches I_CaH in the membrane current: 0 (default) as in the study's code,
 : which kept I_CaH only in the Ca equation and is the setting of its tuning experiment; 1 as
-: in the published model (on the project's cells it latches the dendrite to a plateau near
-: +6 mV instead of oscillating).
+: in the published model (on the project's cells it latches the cell to a depolarised
+: plateau, +6 to +11 mV, instead of oscillating).
 
 NEURON {
     SUFFIX io_dend

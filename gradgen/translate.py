@@ -1,0 +1,136 @@
+"""`gradgen translate`: a NEURON-dialect `.mod` file as NMODL that Arbor's modcc accepts.
+
+The file is parsed and lowered exactly as for a gradient conversion (FUNCTIONs and
+PROCEDUREs inlined, TABLE dropped, unit factors and DEFINEs folded into numbers, if/else
+into Piecewise), then printed back as a small mechanism without gradients: one statement
+per line, LOCALs at the top of each block, common state-free subexpressions as LOCALs,
+each Piecewise as an if/else on a LOCAL. NEURON's integrators of a DERIVATIVE block
+(derivimplicit, euler, runge) become modcc's ``cnexp``, the method gradgen's gradient
+mechanisms reproduce; KINETIC schemes are refused here (Arbor-dialect KINETIC files need
+no translation).
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import sympy
+
+from gradgen import __version__
+from gradgen.errors import GradgenError
+from gradgen.lower import LoweredMechanism, lower_file
+from gradgen.nmodl_printer import Line, lower_piecewise, nmodl
+
+_INDENT = "    "
+
+
+def _render(lines: list[Line], indent: str) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        if line.is_if:
+            out.append(f"{indent}if ({line.cond}) {{")
+            out += _render(line.then, indent + _INDENT)
+            if line.orelse:
+                out.append(f"{indent}}} else {{")
+                out += _render(line.orelse, indent + _INDENT)
+            out.append(f"{indent}}}")
+        else:
+            out.append(f"{indent}{line.target} = {line.expr}")
+    return out
+
+
+def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
+           keep: set[sympy.Symbol], first: list[str] | None = None) -> list[str]:
+    """``head { LOCALs; temporaries; target = expr ... }`` with CSE that never hides ``keep``.
+
+    Subexpressions containing a symbol of ``keep`` (the states) stay inline, so modcc sees
+    each ODE's dependence on its state, and a temporary never holds a pre-update state.
+    """
+    names = sympy.numbered_symbols(f"t{prefix}")
+    replacements, reduced = sympy.cse([e for _, e in targets], symbols=names, ignore=keep,
+                                      order="none")
+    counter = itertools.count()
+    locals_: list[str] = [s.name for s, _ in replacements]
+    body: list[Line] = []
+
+    def new_local() -> str:
+        return f"p{prefix}{next(counter)}"
+
+    for sym, expr in replacements:
+        lines, created = lower_piecewise(sym.name, expr, new_local)
+        body += lines
+        locals_ += created
+    for (target, _), expr in zip(targets, reduced):
+        lines, created = lower_piecewise(target, expr, new_local)
+        body += lines
+        locals_ += created
+    out = [f"{head} {{"] + [_INDENT + line for line in (first or [])]
+    if locals_:
+        out.append(f"{_INDENT}LOCAL {', '.join(locals_)}")
+    return out + _render(body, _INDENT) + ["}"]
+
+
+def translate_lowered(low: LoweredMechanism) -> str:
+    """NMODL text (Arbor dialect, no gradients) of a lowered mechanism."""
+    mech = low.mechanism
+    if low.solve_method == "sparse":
+        raise GradgenError("KINETIC schemes are not translated", mech.pos,
+                           hint="Arbor reads KINETIC blocks as they are; remove NEURON-only "
+                           "constructs by hand")
+    states = {sympy.Symbol(s) for s in low.states}
+    kind = {"density": "SUFFIX", "point": "POINT_PROCESS"}[mech.kind]
+    head = [f": {mech.name}: translated by gradgen {__version__} from {mech.source.name} for Arbor.",
+            ": FUNCTIONs and PROCEDUREs are inlined, TABLE is dropped, unit factors are folded.",
+            "", "NEURON {", f"{_INDENT}{kind} {mech.name}"]
+    for ion in mech.ions:
+        text = f"{_INDENT}USEION {ion.name}"
+        reads = [r for r in ion.read if r in low.ion_reads]
+        writes = [c.name for c in low.currents if c.ion == ion.name]
+        if reads:
+            text += " READ " + ", ".join(reads)
+        if writes:
+            text += " WRITE " + ", ".join(writes)
+        if ion.valence is not None:
+            text += f" VALENCE {ion.valence}"
+        head.append(text)
+    for cur in low.currents:
+        if cur.ion is None:
+            head.append(f"{_INDENT}NONSPECIFIC_CURRENT {cur.name}")
+    ranges = [p for p in low.parameter_names() if p in mech.range_names]
+    if ranges:
+        head.append(f"{_INDENT}RANGE {', '.join(ranges)}")
+    head += ["}", "", "PARAMETER {"]
+    for p in low.parameters:
+        unit = f" ({p.unit})" if p.unit else ""
+        head.append(f"{_INDENT}{p.name} = {float(p.value or 0.0)!r}{unit}")
+    head.append("}")
+    parts = ["\n".join(head)]
+    if low.states:
+        parts.append(f"STATE {{ {' '.join(low.states)} }}")
+    solve = ["SOLVE states METHOD cnexp"] if low.derivatives else []
+    currents = [(c.name, c.expr) for c in low.currents]
+    breakpoint = _block("BREAKPOINT", currents, "b", states, solve)
+    if any(line.strip().startswith("if (") for line in breakpoint):
+        raise GradgenError("a current that depends on an if/else cannot be translated",
+                           mech.breakpoint.pos, hint="modcc derives the conductance from the current")
+    parts.append("\n".join(breakpoint))
+    if low.states:
+        parts.append("\n".join(_block("INITIAL", list(low.initial.items()), "i", set())))
+    if low.derivatives:
+        odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
+        parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states)))
+    return "\n\n".join(parts) + "\n"
+
+
+def translate(mod_file: Path | str, out_dir: Path | str) -> Path:
+    """Translate one file into ``out_dir/<mechanism>.mod``; return the written path."""
+    low = lower_file(mod_file)
+    text = translate_lowered(low)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{low.name}.mod"
+    path.write_text(text)
+    return path
+
+
+__all__ = ["translate", "translate_lowered"]
