@@ -13,6 +13,9 @@ from pathlib import Path
 from gradgen.errors import GradgenError
 
 FORWARD_TOLERANCE_MV = 1e-8
+#: on a morphology the gradient cell is the transformed cell: rounding of the transform adds
+#: up to 1.1e-8 mV in 50 ms (branched cell; C4A 2e-9), the floor of merely translating a cell
+MORPHOLOGY_FORWARD_TOLERANCE_MV = 1e-7
 
 
 def _params(args) -> list | None:
@@ -109,13 +112,16 @@ def cmd_check(args) -> int:
                 bar.update()
 
             report = check_model(model, spec, sites, args.tfinal, args.dt, progress=step)
-    ok = report.forward_max_abs_diff_mV <= FORWARD_TOLERANCE_MV and all(
+    forward_tolerance = MORPHOLOGY_FORWARD_TOLERANCE_MV if args.morphology else FORWARD_TOLERANCE_MV
+    ok = report.forward_max_abs_diff_mV <= forward_tolerance and all(
         p["rel_error"] <= args.tolerance for p in report.parameters)
     if args.json:
         print(json.dumps(report.as_dict(ok)))
     else:
         print(f"dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
-              f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {FORWARD_TOLERANCE_MV:g})")
+              f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {forward_tolerance:g})")
+        print(f"constant-radius equivalent vs original cell (hh + pas, 50 ms): max |dV| = "
+              f"{report.geometry_max_abs_dV_mV:.3g} mV")
         print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
         for p in report.parameters:
             print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}")
