@@ -38,8 +38,9 @@ def test_neuron_dialect_channel_translates_into_what_modcc_accepts(tmp_path, cap
     assert capsys.readouterr().out.strip() == f"wrote {out}"
     text = out.read_text()
     assert modcc_accepts(text)
+    code = "\n".join(line for line in text.splitlines() if not line.startswith(":"))
     for construct in ("TABLE", "INDEPENDENT", "UNITSOFF", "UNITSON", "derivimplicit", "(degC)", "vtrap"):
-        assert construct not in text
+        assert construct not in code
     assert "METHOD cnexp" in text
     lines = text.splitlines()
     for i, line in enumerate(lines):
