@@ -36,7 +36,15 @@ def _add_param_options(cmd: argparse.ArgumentParser) -> None:
 def cmd_convert(args) -> int:
     from gradgen.convert import convert
 
-    manifest = convert(args.mod, args.output, _params(args))
+    if args.homeostatic:
+        from gradgen.homeostasis import convert_homeostatic
+        from gradgen.homeostasis_cli import config_from_args
+
+        if args.all_params:
+            raise GradgenError("--homeostatic needs the learned parameters named", hint="use --params")
+        manifest = convert_homeostatic(args.mod, args.output, _params(args), config_from_args(args))
+    else:
+        manifest = convert(args.mod, args.output, _params(args))
     names = ", ".join(p["name"] for p in manifest["parameters"])
     print(f"wrote {len(manifest['mechanisms'])} gradient mechanism(s) for {len(manifest['parameters'])} "
           f"parameter(s) ({names}) to {args.output}")
@@ -155,6 +163,9 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("mod", nargs="+", help=".mod files")
     cmd.add_argument("-o", "--output", required=True, help="output directory")
     _add_param_options(cmd)
+    from gradgen.homeostasis_cli import add_options as add_homeostatic_options
+
+    add_homeostatic_options(cmd)
     cmd.set_defaults(run=cmd_convert)
 
     cmd = sub.add_parser("build", help="compile a converted directory into a catalogue")
