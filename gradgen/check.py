@@ -160,9 +160,11 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     """Forward fidelity and dV/dθ (and an MSE loss gradient) against finite differences.
 
     The loss compares V at parameters ``values`` with a target made at the defaults ×1.1
-    scaled down, i.e. the gradient a tuning step would see.
+    scaled down, i.e. the gradient a tuning step would see. Every θ not in ``values`` is set
+    to its .mod default explicitly, so that a value painted in the user's decor cannot make
+    the gradient run and the finite differences look at different points.
     """
-    values = dict(values or {})
+    values = {p.name: (values or {}).get(p.name, model.defaults[p.name]) for p in model.params}
     grad = model.simulate(spec, sites, t_end, dt, gradients=True, values=values)
     plain = model.simulate(spec, sites, t_end, dt, gradients=False, values=values)
     report = CheckReport(dt, float(np.max(np.abs(grad.v - plain.v))))

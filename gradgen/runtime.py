@@ -387,7 +387,9 @@ class GradientModel:
             refs = [(k, p) for k, p in enumerate(self.params) if p.mechanism == mech]
             regions = sorted({p.region for _, p in refs if p.region})
             for inside in _memberships(len(regions)):
-                piece = region
+                # a bare label must be named as (region "x") inside intersect: Arbor cannot
+                # tell a quoted label's kind there
+                piece = f"(region {region})" if regions and region.strip().startswith('"') else region
                 for reg, is_in in zip(regions, inside):
                     term = f'(region "{reg}")'
                     piece = f"(intersect {piece} {term if is_in else f'(complement {term})'})"
