@@ -195,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("-o", "--output", required=True, help="output directory")
     cmd.set_defaults(run=cmd_translate)
 
-    cmd = sub.add_parser("demo", help="HH cable: gradients vs finite differences, and a figure")
+    cmd = sub.add_parser("demo", help="HH axon with soma: gradients vs finite differences, and a figure")
     cmd.add_argument("-o", "--output", default="demo-output", help="directory for the figure")
     cmd.set_defaults(run=cmd_demo)
 
