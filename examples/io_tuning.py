@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import arbor
 import matplotlib
 
 matplotlib.use("Agg")
@@ -24,14 +25,20 @@ from gradgen.tune import cell_spec, run_config, setup  # noqa: E402
 from gradgen.tune_config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DISTAL_DENDRITE = '(on-components 0.9 (region "dend"))'
+
+
+def distal_dendrite(spec) -> str:
+    """A point 90 % along the first dendritic tree, as one location."""
+    cell = arbor.cable_cell(spec.morphology, arbor.decor(), spec.labels)
+    first = cell.locations('(on-components 0.9 (region "dend"))')[0]
+    return f"(location {first.branch} {first.pos!r})"
 
 
 def plot_oscillations(config, out: Path, t_end: float = 2000.0) -> Path:
     """Soma and distal-dendrite V of the untuned model."""
     model = setup(dataclasses.replace(config, t_end=10.0), out / "oscillation-model").model
     spec = cell_spec(config)
-    sites = [config.probe, DISTAL_DENDRITE]
+    sites = [config.probe, distal_dendrite(spec)]
     traces = model.simulate(spec, sites, t_end, config.dt, gradients=False, sample_dt=0.5)
     fig, ax = plt.subplots(figsize=(10, 3.5))
     for v, label in zip(traces.v, ("soma", "distal dendrite")):
