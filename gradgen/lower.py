@@ -41,8 +41,9 @@ DERIVATIVE_METHODS = {"cnexp": "cnexp", "derivimplicit": "cnexp", "euler": "cnex
 
 #: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
 BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
-#: Built-ins a lowered expression may still contain (time ``t`` is unavailable in Arbor).
-FREE_BUILTINS = {"v", "celsius"}
+#: Built-ins a lowered expression may still contain (read-only inputs; time ``t`` is
+#: unavailable in Arbor). diam [µm] and area [µm²] are those of the CV.
+FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 
 V = sympy.Symbol("v")
 
