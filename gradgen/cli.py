@@ -103,6 +103,9 @@ def cmd_check(args) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = convert(args.mod, Path(tmp) / "out", _params(args))
+        from gradgen.coverage import use_translated_references
+
+        use_translated_references(Path(tmp) / "out")  # NEURON-dialect originals: their translation
         model = GradientModel.load(Path(tmp) / "out")
         points = [m["original"] for m in manifest["mechanisms"] if m["kind"] == "point"]
         if points:
