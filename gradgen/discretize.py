@@ -52,7 +52,8 @@ def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
     names = list(low.derivatives)
     symbols = [sympy.Symbol(n) for n in names]
     rhs = [low.derivatives[n] for n in names]
-    jacobian, minus_b = sympy.linear_eq_to_matrix(rhs, symbols)
+    jacobian = sympy.Matrix(rhs).jacobian(symbols)
+    minus_b = -sympy.Matrix(rhs).xreplace({s: 0 for s in symbols})
     if any(jacobian.has(s) for s in symbols):
         raise GradgenError(
             "the KINETIC scheme is nonlinear in its states: modcc solves it by Newton "

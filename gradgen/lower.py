@@ -374,7 +374,8 @@ def _steady_states(executor: _Executor, mech: Mechanism, initial: _Frame) -> Non
             # A conservation law replaces the balance of its last state (that row is redundant).
             row = max(names.index(n) for n in weights)
             equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
-        matrix, rhs = sympy.linear_eq_to_matrix(equations, symbols)
+        matrix = sympy.Matrix(equations).jacobian(symbols)
+        rhs = -sympy.Matrix(equations).xreplace({s: 0 for s in symbols})
         if any(matrix.has(s) for s in symbols):
             raise GradgenError(f"the steady state of '{solve.block}' is not a linear system",
                                solve.pos, hint="assign the initial states directly")

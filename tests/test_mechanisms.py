@@ -64,3 +64,48 @@ def test_channel_gradient_matches_finite_differences(name, tmp_path):
         # dt convergence: the error of the discrete gradient falls with dt (measured 14-15x
         # from 0.01 to 0.0025: second order), so it is not a fixed offset.
         assert errors[DT_FINE][param] < 0.5 * errors[DT_COARSE][param], errors
+
+
+# ---------------------------------------------------------------- KINETIC lowering (no compile)
+
+KINETIC_HEAD = "NEURON { SUFFIX k USEION k READ ek WRITE ik }\nPARAMETER { a = 0.3 b = 0.1 }\n"
+
+
+def _kinetic(body: str, states: str = "c o i") -> str:
+    return (KINETIC_HEAD + f"STATE {{ {states} }}\nBREAKPOINT {{ SOLVE kin METHOD sparse\n"
+            f"ik = o*(v - ek) }}\nKINETIC kin {{\n{body}\n}}\n")
+
+
+def test_sparse_update_is_one_backward_euler_step():
+    import numpy as np
+    import sympy
+
+    from gradgen.discretize import DT, state_update
+    from gradgen.lower import lower
+    from gradgen.parser import parse_text
+
+    low = lower(parse_text(_kinetic("~ c <-> o (a*exp(v/20), b)\n~ o <-> i (b, a)\nCONSERVE c + o + i = 1"), "k.mod"))
+    update = state_update(low)
+    values = {"a": 0.3, "b": 0.1, "v": -20.0, DT.name: 0.5, "c": 0.6, "o": 0.3, "i": 0.1}
+    subs = {sympy.Symbol(k): x for k, x in values.items()}
+    new = np.array([float(update[s].xreplace(subs)) for s in ("c", "o", "i")])
+    ka, kb = 0.3 * np.exp(-1.0), 0.1
+    rates = np.array([[-ka, kb, 0], [ka, -kb - 0.1, 0.3], [0, 0.1, -0.3]])
+    expected = np.linalg.solve(np.eye(3) - 0.5 * rates, [0.6, 0.3, 0.1])
+    assert np.allclose(new, expected, rtol=1e-14, atol=0)
+    assert abs(new.sum() - 1.0) < 1e-15  # backward Euler keeps the CONSERVE law by itself
+
+
+@pytest.mark.parametrize("body, message", [
+    ("~ c + o <-> i (a, b)", "nonlinear in its states"),
+    ("~ c <-> o (a, b)\n~ i << (1)\nCONSERVE c + o + i = 1", "CONSERVE law that the reactions do not conserve"),
+    ("~ c <-> q (a, b)", "'q' in a reaction is not a STATE"),
+])
+def test_kinetic_schemes_gradgen_cannot_reproduce_are_refused(body, message):
+    from gradgen.discretize import state_update
+    from gradgen.errors import GradgenError
+    from gradgen.lower import lower
+    from gradgen.parser import parse_text
+
+    with pytest.raises(GradgenError, match=message):
+        state_update(lower(parse_text(_kinetic(body), "k.mod")))
