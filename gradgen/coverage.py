@@ -84,6 +84,7 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
     from gradgen.check import cable_cell_spec, check_model
     from gradgen.convert import convert
     from gradgen.lower import lower_file
+    from gradgen.params import ParamRef
     from gradgen.parser import parse_file
     from gradgen.runtime import GradientModel
 
@@ -97,16 +98,14 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
             files = [path]
             if mech.kind == "density" and low.name != "hh" and low.states:
                 files.append(BACKGROUND)
-            from gradgen.params import ParamRef
-
             # Arbor sets only RANGE parameters per region; the others are global to the mechanism.
             params = [ParamRef(low.name, p) for p in low.parameter_names() if p in mech.range_names]
             convert(files, out, params)
             row.converted, row.compiled = True, False
             row.translated_reference = low.name in use_translated_references(out)
             model = GradientModel.load(out)
-            model.gradient_catalogue, model.original_catalogue  # noqa: B018 - compile both
-            row.compiled = True
+            built = [model.gradient_catalogue, model.original_catalogue]  # compiles both
+            row.compiled = all(path.exists() for path in built)
             if mech.kind != "density":
                 row.error = "point processes are not checked on the test cable yet"
                 return row

@@ -20,7 +20,7 @@ import sympy
 from gradgen import __version__
 from gradgen.errors import GradgenError
 from gradgen.lower import V, LoweredMechanism, lower_file
-from gradgen.nmodl_printer import Line, lower_piecewise, nmodl
+from gradgen.nmodl_printer import Line, lower_piecewise
 
 _INDENT = "    "
 

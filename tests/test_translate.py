@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 
 from gradgen.check import cable_cell_spec
 from gradgen.cli import main
@@ -60,13 +61,13 @@ def test_published_styles_parse_lower_and_translate(path, tmp_path):
 def test_style_details_survive_lowering():
     nap = lower_file(STYLES / "nap_modeldb.mod")
     # The nested if in settables() becomes a three-way Piecewise of mtau in m' = (minf - m)/mtau.
-    assert len(nap.derivatives["m"].atoms(__import__("sympy").Piecewise)) >= 1
+    assert len(nap.derivatives["m"].atoms(sympy.Piecewise)) >= 1
     inc = lower_file(STYLES / "ih_include.mod")  # FUNCTIONs from the INCLUDEd file
     assert inc.solve_method == "cnexp" and "exp" in str(inc.derivatives["m"])
     kin = lower_file(STYLES / "kinetic_neuron.mod")
     assert kin.solve_method == "sparse" and set(kin.derivatives) == {"c1", "c2", "o", "i"}
     total = sum(kin.derivatives.values())
-    assert __import__("sympy").simplify(total) == 0  # mass action conserves c1 + c2 + o + i
+    assert sympy.simplify(total) == 0  # mass action conserves c1 + c2 + o + i
     catf = lower_file(STYLES / "cat_faraday.mod")
     assert catf.parameter_names() == ["gbar", "q"]
 
