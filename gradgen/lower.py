@@ -1,7 +1,8 @@
 """Lowering: execute a mechanism's blocks symbolically into closed-form expressions.
 
 FUNCTIONs and PROCEDUREs are inlined, if/else becomes ``Piecewise``, LOCALs disappear,
-KINETIC reactions become the ODEs of mass action (COMPARTMENT volumes divide them).
+KINETIC reactions become the ODEs of mass action (COMPARTMENT volumes divide them), a
+LINEAR block its equations (expressions that the new states make zero).
 What remains is what the derivation pass needs: the membrane currents I(v, s, p, ions),
 the state derivatives ds/dt, and the initial states s0(v, p). Every free symbol of those
 is accounted for (voltage, state, parameter, ion variable, temperature); anything else is
@@ -25,6 +26,7 @@ from gradgen.ir import (
     DerivativeAssign,
     Flux,
     If,
+    LinearEquation,
     Local,
     Mechanism,
     Reaction,
@@ -68,8 +70,9 @@ class LoweredMechanism:
     derivatives: dict[str, sympy.Expr]  # state -> ds/dt, in DERIVATIVE statement order
     initial: dict[str, sympy.Expr]  # state -> initial value
     ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
-    solve_method: str | None = None  # "cnexp" or "sparse" (backward Euler), as modcc runs it
+    solve_method: str | None = None  # "cnexp", "sparse" (backward Euler) or "linear"
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
+    equations: list[sympy.Expr] = field(default_factory=list)  # LINEAR: each = 0 at V^{n+1}
 
     @property
     def name(self) -> str:
@@ -91,10 +94,11 @@ class _Frame:
     solves: list[Solve] = field(default_factory=list)
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
     volumes: dict[str, sympy.Expr] = field(default_factory=dict)
+    equations: list[sympy.Expr] = field(default_factory=list)
 
     def copy(self) -> "_Frame":
         return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
-                      list(self.conserved), dict(self.volumes))
+                      list(self.conserved), dict(self.volumes), list(self.equations))
 
 
 class _Executor:
@@ -168,6 +172,8 @@ class _Executor:
         elif isinstance(stmt, Conserve):
             weights = {name: coef for coef, name in stmt.terms}
             frame.conserved.append((weights, self.evaluate(stmt.total, frame, stmt.pos)))
+        elif isinstance(stmt, LinearEquation):
+            frame.equations.append(self.evaluate(stmt.lhs - stmt.rhs, frame, stmt.pos))
         elif isinstance(stmt, Compartment):
             for name in stmt.states:
                 frame.volumes[name] = self.evaluate(stmt.volume, frame, stmt.pos)
@@ -310,6 +316,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
     conserved: list[tuple[dict[str, int], sympy.Expr]] = []
+    equations: list[sympy.Expr] = []
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
@@ -321,7 +328,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
         derivatives.update(frame.derivatives)
-        conserved = frame.conserved
+        conserved, equations = frame.conserved, frame.equations
 
     currents = []
     for name, ion in current_ions.items():
@@ -332,13 +339,18 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
-                               ion_reads, solve_method, conserved)
+                               ion_reads, solve_method, conserved, equations)
     _check_symbols(lowered)
     return lowered
 
 
 def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
     """The DERIVATIVE or KINETIC block a BREAKPOINT SOLVE names, and how Arbor integrates it."""
+    if solve.block in mech.linears:
+        if solve.method is not None:
+            raise GradgenError(f"LINEAR {solve.block} with METHOD {solve.method}", solve.pos,
+                               hint="write SOLVE without METHOD for a LINEAR block")
+        return mech.linears[solve.block], "linear"
     if solve.block in mech.kinetics:
         if solve.method not in (None, "sparse"):
             raise GradgenError(f"KINETIC {solve.block} with METHOD {solve.method}", solve.pos,
@@ -394,6 +406,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state, expr in low.initial.items():
         checks.append((f"initial value of '{state}'", expr,
                        mech.initial.pos if mech.initial else mech.pos))
+    for expr in low.equations:
+        checks.append(("LINEAR equation", expr, mech.pos))
     for what, expr, pos in checks:
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in known)
         if unknown:
@@ -402,7 +416,7 @@ def _check_symbols(low: LoweredMechanism) -> None:
                 "state, an ion variable nor set before use", pos,
                 hint="assign it before use, or declare it as PARAMETER")
     for state in low.states:
-        if low.solve_method and state not in low.derivatives:
+        if low.solve_method in ("cnexp", "sparse") and state not in low.derivatives:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 

@@ -8,7 +8,8 @@ each Piecewise as an if/else on a LOCAL. NEURON's integrators of a DERIVATIVE bl
 (derivimplicit, euler, runge) become modcc's ``cnexp``, the method gradgen's gradient
 mechanisms reproduce; a KINETIC scheme becomes its mass-action ODEs in a DERIVATIVE block
 solved by ``sparse`` (backward Euler, which keeps the scheme's CONSERVE laws by itself),
-and a STEADYSTATE initialisation its closed-form solution.
+and a STEADYSTATE initialisation its closed-form solution; a LINEAR block keeps its
+equations, written ``~ 0 = expr``.
 """
 from __future__ import annotations
 
@@ -127,7 +128,11 @@ def translate_lowered(low: LoweredMechanism) -> str:
     parts = ["\n".join(head)]
     if low.states:
         parts.append(f"STATE {{ {' '.join(low.states)} }}")
-    solve = [f"SOLVE states METHOD {low.solve_method}"] if low.derivatives else []
+    solve = []
+    if low.solve_method == "linear":
+        solve = ["SOLVE states"]
+    elif low.derivatives:
+        solve = [f"SOLVE states METHOD {low.solve_method}"]
     currents = [(c.name, c.expr) for c in low.currents]
     # modcc derives the conductance dI/dv from the current statements: keep v in them.
     breakpoint = _block("BREAKPOINT", currents, "b", states | {V}, solve)
@@ -140,6 +145,9 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.derivatives:
         odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
         parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))
+    if low.equations:
+        equations = [("~ 0", e) for e in low.equations]
+        parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
     return "\n\n".join(parts) + "\n"
 
 

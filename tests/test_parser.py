@@ -331,7 +331,6 @@ HEAD = "NEURON { SUFFIX t }\n"
 @pytest.mark.parametrize(
     "code, construct, col",
     [
-        ("LINEAR lin { ~ x = 1 }", "LINEAR", 1),
         ("NONLINEAR nl { ~ x = 1 }", "NONLINEAR", 1),
         ("FUNCTION_TABLE tau(v (mV)) (ms)", "FUNCTION_TABLE", 1),
         ("BREAKPOINT { WATCH (v > 0) 1 }", "WATCH", 14),
@@ -380,7 +379,7 @@ def test_unsupported_symbols(code: str, what: str, col: int) -> None:
         ("BREAKPOINT { a = (b < 1) + 1 }", "a comparison or logical expression is used as a number", 2, 18),
         ("STATE { m } BREAKPOINT { m' = 1 }", "m' = ... is only allowed in a DERIVATIVE block", 2, 26),
         ("DERIVATIVE d { q' = 1 }", "q' = ...: q is not a STATE", 2, 16),
-        ("BREAKPOINT { SOLVE states METHOD cnexp }", "SOLVE states: no DERIVATIVE, KINETIC or PROCEDURE states", 2, 14),
+        ("BREAKPOINT { SOLVE states METHOD cnexp }", "SOLVE states: no DERIVATIVE, KINETIC, LINEAR or PROCEDURE states", 2, 14),
         ("UNITS { FARADAY = (fardy) (coulomb) }", "unknown physical constant (fardy) in UNITS", 2, 9),
         ("BREAKPOINT { CONSERVE a + b = 1 }", "CONSERVE statements are only allowed in a KINETIC block", 2, 14),
         ("BREAKPOINT { COMPARTMENT v {cai} }", "COMPARTMENT statements are only allowed in a KINETIC block", 2, 14),
