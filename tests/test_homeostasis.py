@@ -168,3 +168,23 @@ def test_rate_target_settles(tmp_path):
     assert start_rate > 15.0
     assert abs(final_rate - 5.0) <= 0.5
     assert np.all(drift < 0.1)
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    """Mistakes a user can make are GradgenErrors with a hint, and leave no output behind."""
+    hh = [MECHANISMS / "hh.mod"]
+    rate = RateTarget(3.0)
+    cases = [
+        (["noise.gain"], HomeostaticConfig(1e-8, 1e-4, rate), "needs the built-in noisy input"),
+        (["noise.mu"], HomeostaticConfig(1e-8, 1e-4, rate, noise={}), "only noise.gain"),
+        (["hh.gnabar"], HomeostaticConfig(1e-8, 1e-4, rate, noise={"amplitude": 1.0}), "unknown noise"),
+        (["hh.gnabar"], HomeostaticConfig(1e-8, 1e-4, rate, start={"hh.gnabar": 1.0},
+                                          bounds={"hh.gnabar": (0.0, 0.5)}), "outside its bounds"),
+        (["hh.gnabar"], HomeostaticConfig(-1.0, 1e-4, rate), "must be >= 0"),
+        (["hh.nope"], HomeostaticConfig(1e-8, 1e-4, rate), "has no parameter"),
+        (["hh.gnabar"], HomeostaticConfig(1e-8, 1e-4, rate, scale={"hh.gkbar": 1.0}), "unknown parameter"),
+    ]
+    for params, config, message in cases:
+        with pytest.raises(gradgen.GradgenError, match=message):
+            convert_homeostatic(hh, tmp_path / "out", _refs(params), config)
+        assert not (tmp_path / "out").exists()
