@@ -43,6 +43,7 @@ def test_neuron_dialect_channel_translates_into_what_modcc_accepts(tmp_path, cap
     for construct in ("TABLE", "INDEPENDENT", "UNITSOFF", "UNITSON", "derivimplicit", "(degC)", "vtrap"):
         assert construct not in code
     assert "METHOD cnexp" in text
+    assert "exprelr(" in code and "if (" not in code  # vtrap's guarded quotient became exprelr
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if "LOCAL" in line:  # LOCALs only directly at the top of a block (after SOLVE)
@@ -113,3 +114,17 @@ def test_coverage_table_over_a_directory(tmp_path, capsys):
     table = capsys.readouterr().out
     assert table.startswith("| file | parsed | converted | compiled |")
     assert "| gate.mod | yes | yes | yes |" in table
+
+
+def test_only_vtrap_style_guards_become_exprelr():
+    from gradgen.ir import exprelr
+    from gradgen.lower import guards_to_exprelr
+
+    v, y = sympy.symbols("v y")
+    x = -(v + 40)
+    vtrap = sympy.Piecewise((y * (1 - x / y / 2), sympy.Abs(x / y) < 1e-6), (x / (sympy.exp(x / y) - 1), True))
+    assert guards_to_exprelr(0.1 * vtrap) == 0.1 * y * exprelr(x / y)
+    other = sympy.Piecewise((y, v < 0), (x / (sympy.exp(x / y) - 1), True))  # guard is not the limit
+    assert guards_to_exprelr(other) == other
+    clamp = sympy.Piecewise((1, v < -60), (v / 10, True))
+    assert guards_to_exprelr(clamp) == clamp
