@@ -3,7 +3,6 @@ resume, the CLI, and clear config errors."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
