@@ -108,6 +108,10 @@ def test_adam_and_cmaes_reduce_the_loss_and_resume(problem, tmp_path):
     assert losses[-1] < losses[0]
     cmaes = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, progress=False)
     assert cmaes.simulations == 18
+    run_cmaes(problem, Budget(2), population=6, sigma0=0.1, checkpoint=tmp_path / "c.pkl", progress=False)
+    resumed = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, checkpoint=tmp_path / "c.pkl",
+                        progress=False)
+    assert resumed.rows == [{**r, "seconds": s["seconds"]} for r, s in zip(cmaes.rows, resumed.rows)]
     # CMA-ES never evaluates z0 itself; with its seed fixed, generation 1's best (2.9) falls
     # to 0.9 by generation 3 (measured)
     assert cmaes.rows[-1]["best_loss"] < cmaes.rows[0]["loss"]
