@@ -96,11 +96,13 @@ def _with_error_site(model: GradientModel, region: str, weight: float) -> Gradie
 
 
 class HomeostaticRun(arbor.recipe):
-    """One cell whose parameters learn; probes at the error site and a spike detector."""
+    """One cell whose parameters learn, probed at the error site (``gradients=False``: the
+    original mechanisms with θ fixed at its start values, the plain reference)."""
 
     def __init__(self, model: GradientModel, spec: CellSpec, site: str, gradients: bool = True):
         super().__init__()
-        self.model, self.n_params, self.gradients = model, len(model.params), gradients
+        self.n_params, self.gradients = len(model.params), gradients
+        self._handles: dict[str, int] = {}
         self.rate_mode = _manifest(model)["homeostatic"]["target"]["kind"] == "rate"
         base = arbor.neuron_cable_properties()
         start = {p["name"]: p["default"] for p in _manifest(model)["parameters"]}
@@ -152,8 +154,10 @@ class HomeostaticRun(arbor.recipe):
         """Reset, simulate ``t_end`` ms and return the samples (every ``sample_dt`` ms)."""
         sim = self.sim
         sim.reset()
+        for handle in self._handles.values():
+            sim.remove_sampler(handle)
         schedule = arbor.regular_schedule(0 * U.ms, sample_dt * U.ms, t_end * U.ms)
-        handles = {n: sim.sample((0, n), schedule) for n in ["v"] + self.state_names}
+        handles = self._handles = {n: sim.sample((0, n), schedule) for n in ["v"] + self.state_names}
         start = time.perf_counter()
         sim.run(t_end * U.ms, dt * U.ms)
         wall = time.perf_counter() - start
@@ -165,7 +169,9 @@ class HomeostaticRun(arbor.recipe):
         K = self.n_params
 
         def stack(prefix: str) -> np.ndarray:
-            return np.stack([trace(f"{prefix}{k}")[:, 1] for k in range(K)]) if self.gradients else np.zeros((0, len(t)))
+            if not self.gradients:
+                return np.zeros((0, len(t)))
+            return np.stack([trace(f"{prefix}{k}")[:, 1] for k in range(K)])
 
         # Arbor 0.12's Python spike recording returned nothing here; the hub counts crossings.
         count = trace("spike_count")[:, 1] if self.gradients else np.zeros(len(t))
