@@ -188,3 +188,31 @@ def test_bad_input_is_a_clear_error(tmp_path):
         with pytest.raises(gradgen.GradgenError, match=message):
             convert_homeostatic(hh, tmp_path / "out", _refs(params), config)
         assert not (tmp_path / "out").exists()
+
+
+def test_command_line(tmp_path, capsys):
+    """`gradgen convert --homeostatic` writes the homeostatic model; incomplete options are
+    bad input (exit 2, one line, no output directory)."""
+    import json
+
+    from gradgen.cli import main
+
+    out = tmp_path / "out"
+    args = ["convert", str(MECHANISMS / "hh.mod"), "-o", str(out), "--params", "hh.gnabar,noise.gain",
+            "--homeostatic", "--alpha", "2e-8", "--rate-target", "3", "--tau-rate", "10000",
+            "--bounds", "hh.gnabar=0.06:0.24", "--start", "noise.gain=1.5", "--noise", "mu=0.002,sigma=0.002"]
+    assert main(args) == 0
+    manifest = json.loads((out / "gradients.json").read_text())
+    assert manifest["homeostatic"]["alpha"] == 2e-8
+    assert manifest["homeostatic"]["target"] == {"kind": "rate", "rate_target_hz": 3.0, "tau_rate": 10000.0,
+                                                 "v_threshold": -20.0, "v_width": 2.0,
+                                                 "surrogate_threshold": -50.0, "surrogate_width": 5.0,
+                                                 "surrogate_duration": 2.0}
+    assert [p["default"] for p in manifest["parameters"]] == [0.12, 1.5]
+    assert "mu = 0.002" in (out / "grad_noise.mod").read_text()
+    capsys.readouterr()
+    for bad in (["--rate-target", "3"], ["--alpha", "1"], ["--alpha", "1", "--v-target", "-65", "--bounds", "hh.gnabar=1"]):
+        assert main(["convert", str(MECHANISMS / "hh.mod"), "-o", str(tmp_path / "bad"), "--params", "hh.gnabar",
+                     "--homeostatic", *bad]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert not (tmp_path / "bad").exists()
