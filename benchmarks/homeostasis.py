@@ -4,7 +4,7 @@ An HH cell in Ornstein–Uhlenbeck noise starts far above its target rate and le
 gkbar and the input gain while Arbor simulates (gradgen.homeostasis_demo: a single-CV cell
 and a 5-CV cable), for SECONDS of simulated time at DT. Reports per case the target and
 final counted rate (last half of the run), the settling time (every later 50-s window within
-±25 % of the target), α, λ, the stability bound α_max of the linearised passive loop at the
+±25 % of the target), how much the parameters still move over the last half, α, λ, the stability bound α_max of the linearised passive loop at the
 same λ (gradgen.homeostasis_stability; for a rate target the bound is the passive-case
 reference, the rate loop itself has no resting point), and the wall-time ratio of the
 homeostatic run to a plain run of the original mechanisms (both one `simulation.run`,
@@ -38,6 +38,7 @@ def main() -> None:
         start = time.perf_counter()
         result = run(case, cfg, SECONDS * 1000.0, DT)
         tr = result.traces
+        late = tr.theta[:, tr.t >= tr.t[-1] / 2]
         cases[case.name] = {
             "n_cv": case.n_cv,
             "target_rate_hz": result.target_hz,
@@ -53,6 +54,8 @@ def main() -> None:
             "params": PARAMS,
             "theta_start": tr.theta[:, 0].tolist(),
             "theta_final": tr.theta[:, -1].tolist(),
+            # parameters settled: (max − min)/mean of each θ over the last half of the run
+            "theta_last_half_rel_range": ((late.max(axis=1) - late.min(axis=1)) / late.mean(axis=1)).tolist(),
             "homeostatic_wall_s": tr.wall_s,
             "plain_wall_s": result.plain_wall_s,
             "wall_time_ratio": tr.wall_s / result.plain_wall_s,
