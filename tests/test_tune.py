@@ -164,3 +164,12 @@ def test_empty_region_and_cli_exit_status(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"region 'axon' is empty in no_axon.swc", err), err
     assert "Traceback" not in err
+
+
+def test_loss_windows_select_samples():
+    from gradgen.tune_problem import Protocol
+
+    protocol = Protocol(10.0, sample_dt=1.0, windows=((2.0, 4.0), (8.0, 20.0)))
+    assert list(protocol.times()[protocol.mask()]) == [2.0, 3.0, 8.0, 9.0]
+    with pytest.raises(GradgenError, match="contain no sample"):
+        Protocol(10.0, sample_dt=1.0, windows=((10.5, 11.0),)).mask()
