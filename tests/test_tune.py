@@ -15,6 +15,7 @@ from gradgen.tune import setup
 from gradgen.tune_config import load_config
 from gradgen.tune_optim import Budget, run_adam, run_cmaes
 from gradgen.tune_params import TunedParameter
+from gradgen.tune_problem import Protocol
 
 from conftest import ROOT
 
@@ -167,8 +168,6 @@ def test_empty_region_and_cli_exit_status(tmp_path, capsys):
 
 
 def test_loss_windows_select_samples():
-    from gradgen.tune_problem import Protocol
-
     protocol = Protocol(10.0, sample_dt=1.0, windows=((2.0, 4.0), (8.0, 20.0)))
     assert list(protocol.times()[protocol.mask()]) == [2.0, 3.0, 8.0, 9.0]
     with pytest.raises(GradgenError, match="contain no sample"):
