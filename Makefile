@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench io clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +16,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/gradgen demo
+
+io: $(STAMP)
+	$(PY) examples/io_tuning.py -o io-example
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,bench]'

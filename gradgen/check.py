@@ -144,11 +144,14 @@ class CheckReport:
     #: per site, relative error of the θ-scaled vector (θ_k·dV/dθ_k over k and t): a near-zero
     #: sensitivity cannot dominate it the way it dominates its own relative error
     scaled_rel_error_per_site: list[float] = field(default_factory=list)
+    #: the gradient cell's geometry transform: max |V_transformed − V_original| at start-up
+    geometry_max_abs_dV_mV: float = float("nan")
 
     def as_dict(self, ok: bool) -> dict:
         return {"ok": ok, "dt": self.dt, "forward_max_abs_diff_mV": self.forward_max_abs_diff_mV,
                 "loss_gradient_rel_error": self.loss_gradient_rel_error,
                 "scaled_rel_error_per_site": self.scaled_rel_error_per_site,
+                "geometry_max_abs_dV_mV": self.geometry_max_abs_dV_mV,
                 "parameters": self.parameters}
 
 
@@ -157,12 +160,16 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     """Forward fidelity and dV/dθ (and an MSE loss gradient) against finite differences.
 
     The loss compares V at parameters ``values`` with a target made at the defaults ×1.1
-    scaled down, i.e. the gradient a tuning step would see.
+    scaled down, i.e. the gradient a tuning step would see. Every θ not in ``values`` is set
+    to its .mod default explicitly, so that a value painted in the user's decor cannot make
+    the gradient run and the finite differences look at different points.
     """
-    values = dict(values or {})
+    values = {p.name: (values or {}).get(p.name, model.defaults[p.name]) for p in model.params}
     grad = model.simulate(spec, sites, t_end, dt, gradients=True, values=values)
     plain = model.simulate(spec, sites, t_end, dt, gradients=False, values=values)
     report = CheckReport(dt, float(np.max(np.abs(grad.v - plain.v))))
+    if model.carrier_geometry == "exact":
+        report.geometry_max_abs_dV_mV = model.geometry(spec).max_abs_dV_mV
     target_values = {p.name: values.get(p.name, model.defaults[p.name]) / 1.1 for p in model.params}
     target = model.simulate(spec, sites, t_end, dt, gradients=False, values=target_values).v
     fd_loss, scales, fd_dv = [], [], []

@@ -23,6 +23,7 @@ from gradgen.errors import GradgenError
 #: The project's HH channels: spiking background for single channels under test.
 BACKGROUND = Path(__file__).resolve().parent.parent / "mechanisms" / "hh.mod"
 SITES = ["(location 0 0)", "(location 0 1)"]
+SYNAPSE_WEIGHT = 0.005  # µS per event to a point process under test
 
 
 @dataclass
@@ -84,6 +85,7 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
     from gradgen.check import cable_cell_spec, check_model
     from gradgen.convert import convert
     from gradgen.lower import lower_file
+    from gradgen.params import ParamRef
     from gradgen.parser import parse_file
     from gradgen.runtime import GradientModel
 
@@ -95,25 +97,23 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
             files = [path]
-            if mech.kind == "density" and low.name != "hh" and low.states:
+            if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point":
                 files.append(BACKGROUND)
-            from gradgen.params import ParamRef
-
             # Arbor sets only RANGE parameters per region; the others are global to the mechanism.
             params = [ParamRef(low.name, p) for p in low.parameter_names() if p in mech.range_names]
             convert(files, out, params)
             row.converted, row.compiled = True, False
             row.translated_reference = low.name in use_translated_references(out)
             model = GradientModel.load(out)
-            model.gradient_catalogue, model.original_catalogue  # noqa: B018 - compile both
-            row.compiled = True
-            if mech.kind != "density":
-                row.error = "point processes are not checked on the test cable yet"
-                return row
+            built = [model.gradient_catalogue, model.original_catalogue]  # compiles both
+            row.compiled = all(path.exists() for path in built)
             if not model.params:
                 row.error = "no parameters to differentiate"
                 return row
-            spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=stimulus_nA)
+            if mech.kind == "point":
+                spec = _synapse_cell(low.name, t_end, stimulus_nA)
+            else:
+                spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=stimulus_nA)
             report = check_model(model, spec, SITES, t_end, dt)
         row.forward_max_abs_diff_mV = report.forward_max_abs_diff_mV
         worst = max(report.parameters, key=lambda p: p["rel_error"])
@@ -121,6 +121,19 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
     except GradgenError as err:
         row.error = str(err)
     return row
+
+
+def _synapse_cell(name: str, t_end: float, stimulus_nA: float) -> "CellSpec":
+    """The HH test cable with the point process in its middle, driven every 5 ms."""
+    import arbor
+
+    from gradgen.check import cable_cell_spec
+    from gradgen.runtime import SpikeInput
+
+    spec = cable_cell_spec(["hh"], stimulus_nA=stimulus_nA)
+    spec.decor.place("(location 0 0.5)", arbor.synapse(name), "syn")
+    spec.inputs.append(SpikeInput("syn", [2.0 + 5.0 * i for i in range(int(t_end // 5))], SYNAPSE_WEIGHT))
+    return spec
 
 
 def coverage(paths: Sequence[str | Path], dt: float, t_end: float, stimulus_nA: float = 0.1,

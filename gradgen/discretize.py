@@ -13,6 +13,9 @@ modcc's ``sparse`` (KINETIC schemes) is one backward-Euler step of the whole sys
 s⁺ = s + dt·f(s⁺, V^{n+1}), solved as a linear system; modcc replaces one balance row by
 each CONSERVE law, which for a scheme that conserves that quantity gives the same s⁺
 (up to rounding), so the update here is the plain backward-Euler solve.
+
+A LINEAR block is solved in advance_state too: its states become the solution of the
+block's equations at V^{n+1}, independent of their old values.
 """
 from __future__ import annotations
 
@@ -52,7 +55,8 @@ def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
     names = list(low.derivatives)
     symbols = [sympy.Symbol(n) for n in names]
     rhs = [low.derivatives[n] for n in names]
-    jacobian, minus_b = sympy.linear_eq_to_matrix(rhs, symbols)
+    jacobian = sympy.Matrix(rhs).jacobian(symbols)
+    minus_b = -sympy.Matrix(rhs).xreplace({s: 0 for s in symbols})
     if any(jacobian.has(s) for s in symbols):
         raise GradgenError(
             "the KINETIC scheme is nonlinear in its states: modcc solves it by Newton "
@@ -69,8 +73,27 @@ def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
     return dict(zip(names, solution))
 
 
+def linear_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """LINEAR: the states that solve the block's equations at V^{n+1} (old values unused)."""
+    symbols = [sympy.Symbol(s) for s in low.states
+               if any(eq.has(sympy.Symbol(s)) for eq in low.equations)]
+    if len(symbols) != len(low.equations):
+        raise GradgenError(
+            f"the LINEAR block has {len(low.equations)} equation(s) for {len(symbols)} state(s)",
+            low.mechanism.pos, hint="write one ~ equation per STATE it determines")
+    equations = sympy.Matrix(low.equations)
+    matrix = equations.jacobian(symbols)
+    if any(matrix.has(s) for s in symbols):
+        raise GradgenError("the LINEAR block is nonlinear in its states", low.mechanism.pos,
+                           hint="NONLINEAR systems are not supported")
+    solution = matrix.LUsolve(-equations.xreplace({s: 0 for s in symbols}))
+    return {s.name: value for s, value in zip(symbols, solution)}
+
+
 def state_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
     """The map modcc applies for the mechanism's SOLVE method (empty without states)."""
+    if low.solve_method == "linear":
+        return linear_update(low)
     if not low.derivatives:
         return {}
     if low.solve_method == "sparse":

@@ -205,6 +205,10 @@ def convert_homeostatic(mod_files: Sequence[Path | str], out_dir: Path | str, pa
     if NOISE in names:
         raise GradgenError(f"an input defines mechanism '{NOISE}', the name of the built-in noisy input",
                            hint="rename the mechanism")
+    unknown_noise = set(config.noise or {}) - set(NOISE_DEFAULTS)
+    if unknown_noise:
+        raise GradgenError(f"unknown noise setting(s) {', '.join(sorted(unknown_noise))}",
+                           hint="settings: " + ", ".join(NOISE_DEFAULTS))
     noise_defaults = None if config.noise is None else {**NOISE_DEFAULTS, **config.noise}
     learned_noise = [p for p in params if p.mechanism == NOISE]
     if learned_noise and noise_defaults is None:

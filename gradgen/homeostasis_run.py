@@ -3,8 +3,8 @@
 The cell is the user's :class:`gradgen.CellSpec`, painted as for an ordinary gradient run,
 except that the hub gets the error weight (cell volume / CV volume) on the CV of the error
 site, and the learned values θ_k travel in ions ``gp<k>`` whose diffusivity is
-:data:`MIXING` times the carriers': Arbor's implicit diffusion solve then equalises them
-over the cell within one step (deviation ~ 1/MIXING of one learning step).
+:data:`MIXING`·N² times the carriers' (N CVs), so that Arbor's implicit diffusion solve
+spreads each learning step over the whole cell within about one step.
 """
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ from gradgen.homeostasis import parameter_ion
 from gradgen.geometry import EquivalentGeometry
 from gradgen.runtime import MANIFEST, CellSpec, GradientModel, cv_centre
 
-MIXING = 1e4  # θ-ion diffusivity / carrier diffusivity, times (number of CVs)²
+# θ-ion diffusivity / (carrier diffusivity · N²). Faster mixing makes θ more uniform but the
+# near-singular solve then drifts by rounding, proportionally: measured on a 20-CV HH cable
+# (50 ms, α = 0) a drift of 4.7e-6 at 1e4, 9e-8 at 1e2, 4e-11 at 1; at 1 the error site
+# and the far end differ by 3e-7 (relative) while θ learns.
+MIXING = 1.0
 
 
 @dataclass
@@ -92,11 +96,13 @@ def _with_error_site(model: GradientModel, region: str, weight: float) -> Gradie
 
 
 class HomeostaticRun(arbor.recipe):
-    """One cell whose parameters learn; probes at the error site and a spike detector."""
+    """One cell whose parameters learn, probed at the error site (``gradients=False``: the
+    original mechanisms with θ fixed at its start values, the plain reference)."""
 
     def __init__(self, model: GradientModel, spec: CellSpec, site: str, gradients: bool = True):
         super().__init__()
-        self.model, self.n_params, self.gradients = model, len(model.params), gradients
+        self.n_params, self.gradients = len(model.params), gradients
+        self._handles: dict[str, int] = {}
         self.rate_mode = _manifest(model)["homeostatic"]["target"]["kind"] == "rate"
         base = arbor.neuron_cable_properties()
         start = {p["name"]: p["default"] for p in _manifest(model)["parameters"]}
@@ -148,8 +154,10 @@ class HomeostaticRun(arbor.recipe):
         """Reset, simulate ``t_end`` ms and return the samples (every ``sample_dt`` ms)."""
         sim = self.sim
         sim.reset()
+        for handle in self._handles.values():
+            sim.remove_sampler(handle)
         schedule = arbor.regular_schedule(0 * U.ms, sample_dt * U.ms, t_end * U.ms)
-        handles = {n: sim.sample((0, n), schedule) for n in ["v"] + self.state_names}
+        handles = self._handles = {n: sim.sample((0, n), schedule) for n in ["v"] + self.state_names}
         start = time.perf_counter()
         sim.run(t_end * U.ms, dt * U.ms)
         wall = time.perf_counter() - start
@@ -161,7 +169,9 @@ class HomeostaticRun(arbor.recipe):
         K = self.n_params
 
         def stack(prefix: str) -> np.ndarray:
-            return np.stack([trace(f"{prefix}{k}")[:, 1] for k in range(K)]) if self.gradients else np.zeros((0, len(t)))
+            if not self.gradients:
+                return np.zeros((0, len(t)))
+            return np.stack([trace(f"{prefix}{k}")[:, 1] for k in range(K)])
 
         # Arbor 0.12's Python spike recording returned nothing here; the hub counts crossings.
         count = trace("spike_count")[:, 1] if self.gradients else np.zeros(len(t))

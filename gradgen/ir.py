@@ -153,8 +153,17 @@ class Compartment:
     pos: SourcePos
 
 
+@dataclass
+class LinearEquation:
+    """``~ lhs = rhs`` in a LINEAR block: one equation of a linear system in the STATEs."""
+
+    lhs: sympy.Expr
+    rhs: sympy.Expr
+    pos: SourcePos
+
+
 Statement = Union[Assign, DerivativeAssign, If, Call, Solve, Local, Reaction, Flux, Conserve,
-                  Compartment]
+                  Compartment, LinearEquation]
 
 
 # ---------------------------------------------------------------- declarations
@@ -185,8 +194,8 @@ class IonUse:
 
 @dataclass
 class Block:
-    """A named block of statements: FUNCTION, PROCEDURE, DERIVATIVE, KINETIC, INITIAL,
-    BREAKPOINT, NET_RECEIVE, POST_EVENT."""
+    """A named block of statements: FUNCTION, PROCEDURE, DERIVATIVE, KINETIC, LINEAR,
+    INITIAL, BREAKPOINT, NET_RECEIVE, POST_EVENT."""
 
     name: str
     body: list[Statement]
@@ -217,6 +226,7 @@ class Mechanism:
     procedures: dict[str, Block] = field(default_factory=dict)
     derivatives: dict[str, Block] = field(default_factory=dict)
     kinetics: dict[str, Block] = field(default_factory=dict)
+    linears: dict[str, Block] = field(default_factory=dict)
     initial: Block | None = None
     breakpoint: Block | None = None
     net_receive: Block | None = None  # parsed; not lowered yet

@@ -1,7 +1,8 @@
 """Lowering: execute a mechanism's blocks symbolically into closed-form expressions.
 
 FUNCTIONs and PROCEDUREs are inlined, if/else becomes ``Piecewise``, LOCALs disappear,
-KINETIC reactions become the ODEs of mass action (COMPARTMENT volumes divide them).
+KINETIC reactions become the ODEs of mass action (COMPARTMENT volumes divide them), a
+LINEAR block its equations (expressions that the new states make zero).
 What remains is what the derivation pass needs: the membrane currents I(v, s, p, ions),
 the state derivatives ds/dt, and the initial states s0(v, p). Every free symbol of those
 is accounted for (voltage, state, parameter, ion variable, temperature); anything else is
@@ -25,12 +26,14 @@ from gradgen.ir import (
     DerivativeAssign,
     Flux,
     If,
+    LinearEquation,
     Local,
     Mechanism,
     Reaction,
     Solve,
     Statement,
     Variable,
+    exprelr,
 )
 
 #: What each SOLVE method becomes in Arbor, which offers only cnexp and sparse: NEURON's
@@ -41,8 +44,9 @@ DERIVATIVE_METHODS = {"cnexp": "cnexp", "derivimplicit": "cnexp", "euler": "cnex
 
 #: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
 BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
-#: Built-ins a lowered expression may still contain (time ``t`` is unavailable in Arbor).
-FREE_BUILTINS = {"v", "celsius"}
+#: Built-ins a lowered expression may still contain (read-only inputs; time ``t`` is
+#: unavailable in Arbor). diam [µm] and area [µm²] are those of the CV.
+FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 
 V = sympy.Symbol("v")
 
@@ -67,8 +71,9 @@ class LoweredMechanism:
     derivatives: dict[str, sympy.Expr]  # state -> ds/dt, in DERIVATIVE statement order
     initial: dict[str, sympy.Expr]  # state -> initial value
     ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
-    solve_method: str | None = None  # "cnexp" or "sparse" (backward Euler), as modcc runs it
+    solve_method: str | None = None  # "cnexp", "sparse" (backward Euler) or "linear"
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
+    equations: list[sympy.Expr] = field(default_factory=list)  # LINEAR: each = 0 at V^{n+1}
     concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
     events: dict[str, sympy.Expr] = field(default_factory=dict)  # state -> value after NET_RECEIVE
     event_args: list[str] = field(default_factory=list)  # NET_RECEIVE arguments ("weight")
@@ -93,10 +98,11 @@ class _Frame:
     solves: list[Solve] = field(default_factory=list)
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
     volumes: dict[str, sympy.Expr] = field(default_factory=dict)
+    equations: list[sympy.Expr] = field(default_factory=list)
 
     def copy(self) -> "_Frame":
         return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
-                      list(self.conserved), dict(self.volumes))
+                      list(self.conserved), dict(self.volumes), list(self.equations))
 
 
 class _Executor:
@@ -170,6 +176,8 @@ class _Executor:
         elif isinstance(stmt, Conserve):
             weights = {name: coef for coef, name in stmt.terms}
             frame.conserved.append((weights, self.evaluate(stmt.total, frame, stmt.pos)))
+        elif isinstance(stmt, LinearEquation):
+            frame.equations.append(self.evaluate(stmt.lhs - stmt.rhs, frame, stmt.pos))
         elif isinstance(stmt, Compartment):
             for name in stmt.states:
                 frame.volumes[name] = self.evaluate(stmt.volume, frame, stmt.pos)
@@ -319,6 +327,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
     conserved: list[tuple[dict[str, int], sympy.Expr]] = []
+    equations: list[sympy.Expr] = []
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
@@ -330,7 +339,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
         derivatives.update(frame.derivatives)
-        conserved = frame.conserved
+        conserved, equations = frame.conserved, frame.equations
 
     currents = []
     for name, ion in current_ions.items():
@@ -340,10 +349,15 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         currents.append(Current(name, ion, breakpoint.values[name]))
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
-    events = _event_jumps(executor, mech, carried)
+    for cur in currents:
+        cur.expr = guards_to_exprelr(cur.expr)
+    derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
+    init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
+    equations = [guards_to_exprelr(e) for e in equations]
+    events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
-                               ion_reads, solve_method, conserved, concentration_writes, events,
-                               mech.net_receive.args if mech.net_receive else [])
+                               ion_reads, solve_method, conserved, equations, concentration_writes,
+                               events, mech.net_receive.args if mech.net_receive else [])
     _check_symbols(lowered)
     return lowered
 
@@ -364,8 +378,46 @@ def _event_jumps(executor: _Executor, mech: Mechanism, carried: dict[str, sympy.
     return jumps
 
 
+def _exprelr_form(piecewise: sympy.Piecewise) -> sympy.Expr:
+    """``c·exprelr(u)`` if ``piecewise`` is a guarded c·u/(exp(u) − 1) (NEURON's vtrap), else itself.
+
+    The guard must be |w| < eps (eps ≤ 0.01) and its branch the limit c or the first-order
+    series c·(1 − u/2); exprelr is exact there, smooth, and has no if/else for modcc or the
+    derivatives.
+    """
+    if len(piecewise.args) != 2 or piecewise.args[1].cond is not sympy.true:
+        return piecewise
+    guard = piecewise.args[0].cond  # must be |w| < eps, eps small: the guard of a 0/0
+    small = isinstance(guard, (sympy.StrictLessThan, sympy.LessThan)) and guard.rhs.is_Number
+    if not (small and isinstance(guard.lhs, sympy.Abs) and 0 < guard.rhs <= 1e-2):
+        return piecewise
+    guarded, quotient = piecewise.args[0].expr, piecewise.args[1].expr
+    exps = list(quotient.atoms(sympy.exp))
+    if len(exps) != 1:
+        return piecewise
+    u = exps[0].args[0]
+    scale = sympy.simplify(quotient * (exps[0] - 1) / u)
+    if scale.has(sympy.exp):
+        return piecewise
+    if not any(sympy.simplify(guarded - series) == 0 for series in (scale, scale * (1 - u / 2))):
+        return piecewise
+    return scale * exprelr(u)
+
+
+def guards_to_exprelr(expr: sympy.Expr) -> sympy.Expr:
+    """Replace every vtrap-style guarded quotient in ``expr`` by exprelr (see _exprelr_form)."""
+    if not expr.has(sympy.Piecewise):
+        return expr
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _exprelr_form)
+
+
 def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
     """The DERIVATIVE or KINETIC block a BREAKPOINT SOLVE names, and how Arbor integrates it."""
+    if solve.block in mech.linears:
+        if solve.method is not None:
+            raise GradgenError(f"LINEAR {solve.block} with METHOD {solve.method}", solve.pos,
+                               hint="write SOLVE without METHOD for a LINEAR block")
+        return mech.linears[solve.block], "linear"
     if solve.block in mech.kinetics:
         if solve.method not in (None, "sparse"):
             raise GradgenError(f"KINETIC {solve.block} with METHOD {solve.method}", solve.pos,
@@ -401,7 +453,8 @@ def _steady_states(executor: _Executor, mech: Mechanism, initial: _Frame) -> Non
             # A conservation law replaces the balance of its last state (that row is redundant).
             row = max(names.index(n) for n in weights)
             equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
-        matrix, rhs = sympy.linear_eq_to_matrix(equations, symbols)
+        matrix = sympy.Matrix(equations).jacobian(symbols)
+        rhs = -sympy.Matrix(equations).xreplace({s: 0 for s in symbols})
         if any(matrix.has(s) for s in symbols):
             raise GradgenError(f"the steady state of '{solve.block}' is not a linear system",
                                solve.pos, hint="assign the initial states directly")
@@ -420,6 +473,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state, expr in low.initial.items():
         checks.append((f"initial value of '{state}'", expr,
                        mech.initial.pos if mech.initial else mech.pos))
+    for expr in low.equations:
+        checks.append(("LINEAR equation", expr, mech.pos))
     for state, expr in low.events.items():
         checks.append((f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos))
     for what, expr, pos in checks:
@@ -430,7 +485,7 @@ def _check_symbols(low: LoweredMechanism) -> None:
                 "state, an ion variable nor set before use", pos,
                 hint="assign it before use, or declare it as PARAMETER")
     for state in low.states:
-        if low.solve_method and state not in low.derivatives:
+        if low.solve_method in ("cnexp", "sparse") and state not in low.derivatives:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 

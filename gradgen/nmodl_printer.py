@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import sympy
 from sympy.core.relational import Relational
-from sympy.logic.boolalg import BooleanFunction
+from sympy.logic.boolalg import ITE, BooleanFunction
 from sympy.printing.str import StrPrinter
 
 from gradgen.ir import dexprelr
@@ -74,14 +74,42 @@ class NmodlPrinter(StrPrinter):
     def _print_dexprelr(self, expr) -> str:
         return f"{DEXPRELR_FUNCTION}({self._print(expr.args[0])})"
 
+    def _truth(self, expr) -> str:
+        """An operand of a logical operator; a bare name is a stored truth value (1 or 0)."""
+        text = self._print(expr)
+        return f"({text} != 0)" if isinstance(expr, sympy.Symbol) else f"({text})"
+
     def _print_And(self, expr) -> str:
-        return " && ".join(f"({self._print(a)})" for a in expr.args)
+        return " && ".join(self._truth(a) for a in expr.args)
 
     def _print_Or(self, expr) -> str:
-        return " || ".join(f"({self._print(a)})" for a in expr.args)
+        return " || ".join(self._truth(a) for a in expr.args)
 
     def _print_Not(self, expr) -> str:
-        return f"!({self._print(expr.args[0])})"
+        return self._negated(expr.args[0])
+
+    def _negated(self, expr) -> str:
+        """not ``expr`` without '!', which modcc does not accept: relations flip, De Morgan."""
+        if isinstance(expr, sympy.Symbol):
+            return f"({self._print(expr)} == 0)"
+        if isinstance(expr, Relational):
+            return f"({self._print(expr.negated)})"
+        if isinstance(expr, sympy.Not):
+            return self._truth(expr.args[0])
+        if isinstance(expr, (sympy.And, sympy.Or)):
+            joint = " || " if isinstance(expr, sympy.And) else " && "
+            return "(" + joint.join(self._negated(a) for a in expr.args) + ")"
+        if isinstance(expr, ITE):
+            a, b, c = expr.args
+            return (f"(({self._truth(a)} && {self._negated(b)}) || "
+                    f"({self._negated(a)} && {self._negated(c)}))")
+        raise ValueError(f"cannot negate {expr}")  # pragma: no cover - no other truth values
+
+    def _print_ITE(self, expr) -> str:
+        # SymPy's if-then-else of truth values (from nested Piecewise conditions).
+        a, b, c = expr.args
+        return (f"({self._truth(a)} && {self._truth(b)}) || "
+                f"({self._negated(a)} && {self._truth(c)})")
 
     def _print_Relational(self, expr) -> str:
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]

@@ -7,7 +7,10 @@ from a finished ``arbor.decor``). :class:`GradientModel` then builds
 - the gradient cell: every converted mechanism replaced by its gradient version, split
   where a parameter θ_k is bound to a region (weight w_k = 1 there), the hub on the whole
   cell, and the diffusive gradient ions with a diffusivity that makes ion diffusion equal
-  to the cable equation's axial term;
+  to the cable equation's axial term. Ion diffusion can equal it only on one common
+  radius, so the gradient cell is the electrically identical constant-radius cell of
+  :mod:`gradgen.geometry`, built and voltage-checked once per :class:`CellSpec`, with the
+  user's regions, locsets and probe sites mapped onto it;
 - or the original cell, with parameters overridden, compiled from the original `.mod`
   files — the reference for finite differences.
 
@@ -419,7 +422,9 @@ class GradientModel:
             refs = [(k, p) for k, p in enumerate(self.params) if p.mechanism == mech]
             regions = sorted({p.region for _, p in refs if p.region})
             for inside in _memberships(len(regions)):
-                piece = region
+                # a bare label must be named as (region "x") inside intersect: Arbor cannot
+                # tell a quoted label's kind there
+                piece = f"(region {region})" if regions and region.strip().startswith('"') else region
                 for reg, is_in in zip(regions, inside):
                     term = f'(region "{reg}")'
                     piece = f"(intersect {piece} {term if is_in else f'(complement {term})'})"

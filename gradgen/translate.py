@@ -6,8 +6,10 @@ into Piecewise), then printed back as a small mechanism without gradients: one s
 per line, LOCALs at the top of each block, common state-free subexpressions as LOCALs,
 each Piecewise as an if/else on a LOCAL. NEURON's integrators of a DERIVATIVE block
 (derivimplicit, euler, runge) become modcc's ``cnexp``, the method gradgen's gradient
-mechanisms reproduce; KINETIC schemes are refused here (Arbor-dialect KINETIC files need
-no translation).
+mechanisms reproduce; a KINETIC scheme becomes its mass-action ODEs in a DERIVATIVE block
+solved by ``sparse`` (backward Euler, which keeps the scheme's CONSERVE laws by itself),
+and a STEADYSTATE initialisation its closed-form solution; a LINEAR block keeps its
+equations, written ``~ 0 = expr``.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ import sympy
 
 from gradgen import __version__
 from gradgen.errors import GradgenError
-from gradgen.lower import LoweredMechanism, lower_file
-from gradgen.nmodl_printer import Line, lower_piecewise, nmodl
+from gradgen.lower import V, LoweredMechanism, lower_file
+from gradgen.nmodl_printer import Line, lower_piecewise
 
 _INDENT = "    "
 
@@ -40,7 +42,8 @@ def _render(lines: list[Line], indent: str) -> list[str]:
 
 
 def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
-           keep: set[sympy.Symbol], first: list[str] | None = None) -> list[str]:
+           keep: set[sympy.Symbol], first: list[str] | None = None, hoist: bool = False,
+           staged: list[str] = ()) -> list[str]:
     """``head { LOCALs; temporaries; target = expr ... }`` with CSE that never hides ``keep``.
 
     Subexpressions containing a symbol of ``keep`` (the states) stay inline, so modcc sees
@@ -50,7 +53,7 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
     replacements, reduced = sympy.cse([e for _, e in targets], symbols=names, ignore=keep,
                                       order="none")
     counter = itertools.count()
-    locals_: list[str] = [s.name for s, _ in replacements]
+    locals_: list[str] = list(staged) + [s.name for s, _ in replacements]
     body: list[Line] = []
 
     def new_local() -> str:
@@ -61,6 +64,8 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
         body += lines
         locals_ += created
     for (target, _), expr in zip(targets, reduced):
+        if hoist:
+            expr = _hoist_state_free(expr, keep, body, locals_, new_local)
         lines, created = lower_piecewise(target, expr, new_local)
         body += lines
         locals_ += created
@@ -70,13 +75,30 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
     return out + _render(body, _INDENT) + ["}"]
 
 
+def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], body: list[Line],
+                      locals_: list[str], new_local) -> sympy.Expr:
+    """Move each largest state-free, non-trivial subexpression into a LOCAL.
+
+    modcc's cnexp differentiates each ODE by its state symbolically and cannot differentiate
+    exprelr and some other functions, even where they do not depend on the state.
+    """
+    def walk(e: sympy.Basic) -> sympy.Basic:
+        if e.is_Atom:
+            return e
+        if not (e.free_symbols & states):
+            name = new_local()
+            lines, created = lower_piecewise(name, e, new_local)
+            body.extend(lines)
+            locals_.extend([name, *created])
+            return sympy.Symbol(name)
+        return e.func(*[walk(a) for a in e.args])
+
+    return walk(expr)
+
+
 def translate_lowered(low: LoweredMechanism) -> str:
     """NMODL text (Arbor dialect, no gradients) of a lowered mechanism."""
     mech = low.mechanism
-    if low.solve_method == "sparse":
-        raise GradgenError("KINETIC schemes are not translated", mech.pos,
-                           hint="Arbor reads KINETIC blocks as they are; remove NEURON-only "
-                           "constructs by hand")
     states = {sympy.Symbol(s) for s in low.states}
     kind = {"density": "SUFFIX", "point": "POINT_PROCESS"}[mech.kind]
     head = [f": {mech.name}: translated by gradgen {__version__} from {mech.source.name} for Arbor.",
@@ -86,6 +108,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
         text = f"{_INDENT}USEION {ion.name}"
         reads = [r for r in ion.read if r in low.ion_reads]
         writes = [c.name for c in low.currents if c.ion == ion.name]
+        writes += [c for c, name in low.concentration_writes.items() if name == ion.name]
         if reads:
             text += " READ " + ", ".join(reads)
         if writes:
@@ -107,9 +130,14 @@ def translate_lowered(low: LoweredMechanism) -> str:
     parts = ["\n".join(head)]
     if low.states:
         parts.append(f"STATE {{ {' '.join(low.states)} }}")
-    solve = ["SOLVE states METHOD cnexp"] if low.derivatives else []
+    solve = []
+    if low.solve_method == "linear":
+        solve = ["SOLVE states"]
+    elif low.derivatives:
+        solve = [f"SOLVE states METHOD {low.solve_method}"]
     currents = [(c.name, c.expr) for c in low.currents]
-    breakpoint = _block("BREAKPOINT", currents, "b", states, solve)
+    # modcc derives the conductance dI/dv from the current statements: keep v in them.
+    breakpoint = _block("BREAKPOINT", currents, "b", states | {V}, solve)
     if any(line.strip().startswith("if (") for line in breakpoint):
         raise GradgenError("a current that depends on an if/else cannot be translated",
                            mech.breakpoint.pos, hint="modcc derives the conductance from the current")
@@ -118,7 +146,18 @@ def translate_lowered(low: LoweredMechanism) -> str:
         parts.append("\n".join(_block("INITIAL", list(low.initial.items()), "i", set())))
     if low.derivatives:
         odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
-        parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states)))
+        parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))
+    if low.equations:
+        equations = [("~ 0", e) for e in low.equations]
+        parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
+    if low.events:
+        # every jump is a function of the states before the event: stage, then assign
+        jumps = list(low.events.items())
+        staged = [f"pe{i}" for i in range(len(jumps))]
+        targets = [(n, e) for n, (_, e) in zip(staged, jumps)]
+        targets += [(state, sympy.Symbol(n)) for n, (state, _) in zip(staged, jumps)]
+        head = f"NET_RECEIVE({', '.join(low.event_args)})"
+        parts.append("\n".join(_block(head, targets, "e", set(), staged=staged)))
     return "\n\n".join(parts) + "\n"
 
 

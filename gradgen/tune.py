@@ -117,8 +117,12 @@ def optimise(s: Setup, out: Path, progress: bool = True) -> History:
 
 
 def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
-    """Run the config end to end; resumes from the output directory's checkpoint if present."""
-    config = load_config(config_path)
+    """Run the config file end to end (see :func:`run_config`)."""
+    return run_config(load_config(config_path), progress)
+
+
+def run_config(config: TuneConfig, progress: bool = True) -> dict:
+    """Run a config end to end; resumes from the output directory's checkpoint if present."""
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     s = setup(config, out)

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import arbor
+
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.lower import LoweredMechanism, lower_file
-from gradgen.morphology import REGIONS, cv_policy, load_swc
+from gradgen.morphology import REGIONS, LoadedCell, cv_policy, load_swc
 from gradgen.tune_params import TRANSFORMS
 
 _SECTIONS = {"model", "simulation", "tune", "target", "optimizer", "output"}
@@ -229,7 +231,7 @@ def load_config(path: Path | str) -> TuneConfig:
         values={k: float(v) for k, v in values.items()},
         v_init=r.number(model, "model", "v_init", -65.0), cm=r.number(model, "model", "cm", 1.0, True),
         rL=r.number(model, "model", "rL", 100.0, True),
-        probe=_probe(str(model.get("probe", "soma"))),
+        probe=_probe(str(model.get("probe", "soma")), cell),
         t_end=r.number(sim, "simulation", "t_end", positive=True),
         dt=r.number(sim, "simulation", "dt", 0.025, True),
         sample_dt=r.number(sim, "simulation", "sample_dt", 1.0, True),
@@ -247,8 +249,11 @@ def load_config(path: Path | str) -> TuneConfig:
     )
 
 
-def _probe(text: str) -> str:
-    """A region name means the middle of that region; anything else is a location expression."""
-    if text in REGIONS:
-        return f'(on-components 0.5 (region "{text}"))'
-    return text
+def _probe(text: str, cell: LoadedCell) -> str:
+    """A region name means its middle (of its first piece where dendrites cut it into
+    several, as in reconstructions); anything else is a location expression."""
+    if text not in REGIONS:
+        return text
+    bare = arbor.cable_cell(cell.morphology, arbor.decor(), cell.labels)
+    first = bare.locations(f'(on-components 0.5 (region "{text}"))')[0]
+    return f"(location {first.branch} {first.pos!r})"

@@ -14,7 +14,7 @@ UNITS {
 }
 
 PARAMETER {
-    gbar = 0.02 (S/cm2)
+    gbar = 0.005 (S/cm2)
     ka = 0.2 (/ms)
     kb = 0.01 (/ms)
 }

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import arbor
 import numpy as np
-import pytest
 from arbor import units as U
 
 from gradgen.check import check_model

@@ -331,7 +331,6 @@ HEAD = "NEURON { SUFFIX t }\n"
 @pytest.mark.parametrize(
     "code, construct, col",
     [
-        ("LINEAR lin { ~ x = 1 }", "LINEAR", 1),
         ("NONLINEAR nl { ~ x = 1 }", "NONLINEAR", 1),
         ("FUNCTION_TABLE tau(v (mV)) (ms)", "FUNCTION_TABLE", 1),
         ("BREAKPOINT { WATCH (v > 0) 1 }", "WATCH", 14),
@@ -380,7 +379,7 @@ def test_unsupported_symbols(code: str, what: str, col: int) -> None:
         ("BREAKPOINT { a = (b < 1) + 1 }", "a comparison or logical expression is used as a number", 2, 18),
         ("STATE { m } BREAKPOINT { m' = 1 }", "m' = ... is only allowed in a DERIVATIVE block", 2, 26),
         ("DERIVATIVE d { q' = 1 }", "q' = ...: q is not a STATE", 2, 16),
-        ("BREAKPOINT { SOLVE states METHOD cnexp }", "SOLVE states: no DERIVATIVE, KINETIC or PROCEDURE states", 2, 14),
+        ("BREAKPOINT { SOLVE states METHOD cnexp }", "SOLVE states: no DERIVATIVE, KINETIC, LINEAR or PROCEDURE states", 2, 14),
         ("UNITS { FARADAY = (fardy) (coulomb) }", "unknown physical constant (fardy) in UNITS", 2, 9),
         ("BREAKPOINT { CONSERVE a + b = 1 }", "CONSERVE statements are only allowed in a KINETIC block", 2, 14),
         ("BREAKPOINT { COMPARTMENT v {cai} }", "COMPARTMENT statements are only allowed in a KINETIC block", 2, 14),
@@ -403,3 +402,45 @@ def test_user_errors(code: str, message: str, line: int, col: int) -> None:
 def test_mechanism_needs_a_name() -> None:
     err = error_of("PARAMETER { g = 1 }\n")
     assert err.message == "the mechanism has no SUFFIX or POINT_PROCESS" and "SUFFIX" in err.hint
+
+
+# ---------------------------------------------------------------- NEURON + Arbor dialect union
+
+
+def test_dialect_union_into_the_ir(tmp_path) -> None:
+    (tmp_path / "rates.inc").write_text("FUNCTION r(x) {\n  r = 2*x\n}\n")
+    path = tmp_path / "u.mod"
+    path.write_text(
+        'NEURON { SUFFIX u USEION k READ ek WRITE ik VALENCE zk }\n'
+        "UNITSOFF\nDEFINE N 3\nINDEPENDENT { t FROM 0 TO 1 WITH 1 (ms) }\n"
+        "UNITS { F = (faraday) (coulomb) }\n"
+        "STATE { c o x (mM) <1e-4> }\n"
+        "KINETIC kin {\n  ~ c <-> 2 o (r(v), N)\n  ~ x << (1)\n"
+        "  CONSERVE c + 2 o = 1\n  COMPARTMENT 2 {c o}\n}\n"
+        "PROCEDURE p(v) { TABLE a DEPEND celsius FROM -100 TO 100 WITH 200\n a = 1 }\n"
+        'INCLUDE "rates.inc"\n'
+        "BREAKPOINT { SOLVE kin METHOD sparse ik = o*(v - ek) }\n"
+        "INITIAL { SOLVE kin STEADYSTATE sparse }\n"
+        "NET_RECEIVE (w) { c = c + w }\nUNITSON\n"
+    )
+    mech = parse_file(path)
+    assert mech.ions[0].valence_name == "zk"
+    assert [(c.name, c.value) for c in mech.constants] == [("N", 3.0), ("F", 96485.33212331001)]
+    react, flux, conserve, compartment = mech.kinetics["kin"].body
+    assert (react.left, react.right) == ([(1, "c")], [(2, "o")])
+    assert react.forward == sympy.Function("r")(v) and react.pos == SourcePos(str(path), 8, 3)
+    assert (flux.state, conserve.terms, compartment.states) == ("x", [(1, "c"), (2, "o")], ["c", "o"])
+    assert mech.procedures["p"].body == [Assign("a", 1, SourcePos(str(path), 14, 2))]  # TABLE dropped
+    assert mech.functions["r"].pos == SourcePos(str(tmp_path / "rates.inc"), 1, 1)
+    assert mech.initial.body[0].steady_state and mech.initial.body[0].method == "sparse"
+    assert mech.net_receive.args == ["w"]
+
+
+def test_junction_process_and_errors_inside_an_included_file(tmp_path) -> None:
+    mech = parse_text("NEURON { JUNCTION_PROCESS gj NONSPECIFIC_CURRENT i }\n", "j.mod")
+    assert (mech.name, mech.kind) == ("gj", "junction")
+    (tmp_path / "bad.inc").write_text("\nFUNCTION f() { f = 1 + }\n")
+    (tmp_path / "m.mod").write_text('NEURON { SUFFIX m }\nINCLUDE "bad.inc"\n')
+    with pytest.raises(GradgenError) as info:
+        parse_file(tmp_path / "m.mod")
+    assert info.value.pos == SourcePos(str(tmp_path / "bad.inc"), 2, 24)

@@ -3,7 +3,6 @@ resume, the CLI, and clear config errors."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gradgen.tune import setup
 from gradgen.tune_config import load_config
 from gradgen.tune_optim import Budget, run_adam, run_cmaes
 from gradgen.tune_params import TunedParameter
+from gradgen.tune_problem import Protocol
 
 from conftest import ROOT
 
@@ -109,6 +109,10 @@ def test_adam_and_cmaes_reduce_the_loss_and_resume(problem, tmp_path):
     assert losses[-1] < losses[0]
     cmaes = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, progress=False)
     assert cmaes.simulations == 18
+    run_cmaes(problem, Budget(2), population=6, sigma0=0.1, checkpoint=tmp_path / "c.pkl", progress=False)
+    resumed = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, checkpoint=tmp_path / "c.pkl",
+                        progress=False)
+    assert resumed.rows == [{**r, "seconds": s["seconds"]} for r, s in zip(cmaes.rows, resumed.rows)]
     # CMA-ES never evaluates z0 itself; with its seed fixed, generation 1's best (2.9) falls
     # to 0.9 by generation 3 (measured)
     assert cmaes.rows[-1]["best_loss"] < cmaes.rows[0]["loss"]
@@ -161,3 +165,10 @@ def test_empty_region_and_cli_exit_status(tmp_path, capsys):
     err = capsys.readouterr().err
     assert re.search(r"region 'axon' is empty in no_axon.swc", err), err
     assert "Traceback" not in err
+
+
+def test_loss_windows_select_samples():
+    protocol = Protocol(10.0, sample_dt=1.0, windows=((2.0, 4.0), (8.0, 20.0)))
+    assert list(protocol.times()[protocol.mask()]) == [2.0, 3.0, 8.0, 9.0]
+    with pytest.raises(GradgenError, match="contain no sample"):
+        Protocol(10.0, sample_dt=1.0, windows=((10.5, 11.0),)).mask()

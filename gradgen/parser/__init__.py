@@ -118,9 +118,10 @@ def _describe_token(token: Token) -> str:
 
 def _expected(names: set[str]) -> str:
     words = {_describe_terminal(n) for n in names}
+    first = []
     if len(words & _OPERATORS) > 2:  # after an operand: say "an operator", not all thirteen
-        words = (words - _OPERATORS) | {"an operator"}
-    words = sorted(words)
+        words, first = words - _OPERATORS, ["an operator"]
+    words = first + sorted(words)
     if len(words) > _MAX_EXPECTED:
         words = words[:_MAX_EXPECTED] + ["..."]
     return ", ".join(words)

@@ -29,6 +29,7 @@ from gradgen.ir import (
     DerivativeAssign,
     Flux,
     If,
+    LinearEquation,
     IonUse,
     Local,
     Mechanism,
@@ -308,6 +309,12 @@ class _Builder(Transformer):
     def kinetic_block(self, meta: Meta, c: list) -> _Part:
         return self._block("kinetics", str(c[0]), meta, c[1])
 
+    def linear_block(self, meta: Meta, c: list) -> _Part:
+        return self._block("linears", str(c[0]), meta, c[1:])
+
+    def linear_eq(self, meta: Meta, c: list) -> LinearEquation:
+        return LinearEquation(self._value(c[0], meta), self._value(c[1], meta), self._pos(meta))
+
     def net_receive_block(self, meta: Meta, c: list) -> _Part:
         args = [str(a) for a in c[:-1] if isinstance(a, Token)]
         return self._block("net_receive", "NET_RECEIVE", meta, c[-1], args)
@@ -525,8 +532,8 @@ def _add(mech: Mechanism, part: _Part) -> None:
         if getattr(mech, kind) is not None:
             raise _duplicate(kind.upper(), part.pos)
         setattr(mech, kind, value)
-    elif kind in ("functions", "procedures", "derivatives", "kinetics"):
-        tables = (mech.functions, mech.procedures, mech.derivatives, mech.kinetics)
+    elif kind in ("functions", "procedures", "derivatives", "kinetics", "linears"):
+        tables = (mech.functions, mech.procedures, mech.derivatives, mech.kinetics, mech.linears)
         if any(value.name in table for table in tables):
             raise _duplicate(value.name, part.pos)
         getattr(mech, kind)[value.name] = value
@@ -543,13 +550,13 @@ def _check(mech: Mechanism) -> None:
     states = {s.name for s in mech.states}
     blocks = [b for b in (mech.initial, mech.breakpoint) if b is not None]
     blocks += [*mech.functions.values(), *mech.procedures.values(), *mech.derivatives.values(),
-               *mech.kinetics.values()]
-    solvable = {**mech.derivatives, **mech.procedures, **mech.kinetics}
+               *mech.kinetics.values(), *mech.linears.values()]
+    solvable = {**mech.derivatives, **mech.procedures, **mech.kinetics, **mech.linears}
     for block in blocks:
         for stmt in _walk(block.body):
             if isinstance(stmt, Solve) and stmt.block not in solvable:
                 raise GradgenError(
-                    f"SOLVE {stmt.block}: no DERIVATIVE, KINETIC or PROCEDURE {stmt.block} in this file",
+                    f"SOLVE {stmt.block}: no DERIVATIVE, KINETIC, LINEAR or PROCEDURE {stmt.block} in this file",
                     pos=stmt.pos,
                 )
             if isinstance(stmt, DerivativeAssign) and stmt.state not in states:

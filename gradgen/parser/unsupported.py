@@ -21,7 +21,6 @@ _POINTER = "pass the value in as a PARAMETER or through an ion instead"
 _HINTS: dict[str, str] = {
     "VERBATIM": "C code inside VERBATIM cannot be translated; rewrite it in NMODL",
     "LONGITUDINAL_DIFFUSION": _DIFFUSION,
-    "LINEAR": _SOLVE,  # KINETIC covers linear schemes
     "NONLINEAR": _SOLVE,
     "DISCRETE": _SOLVE,
     "PARTIAL": _SOLVE,
