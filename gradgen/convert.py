@@ -79,6 +79,7 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
             "source": str(m.mechanism.source),
             "source_copy": f"original/{m.name}.mod",
             "states": m.states,
+            "reads_diam": _reads_diam(m),
             "parameters": m.parameter_names(),
             "sensitivities": {s: [sens(s, k) for k in range(len(params))] for s in m.states},
         })
@@ -97,6 +98,13 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
     _write_atomically(Path(out_dir), files)
     return manifest
+
+
+def _reads_diam(low: LoweredMechanism) -> bool:
+    """Whether any expression reads the CV diameter (which the geometry transform changes)."""
+    exprs = [c.expr for c in low.currents] + list(low.derivatives.values())
+    exprs += list(low.initial.values()) + list(low.equations) + list(low.events.values())
+    return any(s.name == "diam" for e in exprs for s in e.free_symbols)
 
 
 def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float | None:

@@ -519,6 +519,13 @@ class GradientModel:
                 for region, d in paints:
                     decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
             return spec.build(decor)
+        readers = sorted({m for _, m, _ in spec.decor.densities()
+                          if self.mechanisms.get(m, {}).get("reads_diam")})
+        if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
+            raise GradgenError(
+                f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
+                "equivalent geometry changes (CV areas are kept, diameters are not)",
+                hint="use area instead of diam, or a constant-radius morphology")
         geo = cell_geometry(spec, membrane).equivalent
         # rL is the transform's: it paints every piece with the rL that keeps its resistance
         decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, without=("rL",),

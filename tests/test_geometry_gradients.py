@@ -92,17 +92,30 @@ def test_multi_region_reconstruction(make_model):
     assert report.loss_gradient_rel_error < BOUNDS[0.01]
 
 
-def test_mechanism_reading_diam_is_refused(tmp_path):
-    """A mechanism that reads diam or area would see the transformed geometry: refused."""
+def test_mechanism_reading_diam_is_refused_on_a_changing_radius(tmp_path):
+    """diam would be the transformed cell's: refused where the transform changes it."""
     from gradgen.convert import convert
     from gradgen.params import ParamRef
+    from gradgen.runtime import GradientModel
 
     text = (MECHANISMS / "pas.mod").read_text().replace("i = g*(v - e)", "i = g*diam*(v - e)")
     assert "diam" in text
     mod = tmp_path / "pasdiam.mod"
     mod.write_text(text.replace("SUFFIX pas", "SUFFIX pasdiam"))
-    with pytest.raises(GradgenError, match="diam"):
-        convert([mod], tmp_path / "out", [ParamRef.parse("pasdiam.g")])
+    convert([mod], tmp_path / "out", [ParamRef.parse("pasdiam.g")])
+    model = GradientModel.load(tmp_path / "out")
+    for radius_changes in (False, True):
+        tree = arbor.segment_tree()
+        tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 1.0),
+                    arbor.mpoint(100, 0, 0, 0.5 if radius_changes else 1.0), tag=1)
+        decor = Decor()
+        decor.paint("(all)", arbor.density("pasdiam"))
+        spec = CellSpec(arbor.morphology(tree), decor)
+        if radius_changes:
+            with pytest.raises(GradgenError, match=r"pasdiam read\(s\) diam"):
+                model.simulate(spec, ["(location 0 0.5)"], 1.0, 0.025)
+        else:
+            assert model.simulate(spec, ["(location 0 0.5)"], 1.0, 0.025).dv.shape[1] == 1
 
 
 def test_per_region_axial_resistivity(make_model):
