@@ -12,7 +12,6 @@ import copy
 import json
 import time
 from dataclasses import dataclass
-from functools import cached_property
 
 import arbor
 import numpy as np
@@ -22,7 +21,7 @@ from gradgen.emit import HUB_NAME
 from gradgen.errors import GradgenError
 from gradgen.homeostasis import parameter_ion
 from gradgen.geometry import EquivalentGeometry
-from gradgen.runtime import MANIFEST, CellSpec, GradientModel, cv_centre
+from gradgen.runtime import MANIFEST, CellSpec, GradientModel, OneCellRecipe, cv_centre
 
 # θ-ion diffusivity / (carrier diffusivity · N²). Faster mixing makes θ more uniform but the
 # near-singular solve then drifts by rounding, proportionally: measured on a 20-CV HH cable
@@ -95,72 +94,47 @@ def _with_error_site(model: GradientModel, region: str, weight: float) -> Gradie
     return painted
 
 
-class HomeostaticRun(arbor.recipe):
+class HomeostaticRun(OneCellRecipe):
     """One cell whose parameters learn, probed at the error site (``gradients=False``: the
     original mechanisms with θ fixed at its start values, the plain reference)."""
 
     def __init__(self, model: GradientModel, spec: CellSpec, site: str, gradients: bool = True):
-        super().__init__()
         self.n_params, self.gradients = len(model.params), gradients
-        self._handles: dict[str, int] = {}
         self.rate_mode = _manifest(model)["homeostatic"]["target"]["kind"] == "rate"
         base = arbor.neuron_cable_properties()
         start = {p["name"]: p["default"] for p in _manifest(model)["parameters"]}
         if not gradients:  # the plain reference: original mechanisms, θ fixed at the start values
-            self._cell = model.cell(spec, gradients=False, values=start)
-            self._props = model.properties(False, base)
-            self.site = cv_centre(self._cell, site)
+            cell = model.cell(spec, gradients=False, values=start)
+            props = model.properties(False, base)
+            self.site = cv_centre(cell, site)
         else:
             geo = model.geometry(spec).equivalent
             region, weight = _error_site(model.cell(spec, gradients=False), geo, site)
-            self._cell = _with_error_site(model, region, weight).cell(spec, gradients=True)
-            self._props = model.properties(True, base)
+            cell = _with_error_site(model, region, weight).cell(spec, gradients=True)
+            props = model.properties(True, base)
             n_cv = len({piece.cv for piece in geo.pieces})
             for k, name in enumerate(p.name for p in model.params):
-                self._props.set_ion(parameter_ion(k), valence=1, int_con=start[name] * U.mM, ext_con=0 * U.mM,
-                                    rev_pot=0 * U.mV,
-                                    diff=geo.default_diffusivity * MIXING * n_cv**2 * U.m2 / U.s)
-            self.site = cv_centre(self._cell, geo.map_locset(site))
-        self._probes = [arbor.cable_probe_membrane_voltage(self.site, "v")]
+                props.set_ion(parameter_ion(k), valence=1, int_con=start[name] * U.mM, ext_con=0 * U.mM,
+                              rev_pot=0 * U.mV,
+                              diff=geo.default_diffusivity * MIXING * n_cv**2 * U.m2 / U.s)
+            self.site = cv_centre(cell, geo.map_locset(site))
+        probes = [arbor.cable_probe_membrane_voltage(self.site, "v")]
         if gradients:
             names = [f"{s}{k}" for k in range(self.n_params) for s in
                      (("theta", "u", "phi") if self.rate_mode else ("theta", "u"))]
             names += (["rate"] if self.rate_mode else []) + ["spike_count"]
-            self._probes += [arbor.cable_probe_density_state(self.site, HUB_NAME, n, n) for n in names]
+            probes += [arbor.cable_probe_density_state(self.site, HUB_NAME, n, n) for n in names]
             self.state_names = names
         else:
             self.state_names = []
-
-    def num_cells(self) -> int:
-        return 1
-
-    def cell_kind(self, gid):
-        return arbor.cell_kind.cable
-
-    def cell_description(self, gid):
-        return self._cell
-
-    def global_properties(self, kind):
-        return self._props
-
-    def probes(self, gid):
-        return self._probes
-
-    @cached_property
-    def sim(self) -> arbor.simulation:
-        return arbor.simulation(self, seed=1)
+        super().__init__(cell, props, probes, seed=1)
 
     def run(self, t_end: float, dt: float, sample_dt: float = 1.0) -> HomeostaticTraces:
         """Reset, simulate ``t_end`` ms and return the samples (every ``sample_dt`` ms)."""
-        sim = self.sim
-        sim.reset()
-        for handle in self._handles.values():
-            sim.remove_sampler(handle)
-        schedule = arbor.regular_schedule(0 * U.ms, sample_dt * U.ms, t_end * U.ms)
-        handles = self._handles = {n: sim.sample((0, n), schedule) for n in ["v"] + self.state_names}
         start = time.perf_counter()
-        sim.run(t_end * U.ms, dt * U.ms)
+        handles = self.sample_run(["v"] + self.state_names, t_end, dt, sample_dt)
         wall = time.perf_counter() - start
+        sim = self.sim
 
         def trace(name: str) -> np.ndarray:
             return sim.samples(handles[name])[0][0]

@@ -603,24 +603,16 @@ def _memberships(n: int) -> list[tuple[bool, ...]]:
     return [tuple(bool(bits >> i & 1) for i in range(n)) for bits in range(2**n)]
 
 
-class SingleCellRun(arbor.recipe):
-    """One cell with voltage and hub-state probes at each site, and its simulation."""
+class OneCellRecipe(arbor.recipe):
+    """One cable cell with its global properties, probes and spike inputs, and its simulation,
+    which can be reset and run again with new samplers."""
 
-    def __init__(self, cell, props, sites: Sequence[str], n_params: int,
-                 generators: Sequence[arbor.event_generator] = ()):
+    def __init__(self, cell, props, probes: Sequence, generators: Sequence[arbor.event_generator] = (),
+                 seed: int = 0):
         super().__init__()
-        self._generators = list(generators)
-        self._cell, self._props = cell, props
-        self.sites, self.n_params = list(sites), n_params
+        self._cell, self._props, self._probes = cell, props, list(probes)
+        self._generators, self._seed = list(generators), seed
         self._handles: dict[str, int] = {}
-        self._probes = []
-        self.tags = []
-        for i, site in enumerate(self.sites):
-            self._probes.append(arbor.cable_probe_membrane_voltage(site, f"v{i}"))
-            self.tags.append(f"v{i}")
-            for k in range(n_params):
-                self._probes.append(arbor.cable_probe_density_state(site, HUB_NAME, f"u{k}", f"u{i}_{k}"))
-                self.tags.append(f"u{i}_{k}")
 
     def num_cells(self) -> int:
         return 1
@@ -642,17 +634,37 @@ class SingleCellRun(arbor.recipe):
 
     @cached_property
     def sim(self) -> arbor.simulation:
-        return arbor.simulation(self)
+        return arbor.simulation(self, seed=self._seed)
 
-    def run(self, t_end: float, dt: float, sample_dt: float | None = None) -> Traces:
-        """Reset, run and return the samples."""
+    def sample_run(self, tags: Sequence[str], t_end: float, dt: float, sample_dt: float) -> dict[str, int]:
+        """Reset, sample the probes ``tags`` every ``sample_dt`` ms, run; the sampler handles."""
         self.sim.reset()
         for handle in self._handles.values():
             self.sim.remove_sampler(handle)
-        schedule = arbor.regular_schedule(0 * U.ms, (sample_dt or dt) * U.ms, t_end * U.ms)
-        handles = self._handles = {tag: self.sim.sample((0, tag), schedule) for tag in self.tags}
+        schedule = arbor.regular_schedule(0 * U.ms, sample_dt * U.ms, t_end * U.ms)
+        self._handles = {tag: self.sim.sample((0, tag), schedule) for tag in tags}
         self.sim.run(t_end * U.ms, dt * U.ms)
-        return self.collect(self.sim, handles)
+        return self._handles
+
+
+class SingleCellRun(OneCellRecipe):
+    """One cell with voltage and hub-state probes at each site."""
+
+    def __init__(self, cell, props, sites: Sequence[str], n_params: int,
+                 generators: Sequence[arbor.event_generator] = ()):
+        self.sites, self.n_params = list(sites), n_params
+        probes, self.tags = [], []
+        for i, site in enumerate(self.sites):
+            probes.append(arbor.cable_probe_membrane_voltage(site, f"v{i}"))
+            self.tags.append(f"v{i}")
+            for k in range(n_params):
+                probes.append(arbor.cable_probe_density_state(site, HUB_NAME, f"u{k}", f"u{i}_{k}"))
+                self.tags.append(f"u{i}_{k}")
+        super().__init__(cell, props, probes, generators)
+
+    def run(self, t_end: float, dt: float, sample_dt: float | None = None) -> Traces:
+        """Reset, run and return the samples."""
+        return self.collect(self.sim, self.sample_run(self.tags, t_end, dt, sample_dt or dt))
 
     def collect(self, sim: arbor.simulation, handles: dict[str, int]) -> Traces:
         def trace(tag: str) -> np.ndarray:
