@@ -27,14 +27,9 @@ def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float 
     """
     tree = arbor.segment_tree()
     tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, radius), arbor.mpoint(length, 0, 0, radius), tag=1)
-    decor = Decor()
-    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
-    for mech in mechanisms:
-        decor.paint("(all)", arbor.density(mech))
-    duration = (t_off if t_off is not None else 1e9) - t_on
-    decor.place("(location 0 0)", arbor.i_clamp(t_on * U.ms, duration * U.ms, stimulus_nA * U.nA))
-    return CellSpec(arbor.morphology(tree), decor, arbor.label_dict(labels or {}),
-                    arbor.cv_policy_fixed_per_branch(n_cv))
+    return morphology_cell_spec(arbor.morphology(tree), arbor.label_dict(labels or {}),
+                                arbor.cv_policy_fixed_per_branch(n_cv), mechanisms, stimulus_nA,
+                                t_on, t_off)
 
 
 #: The HH axon with its soma (shared benchmark cell): soma CV 20 µm × r 10 µm, 10 axon CVs

@@ -21,7 +21,7 @@ from gradgen.emit import HUB_NAME
 from gradgen.errors import GradgenError
 from gradgen.homeostasis import parameter_ion
 from gradgen.geometry import EquivalentGeometry
-from gradgen.runtime import MANIFEST, CellSpec, GradientModel, OneCellRecipe, cv_centre
+from gradgen.runtime import MANIFEST, CellSpec, GradientModel, OneCellRecipe, cv_centre, cv_of
 
 # θ-ion diffusivity / (carrier diffusivity · N²). Faster mixing makes θ more uniform but the
 # near-singular solve then drifts by rounding, proportionally: measured on a 20-CV HH cable
@@ -60,21 +60,12 @@ class HomeostaticTraces:
 def _error_site(original: arbor.cable_cell, geo: EquivalentGeometry, site: str) -> tuple[str, float]:
     """The region of the CV holding ``site`` (original coordinates) and the hub's error weight
     there: cell volume / CV volume, i.e. area ratio on the constant-radius geometry."""
-    locations = original.locations(site)
-    if len(locations) != 1:
-        raise GradgenError(f"error site {site!r} must name exactly one location (got {len(locations)})")
-    loc = locations[0]
-    data = arbor.cv_data(original)
-    for i in range(data.num_cv):
-        cables = data.cables(i)
-        for c in cables:
-            if c.branch == loc.branch and c.prox <= loc.pos <= c.dist and c.dist > c.prox:
-                total = sum(piece.area_um2 for piece in geo.pieces)
-                mine = sum(piece.area_um2 for piece in geo.pieces if piece.cv == i)
-                region = " ".join(f"(cable {x.branch} {x.prox!r} {x.dist!r})" for x in cables)
-                region = f"(join {region} (region-nil))" if len(cables) > 1 else region
-                return region, total / mine
-    raise GradgenError(f"error site {site!r} lies in no CV")
+    i, cables = cv_of(original, site, "error site")
+    total = sum(piece.area_um2 for piece in geo.pieces)
+    mine = sum(piece.area_um2 for piece in geo.pieces if piece.cv == i)
+    region = " ".join(f"(cable {x.branch} {x.prox!r} {x.dist!r})" for x in cables)
+    region = f"(join {region} (region-nil))" if len(cables) > 1 else region
+    return region, total / mine
 
 
 def _with_error_site(model: GradientModel, region: str, weight: float) -> GradientModel:

@@ -244,22 +244,27 @@ def _cable_length(morphology: arbor.morphology, cable) -> float:
     return length * (cable.dist - cable.prox)
 
 
-def cv_centre(cell: arbor.cable_cell, site: str) -> str:
-    """The centre of the CV that holds the location ``site``, as a location expression."""
+def cv_of(cell: arbor.cable_cell, site: str, what: str = "probe site") -> tuple[int, list]:
+    """The index and cables of the CV that holds the single location ``site``."""
     locations = cell.locations(site)
     if len(locations) != 1:
-        raise GradgenError(f"probe site {site!r} must name exactly one location (got {len(locations)})")
+        raise GradgenError(f"{what} {site!r} must name exactly one location (got {len(locations)})")
     loc = locations[0]
     data = arbor.cv_data(cell)
     for i in range(data.num_cv):
         cables = data.cables(i)
-        for c in cables:
-            if c.branch == loc.branch and c.prox <= loc.pos <= c.dist and c.dist > c.prox:
-                if len(cables) != 1:
-                    raise GradgenError(f"probe site {site!r} lies in a fork CV",
-                                       hint="move it into a branch")
-                return f"(location {c.branch} {0.5 * (c.prox + c.dist)!r})"
-    raise GradgenError(f"probe site {site!r} lies in no CV")
+        if any(c.branch == loc.branch and c.prox <= loc.pos <= c.dist and c.dist > c.prox for c in cables):
+            return i, cables
+    raise GradgenError(f"{what} {site!r} lies in no CV")
+
+
+def cv_centre(cell: arbor.cable_cell, site: str) -> str:
+    """The centre of the CV that holds the location ``site``, as a location expression."""
+    _, cables = cv_of(cell, site)
+    if len(cables) != 1:
+        raise GradgenError(f"probe site {site!r} lies in a fork CV", hint="move it into a branch")
+    c = cables[0]
+    return f"(location {c.branch} {0.5 * (c.prox + c.dist)!r})"
 
 
 # ---------------------------------------------------------------- the gradient cell's geometry
