@@ -20,9 +20,9 @@ So per parameter θ_k:
 - **current store** ``gj<k><i>`` (e.g. ``gj0ica``): every writer of the current adds
   d i/dθ_k at (V^n, s^n, u^n) in phase A; readers use it in phase B; the hub empties it at
   the end of phase B;
-- **concentration stores** ``gp<k><c>`` and one ``gv<c>``: the writer publishes the
+- **concentration stores** ``gc<k><c>`` and one ``gv<c>``: the writer publishes the
   u-free part of dc^{n+1}/dθ_k and ∂c^{n+1}/∂V^{n+1} in phase B (and dc⁰/dθ_k in
-  INITIAL); each reader completes dc/dθ_k = gp + gv·u_k in phase A and keeps that value
+  INITIAL); each reader completes dc/dθ_k = gc + gv·u_k in phase A and keeps that value
   for its own phase B, when the writer may already have published the next step's.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def current_store(current: str, k: int) -> str:
 
 
 def concentration_store(concentration: str, k: int) -> str:
-    return f"gp{k}{concentration}"
+    return f"gc{k}{concentration}"
 
 
 def concentration_dv_store(concentration: str) -> str:
