@@ -19,10 +19,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from gradgen.check import HH_AXON_SITES, cable_cell_spec, check_model, hh_axon_spec
+from gradgen.checks.cells import HH_AXON_SITES, cable_cell_spec, hh_axon_spec
+from gradgen.checks.fd import check_model
 from gradgen.convert import convert
 from gradgen.params import ParamRef
-from gradgen.runtime import GradientModel
+from gradgen.targets.arbor.model import GradientModel
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = ["hh.gnabar", "hh.gkbar", "hh.gl"]

@@ -1,6 +1,6 @@
 """Gradient error by geometry, before and after the constant-radius transform.
 
-Cells of gradgen.geometry_check.example_cells (HH axon with soma, 2 → 0.5 µm cone, 1 | 0.5 µm
+Cells of gradgen.targets.arbor.geometry.check.example_cells (HH axon with soma, 2 → 0.5 µm cone, 1 | 0.5 µm
 radius step, branched cells, C4A.swc when ../shared/data/C4A.swc exists), hh everywhere,
 0.2 nA into the root from 10 to 50 ms, 50 ms, θ = (gnabar, gkbar, gl). Errors against central
 finite differences of the original cell: per probe site (root, farthest tip) the relative L2
@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from gradgen.check import check_model, morphology_cell_spec, near_far_sites
+from gradgen.checks.cells import example_cells, morphology_cell_spec, near_far_sites
+from gradgen.checks.fd import check_model
 from gradgen.convert import convert
-from gradgen.geometry import worst_radius_ratio
-from gradgen.geometry_check import example_cells
 from gradgen.params import ParamRef
-from gradgen.runtime import GradientModel
+from gradgen.targets.arbor.geometry.transform import worst_radius_ratio
+from gradgen.targets.arbor.model import GradientModel
 
 ROOT = Path(__file__).resolve().parent.parent
 C4A = ROOT.parent / "shared" / "data" / "C4A.swc"

@@ -1,11 +1,11 @@
 """Online rate homeostasis: does the rate settle, how fast, and what does learning cost?
 
 An HH cell in Ornstein–Uhlenbeck noise starts far above its target rate and learns gnabar,
-gkbar and the input gain while Arbor simulates (gradgen.homeostasis_demo: a single-CV cell
+gkbar and the input gain while Arbor simulates (gradgen.homeostasis.demo: a single-CV cell
 and a 5-CV cable), for SECONDS of simulated time at DT. Reports per case the target and
 final counted rate (last half of the run), the settling time (every later 50-s window within
 ±25 % of the target), how much the parameters still move over the last half, α, λ, the stability bound α_max of the linearised passive loop at the
-same λ (gradgen.homeostasis_stability; for a rate target the bound is the passive-case
+same λ (gradgen.homeostasis.stability; for a rate target the bound is the passive-case
 reference, the rate loop itself has no resting point), and the wall-time ratio of the
 homeostatic run to a plain run of the original mechanisms (both one `simulation.run`,
 measured one after the other in this process).
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import arbor
 
-from gradgen.homeostasis_demo import CASES, PARAMS, config, run
-from gradgen.homeostasis_stability import passive_report
+from gradgen.homeostasis.demo import CASES, PARAMS, config, run
+from gradgen.homeostasis.stability import passive_report
 
 SECONDS, DT = 1000.0, 0.05
 OUT = Path(__file__).resolve().parent / "results" / "homeostasis.json"

@@ -33,11 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gradgen.tune import setup  # noqa: E402
-from gradgen.tune_config import TuneConfig, load_config  # noqa: E402
-from gradgen.tune_optim import Budget, History, run_adam, run_cmaes  # noqa: E402
-from gradgen.tune_plots import plot_loss  # noqa: E402
-from gradgen.tune_problem import TuningProblem, rms_of_loss  # noqa: E402
+from gradgen.tuning.config import TuneConfig, load_config  # noqa: E402
+from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes  # noqa: E402
+from gradgen.tuning.plots import plot_loss  # noqa: E402
+from gradgen.tuning.problem import TuningProblem, rms_of_loss  # noqa: E402
+from gradgen.tuning.run import setup  # noqa: E402
 
 BUDGET_S = {"bundled": 360.0, "C4A": 240.0}  # per method; C4A runs cost ~10x more each
 BUDGET_17_S = 150.0

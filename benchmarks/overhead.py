@@ -20,15 +20,14 @@ import time
 from pathlib import Path
 
 import arbor
-from arbor import units as U
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from gradgen.check import HH_AXON_SITES, hh_axon_spec  # noqa: E402
+from gradgen.checks.cells import HH_AXON_SITES, hh_axon_spec  # noqa: E402
 from gradgen.convert import convert  # noqa: E402
 from gradgen.params import ParamRef  # noqa: E402
-from gradgen.runtime import GradientModel, SingleCellRun  # noqa: E402
+from gradgen.targets.arbor.model import GradientModel, SingleCellRun  # noqa: E402
 
 T_END, DT, REPEATS = 1000.0, 0.025, 5
 THIRDS = {"r0": "(cable 0 0 0.3333333333333333)", "r1": "(cable 0 0.3333333333333333 0.6666666666666666)",

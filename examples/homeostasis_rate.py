@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gradgen.homeostasis_demo import CASES, PARAMS, config, run  # noqa: E402
+from gradgen.homeostasis.demo import CASES, PARAMS, config, run  # noqa: E402
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gradgen.tune import cell_spec, run_config, setup  # noqa: E402
-from gradgen.tune_config import load_config  # noqa: E402
+from gradgen.tuning.config import load_config  # noqa: E402
+from gradgen.tuning.run import cell_spec, run_config, setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -37,16 +37,16 @@ def cmd_convert(args) -> int:
     from gradgen.convert import convert
 
     if args.homeostatic:
-        from gradgen.homeostasis import convert_homeostatic
-        from gradgen.homeostasis_cli import config_from_args
+        from gradgen.homeostasis.cli import config_from_args
+        from gradgen.homeostasis.convert import convert_homeostatic
 
         if args.all_params:
             raise GradgenError("--homeostatic needs the learned parameters named", hint="use --params")
         manifest = convert_homeostatic(args.mod, args.output, _params(args), config_from_args(args))
     else:
         manifest = convert(args.mod, args.output, _params(args))
-    names = ", ".join(p["name"] for p in manifest["parameters"])
-    print(f"wrote {len(manifest['mechanisms'])} gradient mechanism(s) for {len(manifest['parameters'])} "
+    names = ", ".join(p.name for p in manifest.parameters)
+    print(f"wrote {len(manifest.mechanisms)} gradient mechanism(s) for {len(manifest.parameters)} "
           f"parameter(s) ({names}) to {args.output}")
     return 0
 
@@ -54,7 +54,7 @@ def cmd_convert(args) -> int:
 def cmd_build(args) -> int:
     import shutil
 
-    from gradgen.build import build_directory
+    from gradgen.targets.arbor.build import build_directory
 
     built = build_directory(args.directory, "gradgen")
     output = Path(args.output)
@@ -65,7 +65,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_translate(args) -> int:
-    from gradgen.translate import translate
+    from gradgen.targets.arbor.translate import translate
 
     for mod in args.mod:
         print(f"wrote {translate(mod, args.output)}")
@@ -76,7 +76,13 @@ def cmd_coverage(args) -> int:
     """`check` over a directory (or with --coverage): one row per file, each file on its own."""
     from tqdm import tqdm
 
-    from gradgen.coverage import coverage, format_table, mod_files, row_ok, rows_json
+    from gradgen.checks.coverage import (
+        coverage,
+        format_table,
+        mod_files,
+        row_ok,
+        rows_json,
+    )
 
     if not args.all_params:
         raise GradgenError("a coverage check takes every parameter of each file",
@@ -97,17 +103,18 @@ def cmd_check(args) -> int:
         return cmd_coverage(args)
     from tqdm import tqdm
 
-    from gradgen.check import cable_cell_spec, check_model, near_far_sites, swc_cell_spec
+    from gradgen.checks.cells import cable_cell_spec, near_far_sites, swc_cell_spec
+    from gradgen.checks.fd import check_model
     from gradgen.convert import convert
-    from gradgen.runtime import GradientModel
+    from gradgen.targets.arbor.model import GradientModel
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = convert(args.mod, Path(tmp) / "out", _params(args))
-        from gradgen.coverage import use_translated_references
+        from gradgen.checks.coverage import use_translated_references
 
         use_translated_references(Path(tmp) / "out")  # NEURON-dialect originals: their translation
         model = GradientModel.load(Path(tmp) / "out")
-        points = [m["original"] for m in manifest["mechanisms"] if m["kind"] == "point"]
+        points = [m.original for m in manifest.mechanisms if m.kind == "point"]
         if points:
             raise GradgenError(f"point processes ({', '.join(points)}) cannot be checked yet")
         if args.morphology:
@@ -142,14 +149,14 @@ def cmd_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from gradgen.demo import run_demo
+    from gradgen.checks.demo import run_demo
 
     run_demo(Path(args.output))
     return 0
 
 
 def cmd_tune(args) -> int:
-    from gradgen.tune import run_tuning
+    from gradgen.tuning.run import run_tuning
 
     results = run_tuning(args.config)
     print(f"{results['method']}: RMS error {results['start_rms_mV']:.3g} -> {results['final_rms_mV']:.3g} mV "
@@ -166,7 +173,7 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("mod", nargs="+", help=".mod files")
     cmd.add_argument("-o", "--output", required=True, help="output directory")
     _add_param_options(cmd)
-    from gradgen.homeostasis_cli import add_options as add_homeostatic_options
+    from gradgen.homeostasis.cli import add_options as add_homeostatic_options
 
     add_homeostatic_options(cmd)
     cmd.set_defaults(run=cmd_convert)

@@ -7,21 +7,20 @@ complete, so a failed conversion never leaves half-written output behind.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from gradgen import __version__
-from gradgen.coupling import Coupling, find_coupling
-from gradgen.derive import derive_contributor, sens
-from gradgen.emit import HUB_NAME, emit_contributor, emit_hub, gradient_name
 from gradgen.errors import GradgenError
-from gradgen.lower import LoweredMechanism, lower_file
-from gradgen.params import ParamRef, carrier_ion
-from gradgen.runtime import MANIFEST
+from gradgen.manifest import CouplingEntry, Manifest, mechanism_entry, parameter_entries
+from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.params import ParamRef
+from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
+from gradgen.sensitivity.coupling import Coupling, find_coupling
+from gradgen.sensitivity.derive import derive_contributor
+from gradgen.targets import get_target
 
 
 def all_parameters(mechanisms: Sequence[LoweredMechanism]) -> list[ParamRef]:
@@ -47,13 +46,15 @@ def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMec
 
 
 def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
-            params: Sequence[ParamRef] | None = None, scheme: str = "corrected",
-            couple_ions: bool = True) -> dict:
+            params: Sequence[ParamRef] | None = None, scheme: str | None = None,
+            couple_ions: bool = True, target: str = "arbor") -> Manifest:
     """Convert; ``params=None`` means all parameters. Returns the manifest.
 
-    ``scheme`` selects the hub's update (see :func:`gradgen.emit.emit_hub`);
+    ``target`` names the simulator (:mod:`gradgen.targets`); ``scheme`` selects the hub's
+    update among the target's schemes (default: its first; see
+    :func:`gradgen.targets.arbor.emit.emit_hub`);
     ``couple_ions=False`` drops the sensitivities that pass between mechanisms through ions
-    (see :mod:`gradgen.coupling`) — wrong gradients, kept only to show what coupling buys.
+    (see :mod:`gradgen.sensitivity.coupling`) — wrong gradients, kept only to show what coupling buys.
     """
     mechanisms = [lower_file(f) for f in mod_files]
     seen: dict[str, Path] = {}
@@ -65,46 +66,25 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     params = list(params) if params is not None else all_parameters(mechanisms)
     check_parameters(params, mechanisms)
 
+    backend = get_target(target)
+    scheme = scheme or backend.schemes[0]
+    if scheme not in backend.schemes:
+        raise GradgenError(f"unknown scheme '{scheme}'", hint="schemes: " + ", ".join(backend.schemes))
     coupling = find_coupling(mechanisms) if couple_ions else Coupling()
-    files: dict[str, str] = {f"{HUB_NAME}.mod": emit_hub(params, scheme, coupling)}
-    entries = []
+    files: dict[str, str] = {f"{HUB_NAME}.mod": backend.emit_hub(params, scheme, coupling)}
     for m in mechanisms:
-        system = derive_contributor(m, params, coupling)
-        files[f"{gradient_name(m.name)}.mod"] = emit_contributor(system)
+        system = derive_contributor(m, params, coupling, backend.state_updates)
+        files[f"{gradient_name(m.name)}.mod"] = backend.emit_contributor(system)
         files[f"original/{m.name}.mod"] = m.mechanism.text
-        entries.append({
-            "original": m.name,
-            "gradient": gradient_name(m.name),
-            "kind": m.mechanism.kind,
-            "source": str(m.mechanism.source),
-            "source_copy": f"original/{m.name}.mod",
-            "states": m.states,
-            "reads_diam": _reads_diam(m),
-            "parameters": m.parameter_names(),
-            "sensitivities": {s: [sens(s, k) for k in range(len(params))] for s in m.states},
-        })
-    manifest = {
-        "gradgen_version": __version__,
-        "hub": HUB_NAME,
-        "scheme": scheme,
-        "parameters": [{"name": p.name, "mechanism": p.mechanism, "parameter": p.parameter,
-                        "region": p.region, "default": _default(p, mechanisms),
-                        "ion": carrier_ion(k), "hub_state": f"u{k}"}
-                       for k, p in enumerate(params)],
-        "mechanisms": entries,
-        "coupling": {"currents": list(coupling.currents), "concentrations": list(coupling.concentrations),
-                     "store_ions": coupling.store_ions(len(params))},
-    }
-    files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
-    _write_atomically(Path(out_dir), files)
+    manifest = Manifest(
+        hub=HUB_NAME, scheme=scheme,
+        parameters=parameter_entries(params, [_default(p, mechanisms) for p in params]),
+        mechanisms=[mechanism_entry(m, len(params)) for m in mechanisms],
+        coupling=CouplingEntry(list(coupling.currents), list(coupling.concentrations),
+                               coupling.store_ions(len(params))))
+    files[MANIFEST] = manifest.to_json()
+    write_output(Path(out_dir), files)
     return manifest
-
-
-def _reads_diam(low: LoweredMechanism) -> bool:
-    """Whether any expression reads the CV diameter (which the geometry transform changes)."""
-    exprs = [c.expr for c in low.currents] + list(low.derivatives.values())
-    exprs += list(low.initial.values()) + list(low.equations) + list(low.events.values())
-    return any(s.name == "diam" for e in exprs for s in e.free_symbols)
 
 
 def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float | None:
@@ -115,7 +95,7 @@ def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float | N
     return float(mech.mechanism.parameter(ref.parameter).value or 0.0)
 
 
-def _write_atomically(out_dir: Path, files: dict[str, str]) -> None:
+def write_output(out_dir: Path, files: dict[str, str]) -> None:
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

@@ -35,24 +35,6 @@ class ParamRef:
         return ParamRef(match["mech"], match["param"], match["region"])
 
 
-def carrier_ion(k: int) -> str:
-    """Ion whose diffusive concentration carries u_k = dV/dθ_k (written by the hub only)."""
-    return f"gg{k}"
-
-
-def scratch_ion(k: int) -> str:
-    """Per-CV accumulator of the source terms of θ_k, emptied by the hub every phase."""
-    return f"gs{k}"
-
-
-CONDUCTANCE_ION = "gsg"  # per-CV accumulator of the total membrane conductance
-
-
-def gradient_ions(n_params: int) -> list[str]:
-    """All diffusive ions a model with ``n_params`` parameters needs."""
-    return [CONDUCTANCE_ION] + [f(k) for k in range(n_params) for f in (carrier_ion, scratch_ion)]
-
-
 def parse_param_list(texts: Iterable[str]) -> list[ParamRef]:
     """Parse ``--params`` items (comma lists allowed), rejecting duplicates."""
     refs: list[ParamRef] = []

@@ -7,7 +7,7 @@ import pytest
 
 from gradgen.convert import convert
 from gradgen.params import ParamRef
-from gradgen.runtime import GradientModel
+from gradgen.targets.arbor.model import GradientModel
 
 ROOT = Path(__file__).resolve().parent.parent
 MECHANISMS = ROOT / "mechanisms"

@@ -1,4 +1,4 @@
-"""Geometry-exact gradient carriers (gradgen.geometry).
+"""Geometry-exact gradient carriers (gradgen.targets.arbor.geometry.transform).
 
 Numbers in comments were measured on the 2-core CPU dev machine with Arbor 0.12.2; thresholds
 leave one to two orders of magnitude of headroom above them, and stay far below the errors
@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 from arbor import units as U
 
-from gradgen import geometry as G
+from gradgen.checks.cells import example_cells
 from gradgen.errors import GradgenError
-from gradgen.geometry_arbor import branch_geometries
-from gradgen.geometry_check import (
-    C4A_PATH,
+from gradgen.targets.arbor.geometry import transform as G
+from gradgen.targets.arbor.geometry.check import (
     check_equivalence,
-    example_cells,
     mirror_error,
     translation_noise_floor,
 )
+from gradgen.targets.arbor.geometry.layout import branch_geometries
 
 DATA = Path(__file__).parent / "data" / "geometry"
+C4A_PATH = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "C4A.swc")
 CELLS = example_cells(c4a_path=None)  # C4A is handled by its own, skippable tests
 HAVE_C4A = os.path.exists(C4A_PATH)
 needs_c4a = pytest.mark.skipif(not HAVE_C4A, reason=f"{C4A_PATH} not present")

@@ -13,13 +13,12 @@ from __future__ import annotations
 import arbor
 import pytest
 from arbor import units as U
-
-from gradgen.check import check_model, morphology_cell_spec, near_far_sites
-from gradgen.errors import GradgenError
-from gradgen.geometry_check import example_cells
-from gradgen.runtime import CellSpec, Decor
-
 from conftest import C4A, MECHANISMS
+
+from gradgen.checks.cells import example_cells, morphology_cell_spec, near_far_sites
+from gradgen.checks.fd import check_model
+from gradgen.errors import GradgenError
+from gradgen.targets.arbor.decor import CellSpec, Decor
 
 HH = ["hh.gnabar", "hh.gkbar", "hh.gl"]
 T_END = 50.0  # 2-6 spikes at the root
@@ -96,7 +95,7 @@ def test_mechanism_reading_diam_is_refused_on_a_changing_radius(tmp_path):
     """diam would be the transformed cell's: refused where the transform changes it."""
     from gradgen.convert import convert
     from gradgen.params import ParamRef
-    from gradgen.runtime import GradientModel
+    from gradgen.targets.arbor.model import GradientModel
 
     text = (MECHANISMS / "pas.mod").read_text().replace("i = g*(v - e)", "i = g*diam*(v - e)")
     assert "diam" in text

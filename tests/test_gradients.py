@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from arbor import units as U
 
-from gradgen.check import cable_cell_spec, check_model, finite_difference, relative_error
+from gradgen.checks.cells import cable_cell_spec
+from gradgen.checks.fd import check_model, finite_difference, relative_error
 from gradgen.errors import GradgenError
-from gradgen.runtime import CellSpec, Decor
+from gradgen.targets.arbor.decor import CellSpec, Decor
 
 HH = ["hh.gnabar", "hh.gkbar", "hh.gl"]
 NEAR_FAR = ["(location 0 0)", "(location 0 1)"]

@@ -9,14 +9,22 @@ import arbor
 import numpy as np
 import pytest
 from arbor import units as U
+from conftest import MECHANISMS
 
 import gradgen
-from gradgen.homeostasis import HomeostaticConfig, RateTarget, VoltageTarget, convert_homeostatic
-from gradgen.homeostasis_run import HomeostaticRun
-from gradgen.homeostasis_stability import StabilityWarning, measured_report, passive_report
+from gradgen.homeostasis.convert import (
+    HomeostaticConfig,
+    RateTarget,
+    VoltageTarget,
+    convert_homeostatic,
+)
+from gradgen.homeostasis.run import HomeostaticRun
+from gradgen.homeostasis.stability import (
+    StabilityWarning,
+    measured_report,
+    passive_report,
+)
 from gradgen.params import ParamRef
-
-from conftest import MECHANISMS
 
 SITE = "(location 0 0.5)"
 DT = 0.025

@@ -4,12 +4,11 @@ from __future__ import annotations
 import arbor
 import numpy as np
 from arbor import units as U
-
-from gradgen.check import check_model
-from gradgen.morphology import cv_policy, load_swc
-from gradgen.runtime import CellSpec, Decor
-
 from conftest import ROOT
+
+from gradgen.checks.fd import check_model
+from gradgen.targets.arbor.decor import CellSpec, Decor
+from gradgen.targets.arbor.morphology import cv_policy, load_swc
 
 IO_FILES = ["io/io_soma.mod", "io/io_dend.mod", "io/io_axon.mod"]
 CONDUCTANCES = ["io_soma.g_CaL", "io_soma.g_Na_s", "io_soma.g_Kdr_s", "io_soma.g_K_s",

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import MECHANISMS
 
-from gradgen.check import cable_cell_spec, finite_difference, relative_error
+from gradgen.checks.cells import cable_cell_spec
+from gradgen.checks.fd import finite_difference, relative_error
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
 from gradgen.params import ParamRef
-from gradgen.runtime import GradientModel
-
-from conftest import MECHANISMS
+from gradgen.targets.arbor.model import GradientModel
 
 CHAIN = ["hh.mod", "cahva.mod", "cad.mod", "sk.mod"]
 PARAMS = ["cahva.gbar", "cad.taur", "sk.gbar", "sk.kd"]

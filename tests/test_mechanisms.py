@@ -8,14 +8,14 @@ channel, which modcc rejects, its `gradgen translate` output.
 from __future__ import annotations
 
 import pytest
-
-from gradgen.check import cable_cell_spec, check_model
-from gradgen.convert import convert
-from gradgen.coverage import SITES, use_translated_references
-from gradgen.params import ParamRef
-from gradgen.runtime import GradientModel
-
 from conftest import MECHANISMS
+
+from gradgen.checks.cells import cable_cell_spec
+from gradgen.checks.coverage import SITES, use_translated_references
+from gradgen.checks.fd import check_model
+from gradgen.convert import convert
+from gradgen.params import ParamRef
+from gradgen.targets.arbor.model import GradientModel
 
 T_END = 20.0
 DT_COARSE, DT_FINE = 0.01, 0.0025
@@ -80,9 +80,9 @@ def test_sparse_update_is_one_backward_euler_step():
     import numpy as np
     import sympy
 
-    from gradgen.discretize import DT, state_update
-    from gradgen.lower import lower
-    from gradgen.parser import parse_text
+    from gradgen.nmodl.lower import lower
+    from gradgen.nmodl.parser import parse_text
+    from gradgen.sensitivity.discretize import DT, state_update
 
     low = lower(parse_text(_kinetic("~ c <-> o (a*exp(v/20), b)\n~ o <-> i (b, a)\nCONSERVE c + o + i = 1"), "k.mod"))
     update = state_update(low)
@@ -102,10 +102,10 @@ def test_sparse_update_is_one_backward_euler_step():
     ("~ c <-> q (a, b)", "'q' in a reaction is not a STATE"),
 ])
 def test_kinetic_schemes_gradgen_cannot_reproduce_are_refused(body, message):
-    from gradgen.discretize import state_update
     from gradgen.errors import GradgenError
-    from gradgen.lower import lower
-    from gradgen.parser import parse_text
+    from gradgen.nmodl.lower import lower
+    from gradgen.nmodl.parser import parse_text
+    from gradgen.sensitivity.discretize import state_update
 
     with pytest.raises(GradgenError, match=message):
         state_update(lower(parse_text(_kinetic(body), "k.mod")))

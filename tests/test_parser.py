@@ -7,9 +7,18 @@ import pytest
 import sympy
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.ir import Assign, Call, DerivativeAssign, If, Local, Mechanism, Solve, exprelr
-from gradgen.parser import parse_file, parse_text
-from gradgen.parser.preprocess import preprocess
+from gradgen.nmodl.ir import (
+    Assign,
+    Call,
+    DerivativeAssign,
+    If,
+    Local,
+    Mechanism,
+    Solve,
+    exprelr,
+)
+from gradgen.nmodl.parser import parse_file, parse_text
+from gradgen.nmodl.parser.preprocess import preprocess
 
 DATA = Path(__file__).parent / "data" / "parser"
 OK = DATA / "ok"

@@ -9,14 +9,14 @@ import arbor
 import numpy as np
 import pytest
 from arbor import units as U
+from conftest import MECHANISMS
 
-from gradgen.check import finite_difference, relative_error
+from gradgen.checks.fd import finite_difference, relative_error
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
 from gradgen.params import ParamRef
-from gradgen.runtime import CellSpec, Decor, GradientModel, SpikeInput
-
-from conftest import MECHANISMS
+from gradgen.targets.arbor.decor import CellSpec, Decor, SpikeInput
+from gradgen.targets.arbor.model import GradientModel
 
 SITES = ["(location 0 0.05)", "(location 0 0.95)"]
 T_END = 50.0

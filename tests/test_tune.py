@@ -8,16 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from gradgen.cli import main
 from gradgen.errors import GradgenError
-from gradgen.tune import setup
-from gradgen.tune_config import load_config
-from gradgen.tune_optim import Budget, run_adam, run_cmaes
-from gradgen.tune_params import TunedParameter
-from gradgen.tune_problem import Protocol
-
-from conftest import ROOT
+from gradgen.tuning.config import load_config
+from gradgen.tuning.optim import Budget, run_adam, run_cmaes
+from gradgen.tuning.params import TunedParameter
+from gradgen.tuning.problem import Protocol
+from gradgen.tuning.run import setup
 
 BASE = f"""
 [model]

@@ -10,15 +10,23 @@ import arbor
 import numpy as np
 import pytest
 from arbor import units as U
+from pycat_models import (
+    Cell,
+    Probe,
+    cable,
+    expsyn_mechanism,
+    leak_mechanism,
+    simulate,
+    state,
+    voltage,
+)
 
 import pycat
+from gradgen.protocol import gradient_ions
 from pycat._build import cache_root, shim_path
 from pycat.channels import hh, passive
 from pycat.grad import bindings_for, gradient_mechanism
 from pycat.jaxmech import jax_mechanism
-from pycat_models import Cell, Probe, cable, expsyn_mechanism, leak_mechanism, simulate, state, voltage
-
-from gradgen.params import gradient_ions
 
 HH = ["hh.gnabar", "hh.gkbar", "hh.gl"]
 SEEN: dict = {}  # what the numpy expsyn saw at init
@@ -284,8 +292,9 @@ def test_jax_hh_gradient_single_cv_matches_finite_differences_of_builtin_hh(make
 
 def _axon_traces(model, spec, mechs: list[tuple[str, arbor.density]], sites, t_end, dt, extra_cat):
     """Like GradientModel.simulate, with our densities in place of the generated ones."""
-    from gradgen.emit import HUB_NAME
-    from gradgen.runtime import cv_centre, membrane_of
+    from gradgen.protocol import HUB_NAME
+    from gradgen.targets.arbor.decor import membrane_of
+    from gradgen.targets.arbor.sites import cv_centre
 
     membrane = membrane_of(spec, arbor.neuron_cable_properties())
     densities = mechs + [("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm}))]
@@ -322,7 +331,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_jax_hh_gradient_agrees_with_generated_on_hh_axon(make_model, jax_grad_catalogue):
     """HH axon (500 µm, r 0.5 µm, 50 CVs): JAX-derived vs NMODL-generated dV/dθ."""
-    from gradgen.check import cable_cell_spec
+    from gradgen.checks.cells import cable_cell_spec
 
     model = make_model(["hh.mod"], HH)
     t_end, dt = 100.0, 0.025
@@ -341,7 +350,7 @@ def test_jax_hh_gradient_agrees_with_generated_on_hh_axon(make_model, jax_grad_c
 
 def test_generated_and_jax_gradient_mechanisms_mix_on_one_cell(make_model, jax_grad_catalogue):
     """Proximal half generated grad_hh, distal half grad_jaxhh, one hub: same as all-generated."""
-    from gradgen.check import cable_cell_spec
+    from gradgen.checks.cells import cable_cell_spec
 
     model = make_model(["hh.mod"], HH)
     t_end, dt = 50.0, 0.025

@@ -1,0 +1,164 @@
+"""The reference cells of checks, tests and benchmarks, built with Arbor's own calls.
+
+The uniform HH test cable of ``gradgen check``, the HH axon with its soma (the shared
+benchmark cell), any morphology or SWC file with mechanisms everywhere, and the
+geometries of the geometry-transform acceptance tests.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import arbor
+import numpy as np
+from arbor import units as U
+
+from gradgen.errors import GradgenError
+from gradgen.targets.arbor.decor import CellSpec, Decor
+from gradgen.targets.arbor.geometry.layout import branch_geometries
+
+
+def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float = 0.5,
+                    n_cv: int = 50, stimulus_nA: float = 0.1, t_on: float = 10.0,
+                    t_off: float | None = None, labels: dict[str, str] | None = None) -> CellSpec:
+    """A uniform cable with the mechanisms on all of it and a current step at x = 0.
+
+    ``labels`` adds region labels (e.g. proximal/distal halves).
+    """
+    tree = arbor.segment_tree()
+    tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, radius), arbor.mpoint(length, 0, 0, radius), tag=1)
+    return morphology_cell_spec(arbor.morphology(tree), arbor.label_dict(labels or {}),
+                                arbor.cv_policy_fixed_per_branch(n_cv), mechanisms, stimulus_nA,
+                                t_on, t_off)
+
+
+#: The HH axon with its soma (shared benchmark cell): soma CV 20 µm × r 10 µm, 10 axon CVs
+#: of 40 µm × r 0.5 µm; sites at the soma and the axon tip.
+HH_AXON_SITES = ["(location 0 0)", "(location 0 1)"]
+
+
+def _straight(tree, parent, x0, x1, r0, r1, tag, y=0.0):
+    return tree.append(parent, arbor.mpoint(x0, y, 0, r0), arbor.mpoint(x1, y, 0, r1), tag=tag)
+
+
+def _explicit(points: Sequence[tuple[int, float]]) -> arbor.cv_policy:
+    locs = " ".join(f"(location {b} {float(x)!r})" for b, x in points)
+    return arbor.cv_policy_explicit(f"(join {locs} (locset-nil))")
+
+
+def hh_axon_geometry(labels: dict[str, str] | None = None
+                     ) -> tuple[arbor.morphology, arbor.label_dict, arbor.cv_policy]:
+    """The HH axon with its soma: morphology, labels (soma, axon, tip, plus ``labels``) and
+    its CV policy (the soma one CV, the axon 10 CVs)."""
+    tree = arbor.segment_tree()
+    soma = _straight(tree, arbor.mnpos, 0, 20, 10, 10, 1)
+    _straight(tree, soma, 20, 420, 0.5, 0.5, 2)
+    all_labels = {"soma": "(tag 1)", "axon": "(tag 2)", "tip": "(terminal)", **(labels or {})}
+    return (arbor.morphology(tree), arbor.label_dict(all_labels),
+            _explicit([(0, (20 + 40 * k) / 420) for k in range(10)]))
+
+
+def hh_axon_spec(t_end: float, stimulus_nA: float = 0.2, mechanisms: list[str] | None = None,
+                 labels: dict[str, str] | None = None) -> CellSpec:
+    """The HH axon with its soma, hh everywhere, ``stimulus_nA`` into the soma from 10 ms to
+    t_end − 40 ms (the benchmark protocol); ``labels`` adds region labels."""
+    decor = Decor()
+    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
+    for mech in mechanisms or ["hh"]:
+        decor.paint("(all)", arbor.density(mech))
+    t_off = max(t_end - 40.0, 0.6 * t_end)
+    decor.place("(location 0 0.023809523809523808)",  # soma centre
+                arbor.i_clamp(10 * U.ms, (t_off - 10) * U.ms, stimulus_nA * U.nA))
+    morphology, all_labels, policy = hh_axon_geometry(labels)
+    return CellSpec(morphology, decor, all_labels, policy)
+
+
+def morphology_cell_spec(morphology: arbor.morphology, labels: arbor.label_dict,
+                         cv_policy: arbor.cv_policy | None, mechanisms: list[str],
+                         stimulus_nA: float = 0.2, t_on: float = 10.0,
+                         t_off: float | None = None) -> CellSpec:
+    """Any morphology with the mechanisms on all of it and a current step at the root."""
+    decor = Decor()
+    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
+    for mech in mechanisms:
+        decor.paint("(all)", arbor.density(mech))
+    duration = (t_off if t_off is not None else 1e9) - t_on
+    decor.place("(root)", arbor.i_clamp(t_on * U.ms, duration * U.ms, stimulus_nA * U.nA))
+    return CellSpec(morphology, decor, labels, cv_policy)
+
+
+def swc_cell_spec(path: str | Path, mechanisms: list[str], stimulus_nA: float = 0.2,
+                  cv_policy: arbor.cv_policy | None = None) -> CellSpec:
+    """An SWC reconstruction (Arbor's loader; regions soma/axon/dend/apic from the SWC tags)
+    with the mechanisms everywhere and a current step into the root."""
+    path = Path(path)
+    if not path.is_file():
+        raise GradgenError(f"{path}: no such morphology file", hint="give an .swc file")
+    try:
+        loaded = arbor.load_swc_arbor(str(path))
+    except RuntimeError as error:
+        raise GradgenError(f"{path}: cannot read the SWC morphology: {error}",
+                           hint="check the file against the SWC format") from None
+    return morphology_cell_spec(loaded.morphology, loaded.labels, cv_policy, mechanisms,
+                                stimulus_nA)
+
+
+def near_far_sites(morphology: arbor.morphology) -> list[str]:
+    """The root and the distal end of the branch farthest (path length) from it."""
+    lengths = [g.length for g in branch_geometries(morphology)]
+    distance: list[float] = []
+    for b, length in enumerate(lengths):  # Arbor numbers parents before children
+        parent = morphology.branch_parent(b)
+        distance.append(length + (0.0 if parent == arbor.mnpos else distance[parent]))
+    far = int(np.argmax(distance))
+    return ["(location 0 0)", f"(location {far} 1)"]
+
+
+def example_cells(c4a_path: str | Path | None = None) -> dict[str, tuple]:
+    """The geometries of the acceptance tests: name → (morphology, labels, cv_policy).
+
+    hh_axon: the shared benchmark cell (soma 1 CV, L 20 µm, r 10 µm; axon 10 CVs of 40 µm,
+    r 0.5 µm). cone: 2 → 0.5 µm over 200 µm. step: 1 | 0.5 µm radius step, a CV straddling
+    it. branched: a two-segment, two-CV soma, two dendritic trees with forks and tapers, and an
+    axon as a second root branch (zero-length fork and root CVs). branched_forkcv: the same
+    with CV boundaries away from the forks (fork CVs of positive length). c4a: the
+    reconstructed neuron, one CV per branch (present only if the file exists).
+    """
+    cells = {}
+    cells["hh_axon"] = hh_axon_geometry()
+    t = arbor.segment_tree()
+    _straight(t, arbor.mnpos, 0, 200, 2.0, 0.5, 3)
+    cells["cone"] = (arbor.morphology(t),
+                     arbor.label_dict({"thin": "(radius-lt (all) 1)",
+                                       "far": "(distal-translate (root) 150)"}),
+                     arbor.cv_policy_fixed_per_branch(10))
+    t = arbor.segment_tree()
+    s = _straight(t, arbor.mnpos, 0, 100, 1.0, 1.0, 3)
+    _straight(t, s, 100, 200, 0.5, 0.5, 3)
+    cells["step"] = (arbor.morphology(t), arbor.label_dict({"thin": "(radius-lt (all) 0.75)"}),
+                     arbor.cv_policy_fixed_per_branch(9))
+
+    def branched_tree():
+        t = arbor.segment_tree()
+        s0 = _straight(t, arbor.mnpos, 0, 12, 6, 6, 1)
+        s1 = _straight(t, s0, 12, 24, 6, 5, 1)
+        a = t.append(s1, arbor.mpoint(24, 0, 0, 1.2), arbor.mpoint(124, 20, 0, 0.6), tag=3)
+        t.append(a, arbor.mpoint(124, 20, 0, 0.6), arbor.mpoint(200, 60, 0, 0.3), tag=3)
+        t.append(a, arbor.mpoint(124, 20, 0, 0.5), arbor.mpoint(180, -10, 0, 0.4), tag=3)
+        b = t.append(s1, arbor.mpoint(24, 0, 0, 0.8), arbor.mpoint(24, 100, 0, 0.8), tag=4)
+        t.append(b, arbor.mpoint(24, 100, 0, 0.7), arbor.mpoint(0, 150, 0, 0.2), tag=4)
+        t.append(b, arbor.mpoint(24, 100, 0, 0.7), arbor.mpoint(50, 150, 0, 0.25), tag=4)
+        t.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 0.5), arbor.mpoint(-150, 0, 0, 0.4), tag=2)
+        return arbor.morphology(t)
+
+    labels = {"soma": "(tag 1)", "axon": "(tag 2)", "dend": "(tag 3)", "apic": "(tag 4)",
+              "thin": "(radius-lt (all) 0.5)", "syn": "(on-branches 0.7)",
+              "near": "(distal-interval (root) 60)"}
+    cells["branched"] = (branched_tree(), arbor.label_dict(labels),
+                         arbor.cv_policy_max_extent(20 * U.um))
+    cells["branched_forkcv"] = (branched_tree(), arbor.label_dict(labels),
+                                _explicit([(0, 0.3), (0, 0.6)] + [(b, 0.5) for b in range(1, 8)]))
+    if c4a_path is not None and Path(c4a_path).exists():
+        lm = arbor.load_swc_arbor(str(c4a_path))
+        cells["c4a"] = (lm.morphology, lm.labels, arbor.default_cv_policy())
+    return cells

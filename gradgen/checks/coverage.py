@@ -1,0 +1,176 @@
+"""`gradgen check DIR_OR_FILES --all-params`: how far each `.mod` file gets, as a table.
+
+Each file is taken on its own through every stage: parsed, converted (lowered, derived,
+emitted with all its parameters), compiled (gradient and original catalogues), then
+checked on the uniform test cable (:func:`gradgen.checks.fd.cable_cell_spec`) against central
+finite differences of the original: forward fidelity and the worst relative dV/dθ error.
+A channel that cannot make a cell spike on its own is painted together with the project's
+``hh.mod`` (only the file's own RANGE parameters are differentiated: Arbor can set the
+others only for the whole mechanism). An original that modcc
+rejects (NEURON dialect) is replaced by its ``gradgen translate`` output as the reference.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from gradgen.errors import GradgenError
+from gradgen.manifest import Manifest
+from gradgen.resources import mechanisms_dir
+from gradgen.targets.arbor.build import modcc_accepts
+
+if TYPE_CHECKING:
+    from gradgen.targets.arbor.decor import CellSpec
+
+#: The project's HH channels: spiking background for single channels under test.
+SITES = ["(location 0 0)", "(location 0 1)"]
+SYNAPSE_WEIGHT = 0.005  # µS per event to a point process under test
+
+
+@dataclass
+class CoverageRow:
+    """One file's result; a stage that was not reached is None, a failed one False."""
+
+    file: str
+    parsed: bool = False
+    converted: bool | None = None
+    compiled: bool | None = None
+    forward_max_abs_diff_mV: float | None = None
+    worst_rel_error: float | None = None
+    worst_parameter: str | None = None
+    translated_reference: bool = False
+    error: str | None = None
+
+
+def mod_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The `.mod` files named, with directories expanded (sorted, not recursive)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        files += sorted(path.glob("*.mod")) if path.is_dir() else [path]
+    if not files:
+        raise GradgenError("no .mod files given", hint="name files or a directory holding .mod files")
+    return files
+
+
+def use_translated_references(out_dir: Path) -> list[str]:
+    """Replace each original copy in a converted directory that modcc rejects by its translation.
+
+    Returns the mechanisms whose reference became the ``gradgen translate`` output.
+    """
+    from gradgen.nmodl.lower import lower_file
+    from gradgen.targets.arbor.translate import translate_lowered
+
+    replaced = []
+    for entry in Manifest.load(out_dir).mechanisms:
+        copy = out_dir / entry.source_copy
+        if not modcc_accepts(copy.read_text()):
+            copy.write_text(translate_lowered(lower_file(entry.source)))
+            replaced.append(entry.original)
+    return replaced
+
+
+def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) -> CoverageRow:
+    """Run one file through all stages; stop at the first that fails."""
+    from gradgen.checks.cells import cable_cell_spec
+    from gradgen.checks.fd import check_model
+    from gradgen.convert import convert
+    from gradgen.nmodl.lower import lower_file
+    from gradgen.nmodl.parser import parse_file
+    from gradgen.params import ParamRef
+    from gradgen.targets.arbor.model import GradientModel
+
+    row = CoverageRow(str(path))
+    try:
+        mech = parse_file(path)
+        row.parsed, row.converted = True, False
+        low = lower_file(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "out"
+            files = [path]
+            if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point":
+                files.append(mechanisms_dir() / "hh.mod")  # the background channel
+            # Arbor sets only RANGE parameters per region; the others are global to the mechanism.
+            params = [ParamRef(low.name, p) for p in low.parameter_names() if p in mech.range_names]
+            convert(files, out, params)
+            row.converted, row.compiled = True, False
+            row.translated_reference = low.name in use_translated_references(out)
+            model = GradientModel.load(out)
+            built = [model.gradient_catalogue, model.original_catalogue]  # compiles both
+            row.compiled = all(path.exists() for path in built)
+            if not model.params:
+                row.error = "no parameters to differentiate"
+                return row
+            if mech.kind == "point":
+                spec = _synapse_cell(low.name, t_end, stimulus_nA)
+            else:
+                spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=stimulus_nA)
+            report = check_model(model, spec, SITES, t_end, dt)
+        row.forward_max_abs_diff_mV = report.forward_max_abs_diff_mV
+        worst = max(report.parameters, key=lambda p: p["rel_error"])
+        row.worst_rel_error, row.worst_parameter = worst["rel_error"], worst["name"]
+    except GradgenError as err:
+        row.error = str(err)
+    return row
+
+
+def _synapse_cell(name: str, t_end: float, stimulus_nA: float) -> CellSpec:
+    """The HH test cable with the point process in its middle, driven every 5 ms."""
+    import arbor
+
+    from gradgen.checks.cells import cable_cell_spec
+    from gradgen.targets.arbor.decor import SpikeInput
+
+    spec = cable_cell_spec(["hh"], stimulus_nA=stimulus_nA)
+    spec.decor.place("(location 0 0.5)", arbor.synapse(name), "syn")
+    spec.inputs.append(SpikeInput("syn", [2.0 + 5.0 * i for i in range(int(t_end // 5))], SYNAPSE_WEIGHT))
+    return spec
+
+
+def coverage(paths: Sequence[str | Path], dt: float, t_end: float, stimulus_nA: float = 0.1,
+             progress: Callable[[str], None] | None = None) -> list[CoverageRow]:
+    rows = []
+    for path in mod_files(paths):
+        if progress:
+            progress(path.name)
+        rows.append(check_file(path, dt, t_end, stimulus_nA))
+    return rows
+
+
+def _mark(value: bool | None) -> str:
+    return {True: "yes", False: "NO", None: "-"}[value]
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def format_table(rows: Sequence[CoverageRow]) -> str:
+    """A Markdown table: file, parsed, converted, compiled, forward fidelity, worst error."""
+    lines = ["| file | parsed | converted | compiled | forward max abs diff (mV) "
+             "| worst dV/dθ rel. error (parameter) | note |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        worst = "-" if r.worst_rel_error is None else f"{r.worst_rel_error:.2e} ({r.worst_parameter})"
+        note = r.error or ("reference: `gradgen translate` output" if r.translated_reference else "")
+        note = " ".join(note.split())[:160]
+        lines.append(f"| {Path(r.file).name} | {_mark(r.parsed)} | {_mark(r.converted)} "
+                     f"| {_mark(r.compiled)} | {_number(r.forward_max_abs_diff_mV)} | {worst} "
+                     f"| {note.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def rows_json(rows: Sequence[CoverageRow]) -> str:
+    return json.dumps([asdict(r) for r in rows], indent=1)
+
+
+def row_ok(row: CoverageRow, forward_tolerance: float, tolerance: float) -> bool:
+    """Checked, and within both tolerances."""
+    return (row.forward_max_abs_diff_mV is not None and row.worst_rel_error is not None
+            and row.forward_max_abs_diff_mV <= forward_tolerance and row.worst_rel_error <= tolerance)
+
+
+__all__ = ["CoverageRow", "check_file", "coverage", "format_table", "mod_files", "rows_json",
+           "use_translated_references"]

@@ -1,0 +1,494 @@
+"""Lowering: execute a mechanism's blocks symbolically into closed-form expressions.
+
+FUNCTIONs and PROCEDUREs are inlined, if/else becomes ``Piecewise``, LOCALs disappear,
+KINETIC reactions become the ODEs of mass action (COMPARTMENT volumes divide them), a
+LINEAR block its equations (expressions that the new states make zero).
+What remains is what the derivation pass needs: the membrane currents I(v, s, p, ions),
+the state derivatives ds/dt, and the initial states s0(v, p). Every free symbol of those
+is accounted for (voltage, state, parameter, ion variable, temperature); anything else is
+reported with the position of the statement that introduced it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sympy
+from sympy.core.function import AppliedUndef
+
+from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.ir import (
+    Assign,
+    Block,
+    Call,
+    Compartment,
+    Conserve,
+    DerivativeAssign,
+    Flux,
+    If,
+    LinearEquation,
+    Local,
+    Mechanism,
+    Reaction,
+    Solve,
+    Statement,
+    Variable,
+    exprelr,
+)
+
+#: The integration METHODs of a DERIVATIVE block that gradgen reads. Which discrete map each
+#: becomes is the simulator's choice (:data:`gradgen.sensitivity.discretize.MODCC_METHODS`).
+DERIVATIVE_METHODS = ("cnexp", "derivimplicit", "euler", "runge", "sparse")
+
+#: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
+BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
+#: Built-ins a lowered expression may still contain (read-only inputs; time ``t`` is
+#: unavailable in Arbor). diam [µm] and area [µm²] are those of the CV.
+FREE_BUILTINS = {"v", "celsius", "diam", "area"}
+
+V = sympy.Symbol("v")
+
+
+@dataclass
+class Current:
+    """One membrane current the mechanism writes: an ion current or a nonspecific one."""
+
+    name: str
+    ion: str | None
+    expr: sympy.Expr
+
+
+@dataclass
+class LoweredMechanism:
+    """Closed forms of one mechanism; every expression uses the symbols listed here."""
+
+    mechanism: Mechanism
+    parameters: list[Variable]  # differentiable PARAMETERs (built-ins removed), file order
+    states: list[str]
+    currents: list[Current]
+    derivatives: dict[str, sympy.Expr]  # state -> ds/dt, in DERIVATIVE statement order
+    initial: dict[str, sympy.Expr]  # state -> initial value
+    ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
+    solve_method: str | None = None  # a DERIVATIVE METHOD as written, "sparse" (KINETIC) or "linear"
+    conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
+    equations: list[sympy.Expr] = field(default_factory=list)  # LINEAR: each = 0 at V^{n+1}
+    concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
+    events: dict[str, sympy.Expr] = field(default_factory=dict)  # state -> value after NET_RECEIVE
+    event_args: list[str] = field(default_factory=list)  # NET_RECEIVE arguments ("weight")
+
+    @property
+    def name(self) -> str:
+        return self.mechanism.name
+
+    def parameter_names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def total_current(self) -> sympy.Expr:
+        return sympy.Add(*[c.expr for c in self.currents])
+
+
+@dataclass
+class _Frame:
+    """Variables known while executing one block."""
+
+    values: dict[str, sympy.Expr]
+    derivatives: dict[str, sympy.Expr] = field(default_factory=dict)
+    solves: list[Solve] = field(default_factory=list)
+    conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
+    volumes: dict[str, sympy.Expr] = field(default_factory=dict)
+    equations: list[sympy.Expr] = field(default_factory=list)
+
+    def copy(self) -> "_Frame":
+        return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
+                      list(self.conserved), dict(self.volumes), list(self.equations))
+
+
+class _Executor:
+    """Symbolic interpreter for NMODL statements."""
+
+    def __init__(self, mech: Mechanism, constants: dict[str, sympy.Expr]):
+        self.mech = mech
+        self.constants = constants
+        self.call_depth = 0
+
+    # -- expressions
+
+    def evaluate(self, expr: sympy.Basic, frame: _Frame, pos: SourcePos) -> sympy.Basic:
+        if isinstance(expr, sympy.Symbol):
+            name = expr.name
+            if name in frame.values:
+                return frame.values[name]
+            return self.constants.get(name, expr)
+        if isinstance(expr, AppliedUndef):
+            args = [self.evaluate(a, frame, pos) for a in expr.args]
+            return self.inline_function(expr.func.__name__, args, pos)
+        if not expr.args:
+            return expr
+        return expr.func(*[self.evaluate(a, frame, pos) for a in expr.args])
+
+    def inline_function(self, name: str, args: list[sympy.Basic], pos: SourcePos) -> sympy.Basic:
+        block = self.mech.functions.get(name)
+        if block is None:
+            raise GradgenError(f"call of unknown FUNCTION '{name}'", pos)
+        frame = self._enter(block, args, pos)
+        self.run(block.body, frame)
+        self.call_depth -= 1
+        if name not in frame.values:
+            raise GradgenError(f"FUNCTION '{name}' never assigns its result", block.pos,
+                               hint=f"add '{name} = ...' to the function body")
+        return frame.values[name]
+
+    def _enter(self, block: Block, args: list[sympy.Basic], pos: SourcePos) -> _Frame:
+        if len(args) != len(block.args):
+            raise GradgenError(
+                f"'{block.name}' takes {len(block.args)} argument(s), called with {len(args)}", pos)
+        self.call_depth += 1
+        if self.call_depth > 50:
+            raise GradgenError(f"'{block.name}' calls itself: recursion is not supported", pos)
+        return _Frame(dict(zip(block.args, args)))
+
+    # -- statements
+
+    def run(self, body: list[Statement], frame: _Frame) -> None:
+        for stmt in body:
+            self.step(stmt, frame)
+
+    def step(self, stmt: Statement, frame: _Frame) -> None:
+        if isinstance(stmt, Local):
+            for name in stmt.names:
+                frame.values.pop(name, None)
+        elif isinstance(stmt, Assign):
+            frame.values[stmt.target] = self.evaluate(stmt.expr, frame, stmt.pos)
+        elif isinstance(stmt, DerivativeAssign):
+            frame.derivatives[stmt.state] = self.evaluate(stmt.expr, frame, stmt.pos)
+        elif isinstance(stmt, If):
+            self._branch(stmt, frame)
+        elif isinstance(stmt, Call):
+            self._call_procedure(stmt, frame)
+        elif isinstance(stmt, Solve):
+            frame.solves.append(stmt)
+        elif isinstance(stmt, Reaction):
+            self._react(stmt, frame)
+        elif isinstance(stmt, Flux):
+            self._add_rate(stmt.state, self.evaluate(stmt.expr, frame, stmt.pos), frame, stmt.pos)
+        elif isinstance(stmt, Conserve):
+            weights = {name: coef for coef, name in stmt.terms}
+            frame.conserved.append((weights, self.evaluate(stmt.total, frame, stmt.pos)))
+        elif isinstance(stmt, LinearEquation):
+            frame.equations.append(self.evaluate(stmt.lhs - stmt.rhs, frame, stmt.pos))
+        elif isinstance(stmt, Compartment):
+            for name in stmt.states:
+                frame.volumes[name] = self.evaluate(stmt.volume, frame, stmt.pos)
+        else:  # pragma: no cover - the IR has no other statement kinds
+            raise TypeError(stmt)
+
+    def _add_rate(self, state: str, rate: sympy.Expr, frame: _Frame, pos: SourcePos) -> None:
+        if state not in {s.name for s in self.mech.states}:
+            raise GradgenError(f"'{state}' in a reaction is not a STATE", pos,
+                               hint=f"declare it in STATE {{ {state} }}")
+        frame.derivatives[state] = frame.derivatives.get(state, sympy.Integer(0)) + rate
+
+    def _react(self, stmt: Reaction, frame: _Frame) -> None:
+        """Mass action: rate = kf·Π left^ν − kb·Π right^ν, taken from left, given to right."""
+        def product(side: list[tuple[int, str]]) -> sympy.Expr:
+            return sympy.Mul(*[self.evaluate(sympy.Symbol(n), frame, stmt.pos) ** c for c, n in side])
+
+        forward = self.evaluate(stmt.forward, frame, stmt.pos)
+        backward = self.evaluate(stmt.backward, frame, stmt.pos)
+        rate = forward * product(stmt.left) - backward * product(stmt.right)
+        for coef, name in stmt.left:
+            self._add_rate(name, -coef * rate, frame, stmt.pos)
+        for coef, name in stmt.right:
+            self._add_rate(name, coef * rate, frame, stmt.pos)
+
+    def _branch(self, stmt: If, frame: _Frame) -> None:
+        cond = self.evaluate(stmt.cond, frame, stmt.pos)
+        if cond in (sympy.true, True):
+            self.run(stmt.then, frame)
+            return
+        if cond in (sympy.false, False):
+            self.run(stmt.orelse, frame)
+            return
+        then, orelse = frame.copy(), frame.copy()
+        self.run(stmt.then, then)
+        self.run(stmt.orelse, orelse)
+        for table in ("values", "derivatives"):
+            merged = getattr(frame, table)
+            a, b = getattr(then, table), getattr(orelse, table)
+            for name in list(dict.fromkeys([*a, *b])):
+                if a.get(name) is b.get(name):
+                    continue
+                fallback = merged.get(name, sympy.Symbol(name))
+                merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
+                                               (b.get(name, fallback), True))
+        if then.solves or orelse.solves:
+            raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
+
+    def _call_procedure(self, stmt: Call, frame: _Frame) -> None:
+        block = self.mech.procedures.get(stmt.name)
+        if block is None:
+            raise GradgenError(f"call of unknown PROCEDURE '{stmt.name}'", stmt.pos)
+        args = [self.evaluate(a, frame, stmt.pos) for a in stmt.args]
+        inner = self._enter(block, args, stmt.pos)
+        # The procedure sees the caller's variables, except where its arguments shadow them.
+        inner.values = {**frame.values, **inner.values}
+        locals_ = set(block.args) | _declared_locals(block.body)
+        before = dict(inner.values)
+        self.run(block.body, inner)
+        self.call_depth -= 1
+        for name, value in inner.values.items():
+            if name not in locals_ and before.get(name) is not value:
+                frame.values[name] = value
+        frame.derivatives.update(inner.derivatives)
+        frame.conserved += inner.conserved
+        frame.volumes.update(inner.volumes)
+
+
+def _declared_locals(body: list[Statement]) -> set[str]:
+    names: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, Local):
+            names.update(stmt.names)
+        elif isinstance(stmt, If):
+            names |= _declared_locals(stmt.then) | _declared_locals(stmt.orelse)
+    return names
+
+
+def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None], dict[str, str]]:
+    """Ion variables read, currents written, and concentrations written (as STATEs)."""
+    reads: dict[str, str] = {}
+    currents: dict[str, str | None] = {}
+    concentrations: dict[str, str] = {}
+    states = {s.name for s in mech.states}
+    for ion in mech.ions:
+        for var in ion.read:
+            reads[var] = ion.name
+        for var in ion.write:
+            if var == f"i{ion.name}":
+                currents[var] = ion.name
+            elif var in (f"{ion.name}i", f"{ion.name}o") and var in states:
+                concentrations[var] = ion.name
+            else:
+                raise GradgenError(
+                    f"writing the ion variable '{var}' is not supported", ion.pos,
+                    hint=f"write i{ion.name}, or a concentration {ion.name}i/{ion.name}o "
+                         "that is declared as a STATE")
+    for name in mech.nonspecific_currents:
+        currents[name] = None
+    for var in concentrations:
+        reads.pop(var, None)  # the mechanism's own state, not an input
+    return reads, currents, concentrations
+
+
+def _refuse_events(mech: Mechanism) -> None:
+    """Constructs that parse but have no lowering (and so no gradient) yet."""
+    if mech.post_event is not None:
+        raise GradgenError("POST_EVENT (spike-timing plasticity) cannot be converted yet",
+                           mech.post_event.pos, hint="NET_RECEIVE synapses without it are supported")
+    if mech.kind == "junction":
+        raise GradgenError("JUNCTION_PROCESS mechanisms cannot be converted yet", mech.pos,
+                           hint="gap-junction gradients would need the peer's sensitivity")
+    if mech.white_noise:
+        raise GradgenError("WHITE_NOISE (stochastic states) cannot be converted", mech.pos,
+                           hint="sensitivities of a stochastic mechanism are not defined here")
+
+
+def lower(mech: Mechanism) -> LoweredMechanism:
+    """Lower a parsed mechanism to closed forms (see the module docstring)."""
+    _refuse_events(mech)
+    constants = {c.name: sympy.Float(c.value) for c in mech.constants if c.value is not None}
+    states = [s.name for s in mech.states]
+    ion_reads, current_ions, concentration_writes = _ion_tables(mech)
+    # NEURON-dialect files also list built-ins and ion variables (v, celsius, ena) as PARAMETER.
+    parameters = [p for p in mech.parameters
+                  if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
+    executor = _Executor(mech, constants)
+
+    initial = _Frame({})
+    if mech.initial is not None:
+        executor.run(mech.initial.body, initial)
+        _steady_states(executor, mech, initial)
+    # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
+    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
+    state_symbols = {sympy.Symbol(s) for s in states} | {V}
+    carried = {}
+    for name in assigned:
+        value = initial.values.get(name)
+        if value is not None and not (value.free_symbols & state_symbols):
+            carried[name] = value
+
+    breakpoint = _Frame(dict(carried))
+    if mech.breakpoint is None:
+        raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
+    executor.run(mech.breakpoint.body, breakpoint)
+
+    derivatives: dict[str, sympy.Expr] = {}
+    solve_method = None
+    conserved: list[tuple[dict[str, int], sympy.Expr]] = []
+    equations: list[sympy.Expr] = []
+    if len(breakpoint.solves) > 1:
+        raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
+                           breakpoint.solves[1].pos, hint="merge the blocks into one")
+    for solve in breakpoint.solves:
+        frame = _Frame(dict(carried))
+        block, solve_method = _solved_block(mech, solve)
+        executor.run(block.body, frame)
+        for name, volume in frame.volumes.items():
+            if name in frame.derivatives:
+                frame.derivatives[name] = frame.derivatives[name] / volume
+        derivatives.update(frame.derivatives)
+        conserved, equations = frame.conserved, frame.equations
+
+    currents = []
+    for name, ion in current_ions.items():
+        if name not in breakpoint.values:
+            raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
+                               mech.breakpoint.pos)
+        currents.append(Current(name, ion, breakpoint.values[name]))
+
+    init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
+    for cur in currents:
+        cur.expr = guards_to_exprelr(cur.expr)
+    derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
+    init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
+    equations = [guards_to_exprelr(e) for e in equations]
+    events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech, carried).items()}
+    lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
+                               ion_reads, solve_method, conserved, equations, concentration_writes,
+                               events, mech.net_receive.args if mech.net_receive else [])
+    _check_symbols(lowered)
+    return lowered
+
+
+def _event_jumps(executor: _Executor, mech: Mechanism, carried: dict[str, sympy.Expr]) -> dict[str, sympy.Expr]:
+    """NET_RECEIVE as closed forms: each state it assigns -> its value after the event."""
+    block = mech.net_receive
+    if block is None:
+        return {}
+    frame = _Frame(dict(carried))
+    executor.run(block.body, frame)
+    states = {s.name for s in mech.states}
+    jumps = {name: value for name, value in frame.values.items() if name in states}
+    for name, value in jumps.items():
+        if V in value.free_symbols:
+            raise GradgenError(f"NET_RECEIVE sets '{name}' from the voltage v", block.pos,
+                               hint="event jumps that depend on v are not supported")
+    return jumps
+
+
+def _exprelr_form(piecewise: sympy.Piecewise) -> sympy.Expr:
+    """``c·exprelr(u)`` if ``piecewise`` is a guarded c·u/(exp(u) − 1) (NEURON's vtrap), else itself.
+
+    The guard must be |w| < eps (eps ≤ 0.01) and its branch the limit c or the first-order
+    series c·(1 − u/2); exprelr is exact there, smooth, and has no if/else for modcc or the
+    derivatives.
+    """
+    if len(piecewise.args) != 2 or piecewise.args[1].cond is not sympy.true:
+        return piecewise
+    guard = piecewise.args[0].cond  # must be |w| < eps, eps small: the guard of a 0/0
+    small = isinstance(guard, (sympy.StrictLessThan, sympy.LessThan)) and guard.rhs.is_Number
+    if not (small and isinstance(guard.lhs, sympy.Abs) and 0 < guard.rhs <= 1e-2):
+        return piecewise
+    guarded, quotient = piecewise.args[0].expr, piecewise.args[1].expr
+    exps = list(quotient.atoms(sympy.exp))
+    if len(exps) != 1:
+        return piecewise
+    u = exps[0].args[0]
+    scale = sympy.simplify(quotient * (exps[0] - 1) / u)
+    if scale.has(sympy.exp):
+        return piecewise
+    if not any(sympy.simplify(guarded - series) == 0 for series in (scale, scale * (1 - u / 2))):
+        return piecewise
+    return scale * exprelr(u)
+
+
+def guards_to_exprelr(expr: sympy.Expr) -> sympy.Expr:
+    """Replace every vtrap-style guarded quotient in ``expr`` by exprelr (see _exprelr_form)."""
+    if not expr.has(sympy.Piecewise):
+        return expr
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _exprelr_form)
+
+
+def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
+    """The DERIVATIVE, KINETIC or LINEAR block a BREAKPOINT SOLVE names, and its method."""
+    if solve.block in mech.linears:
+        if solve.method is not None:
+            raise GradgenError(f"LINEAR {solve.block} with METHOD {solve.method}", solve.pos,
+                               hint="write SOLVE without METHOD for a LINEAR block")
+        return mech.linears[solve.block], "linear"
+    if solve.block in mech.kinetics:
+        if solve.method not in (None, "sparse"):
+            raise GradgenError(f"KINETIC {solve.block} with METHOD {solve.method}", solve.pos,
+                               hint="Arbor solves kinetic schemes with METHOD sparse")
+        return mech.kinetics[solve.block], "sparse"
+    block = mech.derivatives.get(solve.block)
+    if block is None:
+        raise GradgenError(f"SOLVE names '{solve.block}', which is no DERIVATIVE or KINETIC block",
+                           solve.pos, hint="a PROCEDURE solved for its side effects is not supported")
+    if solve.method not in DERIVATIVE_METHODS:
+        raise GradgenError(
+            f"SOLVE ... METHOD {solve.method or '(none)'} is not supported", solve.pos,
+            hint="DERIVATIVE blocks are solved with " + ", ".join(DERIVATIVE_METHODS))
+    return block, solve.method
+
+
+def _steady_states(executor: _Executor, mech: Mechanism, initial: _Frame) -> None:
+    """``SOLVE kin STEADYSTATE sparse`` in INITIAL: states with ds/dt = 0 and the CONSERVE laws."""
+    for solve in initial.solves:
+        if not solve.steady_state:
+            raise GradgenError("SOLVE in INITIAL is only supported as STEADYSTATE of a KINETIC block",
+                               solve.pos, hint="assign the initial states directly")
+        block = mech.kinetics.get(solve.block)
+        if block is None:
+            raise GradgenError(f"STEADYSTATE needs a KINETIC block; '{solve.block}' is none", solve.pos)
+        frame = initial.copy()
+        frame.derivatives, frame.conserved = {}, []
+        executor.run(block.body, frame)
+        names = list(frame.derivatives)
+        symbols = [sympy.Symbol(n) for n in names]
+        equations = [frame.derivatives[n] for n in names]
+        for weights, total in frame.conserved:
+            # A conservation law replaces the balance of its last state (that row is redundant).
+            row = max(names.index(n) for n in weights)
+            equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
+        matrix = sympy.Matrix(equations).jacobian(symbols)
+        rhs = -sympy.Matrix(equations).xreplace({s: 0 for s in symbols})
+        if any(matrix.has(s) for s in symbols):
+            raise GradgenError(f"the steady state of '{solve.block}' is not a linear system",
+                               solve.pos, hint="assign the initial states directly")
+        for name, value in zip(names, matrix.LUsolve(rhs)):
+            initial.values[name] = value
+
+
+def _check_symbols(low: LoweredMechanism) -> None:
+    known = (set(low.parameter_names()) | set(low.states) | set(low.ion_reads) | FREE_BUILTINS)
+    mech = low.mechanism
+    checks: list[tuple[str, sympy.Expr, SourcePos]] = []
+    for cur in low.currents:
+        checks.append((f"current '{cur.name}'", cur.expr, mech.breakpoint.pos))
+    for state, expr in low.derivatives.items():
+        checks.append((f"derivative of '{state}'", expr, mech.pos))
+    for state, expr in low.initial.items():
+        checks.append((f"initial value of '{state}'", expr,
+                       mech.initial.pos if mech.initial else mech.pos))
+    for expr in low.equations:
+        checks.append(("LINEAR equation", expr, mech.pos))
+    for state, expr in low.events.items():
+        checks.append((f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos))
+    for what, expr, pos in checks:
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known | set(low.event_args))
+        if unknown:
+            raise GradgenError(
+                f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "
+                "state, an ion variable nor set before use", pos,
+                hint="assign it before use, or declare it as PARAMETER")
+    for state in low.states:
+        if low.solve_method not in (None, "linear") and state not in low.derivatives:
+            raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
+
+
+def lower_file(path: Path | str) -> LoweredMechanism:
+    """Parse and lower one `.mod` file."""
+    from gradgen.nmodl.parser import parse_file
+
+    return lower(parse_file(path))

@@ -1,0 +1,206 @@
+"""Print SymPy expressions as NMODL (the subset modcc and NEURON both accept).
+
+NMODL has no conditional expression, so ``Piecewise`` is hoisted out of expressions into
+temporaries assigned by if/else statements (:func:`lower_piecewise`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import ITE, BooleanFunction
+from sympy.printing.str import StrPrinter
+
+from gradgen.nmodl.ir import dexprelr
+from gradgen.protocol import DEXPRELR_FUNCTION
+
+_LOGICAL = (Relational, BooleanFunction)
+
+
+class NmodlPrinter(StrPrinter):
+    """StrPrinter with NMODL's operators, numbers in full double precision."""
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return repr(float(expr))
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return str(int(expr))
+
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        base, exp = expr.args
+        if exp == sympy.Rational(1, 2):
+            return f"sqrt({self._print(base)})"
+        if exp == -1:
+            return f"1/{self.parenthesize(base, 100)}"
+        if exp.is_Integer and 2 <= int(exp) <= 4:
+            # Parenthesised: StrPrinter prints a/x**2 as "a/" + this.
+            b = self.parenthesize(base, 100)
+            return "(" + "*".join([b] * int(exp)) + ")"
+        if exp.is_Integer and -4 <= int(exp) <= -2:
+            b = self.parenthesize(base, 100)
+            return "1/(" + "*".join([b] * -int(exp)) + ")"
+        if base == sympy.E:
+            return f"exp({self._print(exp)})"
+        return f"{self.parenthesize(base, 100)}^{self.parenthesize(exp, 100)}"
+
+    def _print_Exp1(self, expr) -> str:
+        return "exp(1)"
+
+    def _print_exp(self, expr) -> str:
+        return f"exp({self._print(expr.args[0])})"
+
+    def _print_Abs(self, expr) -> str:
+        return f"fabs({self._print(expr.args[0])})"
+
+    def _print_Min(self, expr) -> str:
+        return self._fold("min", expr.args)
+
+    def _print_Max(self, expr) -> str:
+        return self._fold("max", expr.args)
+
+    def _fold(self, name: str, args) -> str:
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{name}({text}, {self._print(arg)})"
+        return text
+
+    def _print_exprelr(self, expr) -> str:
+        return f"exprelr({self._print(expr.args[0])})"
+
+    def _print_dexprelr(self, expr) -> str:
+        return f"{DEXPRELR_FUNCTION}({self._print(expr.args[0])})"
+
+    def _truth(self, expr) -> str:
+        """An operand of a logical operator; a bare name is a stored truth value (1 or 0)."""
+        text = self._print(expr)
+        return f"({text} != 0)" if isinstance(expr, sympy.Symbol) else f"({text})"
+
+    def _print_And(self, expr) -> str:
+        return " && ".join(self._truth(a) for a in expr.args)
+
+    def _print_Or(self, expr) -> str:
+        return " || ".join(self._truth(a) for a in expr.args)
+
+    def _print_Not(self, expr) -> str:
+        return self._negated(expr.args[0])
+
+    def _negated(self, expr) -> str:
+        """not ``expr`` without '!', which modcc does not accept: relations flip, De Morgan."""
+        if isinstance(expr, sympy.Symbol):
+            return f"({self._print(expr)} == 0)"
+        if isinstance(expr, Relational):
+            return f"({self._print(expr.negated)})"
+        if isinstance(expr, sympy.Not):
+            return self._truth(expr.args[0])
+        if isinstance(expr, (sympy.And, sympy.Or)):
+            joint = " || " if isinstance(expr, sympy.And) else " && "
+            return "(" + joint.join(self._negated(a) for a in expr.args) + ")"
+        if isinstance(expr, ITE):
+            a, b, c = expr.args
+            return (f"(({self._truth(a)} && {self._negated(b)}) || "
+                    f"({self._negated(a)} && {self._negated(c)}))")
+        raise ValueError(f"cannot negate {expr}")  # pragma: no cover - no other truth values
+
+    def _print_ITE(self, expr) -> str:
+        # SymPy's if-then-else of truth values (from nested Piecewise conditions).
+        a, b, c = expr.args
+        return (f"({self._truth(a)} && {self._truth(b)}) || "
+                f"({self._negated(a)} && {self._truth(c)})")
+
+    def _print_Relational(self, expr) -> str:
+        op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
+    def _print_BooleanTrue(self, expr) -> str:
+        return "1 == 1"
+
+    def _print_BooleanFalse(self, expr) -> str:
+        return "1 == 0"
+
+    def _print_Piecewise(self, expr) -> str:  # pragma: no cover - hoisted before printing
+        raise ValueError("Piecewise must be hoisted with lower_piecewise before printing")
+
+
+_PRINTER = NmodlPrinter({"full_prec": True})
+
+
+def nmodl(expr: sympy.Basic) -> str:
+    """One expression as NMODL text."""
+    return _PRINTER.doprint(expr)
+
+
+@dataclass
+class Line:
+    """A rendered statement: assignment, or if/else over nested lines."""
+
+    target: str = ""
+    expr: str = ""
+    cond: str = ""
+    then: list["Line"] = field(default_factory=list)
+    orelse: list["Line"] = field(default_factory=list)
+
+    @property
+    def is_if(self) -> bool:
+        return bool(self.cond)
+
+
+def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line], list[str]]:
+    """Render ``target = expr``, hoisting each Piecewise into an if/else on a temporary.
+
+    ``new_local()`` returns a fresh local name. Returns the lines and the locals created.
+    """
+    lines: list[Line] = []
+    created: list[str] = []
+
+    def hoist(e: sympy.Basic) -> sympy.Basic:
+        if not e.args:
+            return e
+        e = e.func(*[hoist(a) for a in e.args]) if not isinstance(e, sympy.Piecewise) else e
+        if not isinstance(e, sympy.Piecewise):
+            return e
+        name = new_local()
+        created.append(name)
+        line: Line | None = None
+        branches = [(hoist(val), hoist(cond)) for val, cond in e.args]
+        root: Line | None = None
+        for value, cond in branches:
+            if cond == sympy.true:
+                body = [Line(name, nmodl(value))]
+                if line is None:
+                    lines.append(body[0])
+                else:
+                    line.orelse = body
+                break
+            nxt = Line(cond=_condition(cond), then=[Line(name, nmodl(value))])
+            if line is None:
+                root = nxt
+            else:
+                line.orelse = [nxt]
+            line = nxt
+        if root is not None:
+            lines.append(root)
+        return sympy.Symbol(name)
+
+    final = hoist(expr)
+    if isinstance(final, _LOGICAL):
+        # A truth value (e.g. a condition CSE pulled out): NMODL has none, so store 1 or 0.
+        lines.append(Line(cond=nmodl(final), then=[Line(target, "1")], orelse=[Line(target, "0")]))
+    else:
+        lines.append(Line(target, nmodl(final)))
+    return lines, created
+
+
+def _condition(cond: sympy.Basic) -> str:
+    """A condition as NMODL; a bare name is a stored truth value (1 or 0)."""
+    return f"{nmodl(cond)} != 0" if isinstance(cond, sympy.Symbol) else nmodl(cond)
+
+
+def uses_dexprelr(exprs) -> bool:
+    return any(e.has(dexprelr) for e in exprs)
+
+
+__all__ = ["nmodl", "lower_piecewise", "Line", "uses_dexprelr", "DEXPRELR_FUNCTION"]

@@ -1,0 +1,170 @@
+"""Every name gradgen generates, in one place.
+
+Generated mechanisms, the runtime that paints them, the templates and pycat's JAX gradient
+mechanisms must agree on these names exactly; a name typed twice drifts. Templates receive
+this module as ``names`` and build every generated identifier through it.
+
+All generated identifiers start with ``g`` followed by a second letter that says what they
+are, so they cannot be mistaken for one another; :func:`is_reserved` tells a user's name
+that would collide with them.
+"""
+from __future__ import annotations
+
+import re
+
+#: The file that describes a converted model (its parameters, mechanisms and coupling).
+MANIFEST = "gradients.json"
+
+# ---- mechanisms ------------------------------------------------------------------------
+
+#: Arbor runs mechanisms in alphabetical order in both phases; the hub must sort after
+#: every ``grad_<name>`` contributor, so that it sees all their contributions.
+HUB_NAME = "gradz_hub"
+CONTRIBUTOR_PREFIX = "grad_"
+#: Prefix of the original mechanisms when both catalogues are loaded into one model.
+ORIGINAL_PREFIX = "orig_"
+#: The procedure a generated mechanism SOLVEs in BREAKPOINT for its phase-B update.
+ADVANCE_PROCEDURE = "gg_advance"
+#: The FUNCTION that gives exprelr's derivative in generated mechanisms.
+DEXPRELR_FUNCTION = "gg_dexprelr"
+
+
+def gradient_name(mechanism: str) -> str:
+    """Name of the gradient version of a mechanism."""
+    return CONTRIBUTOR_PREFIX + mechanism
+
+
+def original_name(mechanism: str) -> str:
+    """Name of the original mechanism inside a model that also holds gradient versions."""
+    return ORIGINAL_PREFIX + mechanism
+
+
+# ---- ions: carriers of u_k and per-CV accumulators ----------------------------------------
+
+#: Per-CV accumulator of the total membrane conductance.
+CONDUCTANCE_ION = "gsg"
+
+
+def carrier_ion(k: int) -> str:
+    """Ion whose diffusive concentration carries u_k = dV/dθ_k (written by the hub only)."""
+    return f"gg{k}"
+
+
+def scratch_ion(k: int) -> str:
+    """Per-CV accumulator of the source terms of θ_k, emptied by the hub every phase."""
+    return f"gs{k}"
+
+
+def gradient_ions(n_params: int) -> list[str]:
+    """All diffusive ions a model with ``n_params`` parameters needs."""
+    return [CONDUCTANCE_ION] + [f(k) for k in range(n_params) for f in (carrier_ion, scratch_ion)]
+
+
+def diffusive(ion: str) -> str:
+    """The NMODL variable of an ion's diffusive concentration."""
+    return f"{ion}d"
+
+
+def hub_state(k: int) -> str:
+    """The hub's STATE copy of u_k, aligned with the voltage samples."""
+    return f"u{k}"
+
+
+def hub_probe_tag(site: int, k: int) -> str:
+    """Probe tag of u_k at the ``site``-th probe site."""
+    return f"u{site}_{k}"
+
+
+# ---- ion coupling stores ------------------------------------------------------------------
+
+def current_store(current: str, k: int) -> str:
+    """Per-CV d(ion current)/dθ_k, written by the current's writers, read by state updates."""
+    return f"gj{k}{current}"
+
+
+def concentration_store(concentration: str, k: int) -> str:
+    """Per-CV u-free part of d(concentration)/dθ_k, published by the concentration's writer."""
+    return f"gc{k}{concentration}"
+
+
+def concentration_dv_store(concentration: str) -> str:
+    """Per-CV ∂(concentration)/∂V, published by the concentration's writer."""
+    return f"gv{concentration}"
+
+
+# ---- variables inside a contributor -------------------------------------------------------
+
+def weight(k: int) -> str:
+    """RANGE parameter painted 1 where θ_k binds to this mechanism's parameter."""
+    return f"gg_w{k}"
+
+
+def sens(state: str, k: int) -> str:
+    """σ = ds/dθ_k of a state."""
+    return f"gg_{state}_s{k}"
+
+
+def sens_pre(state: str, k: int) -> str:
+    """The u-free part of σ after phase B (σ = σpre + JV·u_k in phase A)."""
+    return f"gg_{state}_p{k}"
+
+
+def sens_dv(state: str) -> str:
+    """JV = ∂s⁺/∂V^{n+1} of a state's update."""
+    return f"gg_{state}_jv"
+
+
+def dcond(k: int) -> str:
+    """dg/dθ_k of the mechanism's conductance, for the conductance-change term."""
+    return f"gg_dg{k}"
+
+
+#: V^n, remembered for the conductance-change term.
+VPREV = "gg_vprev"
+
+#: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
+LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
+                "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
+                "phase_b_lines": "gl", "events_lines": "gm"}
+
+# ---- homeostatic control ------------------------------------------------------------------
+
+
+def parameter_ion(k: int) -> str:
+    """Ion whose (fast-diffusing, so cell-uniform) concentration is the learned θ_k."""
+    return f"gp{k}"
+
+
+def theta_state(k: int) -> str:
+    """The homeostatic hub's STATE copy of the learned θ_k."""
+    return f"theta{k}"
+
+
+def rate_gradient_state(k: int) -> str:
+    """The homeostatic hub's STATE φ_k, the surrogate gradient of the spike rate."""
+    return f"phi{k}"
+
+
+#: Homeostatic hub STATEs: the smoothed spike rate and the spike count.
+RATE_STATE = "rate"
+SPIKE_COUNT_STATE = "spike_count"
+
+#: Contributor LOCAL: exp(−λ·dt), the forgetting factor of a step.
+FORGET = "gg_keep"
+#: Contributor PARAMETER: the forgetting rate λ.
+LAMBDA = "gg_lambda"
+#: Homeostatic hub RANGE parameter: the error weight, > 0 only on the error site's CV.
+ERROR_WEIGHT = "gg_ew"
+
+# ---- calibration --------------------------------------------------------------------------
+
+#: The ion of the start-up run that measures Arbor's diffusion law.
+CALIBRATION_ION = "gradgen_cal"
+
+#: Generated names inside a contributor: ions, weights, σ, LOCAL temporaries, stores.
+_RESERVED = re.compile(r"^(?:g[gspcjiabeklm]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|orig_\w*)$")
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a user's identifier could collide with a generated one."""
+    return bool(_RESERVED.match(name))

@@ -1,0 +1,115 @@
+"""The discrete state update the simulator applies, as symbolic maps.
+
+modcc's ``cnexp`` treats each ODE s' = a·s + b on its own, with a and b evaluated at the
+new voltage, and applies the Padé(1,1) step
+
+    s ← (s + b/a)·(2 + a·dt)/(2 − a·dt) − b/a,
+
+state after state in the order of the DERIVATIVE block, overwriting s in place (so a later
+equation sees the earlier states' new values). Differentiating this map, not the ODE, makes
+the sensitivities those of the simulated system.
+
+modcc's ``sparse`` (KINETIC schemes) is one backward-Euler step of the whole system,
+s⁺ = s + dt·f(s⁺, V^{n+1}), solved as a linear system; modcc replaces one balance row by
+each CONSERVE law, which for a scheme that conserves that quantity gives the same s⁺
+(up to rounding), so the update here is the plain backward-Euler solve.
+
+A LINEAR block is solved in advance_state too: its states become the solution of the
+block's equations at V^{n+1}, independent of their old values.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import sympy
+
+from gradgen.errors import GradgenError
+from gradgen.nmodl.lower import LoweredMechanism
+
+DT = sympy.Symbol("dt")
+
+
+def cnexp_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """New value of every state as an expression of the old states (and v, p, dt)."""
+    current: dict[sympy.Symbol, sympy.Expr] = {}
+    new: dict[str, sympy.Expr] = {}
+    for name, rhs in low.derivatives.items():
+        s = sympy.Symbol(name)
+        a = sympy.diff(rhs, s)
+        if a.has(s):
+            raise GradgenError(
+                f"the ODE of '{name}' is not linear in '{name}': cnexp would linearise it "
+                "silently", low.mechanism.pos, hint="write it as s' = (sinf - s)/tau")
+        b = rhs.subs(s, 0)
+        a, b = a.xreplace(current), b.xreplace(current)
+        if a == 0:
+            value = s + b * DT
+        else:
+            ba = b / a
+            value = (s + ba) * (2 + a * DT) / (2 - a * DT) - ba
+        new[name] = value
+        current[s] = value
+    return new
+
+
+def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """Backward Euler of the whole (linear) system: s⁺ = (I − dt·A)⁻¹ (s + dt·b)."""
+    names = list(low.derivatives)
+    symbols = [sympy.Symbol(n) for n in names]
+    rhs = [low.derivatives[n] for n in names]
+    jacobian = sympy.Matrix(rhs).jacobian(symbols)
+    minus_b = -sympy.Matrix(rhs).xreplace({s: 0 for s in symbols})
+    if any(jacobian.has(s) for s in symbols):
+        raise GradgenError(
+            "the KINETIC scheme is nonlinear in its states: modcc solves it by Newton "
+            "iterations, which gradgen does not reproduce", low.mechanism.pos,
+            hint="use first-order reactions (one state on each side)")
+    for weights, _ in low.conserved:
+        balance = sympy.expand(sympy.Add(*[c * low.derivatives.get(n, 0) for n, c in weights.items()]))
+        if balance != 0:
+            raise GradgenError(
+                "a CONSERVE law that the reactions do not conserve", low.mechanism.pos,
+                hint="CONSERVE may only restate a conservation the scheme already has")
+    system = sympy.eye(len(names)) - DT * jacobian
+    solution = system.LUsolve(sympy.Matrix(symbols) - DT * minus_b)
+    return dict(zip(names, solution))
+
+
+def linear_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """LINEAR: the states that solve the block's equations at V^{n+1} (old values unused)."""
+    symbols = [sympy.Symbol(s) for s in low.states
+               if any(eq.has(sympy.Symbol(s)) for eq in low.equations)]
+    if len(symbols) != len(low.equations):
+        raise GradgenError(
+            f"the LINEAR block has {len(low.equations)} equation(s) for {len(symbols)} state(s)",
+            low.mechanism.pos, hint="write one ~ equation per STATE it determines")
+    equations = sympy.Matrix(low.equations)
+    matrix = equations.jacobian(symbols)
+    if any(matrix.has(s) for s in symbols):
+        raise GradgenError("the LINEAR block is nonlinear in its states", low.mechanism.pos,
+                           hint="NONLINEAR systems are not supported")
+    solution = matrix.LUsolve(-equations.xreplace({s: 0 for s in symbols}))
+    return {s.name: value for s, value in zip(symbols, solution)}
+
+
+#: The discrete maps gradgen reproduces exactly, by name.
+UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr]]] = {
+    "pade": cnexp_update,  # modcc's cnexp: Padé(1,1) per state, in order, at V^{n+1}
+    "backward_euler": sparse_update,  # modcc's sparse: one backward-Euler step of the system
+    "linear_solve": linear_update,  # a LINEAR block solved at V^{n+1}
+}
+
+#: How modcc (the Arbor target) steps each SOLVE method: Arbor offers only cnexp and
+#: sparse, so NEURON's integrators of a DERIVATIVE block become cnexp (``gradgen
+#: translate`` writes the same) and a KINETIC block is always solved by sparse. A target
+#: that integrates otherwise passes its own mapping to :func:`state_update`.
+MODCC_METHODS: dict[str, str] = {"cnexp": "pade", "derivimplicit": "pade", "euler": "pade", "runge": "pade",
+                                 "sparse": "backward_euler", "linear": "linear_solve"}
+
+
+def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHODS) -> dict[str, sympy.Expr]:
+    """The map the simulator applies for the mechanism's SOLVE method (empty without states);
+    ``methods`` says which of :data:`UPDATES` each SOLVE method becomes."""
+    if low.solve_method is None or (low.solve_method != "linear" and not low.derivatives):
+        return {}
+    return UPDATES[methods[low.solve_method]](low)

@@ -1,0 +1,195 @@
+"""The cell as the user describes it: Arbor's own ingredients, recorded so they can be rebuilt.
+
+:class:`Decor` takes the calls ``arbor.decor`` takes and remembers them (Arbor 0.12 cannot
+read stimuli back from a finished ``arbor.decor``), so that the runtime can rebuild the cell
+with gradient or original mechanisms, on the original or the transformed geometry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import arbor
+from arbor import units as U
+
+from gradgen.errors import GradgenError
+
+
+@dataclass
+class _Paint:
+    region: str
+    what: Any = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Place:
+    locset: str
+    what: Any
+    label: str | None
+
+
+class Decor:
+    """Records ``arbor.decor`` calls so the cell can be rebuilt with other mechanisms.
+
+    Supports ``set_property``, ``paint`` (densities and membrane properties), ``place``
+    (stimuli, detectors, synapses) and ``set_ion``, with the arguments ``arbor.decor`` takes.
+    """
+
+    def __init__(self) -> None:
+        self.properties: dict[str, Any] = {}
+        self.paints: list[_Paint] = []
+        self.places: list[_Place] = []
+        self.ions: list[tuple[tuple, dict]] = []
+
+    def set_property(self, **kwargs) -> "Decor":
+        self.properties.update(kwargs)
+        return self
+
+    def paint(self, region: str, what: Any = None, **kwargs) -> "Decor":
+        self.paints.append(_Paint(region, what, kwargs))
+        return self
+
+    def place(self, locset: str, what: Any, label: str | None = None) -> "Decor":
+        self.places.append(_Place(locset, what, label))
+        return self
+
+    def set_ion(self, *args, **kwargs) -> "Decor":
+        self.ions.append((args, kwargs))
+        return self
+
+    def densities(self) -> list[tuple[str, str, dict[str, float]]]:
+        """(region, mechanism, parameter values) of every painted density."""
+        out = []
+        for p in self.paints:
+            if isinstance(p.what, arbor.density):
+                out.append((p.region, p.what.mech.name, dict(p.what.mech.values)))
+        return out
+
+    def membrane_property(self, name: str) -> list[tuple[str, Any]]:
+        return [(p.region, p.kwargs[name]) for p in self.paints if name in p.kwargs]
+
+    def to_arbor(self, densities: Iterable[tuple[str, arbor.density]],
+                 region_map: Callable[[str], str] = str,
+                 locset_map: Callable[[str], str] = str,
+                 without: Sequence[str] = (),
+                 place_map: Callable[[Any], Any] = lambda what: what) -> arbor.decor:
+        """An ``arbor.decor`` with these densities in place of the recorded ones.
+
+        ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
+        transformed geometry); the densities' regions are translated too. Membrane
+        properties named in ``without`` are left out of the region paints. ``place_map``
+        replaces placed items (synapses by their gradient or original versions).
+        """
+        decor = arbor.decor()
+        if self.properties:
+            decor.set_property(**self.properties)
+        for args, kwargs in self.ions:
+            decor.set_ion(*args, **kwargs)
+        for p in self.paints:
+            if p.what is None:
+                kwargs = {k: v for k, v in p.kwargs.items() if k not in without}
+                if kwargs:
+                    decor.paint(region_map(p.region), **kwargs)
+            elif not isinstance(p.what, arbor.density):
+                decor.paint(region_map(p.region), p.what, **p.kwargs)
+        for region, density in densities:
+            decor.paint(region_map(region), density)
+        for p in self.places:
+            if p.label is None:
+                decor.place(locset_map(p.locset), place_map(p.what))
+            else:
+                decor.place(locset_map(p.locset), place_map(p.what), p.label)
+        return decor
+
+    def synapses(self) -> dict[str, str]:
+        """Label -> mechanism of every labelled synapse placement."""
+        return {p.label: p.what.mech.name for p in self.places
+                if isinstance(p.what, arbor.synapse) and p.label is not None}
+
+    def diffusive_ions(self) -> list[str]:
+        """Ions given a diffusivity by this decor (they would diffuse on the transformed geometry)."""
+        out = [str(args[0] if args else kwargs.get("ion")) for args, kwargs in self.ions
+               if "diff" in kwargs]
+        out += [str(p.kwargs.get("ion")) for p in self.paints if "diff" in p.kwargs]
+        return out
+
+
+# ---------------------------------------------------------------- cell description
+
+
+@dataclass
+class SpikeInput:
+    """Events delivered to the synapses placed with ``label``, each with ``weight`` (µS).
+
+    A parameter ``<synapse mechanism>.<NET_RECEIVE argument>`` (e.g. ``expsyn.weight``)
+    overrides the weight of every input to synapses of that mechanism.
+    """
+
+    label: str
+    times_ms: Sequence[float]
+    weight: float
+
+    def generator(self, weight: float) -> arbor.event_generator:
+        return arbor.event_generator(self.label, weight,
+                                     arbor.explicit_schedule([t * U.ms for t in self.times_ms]))
+
+
+@dataclass
+class CellSpec:
+    """A cable cell as the user describes it: Arbor's own ingredients."""
+
+    morphology: arbor.morphology
+    decor: Decor
+    labels: arbor.label_dict = field(default_factory=arbor.label_dict)
+    cv_policy: Any = None
+    inputs: list[SpikeInput] = field(default_factory=list)  # presynaptic spike trains
+    #: What the runtime derived from this spec (its transformed geometry), keyed by what it
+    #: depends on, so that repeated runs of one spec pay for it once.
+    derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def build(self, decor: arbor.decor) -> arbor.cable_cell:
+        # an explicit policy even by default: arbor.cv_data returns None without one
+        policy = self.cv_policy or arbor.default_cv_policy()
+        return arbor.cable_cell(self.morphology, decor, self.labels, policy)
+
+
+def _quantity(value: Any, unit: U.unit) -> float:
+    return float(value.value_as(unit)) if hasattr(value, "value_as") else float(value)
+
+
+@dataclass
+class Membrane:
+    """Membrane constants in the API units µF/cm² and Ω·cm: one cm, a default rL and the
+    per-region rL paints (region, Ω·cm) in paint order."""
+
+    cm: float
+    rL: float
+    rL_regions: tuple[tuple[str, float], ...] = ()
+
+
+def membrane_of(spec: CellSpec, props: arbor.cable_cell_global_properties) -> Membrane:
+    """The cell's capacitance and axial resistivities; per-region cm is refused.
+
+    The carrier needs vol/C equal on every CV, which a varying cm would break; per-region rL
+    is folded into the geometry transform's per-piece rL.
+    """
+    if spec.decor.membrane_property("cm"):
+        raise GradgenError(
+            "'cm' is painted on a region; gradient ions need one value per cell",
+            hint="set it with decor.set_property(cm=...)")
+    cm = spec.decor.properties.get("cm")
+    rL = spec.decor.properties.get("rL")
+    cm_F_m2 = _quantity(cm, U.F / U.m2) if cm is not None else props.membrane_capacitance
+    rL_ohm_cm = _quantity(rL, U.Ohm * U.cm) if rL is not None else props.axial_resistivity
+    regions = tuple((region, _plain_quantity(value, U.Ohm * U.cm, "rL"))
+                    for region, value in spec.decor.membrane_property("rL"))
+    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm, rL_regions=regions)
+
+
+def _plain_quantity(value: Any, unit: U.unit, name: str) -> float:
+    if isinstance(value, tuple):
+        raise GradgenError(f"'{name}' is painted with an iexpr scale; it would change meaning "
+                           "on the gradient cell's transformed geometry",
+                           hint=f"paint plain values of {name} per region")
+    return _quantity(value, unit)

@@ -1,0 +1,149 @@
+"""Emission: gradient systems to NMODL text through the Jinja templates beside this module."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from gradgen import protocol
+from gradgen.errors import GradgenError
+from gradgen.nmodl.printer import Line, lower_piecewise, uses_dexprelr
+from gradgen.params import ParamRef
+from gradgen.protocol import (
+    CONDUCTANCE_ION,
+    HUB_NAME,
+    LOCAL_PREFIX,
+    carrier_ion,
+    current_store,
+    diffusive,
+    gradient_name,
+    scratch_ion,
+    weight,
+)
+from gradgen.sensitivity.coupling import Coupling
+from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.version import __version__
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["names"] = protocol  # every generated identifier comes from gradgen.protocol
+    return env
+
+
+def template(name: str) -> jinja2.Template:
+    """One of the Arbor target's NMODL templates, with ``names`` bound to the protocol."""
+    return _environment().get_template(name)
+
+
+@dataclass
+class _Rendered:
+    lines: list[Line] = field(default_factory=list)
+    locals: list[str] = field(default_factory=list)
+
+
+def _render_code(code: Code, prefix: str) -> _Rendered:
+    counter = itertools.count()
+    out = _Rendered(locals=list(code.locals))
+
+    def new_local() -> str:
+        return f"{prefix}{next(counter)}"
+
+    for stmt in code.statements:
+        lines, created = lower_piecewise(stmt.target, stmt.expr, new_local)
+        out.lines += lines
+        out.locals += created
+    return out
+
+
+def _render_currents(system: ContributorSystem) -> _Rendered:
+    out = _Rendered()
+    counter = itertools.count()
+    for stmt in system.currents:
+        lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{next(counter)}")
+        if created:
+            # modcc derives the conductance from the current statements; keep them whole.
+            raise GradgenError(f"the current '{stmt.target}' depends on an if/else: not supported yet",
+                               system.lowered.mechanism.breakpoint.pos,
+                               hint="compute the branch in a state or parameter instead")
+        out.lines += lines
+    return out
+
+
+def emit_contributor(system: ContributorSystem) -> str:
+    """NMODL text of a mechanism's gradient version."""
+    low = system.lowered
+    mech = low.mechanism
+    K = len(system.params)
+    ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
+    ions.append(dict(name=CONDUCTANCE_ION, read=[diffusive(CONDUCTANCE_ION)], write=[diffusive(CONDUCTANCE_ION)],
+                     valence=None))
+    for k in range(K):
+        ions.append(dict(name=carrier_ion(k), read=[diffusive(carrier_ion(k))], write=[], valence=None))
+        ions.append(dict(name=scratch_ion(k), read=[diffusive(scratch_ion(k))],
+                         write=[diffusive(scratch_ion(k))], valence=None))
+    for ion, writes in system.store_ions().items():
+        ions.append(dict(name=ion, read=[diffusive(ion)], write=[diffusive(ion)] if writes else [], valence=None))
+    weights = {k: weight(k) for k in system.owned}
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
+                  for p in low.parameters]
+    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    # NEURON files also list ion variables and ASSIGNED rates as RANGE; modcc wants parameters.
+    range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
+             for s in code.statements]
+    return template("contributor.mod.j2").render(
+        name=gradient_name(low.name),
+        original=low.name,
+        version=__version__,
+        source=mech.source.name,
+        kind=mech.kind,
+        params=system.params,
+        owned=system.owned,
+        weight_names=weights,
+        ions=ions,
+        nonspecific=mech.nonspecific_currents,
+        range_names=range_names,
+        global_names=[n for n in mech.global_names if n in low.parameter_names()],
+        parameters=parameters,
+        states=low.states,
+        assigned=system.assigned_names(),
+        initial=_render_code(system.initial, LOCAL_PREFIX["initial_lines"]),
+        phase_a=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
+        currents=_render_currents(system),
+        phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
+        events=_render_code(system.events, LOCAL_PREFIX["events_lines"]) if system.lowered.events else None,
+        event_args=system.lowered.event_args,
+        needs_dexprelr=uses_dexprelr(exprs),
+    )
+
+
+SCHEMES = ("corrected", "naive")
+
+
+def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupling = Coupling()) -> str:
+    """NMODL text of the hub that owns the carriers of ``params``.
+
+    The hub also empties the coupling's current stores once every reader has used them.
+
+    ``scheme="naive"`` drops the conductance-change term and the split compensation (the
+    update of the original study); it exists to measure what the corrections buy.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}")
+    return template("hub.mod.j2").render(
+        name=HUB_NAME, version=__version__, params=params, ks=list(range(len(params))),
+        corrected=scheme == "corrected",
+        current_stores=[current_store(c, k) for c in coupling.currents for k in range(len(params))])

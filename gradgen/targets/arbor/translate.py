@@ -1,0 +1,178 @@
+"""`gradgen translate`: a NEURON-dialect `.mod` file as NMODL that Arbor's modcc accepts.
+
+The file is parsed and lowered exactly as for a gradient conversion (FUNCTIONs and
+PROCEDUREs inlined, TABLE dropped, unit factors and DEFINEs folded into numbers, if/else
+into Piecewise), then printed back as a small mechanism without gradients: one statement
+per line, LOCALs at the top of each block, common state-free subexpressions as LOCALs,
+each Piecewise as an if/else on a LOCAL. NEURON's integrators of a DERIVATIVE block
+(derivimplicit, euler, runge) become modcc's ``cnexp``, the method gradgen's gradient
+mechanisms reproduce; a KINETIC scheme becomes its mass-action ODEs in a DERIVATIVE block
+solved by ``sparse`` (backward Euler, which keeps the scheme's CONSERVE laws by itself),
+and a STEADYSTATE initialisation its closed-form solution; a LINEAR block keeps its
+equations, written ``~ 0 = expr``.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import sympy
+
+from gradgen.errors import GradgenError
+from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
+from gradgen.nmodl.printer import Line, lower_piecewise
+from gradgen.sensitivity.discretize import MODCC_METHODS
+from gradgen.version import __version__
+
+_INDENT = "    "
+#: The modcc METHOD that performs each discrete update.
+MODCC_METHOD_NAMES = {"pade": "cnexp", "backward_euler": "sparse"}
+
+
+def _render(lines: list[Line], indent: str) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        if line.is_if:
+            out.append(f"{indent}if ({line.cond}) {{")
+            out += _render(line.then, indent + _INDENT)
+            if line.orelse:
+                out.append(f"{indent}}} else {{")
+                out += _render(line.orelse, indent + _INDENT)
+            out.append(f"{indent}}}")
+        else:
+            out.append(f"{indent}{line.target} = {line.expr}")
+    return out
+
+
+def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
+           keep: set[sympy.Symbol], first: list[str] | None = None, hoist: bool = False,
+           staged: list[str] = ()) -> list[str]:
+    """``head { LOCALs; temporaries; target = expr ... }`` with CSE that never hides ``keep``.
+
+    Subexpressions containing a symbol of ``keep`` (the states) stay inline, so modcc sees
+    each ODE's dependence on its state, and a temporary never holds a pre-update state.
+    """
+    names = sympy.numbered_symbols(f"t{prefix}")
+    replacements, reduced = sympy.cse([e for _, e in targets], symbols=names, ignore=keep,
+                                      order="none")
+    counter = itertools.count()
+    locals_: list[str] = list(staged) + [s.name for s, _ in replacements]
+    body: list[Line] = []
+
+    def new_local() -> str:
+        return f"p{prefix}{next(counter)}"
+
+    for sym, expr in replacements:
+        lines, created = lower_piecewise(sym.name, expr, new_local)
+        body += lines
+        locals_ += created
+    for (target, _), expr in zip(targets, reduced):
+        if hoist:
+            expr = _hoist_state_free(expr, keep, body, locals_, new_local)
+        lines, created = lower_piecewise(target, expr, new_local)
+        body += lines
+        locals_ += created
+    out = [f"{head} {{"] + [_INDENT + line for line in (first or [])]
+    if locals_:
+        out.append(f"{_INDENT}LOCAL {', '.join(locals_)}")
+    return out + _render(body, _INDENT) + ["}"]
+
+
+def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], body: list[Line],
+                      locals_: list[str], new_local) -> sympy.Expr:
+    """Move each largest state-free, non-trivial subexpression into a LOCAL.
+
+    modcc's cnexp differentiates each ODE by its state symbolically and cannot differentiate
+    exprelr and some other functions, even where they do not depend on the state.
+    """
+    def walk(e: sympy.Basic) -> sympy.Basic:
+        if e.is_Atom:
+            return e
+        if not (e.free_symbols & states):
+            name = new_local()
+            lines, created = lower_piecewise(name, e, new_local)
+            body.extend(lines)
+            locals_.extend([name, *created])
+            return sympy.Symbol(name)
+        return e.func(*[walk(a) for a in e.args])
+
+    return walk(expr)
+
+
+def translate_lowered(low: LoweredMechanism) -> str:
+    """NMODL text (Arbor dialect, no gradients) of a lowered mechanism."""
+    mech = low.mechanism
+    states = {sympy.Symbol(s) for s in low.states}
+    kind = {"density": "SUFFIX", "point": "POINT_PROCESS"}[mech.kind]
+    head = [f": {mech.name}: translated by gradgen {__version__} from {mech.source.name} for Arbor.",
+            ": FUNCTIONs and PROCEDUREs are inlined, TABLE is dropped, unit factors are folded.",
+            "", "NEURON {", f"{_INDENT}{kind} {mech.name}"]
+    for ion in mech.ions:
+        text = f"{_INDENT}USEION {ion.name}"
+        reads = [r for r in ion.read if r in low.ion_reads]
+        writes = [c.name for c in low.currents if c.ion == ion.name]
+        writes += [c for c, name in low.concentration_writes.items() if name == ion.name]
+        if reads:
+            text += " READ " + ", ".join(reads)
+        if writes:
+            text += " WRITE " + ", ".join(writes)
+        if ion.valence is not None:
+            text += f" VALENCE {ion.valence}"
+        head.append(text)
+    for cur in low.currents:
+        if cur.ion is None:
+            head.append(f"{_INDENT}NONSPECIFIC_CURRENT {cur.name}")
+    ranges = [p for p in low.parameter_names() if p in mech.range_names]
+    if ranges:
+        head.append(f"{_INDENT}RANGE {', '.join(ranges)}")
+    head += ["}", "", "PARAMETER {"]
+    for p in low.parameters:
+        unit = f" ({p.unit})" if p.unit else ""
+        head.append(f"{_INDENT}{p.name} = {float(p.value or 0.0)!r}{unit}")
+    head.append("}")
+    parts = ["\n".join(head)]
+    if low.states:
+        parts.append(f"STATE {{ {' '.join(low.states)} }}")
+    solve = []
+    if low.solve_method == "linear":
+        solve = ["SOLVE states"]
+    elif low.derivatives:
+        solve = [f"SOLVE states METHOD {MODCC_METHOD_NAMES[MODCC_METHODS[low.solve_method]]}"]
+    currents = [(c.name, c.expr) for c in low.currents]
+    # modcc derives the conductance dI/dv from the current statements: keep v in them.
+    breakpoint = _block("BREAKPOINT", currents, "b", states | {V}, solve)
+    if any(line.strip().startswith("if (") for line in breakpoint):
+        raise GradgenError("a current that depends on an if/else cannot be translated",
+                           mech.breakpoint.pos, hint="modcc derives the conductance from the current")
+    parts.append("\n".join(breakpoint))
+    if low.states:
+        parts.append("\n".join(_block("INITIAL", list(low.initial.items()), "i", set())))
+    if low.derivatives:
+        odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
+        parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))
+    if low.equations:
+        equations = [("~ 0", e) for e in low.equations]
+        parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
+    if low.events:
+        # every jump is a function of the states before the event: stage, then assign
+        jumps = list(low.events.items())
+        staged = [f"pe{i}" for i in range(len(jumps))]
+        targets = [(n, e) for n, (_, e) in zip(staged, jumps)]
+        targets += [(state, sympy.Symbol(n)) for n, (state, _) in zip(staged, jumps)]
+        head = f"NET_RECEIVE({', '.join(low.event_args)})"
+        parts.append("\n".join(_block(head, targets, "e", set(), staged=staged)))
+    return "\n\n".join(parts) + "\n"
+
+
+def translate(mod_file: Path | str, out_dir: Path | str) -> Path:
+    """Translate one file into ``out_dir/<mechanism>.mod``; return the written path."""
+    low = lower_file(mod_file)
+    text = translate_lowered(low)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{low.name}.mod"
+    path.write_text(text)
+    return path
+
+
+__all__ = ["translate", "translate_lowered"]

@@ -1,0 +1,38 @@
+"""What a simulator target gives the pipeline: emission, schemes, build and a runtime.
+
+The stages before emission (:mod:`gradgen.nmodl`, :mod:`gradgen.sensitivity`) know no
+simulator. A target turns a derived gradient system into that simulator's mechanism
+source, builds it, and loads a converted directory as a runnable model. A second simulator
+(NEURON) is a second package beside :mod:`gradgen.targets.arbor` with the same interface.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from gradgen.params import ParamRef
+    from gradgen.sensitivity.coupling import Coupling
+    from gradgen.sensitivity.derive import ContributorSystem
+
+
+class Target(Protocol):
+    """One simulator backend."""
+
+    name: str
+    #: The update schemes of the carriers it can emit (the first is the default).
+    schemes: tuple[str, ...]
+    #: SOLVE method -> the discrete update it applies (:data:`gradgen.sensitivity.discretize.UPDATES`).
+    state_updates: Mapping[str, str]
+
+    def emit_contributor(self, system: ContributorSystem) -> str:
+        """Mechanism source of one gradient (contributor) mechanism."""
+
+    def emit_hub(self, params: Sequence[ParamRef], scheme: str, coupling: Coupling) -> str:
+        """Mechanism source of the hub that owns the carriers of ``params``."""
+
+    def build(self, directory: Path) -> Path:
+        """Compile a converted directory; returns the loadable artefact."""
+
+    def load(self, directory: Path) -> Any:
+        """A converted directory as a runnable model."""

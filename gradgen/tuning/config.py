@@ -1,0 +1,259 @@
+"""`gradgen tune CONFIG.toml`: read and validate a tuning configuration.
+
+Paths in the file are relative to the file. Every mistake a user can make (unknown
+mechanism, parameter or region, missing file, bad value) is a :class:`GradgenError` that
+names the file, the line of the offending entry where it can be found, and a hint.
+See ``examples/io.toml`` for a complete, commented configuration.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import arbor
+
+from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.targets.arbor.morphology import REGIONS, LoadedCell, cv_policy, load_swc
+from gradgen.tuning.params import TRANSFORMS
+
+_SECTIONS = {"model", "simulation", "tune", "target", "optimizer", "output"}
+_METHODS = ("adam", "cmaes")
+
+
+@dataclass
+class TuneConfig:
+    """A validated configuration; paths are absolute."""
+
+    path: Path
+    morphology: Path
+    cv_policy: str
+    mechanisms: list[LoweredMechanism]
+    paint: dict[str, list[str]]  # region -> mechanism names
+    values: dict[str, float]  # "mech.param" -> value, overriding the .mod defaults
+    v_init: float
+    cm: float
+    rL: float
+    probe: str  # a location expression
+    t_end: float
+    dt: float
+    sample_dt: float
+    windows: list[tuple[float, float]]
+    parameters: list[str]  # tuned names, in order
+    ties: dict[str, list[str]]  # tuned name -> model parameters it sets
+    transforms: dict[str, str]
+    bounds: dict[str, tuple[float, float]]
+    target_values: dict[str, float] = field(default_factory=dict)
+    target_file: Path | None = None
+    method: str = "adam"
+    iterations: int = 300
+    learning_rate: float = 1e-2
+    population: int = 20
+    sigma0: float = 0.1
+    seed: int = 1
+    seconds: float = math.inf
+    stop_rms_mV: float = 0.0
+    output: Path = Path("tuning-output")
+
+    def copies(self, name: str) -> list[str]:
+        return self.ties.get(name, [name])
+
+    def thetas(self) -> list[str]:
+        return [c for name in self.parameters for c in self.copies(name)]
+
+
+class _Reader:
+    """Typed access to the TOML tables with errors that point into the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.text = path.read_text()
+        except FileNotFoundError:
+            raise GradgenError(f"config file {path} not found") from None
+        try:
+            self.data = tomllib.loads(self.text)
+        except tomllib.TOMLDecodeError as error:
+            raise GradgenError(f"{path}: not valid TOML: {error}") from None
+
+    def pos(self, needle: str) -> SourcePos | None:
+        for number, line in enumerate(self.text.splitlines(), start=1):
+            col = line.find(needle)
+            if col >= 0 and not line.lstrip().startswith("#"):
+                return SourcePos(str(self.path), number, col + 1)
+        return None
+
+    def error(self, message: str, needle: str, hint: str | None = None) -> GradgenError:
+        pos = self.pos(needle)
+        return GradgenError(message if pos else f"{self.path}: {message}", pos, hint)
+
+    def table(self, name: str, required: bool = True) -> dict[str, Any]:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                raise GradgenError(f"{self.path}: missing section [{name}]",
+                                   hint="see examples/io.toml for a complete configuration")
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(f"'{name}' must be a table", name)
+        return value
+
+    def number(self, table: dict, section: str, key: str, default: float | None = None,
+               positive: bool = False) -> float:
+        value = table.get(key, default)
+        if value is None:
+            raise GradgenError(f"{self.path}: [{section}] needs '{key}'")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.error(f"[{section}] {key} must be a number, not {value!r}", key)
+        if positive and not value > 0:
+            raise self.error(f"[{section}] {key} must be positive", key)
+        return float(value)
+
+    def file(self, value: Any, key: str) -> Path:
+        if not isinstance(value, str):
+            raise self.error(f"'{key}' must be a path string", key)
+        path = (self.path.parent / value).resolve()
+        if not path.is_file():
+            raise self.error(f"{key}: file {value} not found (looked for {path})", value,
+                             hint="paths are relative to the config file")
+        return path
+
+
+def load_config(path: Path | str) -> TuneConfig:
+    """Read ``path`` and check it against the model it describes."""
+    r = _Reader(Path(path).resolve())
+    unknown = set(r.data) - _SECTIONS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise r.error(f"unknown section [{name}]", name, hint="sections: " + ", ".join(sorted(_SECTIONS)))
+    model = r.table("model")
+    morphology = r.file(model.get("morphology"), "morphology")
+    cell = load_swc(morphology)
+    policy = str(model.get("cv_policy", "branch:1"))
+    try:
+        cv_policy(policy)
+    except GradgenError as error:
+        raise r.error(error.message, policy, error.hint) from None
+    mod_files = model.get("mechanisms")
+    if not isinstance(mod_files, list) or not mod_files:
+        raise r.error("[model] mechanisms must list the .mod files", "mechanisms")
+    mechanisms = [lower_file(r.file(f, "mechanisms")) for f in mod_files]
+    by_name = {m.name: m for m in mechanisms}
+
+    paint = r.table("model").get("paint")
+    if not isinstance(paint, dict) or not paint:
+        raise r.error("[model.paint] must map regions to mechanism lists", "paint",
+                      hint='e.g. soma = ["io_soma"]')
+    for region, names in paint.items():
+        if region not in REGIONS:
+            raise r.error(f"[model.paint] unknown region '{region}'", region,
+                          hint="regions: " + ", ".join(REGIONS))
+        if cell.region_is_empty(region):
+            raise r.error(f"[model.paint] region '{region}' is empty in {morphology.name}", region,
+                          hint="its SWC file has no samples with that tag")
+        if not isinstance(names, list):
+            raise r.error(f"[model.paint] {region} must be a list of mechanism names", region)
+        for name in names:
+            if name not in by_name:
+                raise r.error(f"[model.paint] {region}: unknown mechanism '{name}'", name,
+                              hint="mechanisms from [model] mechanisms: " + ", ".join(by_name))
+
+    def known_parameter(name: str, where: str) -> None:
+        mech, _, param = name.partition(".")
+        if mech not in by_name:
+            raise r.error(f"{where}: '{name}' names no known mechanism", name,
+                          hint="write mech.param; mechanisms: " + ", ".join(by_name))
+        if param not in by_name[mech].parameter_names():
+            raise r.error(f"{where}: unknown parameter '{name}'", name,
+                          hint=f"{mech} has " + ", ".join(by_name[mech].parameter_names()))
+        if not any(mech in names for names in paint.values()):
+            raise r.error(f"{where}: mechanism '{mech}' of '{name}' is not painted", name)
+
+    values = model.get("values", {})
+    for name, value in values.items():
+        known_parameter(name, "[model.values]")
+        r.number(values, "model.values", name)
+
+    sim = r.table("simulation")
+    windows = sim.get("windows", [])
+    if not isinstance(windows, list) or not all(
+            isinstance(w, list) and len(w) == 2 and w[0] < w[1] for w in windows):
+        raise r.error("[simulation] windows must be a list of [start, stop] pairs (ms)", "windows")
+
+    tune = r.table("tune")
+    parameters = tune.get("parameters")
+    if not isinstance(parameters, list) or not parameters:
+        raise r.error("[tune] parameters must list what to tune", "parameters")
+    ties = {k: list(v) for k, v in tune.get("tie", {}).items()}
+    for name, copies in ties.items():
+        for copy in copies:
+            known_parameter(copy, f"[tune.tie] {name}")
+    for name in parameters:
+        if name not in ties:
+            known_parameter(name, "[tune] parameters")
+    transform = tune.get("transform", "scaled")
+    transforms = {name: tune.get("transforms", {}).get(name, transform) for name in parameters}
+    for name in list(tune.get("transforms", {})) + list(tune.get("bounds", {})):
+        if name not in parameters:
+            raise r.error(f"[tune] '{name}' has a transform or bounds but is not tuned", name)
+    for name, kind in transforms.items():
+        if kind not in TRANSFORMS:
+            raise r.error(f"[tune] unknown transform '{kind}' for '{name}'", kind,
+                          hint="use one of " + ", ".join(TRANSFORMS))
+    bounds = {}
+    for name, pair in tune.get("bounds", {}).items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise r.error(f"[tune.bounds] {name} must be [low, high]", name)
+        bounds[name] = (float(pair[0]), float(pair[1]))
+
+    target = r.table("target")
+    if ("values" in target) == ("file" in target):
+        raise r.error("[target] needs exactly one of 'values' (known parameters) or 'file'", "[target]")
+    target_values = target.get("values", {})
+    for name in target_values:
+        if name not in parameters and name not in [c for cs in ties.values() for c in cs]:
+            known_parameter(name, "[target] values")
+            raise r.error(f"[target] values: '{name}' is not tuned", name,
+                          hint="a target made from known parameters may change tuned ones only; "
+                               "fixed values belong in [model.values]")
+    target_file = r.file(target["file"], "file") if "file" in target else None
+
+    opt = r.table("optimizer", required=False)
+    method = opt.get("method", "adam")
+    if method not in _METHODS:
+        raise r.error(f"[optimizer] unknown method '{method}'", str(method), hint="adam or cmaes")
+    out = r.table("output", required=False)
+    return TuneConfig(
+        path=r.path, morphology=morphology, cv_policy=policy, mechanisms=mechanisms, paint=paint,
+        values={k: float(v) for k, v in values.items()},
+        v_init=r.number(model, "model", "v_init", -65.0), cm=r.number(model, "model", "cm", 1.0, True),
+        rL=r.number(model, "model", "rL", 100.0, True),
+        probe=_probe(str(model.get("probe", "soma")), cell),
+        t_end=r.number(sim, "simulation", "t_end", positive=True),
+        dt=r.number(sim, "simulation", "dt", 0.025, True),
+        sample_dt=r.number(sim, "simulation", "sample_dt", 1.0, True),
+        windows=[(float(a), float(b)) for a, b in windows],
+        parameters=list(parameters), ties=ties, transforms=transforms, bounds=bounds,
+        target_values={k: float(v) for k, v in target_values.items()}, target_file=target_file,
+        method=method, iterations=int(r.number(opt, "optimizer", "iterations", 300, True)),
+        learning_rate=r.number(opt, "optimizer", "learning_rate", 1e-2, True),
+        population=int(r.number(opt, "optimizer", "population", 20, True)),
+        sigma0=r.number(opt, "optimizer", "sigma0", 0.1, True),
+        seed=int(r.number(opt, "optimizer", "seed", 1)),
+        seconds=r.number(opt, "optimizer", "seconds", math.inf, True),
+        stop_rms_mV=r.number(opt, "optimizer", "stop_rms_mV", 0.0),
+        output=(r.path.parent / str(out.get("directory", "tuning-output"))).resolve(),
+    )
+
+
+def _probe(text: str, cell: LoadedCell) -> str:
+    """A region name means its middle (of its first piece where dendrites cut it into
+    several, as in reconstructions); anything else is a location expression."""
+    if text not in REGIONS:
+        return text
+    bare = arbor.cable_cell(cell.morphology, arbor.decor(), cell.labels)
+    first = bare.locations(f'(on-components 0.5 (region "{text}"))')[0]
+    return f"(location {first.branch} {first.pos!r})"

@@ -1,0 +1,153 @@
+"""Tune a multicompartment model to a voltage trace: Adam on gradients, or CMA-ES.
+
+:func:`run_tuning` takes a config (see :mod:`gradgen.tuning.config`), converts the tuned
+parameters' mechanisms, builds the cell from its SWC file, makes or reads the target, runs
+the chosen optimiser and writes into the output directory
+
+- ``results.json``: start, final and (if known) target values, loss, RMS error, counts,
+  and the per-iteration history;
+- ``loss.png`` and ``traces.png`` (target, before, after);
+- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``cmaes.pkl``) to resume from.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import arbor
+import numpy as np
+from arbor import units as U
+
+from gradgen.convert import convert
+from gradgen.errors import GradgenError
+from gradgen.params import ParamRef
+from gradgen.targets.arbor.decor import CellSpec, Decor
+from gradgen.targets.arbor.model import GradientModel
+from gradgen.targets.arbor.morphology import cv_policy, load_swc
+from gradgen.tuning.config import TuneConfig, load_config
+from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes
+from gradgen.tuning.params import Parameterisation, TunedParameter
+from gradgen.tuning.plots import plot_loss, plot_traces
+from gradgen.tuning.problem import Protocol, TuningProblem, rms_of_loss
+
+
+def cell_spec(config: TuneConfig) -> CellSpec:
+    """The cell of the config: its morphology, membrane and painted mechanisms."""
+    cell = load_swc(config.morphology)
+    decor = Decor()
+    decor.set_property(Vm=config.v_init * U.mV, cm=config.cm * 0.01 * U.F / U.m2,
+                       rL=config.rL * U.Ohm * U.cm)
+    for region, names in config.paint.items():
+        for name in names:
+            values = {k.partition(".")[2]: v for k, v in config.values.items()
+                      if k.partition(".")[0] == name}
+            decor.paint(f'"{region}"', arbor.density(name, values))
+    return CellSpec(cell.morphology, decor, cell.labels, cv_policy(config.cv_policy))
+
+
+def parameterisation(config: TuneConfig, defaults: dict[str, float]) -> Parameterisation:
+    """Tuned parameters starting at [model.values] or the .mod defaults."""
+    tuned = []
+    for name in config.parameters:
+        copies = config.copies(name)
+        starts = {config.values.get(c, defaults[c]) for c in copies}
+        if len(starts) != 1:
+            raise GradgenError(f"tied parameter '{name}': its copies start at different values "
+                               f"{sorted(starts)}", hint="set them equal in [model.values]")
+        tuned.append(TunedParameter(name, tuple(copies), starts.pop(), config.transforms[name],
+                                    config.bounds.get(name, (-np.inf, np.inf))))
+    return Parameterisation(tuned)
+
+
+def target_values(config: TuneConfig, param: Parameterisation) -> dict[str, float]:
+    """Model values of the known-parameter target: the start, with the target's changes."""
+    values = param.model_values(param.z0())
+    for name, value in config.target_values.items():
+        for copy in config.copies(name):
+            values[copy] = value
+    return values
+
+
+@dataclass
+class Setup:
+    config: TuneConfig
+    model: GradientModel
+    problem: TuningProblem
+
+
+def setup(config: TuneConfig, work: Path) -> Setup:
+    """Convert the mechanisms for the tuned copies and build the problem with its target."""
+    model_dir = work / "model"
+    convert([m.mechanism.source for m in config.mechanisms], model_dir,
+            [ParamRef.parse(t) for t in config.thetas()])
+    model = GradientModel.load(model_dir)
+    param = parameterisation(config, model.defaults)
+    protocol = Protocol(config.t_end, config.dt, config.sample_dt, tuple(config.windows))
+    problem = TuningProblem(model, cell_spec(config), config.probe, protocol, param)
+    if config.target_file is not None:
+        problem.set_target(read_target(config.target_file, protocol))
+    else:
+        problem.set_target(problem.trace(target_values(config, param)))
+    return Setup(config, model, problem)
+
+
+def read_target(path: Path, protocol: Protocol) -> np.ndarray:
+    """``v`` from an NPZ with arrays ``t`` (ms) and ``v`` (mV) sampled like the protocol."""
+    try:
+        with np.load(path) as data:
+            t, v = np.asarray(data["t"], float), np.asarray(data["v"], float)
+    except (OSError, KeyError, ValueError) as error:
+        raise GradgenError(f"{path}: cannot read a target trace ({error})",
+                           hint="write it with numpy.savez(path, t=..., v=...)") from None
+    expected = protocol.times()
+    if t.shape != expected.shape or not np.allclose(t, expected):
+        raise GradgenError(f"{path}: target samples do not match the protocol",
+                           hint=f"sample every {protocol.sample_dt} ms from 0 to "
+                                f"{protocol.t_end} ms (exclusive)")
+    return v
+
+
+def optimise(s: Setup, out: Path, progress: bool = True) -> History:
+    c = s.config
+    budget = Budget(c.iterations, c.seconds, c.stop_rms_mV)
+    if c.method == "adam":
+        return run_adam(s.problem, budget, c.learning_rate, out / "adam.npz", progress)
+    return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed,
+                     checkpoint=out / "cmaes.pkl", progress=progress)
+
+
+def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
+    """Run the config file end to end (see :func:`run_config`)."""
+    return run_config(load_config(config_path), progress)
+
+
+def run_config(config: TuneConfig, progress: bool = True) -> dict:
+    """Run a config end to end; resumes from the output directory's checkpoint if present."""
+    out = config.output
+    out.mkdir(parents=True, exist_ok=True)
+    s = setup(config, out)
+    problem, param = s.problem, s.problem.param
+    times = problem.protocol.times()
+    np.savez(out / "target.npz", t=times, v=problem.target)
+    history = optimise(s, out, progress)
+    best = np.array(history.best_z)
+    before, after = problem.trace(param.model_values(param.z0())), problem.trace(param.model_values(best))
+    known = target_values(config, param) if config.target_file is None else {}
+    results = {
+        "config": str(config.path), "output": str(out), "method": config.method,
+        "parameters": [{"name": p.name, "copies": list(p.copies), "transform": p.transform,
+                        "start": p.default, "final": p.value(z),
+                        **({"target": known[p.copies[0]]} if known else {})}
+                       for p, z in zip(param.parameters, best)],
+        "final_loss": problem.loss_of(after), "final_rms_mV": rms_of_loss(problem.loss_of(after)),
+        "start_rms_mV": rms_of_loss(problem.loss_of(before)),
+        "iterations": len(history.rows), "simulations": history.simulations,
+        "seconds": history.seconds, "history": history.rows,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
+    plot_traces(times, {"target": problem.target, "before": before, "after": after},
+                out / "traces.png", f"RMS error {results['start_rms_mV']:.2f} → "
+                f"{results['final_rms_mV']:.2f} mV")
+    return results
