@@ -20,6 +20,7 @@ from arbor import units as U
 
 from gradgen.checks.cells import example_cells
 from gradgen.errors import GradgenError
+from gradgen.targets.arbor.geometry import carrier_law
 from gradgen.targets.arbor.geometry import transform as G
 from gradgen.targets.arbor.geometry.check import (
     check_equivalence,
@@ -80,9 +81,9 @@ def test_carrier_diffusivity_rejects_nonpositive(args):
 def test_an_unknown_diffusion_law_is_refused():
     # what the calibration does with a non-integer or unexpected exponent
     with pytest.raises(GradgenError, match="does not understand"):
-        G._near_int(-1.5, range(-2, 2), "CV length")
+        carrier_law._near_int(-1.5, range(-2, 2), "CV length")
     with pytest.raises(GradgenError, match="does not understand"):
-        G._near_int(2.0, [1], "radius")
+        carrier_law._near_int(2.0, [1], "radius")
 
 
 # --- uniformity ------------------------------------------------------------------------------

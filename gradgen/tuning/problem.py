@@ -12,11 +12,11 @@ from typing import Sequence
 
 import arbor
 import numpy as np
-from arbor import units as U
 
 from gradgen.errors import GradgenError
 from gradgen.targets.arbor.decor import CellSpec
 from gradgen.targets.arbor.model import GradientModel
+from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
 from gradgen.targets.arbor.sites import cv_centre
 from gradgen.tuning.params import Parameterisation
 
@@ -110,38 +110,16 @@ class TuningProblem:
         """Losses of many parameter vectors: N original cells in one Arbor simulation."""
         cells = [self.model.cell(self.spec, gradients=False, values=self.param.model_values(z))
                  for z in zs]
-        run = PopulationRun(cells, self.model.properties(False), cv_centre(cells[0], self.site))
-        p = self.protocol
-        traces = run.run(p.t_end, p.dt, p.sample_dt, threads)
+        traces = run_population(cells, self.model.properties(False), cv_centre(cells[0], self.site),
+                                self.protocol, threads)
         return [Evaluation(self.loss_of(v), v) for v in traces]
 
 
-class PopulationRun(arbor.recipe):
-    """N cable cells, unconnected, each with a voltage probe at the same site."""
-
-    def __init__(self, cells: list[arbor.cable_cell], props, site: str):
-        super().__init__()
-        self._cells, self._props, self._site = cells, props, site
-
-    def num_cells(self) -> int:
-        return len(self._cells)
-
-    def cell_kind(self, gid):
-        return arbor.cell_kind.cable
-
-    def cell_description(self, gid):
-        return self._cells[gid]
-
-    def global_properties(self, kind):
-        return self._props
-
-    def probes(self, gid):
-        return [arbor.cable_probe_membrane_voltage(self._site, "v")]
-
-    def run(self, t_end: float, dt: float, sample_dt: float, threads: int) -> list[np.ndarray]:
-        context = arbor.context(threads=threads)
-        sim = arbor.simulation(self, context)
-        schedule = arbor.regular_schedule(0 * U.ms, sample_dt * U.ms, t_end * U.ms)
-        handles = [sim.sample((gid, "v"), schedule) for gid in range(len(self._cells))]
-        sim.run(t_end * U.ms, dt * U.ms)
-        return [sim.samples(h)[0][0][:, 1] for h in handles]
+def run_population(cells: list[arbor.cable_cell], props, site: str, protocol: Protocol,
+                   threads: int) -> list[np.ndarray]:
+    """V at ``site`` of N unconnected cells simulated side by side in one Arbor simulation."""
+    recipe = CellsRecipe(cells, props, [[arbor.cable_probe_membrane_voltage(site, "v")]] * len(cells),
+                         threads=threads)
+    recipe.sample_run([(gid, "v") for gid in range(len(cells))], protocol.t_end, protocol.dt,
+                      regular_schedule(protocol.sample_dt, protocol.t_end))
+    return [recipe.samples((gid, "v"))[:, 1] for gid in range(len(cells))]

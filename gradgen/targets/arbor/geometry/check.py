@@ -21,12 +21,12 @@ from gradgen.targets.arbor.geometry.layout import (
     carrier_properties,
     cv_layout,
     join_regions,
-    run_and_sample,
 )
 from gradgen.targets.arbor.geometry.transform import (
     EquivalentGeometry,
     naive_carrier_paints,
 )
+from gradgen.targets.arbor.recipe import run_and_sample
 
 __all__ = ["check_equivalence", "translation_noise_floor", "mirror_error"]
 

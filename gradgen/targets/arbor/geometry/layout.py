@@ -154,31 +154,6 @@ def sum_locsets(parts: Sequence[str]) -> str:
 
 # --- running cells -----------------------------------------------------------------------
 
-class CellsRecipe(arbor.recipe):
-    """A recipe of independent cable cells, each with its own probes."""
-
-    def __init__(self, cells, probes, props):
-        super().__init__()
-        self._cells = list(cells)
-        self._probes = list(probes)
-        self._props = props
-
-    def num_cells(self):
-        return len(self._cells)
-
-    def cell_kind(self, gid):
-        return arbor.cell_kind.cable
-
-    def cell_description(self, gid):
-        return self._cells[gid]
-
-    def probes(self, gid):
-        return self._probes[gid]
-
-    def global_properties(self, kind):
-        return self._props
-
-
 def carrier_properties(ion: str | None = None, diffusivity: float = 1e-9):
     """Neuron-like global properties with an optional diffusive carrier ion (valence 1, 0 mM)."""
     props = arbor.neuron_cable_properties()
@@ -186,26 +161,3 @@ def carrier_properties(ion: str | None = None, diffusivity: float = 1e-9):
         props.set_ion(ion, valence=1, int_con=0 * U.mM, ext_con=0 * U.mM, rev_pot=0 * U.mV,
                       diff=diffusivity * U.m2 / U.s)
     return props
-
-
-def run_and_sample(cells, probes, props, t_end: float, dt: float,
-                   sample_every: float | None = None, times: Sequence[float] | None = None):
-    """Run cells and return {(gid, tag): (t, values)}.
-
-    ``probes[gid]`` is a list of (arbor probe, tag) pairs. (Spikes: with this plain recipe
-    Arbor 0.12 recorded none in our tests, so callers count threshold crossings in traces.)
-    """
-    sim = arbor.simulation(CellsRecipe(cells, [[p for p, _ in pl] for pl in probes], props))
-    sched = (arbor.explicit_schedule([t * U.ms for t in times]) if times is not None
-             else arbor.regular_schedule((sample_every or dt) * U.ms))
-    handles = {(gid, tag): sim.sample((gid, tag), sched)
-               for gid, plist in enumerate(probes) for _p, tag in plist}
-    sim.run(t_end * U.ms, dt * U.ms)
-    out = {}
-    for key, h in handles.items():
-        data = sim.samples(h)
-        if not data:
-            raise GradgenError(f"probe {key} returned no data")
-        arr = data[0][0]
-        out[key] = (np.asarray(arr[:, 0]), np.asarray(arr[:, 1]))
-    return out
