@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from gradgen.errors import GradgenError
+from gradgen.strict_json import strict_json
 
 #: The project's HH channels: spiking background for single channels under test.
 BACKGROUND = Path(__file__).resolve().parent.parent / "mechanisms" / "hh.mod"
@@ -170,7 +171,7 @@ def format_table(rows: Sequence[CoverageRow]) -> str:
 
 
 def rows_json(rows: Sequence[CoverageRow]) -> str:
-    return json.dumps([asdict(r) for r in rows], indent=1)
+    return strict_json([asdict(r) for r in rows], indent=1)
 
 
 def row_ok(row: CoverageRow, forward_tolerance: float, tolerance: float) -> bool:
