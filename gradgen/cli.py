@@ -5,12 +5,14 @@ Exit status: 0 success, 1 a check failed, 2 bad input (one line on stderr, no tr
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, GradgenWarning
+from gradgen.strict_json import strict_json
 
 FORWARD_TOLERANCE_MV = 1e-8
 #: on a morphology the gradient cell is the transformed cell: rounding of the transform adds
@@ -98,7 +100,20 @@ def cmd_coverage(args) -> int:
     return 0 if all(row_ok(r, FORWARD_TOLERANCE_MV, args.tolerance) for r in rows) else 1
 
 
+def _check_run_options(args) -> None:
+    """The simulation options of `check`, before anything is converted or built."""
+    for option, value in (("--dt", args.dt), ("--tfinal", args.tfinal), ("--tolerance", args.tolerance)):
+        if not (math.isfinite(value) and value > 0):
+            raise GradgenError(f"{option} {value:g}: must be a positive finite number")
+    if not math.isfinite(args.stimulus):
+        raise GradgenError(f"--stimulus {args.stimulus:g}: must be a finite number (nA)")
+    if args.dt >= args.tfinal:
+        raise GradgenError(f"--dt {args.dt:g} is not smaller than --tfinal {args.tfinal:g}",
+                           hint="dt is the time step in ms, tfinal the simulated time")
+
+
 def cmd_check(args) -> int:
+    _check_run_options(args)
     if args.coverage or any(Path(m).is_dir() for m in args.mod):
         return cmd_coverage(args)
     from tqdm import tqdm
@@ -134,7 +149,7 @@ def cmd_check(args) -> int:
     ok = report.forward_max_abs_diff_mV <= forward_tolerance and all(
         p["rel_error"] <= args.tolerance for p in report.parameters)
     if args.json:
-        print(json.dumps(report.as_dict(ok)))
+        print(strict_json(report.as_dict(ok)))
     else:
         print(f"dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
               f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {forward_tolerance:g})")
@@ -215,13 +230,33 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every warning as one line: gradgen's own without the code location users cannot use."""
+    kind = "" if issubclass(category, GradgenWarning) else f"{category.__name__}: "
+    print(f"gradgen: warning: {kind}{message}", file=sys.stderr)
+
+
+def _os_error(error: OSError) -> GradgenError:
+    """A file-system failure (a parent that is a file, no permission, a full disk) as one line."""
+    where = f" {error.filename}" if error.filename else ""
+    return GradgenError(f"cannot write or read{where}: {error.strerror or error}",
+                        hint="check the path, its permissions and the free disk space")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
-        return args.run(args)
+        try:
+            return args.run(args)
+        except OSError as error:
+            raise _os_error(error) from None
+        except RecursionError:
+            raise GradgenError("an input is nested too deeply to process",
+                               hint="split deep expressions or nested blocks") from None
     except GradgenError as error:
         if getattr(args, "json", False):
-            print(json.dumps({"ok": False, "error": str(error)}))
+            print(strict_json({"ok": False, "error": str(error)}))
         print(f"gradgen: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

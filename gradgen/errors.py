@@ -34,3 +34,21 @@ class GradgenError(Exception):
         if self.hint:
             text += f" (hint: {self.hint})"
         return text
+
+
+class NonFiniteSimulation(GradgenError):
+    """A simulation produced NaN or infinity (V or a sensitivity): it blew up.
+
+    ``t`` (ms) and ``site`` say where it happened first, so an optimizer can reject the
+    step that caused it instead of following a NaN gradient.
+    """
+
+    def __init__(self, what: str, t: float, site: str, hint: str | None = None):
+        self.what, self.t, self.site = what, t, site
+        super().__init__(f"the simulation blew up: {what} is not finite from t = {t:g} ms at {site}",
+                         hint=hint or "check for negative conductances or a time step too large "
+                                      "for the fastest membrane time constant")
+
+
+class GradgenWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints one line)."""

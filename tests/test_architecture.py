@@ -21,7 +21,7 @@ PACKAGE = ROOT / "gradgen"
 #: Stages in data-flow order; a module belongs to the longest matching prefix.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("gradgen.errors", "gradgen.params", "gradgen.protocol", "gradgen.version",
-              "gradgen.extras", "gradgen.resources")),
+              "gradgen.extras", "gradgen.resources", "gradgen.strict_json")),
     ("nmodl", ("gradgen.nmodl",)),
     ("sensitivity", ("gradgen.sensitivity",)),
     ("emit", ("gradgen.manifest", "gradgen.targets.base", "gradgen.targets.arbor.emit",

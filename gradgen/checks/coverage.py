@@ -11,7 +11,6 @@ rejects (NEURON dialect) is replaced by its ``gradgen translate`` output as the 
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from gradgen.errors import GradgenError
 from gradgen.manifest import Manifest
 from gradgen.resources import mechanisms_dir
+from gradgen.strict_json import strict_json
 from gradgen.targets.arbor.build import modcc_accepts
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def format_table(rows: Sequence[CoverageRow]) -> str:
 
 
 def rows_json(rows: Sequence[CoverageRow]) -> str:
-    return json.dumps([asdict(r) for r in rows], indent=1)
+    return strict_json([asdict(r) for r in rows], indent=1)
 
 
 def row_ok(row: CoverageRow, forward_tolerance: float, tolerance: float) -> bool:

@@ -488,7 +488,10 @@ def _check_symbols(low: LoweredMechanism) -> None:
 
 
 def lower_file(path: Path | str) -> LoweredMechanism:
-    """Parse and lower one `.mod` file."""
+    """Parse and lower one `.mod` file; refuse what would not convert correctly."""
+    from gradgen.nmodl.convertible import check_convertible
     from gradgen.nmodl.parser import parse_file
 
-    return lower(parse_file(path))
+    lowered = lower(parse_file(path))
+    check_convertible(lowered)
+    return lowered

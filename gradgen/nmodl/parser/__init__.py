@@ -18,6 +18,7 @@ from lark.lexer import PatternStr
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.ir import Mechanism
 from gradgen.nmodl.parser.build import build_mechanism
+from gradgen.nmodl.parser.depth import check_depth, recursion_for
 from gradgen.nmodl.parser.preprocess import Preprocessed, preprocess
 from gradgen.nmodl.parser.unsupported import check_supported
 
@@ -63,7 +64,10 @@ def parse_text(text: str, filename: str = "<string>") -> Mechanism:
     tree = _parse_clean(clean.text, filename)
     fragments = [(_parse_clean(included.text, path), path)
                  for path, included in _includes(clean.includes, filename, set())]
-    return build_mechanism(tree, text, clean.title, filename, fragments)
+    deepest = max((check_depth(t, name) for t, name in [(tree, filename), *fragments]),
+                  key=lambda depth: depth.tree)
+    with recursion_for(deepest):
+        return build_mechanism(tree, text, clean.title, filename, fragments)
 
 
 def _parse_clean(text: str, filename: str) -> Tree:

@@ -140,6 +140,10 @@ class GradientModel:
             if ref.mechanism not in painted:
                 raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not "
                                    "painted or placed (with a label) on the cell")
+            if ref.region and ref.region not in spec.labels:
+                raise GradgenError(f"parameter '{ref.name}': the cell has no region label "
+                                   f"'{ref.region}'", hint="its labels: " + ", ".join(sorted(
+                                       spec.labels.keys())) if len(spec.labels) else "it has no labels")
         out: list[tuple[str, arbor.density]] = []
         for region, mech, user_values in spec.decor.densities():
             if mech not in self.mechanisms:
