@@ -76,6 +76,12 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen") -> Path:
     return target
 
 
+def is_catalogue(path: Path) -> bool:
+    """Whether ``path`` is an Arbor catalogue (a shared object exporting get_catalogue)."""
+    data = path.read_bytes()
+    return data.startswith(b"\x7fELF") and b"get_catalogue" in data
+
+
 def build_directory(directory: Path | str, name: str = "gradgen") -> Path:
     """Build every ``.mod`` file of a directory (see :func:`build_catalogue`)."""
     files = sorted(Path(directory).glob("*.mod"))

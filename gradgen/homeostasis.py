@@ -27,12 +27,13 @@ from typing import Sequence
 import sympy
 
 from gradgen import __version__
-from gradgen.convert import _write_atomically, check_parameters
+from gradgen.convert import check_parameters
 from gradgen.derive import Assignment, Code, ContributorSystem, derive_contributor, sens, sens_pre, weight
 from gradgen.emit import HUB_NAME, _environment, emit_contributor, gradient_name
 from gradgen.errors import GradgenError
 from gradgen.ir import IonUse, Variable
 from gradgen.lower import LoweredMechanism, lower_file
+from gradgen.outputs import write_outputs
 from gradgen.params import CONDUCTANCE_ION, ParamRef, carrier_ion
 from gradgen.runtime import MANIFEST
 
@@ -259,5 +260,5 @@ def convert_homeostatic(mod_files: Sequence[Path | str], out_dir: Path | str, pa
         "homeostatic": config.as_dict(),
     }
     files[MANIFEST] = json.dumps(manifest, indent=2) + "\n"
-    _write_atomically(Path(out_dir), files)
+    write_outputs(out_dir, files, inputs=[m.mechanism.source for m in mechanisms])
     return manifest
