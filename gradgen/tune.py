@@ -7,10 +7,14 @@ the chosen optimiser and writes into the output directory
 - ``results.json``: start, final and (if known) target values, loss, RMS error, counts,
   and the per-iteration history;
 - ``loss.png`` and ``traces.png`` (target, before, after);
-- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``cmaes.pkl``) to resume from.
+- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``cmaes.npz``, data only, tied to
+  this config: see :mod:`gradgen.tune_checkpoint`) to resume from.
+
+The output directory must be new or an earlier gradgen output (see :mod:`gradgen.outputs`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +26,10 @@ from arbor import units as U
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
 from gradgen.morphology import cv_policy, load_swc
+from gradgen.outputs import OutputDir
 from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
+from gradgen.tune_checkpoint import Checkpoint, run_description
 from gradgen.tune_config import TuneConfig, load_config
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
 from gradgen.tune_params import Parameterisation, TunedParameter
@@ -107,13 +113,27 @@ def read_target(path: Path, protocol: Protocol) -> np.ndarray:
     return v
 
 
-def optimise(s: Setup, out: Path, progress: bool = True) -> History:
+def config_description(config: TuneConfig) -> dict:
+    """What of the config shapes a run beyond the tuning problem itself (the cell)."""
+    return {"morphology": hashlib.sha256(config.morphology.read_bytes()).hexdigest(),
+            "cv_policy": config.cv_policy, "paint": config.paint, "values": config.values,
+            "membrane": [config.v_init, config.cm, config.rL], "target_values": config.target_values}
+
+
+def optimise(s: Setup, out: OutputDir, progress: bool = True) -> History:
     c = s.config
     budget = Budget(c.iterations, c.seconds, c.stop_rms_mV)
     if c.method == "adam":
-        return run_adam(s.problem, budget, c.learning_rate, out / "adam.npz", progress)
-    return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed,
-                     checkpoint=out / "cmaes.pkl", progress=progress)
+        settings = {"learning_rate": c.learning_rate}
+    else:
+        settings = {"population": c.population, "sigma0": c.sigma0, "seed": c.seed}
+    checkpoint = Checkpoint(out.path / f"{c.method}.npz",
+                            run_description(s.problem, c.method, settings, config_description(c)),
+                            out.replacing)
+    if c.method == "adam":
+        return run_adam(s.problem, budget, c.learning_rate, checkpoint, progress)
+    return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed, checkpoint=checkpoint,
+                     progress=progress)
 
 
 def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
@@ -123,18 +143,20 @@ def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
 
 def run_config(config: TuneConfig, progress: bool = True) -> dict:
     """Run a config end to end; resumes from the output directory's checkpoint if present."""
-    out = config.output
-    out.mkdir(parents=True, exist_ok=True)
-    s = setup(config, out)
+    inputs = [config.path, config.morphology, *(m.mechanism.source for m in config.mechanisms)]
+    out = OutputDir.claim(config.output, inputs + ([config.target_file] if config.target_file else []))
+    out.mark()  # before convert writes model/ into it
+    s = setup(config, out.path)
     problem, param = s.problem, s.problem.param
     times = problem.protocol.times()
-    np.savez(out / "target.npz", t=times, v=problem.target)
+    with out.replacing("target.npz") as tmp:
+        np.savez(tmp, t=times, v=problem.target)
     history = optimise(s, out, progress)
     best = np.array(history.best_z)
     before, after = problem.trace(param.model_values(param.z0())), problem.trace(param.model_values(best))
     known = target_values(config, param) if config.target_file is None else {}
     results = {
-        "config": str(config.path), "output": str(out), "method": config.method,
+        "config": str(config.path), "output": str(out.path), "method": config.method,
         "parameters": [{"name": p.name, "copies": list(p.copies), "transform": p.transform,
                         "start": p.default, "final": p.value(z),
                         **({"target": known[p.copies[0]]} if known else {})}
@@ -144,9 +166,10 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
         "iterations": len(history.rows), "simulations": history.simulations,
         "seconds": history.seconds, "history": history.rows,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
-    plot_traces(times, {"target": problem.target, "before": before, "after": after},
-                out / "traces.png", f"RMS error {results['start_rms_mV']:.2f} → "
-                f"{results['final_rms_mV']:.2f} mV")
+    out.write_text("results.json", json.dumps(results, indent=2) + "\n")
+    with out.replacing("loss.png") as tmp:
+        plot_loss({config.method: history}, tmp, f"{config.path.name}: {config.method}")
+    with out.replacing("traces.png") as tmp:
+        plot_traces(times, {"target": problem.target, "before": before, "after": after},
+                    tmp, f"RMS error {results['start_rms_mV']:.2f} → {results['final_rms_mV']:.2f} mV")
     return results
