@@ -29,7 +29,7 @@ from gradgen.morphology import cv_policy, load_swc
 from gradgen.outputs import OutputDir
 from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
-from gradgen.tune_checkpoint import Checkpoint, run_description
+from gradgen.tune_checkpoint import Checkpoint
 from gradgen.tune_config import TuneConfig, load_config
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
 from gradgen.tune_params import Parameterisation, TunedParameter
@@ -113,23 +113,32 @@ def read_target(path: Path, protocol: Protocol) -> np.ndarray:
     return v
 
 
-def config_description(config: TuneConfig) -> dict:
-    """What of the config shapes a run beyond the tuning problem itself (the cell)."""
-    return {"morphology": hashlib.sha256(config.morphology.read_bytes()).hexdigest(),
-            "cv_policy": config.cv_policy, "paint": config.paint, "values": config.values,
-            "membrane": [config.v_init, config.cm, config.rL], "target_values": config.target_values}
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def optimise(s: Setup, out: OutputDir, progress: bool = True) -> History:
-    c = s.config
-    budget = Budget(c.iterations, c.seconds, c.stop_rms_mV)
+def run_description(config: TuneConfig) -> dict:
+    """Everything in the config that shapes a run except its budget (which a resume may
+    raise): a checkpoint belongs to this description (see :mod:`gradgen.tune_checkpoint`)."""
+    c = config
     if c.method == "adam":
         settings = {"learning_rate": c.learning_rate}
     else:
         settings = {"population": c.population, "sigma0": c.sigma0, "seed": c.seed}
-    checkpoint = Checkpoint(out.path / f"{c.method}.npz",
-                            run_description(s.problem, c.method, settings, config_description(c)),
-                            out.replacing)
+    return {"method": c.method, "settings": settings,
+            "mechanisms": [hashlib.sha256(m.mechanism.text.encode()).hexdigest() for m in c.mechanisms],
+            "morphology": _sha256(c.morphology), "cv_policy": c.cv_policy, "paint": c.paint,
+            "values": c.values, "membrane": [c.v_init, c.cm, c.rL], "probe": c.probe,
+            "protocol": [c.t_end, c.dt, c.sample_dt, c.windows], "parameters": c.parameters,
+            "ties": c.ties, "transforms": c.transforms,
+            "bounds": {k: [repr(low), repr(high)] for k, (low, high) in c.bounds.items()},
+            "target_values": c.target_values,
+            "target_file": _sha256(c.target_file) if c.target_file else None}
+
+
+def optimise(s: Setup, checkpoint: Checkpoint, progress: bool = True) -> History:
+    c = s.config
+    budget = Budget(c.iterations, c.seconds, c.stop_rms_mV)
     if c.method == "adam":
         return run_adam(s.problem, budget, c.learning_rate, checkpoint, progress)
     return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed, checkpoint=checkpoint,
@@ -145,13 +154,15 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
     """Run a config end to end; resumes from the output directory's checkpoint if present."""
     inputs = [config.path, config.morphology, *(m.mechanism.source for m in config.mechanisms)]
     out = OutputDir.claim(config.output, inputs + ([config.target_file] if config.target_file else []))
+    checkpoint = Checkpoint(out.path / f"{config.method}.npz", run_description(config), out.replacing)
+    checkpoint.load()  # another run's or a damaged checkpoint: refused before anything is written
     out.mark()  # before convert writes model/ into it
     s = setup(config, out.path)
     problem, param = s.problem, s.problem.param
     times = problem.protocol.times()
     with out.replacing("target.npz") as tmp:
         np.savez(tmp, t=times, v=problem.target)
-    history = optimise(s, out, progress)
+    history = optimise(s, checkpoint, progress)
     best = np.array(history.best_z)
     before, after = problem.trace(param.model_values(param.z0())), problem.trace(param.model_values(best))
     known = target_values(config, param) if config.target_file is None else {}

@@ -72,6 +72,9 @@ class Checkpoint:
     description: dict
     writer: Callable[[str], AbstractContextManager[Path]] | None = None
 
+    def __post_init__(self) -> None:
+        self.description = json.loads(json.dumps(self.description))  # as it reads back
+
     @property
     def key(self) -> str:
         return _digest(json.dumps(self.description, sort_keys=True).encode())
