@@ -49,12 +49,15 @@ def intact(artefact: Path) -> bool:
     try:
         if checksum.is_file():
             return checksum.read_text().strip() == _sha256(artefact)
-        if _elf_complete(artefact):  # from before the checksums
-            record(artefact)
-            return True
+        if not _elf_complete(artefact):
+            return False
     except OSError:
-        pass
-    return False
+        return False
+    try:  # from before the checksums: adopted, with its checksum from now on
+        record(artefact)
+    except OSError:
+        pass  # a read-only cache: still usable
+    return True
 
 
 def record(artefact: Path) -> None:

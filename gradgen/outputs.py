@@ -132,6 +132,10 @@ class OutputDir:
                           "move it away or choose another output directory")
         return dest
 
+    def _no_links_below(self, path: Path) -> bool:
+        """Whether no folder between the directory and ``path``, nor ``path``, is a link."""
+        return not any(p.is_symlink() for p in [path, *path.parents] if self.path in p.parents)
+
     # -- writing
 
     def _temporary(self, dest: Path) -> Path:
@@ -180,7 +184,7 @@ class OutputDir:
         if replace_all:
             for stale in sorted(self.owned - names):
                 path = self.path / stale
-                if path.is_file() and not path.is_symlink():
+                if self._no_links_below(path) and path.is_file():
                     path.unlink()
             self._save_record(names)
         self._created = []

@@ -95,7 +95,8 @@ class Checkpoint:
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
             raise self._error("cannot be read (truncated, corrupt or not a gradgen checkpoint)") from None
         if not isinstance(header, dict) or header.get("key") != self.key:
-            old = header.get("description", {}) if isinstance(header, dict) else {}
+            old = header.get("description") if isinstance(header, dict) else None
+            old = old if isinstance(old, dict) else {}
             changed = sorted(k for k in {*old, *self.description} if old.get(k) != self.description.get(k))
             raise self._error("was written by a run with another configuration"
                               + (f" (differs in: {', '.join(changed)})" if changed else ""))

@@ -136,9 +136,12 @@ def _adam_from(checkpoint: Checkpoint, saved: tuple[dict, dict], z0: np.ndarray,
 
 def _history(checkpoint: Checkpoint, header: dict) -> History:
     try:
-        return History.from_dict(header["history"])
+        history = History.from_dict(header["history"])
+        if all(isinstance(r, dict) and {"simulations", "seconds", "best_loss"} <= set(r) for r in history.rows):
+            return history
     except (KeyError, TypeError):
-        raise checkpoint._error("has no readable history") from None
+        pass
+    raise checkpoint._error("has no readable history")
 
 
 def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,

@@ -178,6 +178,20 @@ def test_an_ownership_record_that_names_files_elsewhere_is_not_trusted(tmp_path)
     assert victim.read_text() == "keep me\n"
 
 
+def test_dropping_a_file_never_deletes_through_a_link(tmp_path, project):
+    """A file gradgen no longer writes is removed only inside its own folders."""
+    from gradgen.outputs import OutputDir
+
+    out = tmp_path / "out"
+    OutputDir.claim(out).write({"sub/data.csv": "gradgen's\n", "a.txt": "x"}, replace_all=True)
+    (out / "sub" / "data.csv").unlink()
+    (out / "sub").rmdir()
+    (out / "sub").symlink_to(project / "sub")
+    before = tree(project)
+    OutputDir.claim(out).write({"a.txt": "y"}, replace_all=True)
+    assert tree(project) == before and (out / "a.txt").read_text() == "y"
+
+
 def test_convert_never_writes_its_input(tmp_path):
     """Converting the reference copy inside an earlier output would overwrite that copy."""
     out = tmp_path / "out"
