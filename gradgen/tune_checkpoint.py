@@ -79,13 +79,14 @@ class Checkpoint:
     def key(self) -> str:
         return _digest(json.dumps(self.description, sort_keys=True).encode())
 
-    def _error(self, why: str) -> GradgenError:
+    def refuse(self, why: str) -> GradgenError:
+        """The one-line error about this checkpoint, with the way out."""
         return GradgenError(f"checkpoint {self.path}: {why}", hint=_HINT)
 
     def load(self) -> tuple[dict, dict[str, np.ndarray]] | None:
         """``(header, arrays)`` of this run's checkpoint; None when there is none yet."""
         if self.path.is_symlink():
-            raise self._error("is a symbolic link, not a checkpoint gradgen wrote")
+            raise self.refuse("is a symbolic link, not a checkpoint gradgen wrote")
         if not self.path.exists():
             return None
         try:
@@ -93,15 +94,15 @@ class Checkpoint:
                 arrays = {name: np.array(data[name]) for name in data.files}
             header = json.loads(str(arrays.pop("header")))
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
-            raise self._error("cannot be read (truncated, corrupt or not a gradgen checkpoint)") from None
+            raise self.refuse("cannot be read (truncated, corrupt or not a gradgen checkpoint)") from None
         if not isinstance(header, dict) or header.get("key") != self.key:
             old = header.get("description") if isinstance(header, dict) else None
             old = old if isinstance(old, dict) else {}
             changed = sorted(k for k in {*old, *self.description} if old.get(k) != self.description.get(k))
-            raise self._error("was written by a run with another configuration"
+            raise self.refuse("was written by a run with another configuration"
                               + (f" (differs in: {', '.join(changed)})" if changed else ""))
         if not all(np.all(np.isfinite(a)) for a in arrays.values()):
-            raise self._error("holds a non-finite number")
+            raise self.refuse("holds a non-finite number")
         return header, arrays
 
     def save(self, header: dict, arrays: dict[str, np.ndarray]) -> None:

@@ -128,7 +128,7 @@ def _adam_from(checkpoint: Checkpoint, saved: tuple[dict, dict], z0: np.ndarray,
     names = [f"leaf{i}" for i in range(len(leaves))]
     if set(arrays) != {"z", *names} or arrays["z"].shape != z0.shape or \
             any(arrays[n].shape != np.shape(x) for n, x in zip(names, leaves)):
-        raise checkpoint._error("does not hold this optimiser's state")
+        raise checkpoint.refuse("does not hold this optimiser's state")
     state = jax.tree_util.tree_unflatten(
         treedef, [jax.numpy.asarray(arrays[n], dtype=np.asarray(x).dtype) for n, x in zip(names, leaves)])
     return arrays["z"], state, _history(checkpoint, header)
@@ -141,7 +141,7 @@ def _history(checkpoint: Checkpoint, header: dict) -> History:
             return history
     except (KeyError, TypeError):
         pass
-    raise checkpoint._error("has no readable history")
+    raise checkpoint.refuse("has no readable history")
 
 
 def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,
@@ -188,14 +188,14 @@ def _replay(checkpoint: Checkpoint, saved: tuple[dict, dict], strategy) -> tuple
     ``cma`` or numpy version) is an error, not a different run."""
     header, arrays = saved
     candidates, losses = arrays.get("candidates"), arrays.get("losses")
-    if candidates is None or losses is None or candidates.ndim != 3 or \
+    if set(arrays) != {"candidates", "losses", "mean", "sigma"} or candidates.ndim != 3 or \
             losses.shape != candidates.shape[:2] or candidates.shape[2] != len(strategy.mean):
-        raise checkpoint._error("does not hold CMA-ES generations")
+        raise checkpoint.refuse("does not hold CMA-ES generations")
     for asked, told in zip(candidates, losses):
         again = strategy.ask()
         if not np.array_equal(np.array(again), asked):
-            raise checkpoint._error("does not replay with the installed cma/numpy")
+            raise checkpoint.refuse("does not replay with the installed cma/numpy")
         strategy.tell(again, [float(f) for f in told])
-    if not (np.array_equal(strategy.mean, arrays.get("mean")) and float(strategy.sigma) == float(arrays.get("sigma"))):
-        raise checkpoint._error("does not replay to its saved mean and step size")
+    if not (np.array_equal(strategy.mean, arrays["mean"]) and float(strategy.sigma) == float(arrays["sigma"])):
+        raise checkpoint.refuse("does not replay to its saved mean and step size")
     return _history(checkpoint, header), list(zip(candidates, losses))
