@@ -10,7 +10,7 @@ plots the counted rate, the parameters and the rate gradients over time.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 
 import matplotlib
 
@@ -18,7 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from gradgen.errors import GradgenError  # noqa: E402
 from gradgen.homeostasis.demo import CASES, PARAMS, config, run  # noqa: E402
+from gradgen.outputs import OutputDir  # noqa: E402
 
 
 def main() -> None:
@@ -28,8 +30,7 @@ def main() -> None:
     cli.add_argument("--dt", type=float, default=0.05, help="time step (ms)")
     cli.add_argument("--target", type=float, default=3.0, help="target rate (Hz)")
     args = cli.parse_args()
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = OutputDir.claim(args.output)
     cfg = config(target_hz=args.target)
     fig, axes = plt.subplots(3, 2, figsize=(11, 8), sharex=True)
     for col, case in enumerate(CASES.values()):
@@ -60,12 +61,17 @@ def main() -> None:
         print(f"{case.name}: start {rates[0]:.1f} Hz, final {result.final_rate_hz:.2f} Hz "
               f"(target {result.target_hz:g}), settling {result.settling_time_s} s, theta {tr.theta[:, -1]}, "
               f"wall {tr.wall_s:.1f} s (plain {result.plain_wall_s:.1f} s)")
-        np.savez(out / f"homeostasis_{case.name}.npz", t=tr.t, theta=tr.theta, rate=tr.rate, phi=tr.phi,
-                 spike_count=tr.spike_count)
+        with out.replacing(f"homeostasis_{case.name}.npz") as tmp:
+            np.savez(tmp, t=tr.t, theta=tr.theta, rate=tr.rate, phi=tr.phi, spike_count=tr.spike_count)
     fig.tight_layout()
-    fig.savefig(out / "homeostasis_rate.png", dpi=110)
-    print(f"wrote {out / 'homeostasis_rate.png'}")
+    with out.replacing("homeostasis_rate.png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    print(f"wrote {out.path / 'homeostasis_rate.png'}")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GradgenError as error:
+        print(f"homeostasis_rate: error: {error}", file=sys.stderr)
+        sys.exit(2)

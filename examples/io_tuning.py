@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import arbor
@@ -21,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gradgen.errors import GradgenError  # noqa: E402
+from gradgen.outputs import OutputDir  # noqa: E402
 from gradgen.tuning.config import load_config  # noqa: E402
 from gradgen.tuning.run import cell_spec, run_config, setup  # noqa: E402
 
@@ -34,9 +37,9 @@ def distal_dendrite(spec) -> str:
     return f"(location {first.branch} {first.pos!r})"
 
 
-def plot_oscillations(config, out: Path, t_end: float = 2000.0) -> Path:
+def plot_oscillations(config, out: OutputDir, t_end: float = 2000.0) -> Path:
     """Soma and distal-dendrite V of the untuned model."""
-    model = setup(dataclasses.replace(config, t_end=10.0), out / "oscillation-model").model
+    model = setup(dataclasses.replace(config, t_end=10.0), out.path / "oscillation-model").model
     spec = cell_spec(config)
     sites = [config.probe, distal_dendrite(spec)]
     traces = model.simulate(spec, sites, t_end, config.dt, gradients=False, sample_dt=0.5)
@@ -48,10 +51,10 @@ def plot_oscillations(config, out: Path, t_end: float = 2000.0) -> Path:
     ax.set_title("IO model, default parameters, bundled morphology: subthreshold oscillations")
     ax.legend(loc="upper right")
     fig.tight_layout()
-    path = out / "oscillations.png"
-    fig.savefig(path, dpi=120)
+    with out.replacing("oscillations.png") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    return path
+    return out.path / "oscillations.png"
 
 
 def main() -> None:
@@ -60,12 +63,12 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--t-end", type=float, default=1000.0, help="simulated ms per run")
     args = parser.parse_args()
-    out = args.output.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = OutputDir.claim(args.output)
+    out.mark()  # before the model folders are written into it
     config = load_config(ROOT / "examples" / "io.toml")
     print(f"wrote {plot_oscillations(config, out)}")
     config = dataclasses.replace(config, iterations=args.iterations, t_end=args.t_end,
-                                 output=out / "adam")
+                                 output=out.path / "adam")
     results = run_config(config)
     print(f"RMS error {results['start_rms_mV']:.3f} -> {results['final_rms_mV']:.3f} mV after "
           f"{results['simulations']} gradient-system runs ({results['seconds']:.0f} s)")
@@ -75,4 +78,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GradgenError as error:
+        print(f"io_tuning: error: {error}", file=sys.stderr)
+        sys.exit(2)

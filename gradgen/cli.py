@@ -54,23 +54,22 @@ def cmd_convert(args) -> int:
 
 
 def cmd_build(args) -> int:
-    import shutil
 
-    from gradgen.targets.arbor.build import build_directory
+
+    from gradgen.outputs import replace_file
+    from gradgen.targets.arbor.build import build_directory, is_catalogue
 
     built = build_directory(args.directory, "gradgen")
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(built, output)
+    output = replace_file(args.output, built, is_catalogue, "an Arbor catalogue")
     print(f"built {output}")
     return 0
 
 
 def cmd_translate(args) -> int:
-    from gradgen.targets.arbor.translate import translate
+    from gradgen.targets.arbor.translate import translate_files
 
-    for mod in args.mod:
-        print(f"wrote {translate(mod, args.output)}")
+    for path in translate_files(args.mod, args.output):
+        print(f"wrote {path}")
     return 0
 
 

@@ -2,14 +2,11 @@
 
 The output directory holds one gradient mechanism per input, the hub, a copy of each
 original file (under ``original/``, the reference for finite-difference checks) and
-``gradients.json``. It is written next to its destination and moved into place only when
-complete, so a failed conversion never leaves half-written output behind.
+``gradients.json``. It is written through :mod:`gradgen.outputs`: only into a new directory
+or an earlier output, all files or none, the user's extra files left alone.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +15,7 @@ from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.manifest import CouplingEntry, Manifest, mechanism_entry, parameter_entries
 from gradgen.nmodl.convertible import global_pos
 from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.outputs import write_outputs
 from gradgen.params import ParamRef
 from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
 from gradgen.sensitivity.coupling import Coupling, find_coupling
@@ -96,7 +94,7 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
         coupling=CouplingEntry(list(coupling.currents), list(coupling.concentrations),
                                coupling.store_ions(len(params))))
     files[MANIFEST] = manifest.to_json()
-    write_output(Path(out_dir), files)
+    write_outputs(out_dir, files, inputs=[m.mechanism.source for m in mechanisms])
     return manifest
 
 
@@ -106,24 +104,3 @@ def _default(ref: ParamRef, mechanisms: Sequence[LoweredMechanism]) -> float | N
     if ref.parameter in mech.event_args:
         return None
     return float(mech.mechanism.parameter(ref.parameter).value or 0.0)
-
-
-def write_output(out_dir: Path, files: dict[str, str]) -> None:
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for name, text in files.items():
-            path = staging / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-            os.replace(out_dir, old / "dir")
-            os.replace(staging, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)

@@ -2,7 +2,8 @@
 
 The shim must match the installed Arbor's ABI headers, so it is built on first use
 against ``arbor/include`` from the wheel and cached outside the repository under
-``$PYCAT_CACHE`` or ``$XDG_CACHE_HOME/gradgen/pycat/<hash>`` (default ``~/.cache``).
+``$PYCAT_CACHE`` or ``$XDG_CACHE_HOME/gradgen/pycat/<hash>`` (default ``~/.cache``), with a
+checksum checked before use (see :mod:`gradgen.cached_artefact`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from gradgen.cached_artefact import install, intact, remove_stale
 
 from .errors import PycatError
 
@@ -69,9 +72,10 @@ def shim_path() -> Path:
     compiler = find_compiler()
     out_dir = cache_root() / _build_key(compiler, include)
     lib = out_dir / "libpycat.so"
-    if lib.is_file():
+    if intact(lib):
         return lib
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale(out_dir)
     # build into a temporary name and rename: concurrent first uses never see half a file
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
     os.close(fd)
@@ -83,5 +87,5 @@ def shim_path() -> Path:
             "compiling the pycat shim failed:\n" + " ".join(cmd) + "\n" + proc.stderr[-4000:],
             hint="a C++20 compiler is needed (g++ >= 10 or clang++ >= 12)",
         )
-    os.replace(tmp, lib)
+    install(Path(tmp), lib)
     return lib

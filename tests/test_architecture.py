@@ -21,7 +21,8 @@ PACKAGE = ROOT / "gradgen"
 #: Stages in data-flow order; a module belongs to the longest matching prefix.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("gradgen.errors", "gradgen.params", "gradgen.protocol", "gradgen.version",
-              "gradgen.extras", "gradgen.resources", "gradgen.strict_json")),
+              "gradgen.extras", "gradgen.resources", "gradgen.strict_json", "gradgen.outputs",
+              "gradgen.cached_artefact")),
     ("nmodl", ("gradgen.nmodl",)),
     ("sensitivity", ("gradgen.sensitivity",)),
     ("emit", ("gradgen.manifest", "gradgen.targets.base", "gradgen.targets.arbor.emit",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,8 @@ def test_kinetic_scheme_translation_matches_modcc_kinetic(tmp_path):
     spec = cable_cell_spec(["kmarkov", "hh"])
     sites = ["(location 0 0)", "(location 0 1)"]
     native = GradientModel.load(tmp_path).simulate(spec, sites, 20, 0.0025, gradients=False).v
-    translate(MECHANISMS / "kmarkov.mod", tmp_path / "original")
+    # the reference copy replaced by its translation (gradgen writes only into its own folders)
+    shutil.copyfile(translate(MECHANISMS / "kmarkov.mod", tmp_path / "tr"), tmp_path / "original" / "kmarkov.mod")
     translated = GradientModel.load(tmp_path).simulate(spec, sites, 20, 0.0025, gradients=False).v
     assert np.ptp(native) > 50  # the cable spikes
     assert np.max(np.abs(native - translated)) < 1e-9

@@ -12,6 +12,7 @@ from conftest import ROOT
 
 from gradgen.cli import main
 from gradgen.errors import GradgenError
+from gradgen.tuning.checkpoint import Checkpoint, run_description
 from gradgen.tuning.config import load_config
 from gradgen.tuning.optim import Budget, run_adam, run_cmaes
 from gradgen.tuning.params import TunedParameter
@@ -100,7 +101,7 @@ def test_population_equals_single_runs(problem):
 
 
 def test_adam_and_cmaes_reduce_the_loss_and_resume(problem, tmp_path):
-    checkpoint = tmp_path / "adam.npz"
+    checkpoint = Checkpoint(tmp_path / "adam.npz", run_description(problem, "adam", {"learning_rate": 0.05}))
     short = run_adam(problem, Budget(2), 0.05, checkpoint, progress=False)
     resumed = run_adam(problem, Budget(4), 0.05, checkpoint, progress=False)
     assert resumed.rows[:2] == short.rows
@@ -108,8 +109,9 @@ def test_adam_and_cmaes_reduce_the_loss_and_resume(problem, tmp_path):
     assert losses[-1] < losses[0]
     cmaes = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, progress=False)
     assert cmaes.simulations == 18
-    run_cmaes(problem, Budget(2), population=6, sigma0=0.1, checkpoint=tmp_path / "c.pkl", progress=False)
-    resumed = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, checkpoint=tmp_path / "c.pkl",
+    checkpoint = Checkpoint(tmp_path / "c.npz", run_description(problem, "cmaes", {"population": 6}))
+    run_cmaes(problem, Budget(2), population=6, sigma0=0.1, checkpoint=checkpoint, progress=False)
+    resumed = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, checkpoint=checkpoint,
                         progress=False)
     assert resumed.rows == [{**r, "seconds": s["seconds"]} for r, s in zip(cmaes.rows, resumed.rows)]
     # CMA-ES never evaluates z0 itself; with its seed fixed, generation 1's best (2.9) falls

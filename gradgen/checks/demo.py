@@ -20,6 +20,7 @@ from gradgen.checks.fd import finite_difference
 from gradgen.convert import convert
 from gradgen.extras import require
 from gradgen.losses import mse_gradient
+from gradgen.outputs import OutputDir
 from gradgen.params import ParamRef
 from gradgen.resources import mechanisms_dir
 from gradgen.targets.arbor.model import GradientModel
@@ -33,7 +34,7 @@ LENGTH_UM = 420.0
 
 
 def run_demo(output: Path) -> Path:
-    output.mkdir(parents=True, exist_ok=True)
+    out = OutputDir.claim(output)
     with tempfile.TemporaryDirectory() as tmp:
         convert([mechanisms_dir() / "hh.mod"], Path(tmp) / "hh", [ParamRef.parse(p) for p in PARAMS])
         model = GradientModel.load(Path(tmp) / "hh")
@@ -57,8 +58,9 @@ def run_demo(output: Path) -> Path:
             print(f"{name:<12} {model.defaults[name]:>9.4g} {grad[k]:>17.6g} {fd_grad:>14.6g} {rel:>10.2e}")
         centres = [f"(location 0 {x / LENGTH_UM!r})" for x in CENTRES_UM]
         field = model.simulate(spec, centres, T_END, DT, sample_dt=0.1)
-    path = output / "hh_axon_gradients.png"
-    plot_cable(field, path)
+    path = out.path / "hh_axon_gradients.png"
+    with out.replacing(path.name) as tmp:
+        plot_cable(field, tmp)
     print(f"\nfigure: {path.resolve()}")
     return path
 

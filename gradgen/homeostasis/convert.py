@@ -25,7 +25,7 @@ from typing import Sequence
 
 import sympy
 
-from gradgen.convert import check_parameters, write_output
+from gradgen.convert import check_parameters
 from gradgen.errors import GradgenError
 from gradgen.manifest import (
     Manifest,
@@ -35,6 +35,7 @@ from gradgen.manifest import (
 )
 from gradgen.nmodl.ir import IonUse, Variable
 from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.outputs import write_outputs
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     FORGET,
@@ -261,5 +262,5 @@ def convert_homeostatic(mod_files: Sequence[Path | str], out_dir: Path | str, pa
                         parameters=parameter_entries(params, start, homeostatic=True),
                         mechanisms=entries, homeostatic=config.as_dict())
     files[MANIFEST] = manifest.to_json()
-    write_output(Path(out_dir), files)
+    write_outputs(out_dir, files, inputs=[m.mechanism.source for m in mechanisms])
     return manifest

@@ -3,23 +3,24 @@
 Both work on the same z (see :mod:`gradgen.tuning.params`) and the same loss, record the
 loss after every simulation batch (one gradient-system run counts as one simulation, a
 CMA-ES generation as its population size), show a tqdm bar, stop at an iteration cap, a
-wall-time budget or a target RMS error, and can resume from a checkpoint (Adam: NPZ with
-the moments; CMA-ES: the pickled strategy, which is how ``cma`` saves itself).
+wall-time budget or a target RMS error, and can resume from a checkpoint (data only, see
+:mod:`gradgen.tuning.checkpoint`; Adam: z and optax's state leaves; CMA-ES: every generation's
+candidates and losses, replayed through ``ask``/``tell`` so that a resumed run continues
+exactly as an uninterrupted one would). A non-finite loss or gradient stops the run with a
+clear error and is never saved.
 """
 from __future__ import annotations
 
-import json
 import math
-import pickle
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from gradgen.errors import GradgenError
 from gradgen.extras import require
+from gradgen.tuning.checkpoint import Checkpoint
 from gradgen.tuning.problem import TuningProblem, rms_of_loss
 
 
@@ -65,12 +66,11 @@ class History:
         """The first row whose best RMS is at or below ``rms_mV``."""
         return next((r for r in self.rows if r["best_rms_mV"] <= rms_mV), None)
 
-    def to_json(self) -> str:
-        return json.dumps({"rows": self.rows, "best_z": self.best_z, "best_loss": self.best_loss})
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "best_z": self.best_z, "best_loss": self.best_loss}
 
     @staticmethod
-    def from_json(text: str) -> "History":
-        data = json.loads(text)
+    def from_dict(data: dict) -> "History":
         return History(data["rows"], data["best_z"], data["best_loss"])
 
 
@@ -80,7 +80,7 @@ def _bar(budget: Budget, history: History, label: str, show: bool) -> tqdm:
 
 
 def run_adam(problem: TuningProblem, budget: Budget, learning_rate: float = 1e-2,
-             checkpoint: Path | None = None, progress: bool = True) -> History:
+             checkpoint: Checkpoint | None = None, progress: bool = True) -> History:
     """Adam (optax) on z; z is clipped to the bounds after every step."""
     optax = require("optax", "tune", "Adam")
     import jax
@@ -90,12 +90,14 @@ def run_adam(problem: TuningProblem, budget: Budget, learning_rate: float = 1e-2
     z = problem.param.z0()
     state = optimiser.init(jax.numpy.asarray(z))
     history = History()
-    if checkpoint is not None and checkpoint.exists():
-        z, state, history = _load_adam(checkpoint, state)
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        z, state, history = _adam_from(checkpoint, saved, z, state)
     with _bar(budget, history, "adam", progress) as bar:
         while not history.done(budget):
             start = time.perf_counter()
             evaluation = problem.evaluate(z)
+            _require_finite([evaluation.loss, *evaluation.gradient], len(history.rows), z)
             updates, state = optimiser.update(jax.numpy.asarray(evaluation.gradient), state)
             elapsed = history.seconds + time.perf_counter() - start
             history.record(len(history.rows), history.simulations + 1, elapsed, evaluation.loss, z)
@@ -103,52 +105,68 @@ def run_adam(problem: TuningProblem, budget: Budget, learning_rate: float = 1e-2
             bar.set_postfix(rms_mV=f"{history.rows[-1]['rms_mV']:.3g}")
             bar.update()
             if checkpoint is not None:
-                _save_adam(checkpoint, z, state, history)
+                leaves = jax.tree_util.tree_leaves(state)
+                checkpoint.save({"history": history.as_dict()},
+                                {"z": z, **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}})
     return history
 
 
-def _save_adam(path: Path, z: np.ndarray, state, history: History) -> None:
+def _require_finite(values, iteration: int, z) -> None:
+    """Stop at the first non-finite loss or gradient instead of carrying it on."""
+    if not np.all(np.isfinite(np.asarray(values, float))):
+        raise GradgenError(f"iteration {iteration}: the simulation at z = "
+                           f"{[float(x) for x in np.ravel(z)]} gave a non-finite loss or gradient",
+                           hint="lower the step size or set [tune.bounds]; the checkpoint keeps "
+                                "the last finite iteration")
+
+
+def _adam_from(checkpoint: Checkpoint, saved: tuple[dict, dict], z0: np.ndarray, template):
+    """z, optax state and history from a checkpoint's arrays (names and shapes checked)."""
     import jax
 
-    leaves = jax.tree_util.tree_leaves(state)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, z=z, history=history.to_json(), **{f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)})
-    tmp.replace(path)
+    header, arrays = saved
+    leaves, treedef = jax.tree_util.tree_flatten(template)
+    names = [f"leaf{i}" for i in range(len(leaves))]
+    if set(arrays) != {"z", *names} or arrays["z"].shape != z0.shape or \
+            any(arrays[n].shape != np.shape(x) for n, x in zip(names, leaves)):
+        raise checkpoint.refuse("does not hold this optimiser's state")
+    state = jax.tree_util.tree_unflatten(
+        treedef, [jax.numpy.asarray(arrays[n], dtype=np.asarray(x).dtype) for n, x in zip(names, leaves)])
+    return arrays["z"], state, _history(checkpoint, header)
 
 
-def _load_adam(path: Path, template):
-    import jax
-
-    with np.load(path) as data:
-        leaves, treedef = jax.tree_util.tree_flatten(template)
-        if len([k for k in data.files if k.startswith("leaf")]) != len(leaves):
-            raise GradgenError(f"checkpoint {path} was written by another optimiser setup",
-                               hint="delete it to start afresh")
-        state = jax.tree_util.tree_unflatten(
-            treedef, [jax.numpy.asarray(data[f"leaf{i}"]) for i in range(len(leaves))])
-        return np.array(data["z"]), state, History.from_json(str(data["history"]))
+def _history(checkpoint: Checkpoint, header: dict) -> History:
+    try:
+        history = History.from_dict(header["history"])
+        if all(isinstance(r, dict) and {"simulations", "seconds", "best_loss"} <= set(r) for r in history.rows):
+            return history
+    except (KeyError, TypeError):
+        pass
+    raise checkpoint.refuse("has no readable history")
 
 
 def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,
-              seed: int = 1, threads: int = 1, checkpoint: Path | None = None,
+              seed: int = 1, threads: int = 1, checkpoint: Checkpoint | None = None,
               progress: bool = True) -> History:
     """CMA-ES (``cma``) from z0 with step size ``sigma0``; each generation is one Arbor run."""
     cma = require("cma", "tune", "CMA-ES")
 
-    if checkpoint is not None and checkpoint.exists():
-        strategy, history = pickle.loads(checkpoint.read_bytes())
-    else:
-        low, high = np.array([p.z_bounds() for p in problem.param.parameters]).T
-        bounds = [[None if math.isinf(x) else float(x) for x in low],
-                  [None if math.isinf(x) else float(x) for x in high]]
-        strategy = cma.CMAEvolutionStrategy(problem.param.z0(), sigma0, {
-            "popsize": population, "seed": seed, "bounds": bounds, "verbose": -9})
-        history = History()
+    low, high = np.array([p.z_bounds() for p in problem.param.parameters]).T
+    bounds = [[None if math.isinf(x) else float(x) for x in low],
+              [None if math.isinf(x) else float(x) for x in high]]
+    strategy = cma.CMAEvolutionStrategy(problem.param.z0(), sigma0, {
+        "popsize": population, "seed": seed, "bounds": bounds, "verbose": -9})
+    history = History()
+    generations: list[tuple[np.ndarray, np.ndarray]] = []
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        history, generations = _replay(checkpoint, saved, strategy)
     with _bar(budget, history, "cma-es", progress) as bar:
         while not history.done(budget):
             start = time.perf_counter()
             candidates = strategy.ask()
             losses = [e.loss for e in problem.population(candidates, threads)]
+            _require_finite(losses, len(history.rows), candidates[int(np.argmax(~np.isfinite(losses)))])
             strategy.tell(candidates, losses)
             elapsed = history.seconds + time.perf_counter() - start
             best = int(np.argmin(losses))
@@ -156,8 +174,29 @@ def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigm
                            losses[best], np.asarray(candidates[best]))
             bar.set_postfix(best_rms_mV=f"{history.rows[-1]['best_rms_mV']:.3g}")
             bar.update()
+            generations.append((np.array(candidates), np.array(losses)))
             if checkpoint is not None:
-                tmp = checkpoint.with_name(checkpoint.name + ".tmp")
-                tmp.write_bytes(pickle.dumps((strategy, history)))
-                tmp.replace(checkpoint)
+                checkpoint.save({"history": history.as_dict()}, {
+                    "candidates": np.array([c for c, _ in generations]),
+                    "losses": np.array([f for _, f in generations]),
+                    "mean": strategy.mean, "sigma": np.array(strategy.sigma)})
     return history
+
+
+def _replay(checkpoint: Checkpoint, saved: tuple[dict, dict], strategy) -> tuple[History, list]:
+    """Bring a fresh strategy (same options and seed) to the saved generation by asking
+    and telling again what the saved generations asked and were told; any difference (another
+    ``cma`` or numpy version) is an error, not a different run."""
+    header, arrays = saved
+    candidates, losses = arrays.get("candidates"), arrays.get("losses")
+    if set(arrays) != {"candidates", "losses", "mean", "sigma"} or candidates.ndim != 3 or \
+            losses.shape != candidates.shape[:2] or candidates.shape[2] != len(strategy.mean):
+        raise checkpoint.refuse("does not hold CMA-ES generations")
+    for asked, told in zip(candidates, losses):
+        again = strategy.ask()
+        if not np.array_equal(np.array(again), asked):
+            raise checkpoint.refuse("does not replay with the installed cma/numpy")
+        strategy.tell(again, [float(f) for f in told])
+    if not (np.array_equal(strategy.mean, arrays["mean"]) and float(strategy.sigma) == float(arrays["sigma"])):
+        raise checkpoint.refuse("does not replay to its saved mean and step size")
+    return _history(checkpoint, header), list(zip(candidates, losses))

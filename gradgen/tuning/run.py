@@ -7,10 +7,14 @@ the chosen optimiser and writes into the output directory
 - ``results.json``: start, final and (if known) target values, loss, RMS error, counts,
   and the per-iteration history;
 - ``loss.png`` and ``traces.png`` (target, before, after);
-- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``cmaes.pkl``) to resume from.
+- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``cmaes.npz``, data only, tied to
+  this config: see :mod:`gradgen.tuning.checkpoint`) to resume from.
+
+The output directory must be new or an earlier gradgen output (see :mod:`gradgen.outputs`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +25,12 @@ from arbor import units as U
 
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
+from gradgen.outputs import OutputDir
 from gradgen.params import ParamRef
 from gradgen.targets.arbor.decor import CellSpec, Decor
 from gradgen.targets.arbor.model import GradientModel
 from gradgen.targets.arbor.morphology import cv_policy, load_swc
+from gradgen.tuning.checkpoint import Checkpoint
 from gradgen.tuning.config import TuneConfig, load_config
 from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes
 from gradgen.tuning.params import Parameterisation, TunedParameter
@@ -108,13 +114,36 @@ def read_target(path: Path, protocol: Protocol) -> np.ndarray:
     return v
 
 
-def optimise(s: Setup, out: Path, progress: bool = True) -> History:
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_description(config: TuneConfig) -> dict:
+    """Everything in the config that shapes a run except its budget (which a resume may
+    raise): a checkpoint belongs to this description (see :mod:`gradgen.tuning.checkpoint`)."""
+    c = config
+    if c.method == "adam":
+        settings = {"learning_rate": c.learning_rate}
+    else:
+        settings = {"population": c.population, "sigma0": c.sigma0, "seed": c.seed}
+    return {"method": c.method, "settings": settings,
+            "mechanisms": [hashlib.sha256(m.mechanism.text.encode()).hexdigest() for m in c.mechanisms],
+            "morphology": _sha256(c.morphology), "cv_policy": c.cv_policy, "paint": c.paint,
+            "values": c.values, "membrane": [c.v_init, c.cm, c.rL], "probe": c.probe,
+            "protocol": [c.t_end, c.dt, c.sample_dt, c.windows], "parameters": c.parameters,
+            "ties": c.ties, "transforms": c.transforms,
+            "bounds": {k: [repr(low), repr(high)] for k, (low, high) in c.bounds.items()},
+            "target_values": c.target_values,
+            "target_file": _sha256(c.target_file) if c.target_file else None}
+
+
+def optimise(s: Setup, checkpoint: Checkpoint, progress: bool = True) -> History:
     c = s.config
     budget = Budget(c.iterations, c.seconds, c.stop_rms_mV)
     if c.method == "adam":
-        return run_adam(s.problem, budget, c.learning_rate, out / "adam.npz", progress)
-    return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed,
-                     checkpoint=out / "cmaes.pkl", progress=progress)
+        return run_adam(s.problem, budget, c.learning_rate, checkpoint, progress)
+    return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed, checkpoint=checkpoint,
+                     progress=progress)
 
 
 def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
@@ -124,18 +153,22 @@ def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
 
 def run_config(config: TuneConfig, progress: bool = True) -> dict:
     """Run a config end to end; resumes from the output directory's checkpoint if present."""
-    out = config.output
-    out.mkdir(parents=True, exist_ok=True)
-    s = setup(config, out)
+    inputs = [config.path, config.morphology, *(m.mechanism.source for m in config.mechanisms)]
+    out = OutputDir.claim(config.output, inputs + ([config.target_file] if config.target_file else []))
+    checkpoint = Checkpoint(out.path / f"{config.method}.npz", run_description(config), out.replacing)
+    checkpoint.load()  # another run's or a damaged checkpoint: refused before anything is written
+    out.mark()  # before convert writes model/ into it
+    s = setup(config, out.path)
     problem, param = s.problem, s.problem.param
     times = problem.protocol.times()
-    np.savez(out / "target.npz", t=times, v=problem.target)
-    history = optimise(s, out, progress)
+    with out.replacing("target.npz") as tmp:
+        np.savez(tmp, t=times, v=problem.target)
+    history = optimise(s, checkpoint, progress)
     best = np.array(history.best_z)
     before, after = problem.trace(param.model_values(param.z0())), problem.trace(param.model_values(best))
     known = target_values(config, param) if config.target_file is None else {}
     results = {
-        "config": str(config.path), "output": str(out), "method": config.method,
+        "config": str(config.path), "output": str(out.path), "method": config.method,
         "parameters": [{"name": p.name, "copies": list(p.copies), "transform": p.transform,
                         "start": p.default, "final": p.value(z),
                         **({"target": known[p.copies[0]]} if known else {})}
@@ -145,9 +178,10 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
         "iterations": len(history.rows), "simulations": history.simulations,
         "seconds": history.seconds, "history": history.rows,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
-    plot_traces(times, {"target": problem.target, "before": before, "after": after},
-                out / "traces.png", f"RMS error {results['start_rms_mV']:.2f} → "
-                f"{results['final_rms_mV']:.2f} mV")
+    out.write_text("results.json", json.dumps(results, indent=2) + "\n")
+    with out.replacing("loss.png") as tmp:
+        plot_loss({config.method: history}, tmp, f"{config.path.name}: {config.method}")
+    with out.replacing("traces.png") as tmp:
+        plot_traces(times, {"target": problem.target, "before": before, "after": after},
+                    tmp, f"RMS error {results['start_rms_mV']:.2f} → {results['final_rms_mV']:.2f} mV")
     return results

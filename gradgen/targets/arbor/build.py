@@ -2,7 +2,8 @@
 
 SIMD builds write diffusive concentrations wrongly in Arbor 0.12 (see the project notes),
 so gradient mechanisms are always built scalar. Catalogues are cached by the hash of their
-sources and of the Arbor version, outside the repository.
+sources and of the Arbor version, outside the repository, each with a checksum that is
+checked before use (see :mod:`gradgen.cached_artefact`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import arbor
 
+from gradgen.cached_artefact import install, intact, remove_stale
 from gradgen.errors import GradgenError
 
 ARBOR_DIR = Path(arbor.__file__).resolve().parent
@@ -57,9 +59,11 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen") -> Path:
     loaded from a new path).
     """
     target = cache_dir() / source_hash(sources, name) / f"{name}.so"
-    if target.exists():
+    if intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    for folder in cache_dir().iterdir():
+        remove_stale(folder)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         work = Path(tmp)
         (work / "mod").mkdir()
@@ -72,8 +76,14 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen") -> Path:
         _run([_compiler(), "-std=c++20", "-O2", "-fPIC", "-shared", "-DSTANDALONE=1",
               f"-I{ARBOR_DIR / 'include'}", f"-I{work / 'gen'}",
               *sorted(str(p) for p in (work / "gen").glob("*.cpp")), "-o", str(sofile)], "c++")
-        os.replace(sofile, target)
+        install(sofile, target)
     return target
+
+
+def is_catalogue(path: Path) -> bool:
+    """Whether ``path`` is an Arbor catalogue (a shared object exporting get_catalogue)."""
+    data = path.read_bytes()
+    return data.startswith(b"\x7fELF") and b"get_catalogue" in data
 
 
 def build_directory(directory: Path | str, name: str = "gradgen") -> Path:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Sequence
 
 import sympy
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
 from gradgen.nmodl.printer import Line, lower_piecewise
+from gradgen.outputs import OutputDir
 from gradgen.sensitivity.discretize import MODCC_METHODS
 from gradgen.version import __version__
 
@@ -166,13 +168,26 @@ def translate_lowered(low: LoweredMechanism) -> str:
 
 def translate(mod_file: Path | str, out_dir: Path | str) -> Path:
     """Translate one file into ``out_dir/<mechanism>.mod``; return the written path."""
-    low = lower_file(mod_file)
-    text = translate_lowered(low)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{low.name}.mod"
-    path.write_text(text)
-    return path
+    return translate_files([mod_file], out_dir)[0]
 
 
-__all__ = ["translate", "translate_lowered"]
+def translate_files(mod_files: Sequence[Path | str], out_dir: Path | str) -> list[Path]:
+    """Translate each file into ``out_dir/<mechanism>.mod`` in one step (all or none).
+
+    ``out_dir`` must be new or gradgen's (see :mod:`gradgen.outputs`); an input is never
+    overwritten, and two inputs naming the same mechanism are refused.
+    """
+    files: dict[str, str] = {}
+    for mod_file in mod_files:
+        low = lower_file(mod_file)
+        name = f"{low.name}.mod"
+        if name in files:
+            raise GradgenError(f"two inputs define mechanism '{low.name}'", low.mechanism.pos,
+                               hint="translate them into different directories")
+        files[name] = translate_lowered(low)
+    out = OutputDir.claim(out_dir, inputs=list(mod_files))
+    out.write(files)
+    return [out.path / name for name in files]
+
+
+__all__ = ["translate", "translate_files", "translate_lowered"]
