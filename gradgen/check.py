@@ -14,6 +14,7 @@ import numpy as np
 from arbor import units as U
 
 from gradgen.errors import GradgenError
+from gradgen.swc_check import check_swc
 from gradgen.geometry_arbor import branch_geometries
 from gradgen.runtime import CellSpec, Decor, GradientModel, mse_gradient
 
@@ -78,6 +79,7 @@ def swc_cell_spec(path: str | Path, mechanisms: list[str], stimulus_nA: float = 
     path = Path(path)
     if not path.is_file():
         raise GradgenError(f"{path}: no such morphology file", hint="give an .swc file")
+    check_swc(path)
     try:
         loaded = arbor.load_swc_arbor(str(path))
     except RuntimeError as error:
