@@ -30,6 +30,7 @@ import arbor
 import numpy as np
 from arbor import units as U
 
+from gradgen.blowup import check_finite
 from gradgen.build import build_catalogue, build_directory
 from gradgen.coupling import STORE_DIFFUSIVITY
 from gradgen.emit import HUB_NAME
@@ -42,6 +43,7 @@ from gradgen.geometry import (
     worst_radius_ratio,
 )
 from gradgen.geometry_check import check_equivalence
+from gradgen.step_check import warn_for_model
 from gradgen.params import ParamRef, carrier_ion, gradient_ions
 
 MANIFEST = "gradients.json"
@@ -605,6 +607,8 @@ class GradientModel:
                  gradients: bool = True, values: dict[str, float] | None = None,
                  sample_dt: float | None = None) -> Traces:
         """Run one cell and return V (and dV/dθ) sampled every ``sample_dt`` (default ``dt``)."""
+        if gradients:
+            warn_for_model(self, spec, dt, values or {})
         return self.simulation(spec, sites, gradients, values).run(t_end, dt, sample_dt)
 
 
@@ -690,4 +694,5 @@ class SingleCellRun(OneCellRecipe):
         if self.n_params:
             dv = np.stack([np.stack([trace(f"u{i}_{k}")[:, 1] for k in range(self.n_params)])
                            for i in range(len(self.sites))])
+        check_finite(t, v, dv, self.sites)
         return Traces(t, v, dv)

@@ -24,6 +24,7 @@ from gradgen.errors import GradgenError
 from gradgen.morphology import cv_policy, load_swc
 from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
+from gradgen.strict_json import strict_json
 from gradgen.tune_config import TuneConfig, load_config
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
 from gradgen.tune_params import Parameterisation, TunedParameter
@@ -144,7 +145,7 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
         "iterations": len(history.rows), "simulations": history.simulations,
         "seconds": history.seconds, "history": history.rows,
     }
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.json").write_text(strict_json(results, indent=2) + "\n")
     plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
     plot_traces(times, {"target": problem.target, "before": before, "after": after},
                 out / "traces.png", f"RMS error {results['start_rms_mV']:.2f} → "

@@ -7,6 +7,8 @@ population methods get L for many parameter vectors from one Arbor simulation of
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -14,7 +16,8 @@ import arbor
 import numpy as np
 from arbor import units as U
 
-from gradgen.errors import GradgenError
+from gradgen.blowup import first_nonfinite
+from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.runtime import CellSpec, GradientModel, cv_centre
 from gradgen.tune_params import Parameterisation
 
@@ -111,7 +114,14 @@ class TuningProblem:
         run = PopulationRun(cells, self.model.properties(False), cv_centre(cells[0], self.site))
         p = self.protocol
         traces = run.run(p.t_end, p.dt, p.sample_dt, threads)
-        return [Evaluation(self.loss_of(v), v) for v in traces]
+        blown = [first_nonfinite(p.times()[:len(v)], v[None, :], None, [self.site]) for v in traces]
+        failed = [(i, b) for i, b in enumerate(blown) if b is not None]
+        if failed:  # CMA-ES ranks an infinite loss last; one bad member must not stop the run
+            warnings.warn(f"{len(failed)} of {len(traces)} population members blew up (member "
+                          f"{failed[0][0]}: {failed[0][1].message}); their losses count as infinite",
+                          GradgenWarning, stacklevel=2)
+        return [Evaluation(math.inf if b is not None else self.loss_of(v), v)
+                for v, b in zip(traces, blown)]
 
 
 class PopulationRun(arbor.recipe):
