@@ -30,6 +30,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("build", ("gradgen.targets.arbor.build",)),
     ("run", ("gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites", "gradgen.targets.arbor.recipe",
              "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
+             "gradgen.targets.arbor.blowup", "gradgen.targets.arbor.step_check",
+             "gradgen.targets.arbor.swc_check",
              "gradgen.targets.arbor.model")),
     ("use", ("gradgen.losses", "gradgen.tuning", "gradgen.homeostasis", "gradgen.checks")),
     ("interface", ("gradgen.cli",)),

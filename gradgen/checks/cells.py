@@ -16,6 +16,7 @@ from arbor import units as U
 from gradgen.errors import GradgenError
 from gradgen.targets.arbor.decor import CellSpec, Decor
 from gradgen.targets.arbor.geometry.layout import branch_geometries
+from gradgen.targets.arbor.swc_check import check_swc
 
 
 def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float = 0.5,
@@ -94,6 +95,7 @@ def swc_cell_spec(path: str | Path, mechanisms: list[str], stimulus_nA: float = 
     path = Path(path)
     if not path.is_file():
         raise GradgenError(f"{path}: no such morphology file", hint="give an .swc file")
+    check_swc(path)
     try:
         loaded = arbor.load_swc_arbor(str(path))
     except RuntimeError as error:

@@ -24,8 +24,6 @@ from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 #: systems, with room for the temporary names around them.
 MAX_MECHANISM_NAME = 200
 
-#: Arbor's built-ins, and the current NMODL density mechanisms write: never a STATE.
-_BUILTIN_STATES = BUILTIN_NAMES | {"i"}
 
 
 def check_convertible(low: LoweredMechanism) -> None:
@@ -59,11 +57,12 @@ def _check_names(low: LoweredMechanism) -> None:
     for kind, variable in _declared(mech):
         name = variable.name
         # NEURON-dialect files list v, celsius, ... as PARAMETER/ASSIGNED to mean the built-in.
-        if (kind == "STATE" and name in _BUILTIN_STATES) or (
-                kind == "PARAMETER" and name == "i" and name not in currents):
-            raise GradgenError(f"{kind} '{name}' has the name of a simulator built-in", variable.pos,
-                               hint="rename it (v, t, dt, celsius, area, diam and the current i "
-                                    "are taken)")
+        if kind == "STATE" and name in BUILTIN_NAMES:
+            raise GradgenError(f"STATE '{name}' has the name of a simulator built-in", variable.pos,
+                               hint="rename it (v, t, dt, celsius, area and diam are taken)")
+        if kind in ("STATE", "PARAMETER") and name in currents:
+            raise GradgenError(f"{kind} '{name}' is also a current the mechanism writes",
+                               variable.pos, hint="rename one of them")
         if protocol.is_reserved(name):
             raise GradgenError(f"{kind} '{name}' has the form of a name gradgen generates",
                                variable.pos, hint=f"rename it (names like {protocol.weight(0)}, "

@@ -18,6 +18,7 @@ import arbor
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.lower import LoweredMechanism, lower_file
 from gradgen.targets.arbor.morphology import REGIONS, LoadedCell, cv_policy, load_swc
+from gradgen.tuning.keys import check_keys, key_pos
 from gradgen.tuning.params import TRANSFORMS
 
 _SECTIONS = {"model", "simulation", "tune", "target", "optimizer", "output"}
@@ -90,6 +91,11 @@ class _Reader:
         pos = self.pos(needle)
         return GradgenError(message if pos else f"{self.path}: {message}", pos, hint)
 
+    def key_error(self, message: str, table: str, key: str, hint: str | None = None) -> GradgenError:
+        """An error at ``key = ...`` inside ``[table]`` (first mention of ``key`` if not found)."""
+        pos = key_pos(self.text, str(self.path), table, key)
+        return GradgenError(message, pos, hint) if pos else self.error(message, key, hint)
+
     def table(self, name: str, required: bool = True) -> dict[str, Any]:
         value = self.data.get(name)
         if value is None:
@@ -102,15 +108,24 @@ class _Reader:
         return value
 
     def number(self, table: dict, section: str, key: str, default: float | None = None,
-               positive: bool = False) -> float:
+               positive: bool = False, finite: bool = True) -> float:
         value = table.get(key, default)
         if value is None:
             raise GradgenError(f"{self.path}: [{section}] needs '{key}'")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(f"[{section}] {key} must be a number, not {value!r}", key)
+            raise self.key_error(f"[{section}] {key} must be a number, not {value!r}", section, key)
+        if math.isnan(value) or (finite and math.isinf(value)):
+            raise self.key_error(f"[{section}] {key} must be a finite number, not {value}", section, key)
         if positive and not value > 0:
-            raise self.error(f"[{section}] {key} must be positive", key)
+            raise self.key_error(f"[{section}] {key} must be positive", section, key)
         return float(value)
+
+    def integer(self, table: dict, section: str, key: str, default: int, positive: bool = False) -> int:
+        value = self.number(table, section, key, default, positive)
+        if value != int(value) or isinstance(table.get(key), float):
+            raise self.key_error(f"[{section}] {key} must be a whole number, not {table.get(key)!r}",
+                                 section, key)
+        return int(value)
 
     def file(self, value: Any, key: str) -> Path:
         if not isinstance(value, str):
@@ -129,6 +144,7 @@ def load_config(path: Path | str) -> TuneConfig:
     if unknown:
         name = sorted(unknown)[0]
         raise r.error(f"unknown section [{name}]", name, hint="sections: " + ", ".join(sorted(_SECTIONS)))
+    check_keys(r.data, r.text, str(r.path))
     model = r.table("model")
     morphology = r.file(model.get("morphology"), "morphology")
     cell = load_swc(morphology)
@@ -180,8 +196,10 @@ def load_config(path: Path | str) -> TuneConfig:
     sim = r.table("simulation")
     windows = sim.get("windows", [])
     if not isinstance(windows, list) or not all(
-            isinstance(w, list) and len(w) == 2 and w[0] < w[1] for w in windows):
-        raise r.error("[simulation] windows must be a list of [start, stop] pairs (ms)", "windows")
+            isinstance(w, list) and len(w) == 2 and all(_is_finite_number(x) for x in w)
+            and w[0] < w[1] for w in windows):
+        raise r.key_error("[simulation] windows must be a list of [start, stop] pairs (ms) of finite "
+                          "numbers with start < stop", "simulation", "windows")
 
     tune = r.table("tune")
     parameters = tune.get("parameters")
@@ -205,15 +223,20 @@ def load_config(path: Path | str) -> TuneConfig:
                           hint="use one of " + ", ".join(TRANSFORMS))
     bounds = {}
     for name, pair in tune.get("bounds", {}).items():
-        if not isinstance(pair, list) or len(pair) != 2:
-            raise r.error(f"[tune.bounds] {name} must be [low, high]", name)
+        if not isinstance(pair, list) or len(pair) != 2 or not all(
+                _is_number(x) and not math.isnan(x) for x in pair) or not pair[0] < pair[1]:
+            raise r.key_error(f"[tune.bounds] {name} must be [low, high], two numbers with low < high",
+                              "tune.bounds", name, hint="use -inf or inf for no bound")
         bounds[name] = (float(pair[0]), float(pair[1]))
 
     target = r.table("target")
     if ("values" in target) == ("file" in target):
         raise r.error("[target] needs exactly one of 'values' (known parameters) or 'file'", "[target]")
     target_values = target.get("values", {})
+    if not isinstance(target_values, dict):
+        raise r.error("[target] values must be a table of parameter = value", "values")
     for name in target_values:
+        r.number(target_values, "target.values", name)
         if name not in parameters and name not in [c for cs in ties.values() for c in cs]:
             known_parameter(name, "[target] values")
             raise r.error(f"[target] values: '{name}' is not tuned", name,
@@ -231,29 +254,45 @@ def load_config(path: Path | str) -> TuneConfig:
         values={k: float(v) for k, v in values.items()},
         v_init=r.number(model, "model", "v_init", -65.0), cm=r.number(model, "model", "cm", 1.0, True),
         rL=r.number(model, "model", "rL", 100.0, True),
-        probe=_probe(str(model.get("probe", "soma")), cell),
+        probe=_probe(str(model.get("probe", "soma")), cell, r),
         t_end=r.number(sim, "simulation", "t_end", positive=True),
         dt=r.number(sim, "simulation", "dt", 0.025, True),
         sample_dt=r.number(sim, "simulation", "sample_dt", 1.0, True),
         windows=[(float(a), float(b)) for a, b in windows],
         parameters=list(parameters), ties=ties, transforms=transforms, bounds=bounds,
         target_values={k: float(v) for k, v in target_values.items()}, target_file=target_file,
-        method=method, iterations=int(r.number(opt, "optimizer", "iterations", 300, True)),
+        method=method, iterations=r.integer(opt, "optimizer", "iterations", 300, True),
         learning_rate=r.number(opt, "optimizer", "learning_rate", 1e-2, True),
-        population=int(r.number(opt, "optimizer", "population", 20, True)),
+        population=r.integer(opt, "optimizer", "population", 20, True),
         sigma0=r.number(opt, "optimizer", "sigma0", 0.1, True),
-        seed=int(r.number(opt, "optimizer", "seed", 1)),
-        seconds=r.number(opt, "optimizer", "seconds", math.inf, True),
+        seed=r.integer(opt, "optimizer", "seed", 1),
+        seconds=r.number(opt, "optimizer", "seconds", math.inf, True, finite=False),
         stop_rms_mV=r.number(opt, "optimizer", "stop_rms_mV", 0.0),
         output=(r.path.parent / str(out.get("directory", "tuning-output"))).resolve(),
     )
 
 
-def _probe(text: str, cell: LoadedCell) -> str:
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value)
+
+
+def _probe(text: str, cell: LoadedCell, r: _Reader) -> str:
     """A region name means its middle (of its first piece where dendrites cut it into
     several, as in reconstructions); anything else is a location expression."""
-    if text not in REGIONS:
-        return text
     bare = arbor.cable_cell(cell.morphology, arbor.decor(), cell.labels)
+    if text not in REGIONS:
+        try:
+            found = bare.locations(text)
+        except RuntimeError as error:  # Arbor's parser: "Unexpected symbol ... at :1:1"
+            raise r.error(f"[model] probe {text!r} is neither a region nor a location expression "
+                          f"({str(error).splitlines()[0]})", "probe",
+                          hint="regions: " + ", ".join(REGIONS) + '; or e.g. "(location 0 0.5)"') from None
+        if len(found) != 1:
+            raise r.error(f"[model] probe {text!r} names {len(found)} locations, not one", "probe")
+        return text
     first = bare.locations(f'(on-components 0.5 (region "{text}"))')[0]
     return f"(location {first.branch} {first.pos!r})"

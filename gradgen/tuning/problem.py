@@ -7,13 +7,16 @@ population methods get L for many parameter vectors from one Arbor simulation of
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import arbor
 import numpy as np
 
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, GradgenWarning
+from gradgen.targets.arbor.blowup import first_nonfinite
 from gradgen.targets.arbor.decor import CellSpec
 from gradgen.targets.arbor.model import GradientModel
 from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
@@ -112,7 +115,14 @@ class TuningProblem:
                  for z in zs]
         traces = run_population(cells, self.model.properties(False), cv_centre(cells[0], self.site),
                                 self.protocol, threads)
-        return [Evaluation(self.loss_of(v), v) for v in traces]
+        blown = [first_nonfinite(self.protocol.times()[:len(v)], v[None, :], None, [self.site]) for v in traces]
+        failed = [(i, b) for i, b in enumerate(blown) if b is not None]
+        if failed:  # CMA-ES ranks an infinite loss last; one bad member must not stop the run
+            warnings.warn(f"{len(failed)} of {len(traces)} population members blew up (member "
+                          f"{failed[0][0]}: {failed[0][1].message}); their losses count as infinite",
+                          GradgenWarning, stacklevel=2)
+        return [Evaluation(math.inf if b is not None else self.loss_of(v), v)
+                for v, b in zip(traces, blown)]
 
 
 def run_population(cells: list[arbor.cable_cell], props, site: str, protocol: Protocol,

@@ -15,7 +15,6 @@ The output directory must be new or an earlier gradgen output (see :mod:`gradgen
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from gradgen.convert import convert
 from gradgen.errors import GradgenError
 from gradgen.outputs import OutputDir
 from gradgen.params import ParamRef
+from gradgen.strict_json import strict_json
 from gradgen.targets.arbor.decor import CellSpec, Decor
 from gradgen.targets.arbor.model import GradientModel
 from gradgen.targets.arbor.morphology import cv_policy, load_swc
@@ -178,7 +178,7 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
         "iterations": len(history.rows), "simulations": history.simulations,
         "seconds": history.seconds, "history": history.rows,
     }
-    out.write_text("results.json", json.dumps(results, indent=2) + "\n")
+    out.write_text("results.json", strict_json(results, indent=2) + "\n")
     with out.replacing("loss.png") as tmp:
         plot_loss({config.method: history}, tmp, f"{config.path.name}: {config.method}")
     with out.replacing("traces.png") as tmp:

@@ -41,6 +41,7 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import STORE_DIFFUSIVITY
+from gradgen.targets.arbor.blowup import check_finite
 from gradgen.targets.arbor.build import build_catalogue, build_directory
 from gradgen.targets.arbor.decor import CellSpec, Membrane, membrane_of
 from gradgen.targets.arbor.geometry.cell import CellGeometry, cell_geometry
@@ -51,6 +52,7 @@ from gradgen.targets.arbor.geometry.transform import (
 )
 from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
 from gradgen.targets.arbor.sites import cv_centre, cv_lengths
+from gradgen.targets.arbor.step_check import warn_for_model
 
 
 @dataclass
@@ -340,6 +342,8 @@ class GradientModel:
                  gradients: bool = True, values: dict[str, float] | None = None,
                  sample_dt: float | None = None) -> Traces:
         """Run one cell and return V (and dV/dθ) sampled every ``sample_dt`` (default ``dt``)."""
+        if gradients:
+            warn_for_model(self, spec, dt, values or {})
         return self.simulation(spec, sites, gradients, values).run(t_end, dt, sample_dt)
 
 
@@ -375,4 +379,5 @@ class SingleCellRun(CellsRecipe):
         if self.n_params:
             dv = np.stack([np.stack([trace(i, hub_probe_tag(i, k)) for k in range(self.n_params)])
                            for i in range(len(self.sites))])
+        check_finite(t, v, dv, self.sites)
         return Traces(t, v, dv)

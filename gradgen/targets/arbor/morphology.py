@@ -12,6 +12,7 @@ import arbor
 from arbor import units as U
 
 from gradgen.errors import GradgenError
+from gradgen.targets.arbor.swc_check import check_swc
 
 #: Regions every loaded cell has; apical dendrites (tag 4) count as dendrite.
 REGIONS = {"soma": "(tag 1)", "axon": "(tag 2)", "dend": "(join (tag 3) (tag 4))", "all": "(all)"}
@@ -37,6 +38,7 @@ def load_swc(path: Path | str) -> LoadedCell:
     path = Path(path)
     if not path.is_file():
         raise GradgenError(f"morphology file {path} not found", hint="give the path of an .swc file")
+    check_swc(path)
     try:
         loaded = arbor.load_swc_neuron(str(path))
     except Exception as error:  # Arbor raises plain RuntimeErrors with its own message
