@@ -363,6 +363,7 @@ class GradientModel:
     defaults: dict[str, float] = field(default_factory=dict)  # θ name -> value in the .mod file
     store_ions: list[str] = field(default_factory=list)  # ion-coupling stores (gradgen.coupling)
     carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
+    vectorize: bool = True  # SIMD build of density mechanisms (gradgen.build); False: all scalar
 
     @staticmethod
     def load(directory: Path | str) -> "GradientModel":
@@ -378,13 +379,13 @@ class GradientModel:
 
     @cached_property
     def gradient_catalogue(self) -> Path:
-        return build_directory(self.directory, "gradgen")
+        return build_directory(self.directory, "gradgen", self.vectorize)
 
     @cached_property
     def original_catalogue(self) -> Path:
         sources = {f"{name}.mod": (self.directory / m["source_copy"]).read_text()
                    for name, m in self.mechanisms.items()}
-        return build_catalogue(sources, "original")
+        return build_catalogue(sources, "original", self.vectorize)
 
     # -- properties
 
