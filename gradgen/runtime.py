@@ -33,7 +33,9 @@ from arbor import units as U
 from gradgen.build import build_catalogue, build_directory
 from gradgen.coupling import STORE_DIFFUSIVITY
 from gradgen.emit import HUB_NAME
+from gradgen.derive import ContributorSystem
 from gradgen.errors import GradgenError
+from gradgen.fusion import FusedLayout, derive_systems, fused_layout, fused_properties, fusion_blocker, probe_mechanisms
 from gradgen.geometry import (
     EquivalentGeometry,
     carrier_diffusivity,
@@ -364,6 +366,7 @@ class GradientModel:
     store_ions: list[str] = field(default_factory=list)  # ion-coupling stores (gradgen.coupling)
     carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
     vectorize: bool = True  # SIMD build of density mechanisms (gradgen.build); False: all scalar
+    fusion: bool = True  # simulate with fused mechanisms where they apply (gradgen.fusion)
 
     @staticmethod
     def load(directory: Path | str) -> "GradientModel":
@@ -380,6 +383,16 @@ class GradientModel:
     @cached_property
     def gradient_catalogue(self) -> Path:
         return build_directory(self.directory, "gradgen", self.vectorize)
+
+    @cached_property
+    def systems(self) -> dict[str, ContributorSystem]:
+        """Each mechanism's gradient system, for fused mechanisms (derived once per model)."""
+        return derive_systems(self)
+
+    @cached_property
+    def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
+        """Built fused catalogues by their mechanisms (filled by gradgen.fusion)."""
+        return {}
 
     @cached_property
     def original_catalogue(self) -> Path:
@@ -589,14 +602,48 @@ class GradientModel:
         """
         base = arbor.neuron_cable_properties()
         membrane = membrane_of(spec, base)
-        cell = self._build(spec, gradients, values, membrane)
-        props = self.properties(gradients, base)
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]
-        centres = [cv_centre(cell, site) for site in sites]
+        fused = self._fused(spec, values, membrane, sites) if gradients and self.fusion else None
+        if fused is not None:
+            cell, props, centres, hubs = fused
+        else:
+            cell = self._build(spec, gradients, values, membrane)
+            props = self.properties(gradients, base)
+            centres, hubs = [cv_centre(cell, site) for site in sites], None
         return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0,
-                             self.generators(spec, values))
+                             self.generators(spec, values), hubs=hubs)
+
+    def _fused(self, spec: CellSpec, values: dict[str, float] | None, membrane: Membrane,
+               sites: Sequence[str]) -> tuple | None:
+        """The gradient cell with fused mechanisms, its properties, probe centres and the
+        fused mechanism of each probe; None (logged) where the hub design is needed."""
+        reason = fusion_blocker(self, spec)
+        if reason is None:
+            geo = cell_geometry(spec, membrane).equivalent
+            original = {entry["gradient"]: name for name, entry in self.mechanisms.items()}
+            pieces = [(geo.map_region(region), original[d.mech.name], dict(d.mech.values))
+                      for region, d in self._densities(spec, True, values or {}, membrane)
+                      if d.mech.name != HUB_NAME]
+            blank = geo.cable_cell(arbor.decor())
+            layout = fused_layout(blank, geo.morphology, pieces)
+            centres = [cv_centre(blank, site) for site in sites]
+            hubs = probe_mechanisms(layout, blank, centres) if isinstance(layout, FusedLayout) else None
+            reason = layout if isinstance(layout, str) else None if hubs else "a probe site without mechanisms"
+        if reason is not None:
+            log.info("gradient cell: hub design (%s)", reason)
+            return None
+        decor = spec.decor.to_arbor([], geo.map_region, geo.map_locset, without=("rL",),
+                                    place_map=self._synapse_map(True, values or {}))
+        for region, density in layout.paints:
+            decor.paint(region, density)
+        geo.paint_axial(decor)
+        for k in range(len(self.params)):
+            geo.paint_carrier(decor, carrier_ion(k))
+        log.info("gradient cell: fused mechanisms %s", ", ".join(layout.members))
+        props = fused_properties(self, layout, arbor.neuron_cable_properties())
+        return geo.cable_cell(decor), props, centres, hubs
 
     def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
                  gradients: bool = True, values: dict[str, float] | None = None,
@@ -662,14 +709,17 @@ class SingleCellRun(OneCellRecipe):
     """One cell with voltage and hub-state probes at each site."""
 
     def __init__(self, cell, props, sites: Sequence[str], n_params: int,
-                 generators: Sequence[arbor.event_generator] = (), threads: int = 1):
+                 generators: Sequence[arbor.event_generator] = (), threads: int = 1,
+                 hubs: Sequence[str] | None = None):
         self.sites, self.n_params = list(sites), n_params
+        # the mechanism that publishes u_k at each site: the hub, or a fused mechanism
+        self.hubs = list(hubs) if hubs else [HUB_NAME] * len(self.sites)
         probes, self.tags = [], []
         for i, site in enumerate(self.sites):
             probes.append(arbor.cable_probe_membrane_voltage(site, f"v{i}"))
             self.tags.append(f"v{i}")
             for k in range(n_params):
-                probes.append(arbor.cable_probe_density_state(site, HUB_NAME, f"u{k}", f"u{i}_{k}"))
+                probes.append(arbor.cable_probe_density_state(site, self.hubs[i], f"u{k}", f"u{i}_{k}"))
                 self.tags.append(f"u{i}_{k}")
         super().__init__(cell, props, probes, generators, threads=threads)
 

@@ -1,0 +1,165 @@
+"""Where the fused design applies, and the gradient cell built with it.
+
+A fused mechanism (:mod:`gradgen.emit_fused`) does the hub's per-CV update itself, so it is
+exact only where it is the one gradient mechanism of a CV and covers the whole CV (Arbor
+scales a mechanism's carrier write by the covered fraction, which a mechanism cannot read).
+:func:`fused_layout` checks that on the gradient cell's CVs — every painted mechanism covers
+each CV fully or not at all — and assigns each CV its painted set. Cells where that fails,
+and models with what fusion does not cover (point processes, ion coupling, the naive scheme
+or geometry), run the hub design instead; :func:`fusion_blocker` says why.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import arbor
+import numpy as np
+from arbor import units as U
+
+from gradgen.build import build_catalogue
+from gradgen.coupling import Coupling
+from gradgen.derive import ContributorSystem, derive_contributor
+from gradgen.emit_fused import emit_fused, fusable, fused_name, member_prefix
+from gradgen.geometry_arbor import cable_expr, join_regions
+from gradgen.lower import lower_file
+from gradgen.params import carrier_ion
+
+if TYPE_CHECKING:  # the runtime imports this module
+    from gradgen.runtime import CellSpec, GradientModel
+
+log = logging.getLogger("gradgen")
+
+#: A covered fraction this close to 0 or 1 counts as none or all (area rounding, ~1e-15).
+COVERAGE_TOLERANCE = 1e-9
+
+
+@dataclass
+class FusedLayout:
+    """The fused mechanisms of one gradient cell: their paints on the transformed cell, their
+    members, and the fused mechanism (or None) of every CV."""
+
+    paints: list[tuple[str, arbor.density]]
+    members: dict[str, list[str]]
+    cv_mechanism: list[str | None]
+
+
+def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
+    """Why the model or cell needs the hub design (None if fusion may apply)."""
+    if model.carrier_geometry != "exact":
+        return "the naive carrier geometry"
+    if model.store_ions:
+        return "ion coupling between mechanisms"
+    if json.loads((model.directory / "gradients.json").read_text()).get("scheme") != "corrected":
+        return "the naive update scheme"
+    placed = set(spec.decor.synapses().values()) & set(model.mechanisms)
+    if placed:
+        return f"point process(es) {', '.join(sorted(placed))}"
+    for _, mech, _ in spec.decor.densities():
+        reason = fusable(model.systems[mech]) if mech in model.mechanisms else None
+        if reason:
+            return reason
+    return None
+
+
+def derive_systems(model: "GradientModel") -> dict[str, ContributorSystem]:
+    """Each converted mechanism's gradient system (from its stored source, no coupling)."""
+    out = {}
+    for name, entry in model.mechanisms.items():
+        out[name] = derive_contributor(lower_file(model.directory / entry["source_copy"]), model.params,
+                                       Coupling())
+    return out
+
+
+def _branch_lengths(morphology: arbor.morphology) -> list[float]:
+    lengths = []
+    for b in range(morphology.num_branches):
+        lengths.append(sum(float(np.linalg.norm(np.subtract((s.dist.x, s.dist.y, s.dist.z),
+                                                            (s.prox.x, s.prox.y, s.prox.z))))
+                           for s in morphology.branch_segments(b)))
+    return lengths
+
+
+def _overlap(a: Sequence, b: Sequence, lengths: list[float]) -> float:
+    """Length (µm) shared by two lists of cables."""
+    total = 0.0
+    for x in a:
+        for y in b:
+            if x.branch == y.branch:
+                total += max(0.0, min(x.dist, y.dist) - max(x.prox, y.prox)) * lengths[x.branch]
+    return total
+
+
+def fused_layout(cell: arbor.cable_cell, morphology: arbor.morphology,
+                 pieces: list[tuple[str, str, dict[str, float]]]) -> FusedLayout | str:
+    """Plan the fused mechanisms of a cell of one radius (lengths stand for areas), or say why
+    it cannot be fused. ``pieces``: (region on this cell, mechanism, values) of every paint."""
+    lengths = _branch_lengths(morphology)
+    data = arbor.cv_data(cell)
+    cv_cables = [data.cables(i) for i in range(data.num_cv)]
+    by_mech: dict[str, list[tuple[str, dict[str, float]]]] = {}
+    for region, mech, values in pieces:
+        by_mech.setdefault(mech, []).append((region, values))
+    covered = {m: [c for region, _ in ps for c in cell.cables(region)] for m, ps in by_mech.items()}
+    cv_sets: list[tuple[str, ...] | None] = []
+    for i, cables in enumerate(cv_cables):
+        size = _overlap(cables, cables, lengths)
+        if size <= 0:
+            cv_sets.append(None)  # a zero-length fork CV: no membrane, nothing to update
+            continue
+        members = []
+        for mech, cables_m in covered.items():
+            fraction = _overlap(cables, cables_m, lengths) / size
+            if COVERAGE_TOLERANCE < fraction < 1 - COVERAGE_TOLERANCE:
+                return f"'{mech}' covers {fraction:.3g} of CV {i} (a region border inside a CV)"
+            if fraction >= 1 - COVERAGE_TOLERANCE:
+                members.append(mech)
+        cv_sets.append(tuple(sorted(members)) or None)
+    paints: list[tuple[str, arbor.density]] = []
+    members_of: dict[str, list[str]] = {}
+    for members in sorted({s for s in cv_sets if s}):
+        name = fused_name(list(members))
+        members_of[name] = list(members)
+        cvs = join_regions([cable_expr(c.branch, c.prox, c.dist)
+                            for i, s in enumerate(cv_sets) if s == members for c in cv_cables[i]])
+        for combo in itertools.product(*(by_mech[m] for m in members)):
+            region, values = cvs, {}
+            for mech, (piece, piece_values) in zip(members, combo):
+                region = f"(intersect {region} {piece})"
+                values.update({member_prefix(mech) + k: v for k, v in piece_values.items()})
+            paints.append((region, arbor.density(name, values)))
+    return FusedLayout(paints, members_of, [fused_name(list(s)) if s else None for s in cv_sets])
+
+
+def fused_catalogue(model: "GradientModel", layout: FusedLayout) -> Path:
+    """The compiled fused mechanisms of a layout (on disk, cached by content like every
+    catalogue; in the model, by the set of fused mechanisms, so repeated runs skip emission)."""
+    key = tuple(sorted(layout.members))
+    if key not in model.fused_catalogues:
+        sources = {f"{name}.mod": emit_fused([model.systems[m] for m in members], model.params)
+                   for name, members in layout.members.items()}
+        model.fused_catalogues[key] = build_catalogue(sources, "gradfused", model.vectorize)
+    return model.fused_catalogues[key]
+
+
+def fused_properties(model: "GradientModel", layout: FusedLayout,
+                     base: arbor.cable_cell_global_properties) -> arbor.cable_cell_global_properties:
+    """Global properties with the fused catalogue and the K carrier ions only."""
+    base.catalogue.extend(arbor.load_catalogue(str(fused_catalogue(model, layout))), "")
+    for k in range(len(model.params)):
+        base.set_ion(carrier_ion(k), valence=1, int_con=0 * U.mM, ext_con=0 * U.mM,
+                     rev_pot=0 * U.mV, diff=1e-9 * U.m2 / U.s)
+    return base
+
+
+def probe_mechanisms(layout: FusedLayout, cell: arbor.cable_cell, sites: Sequence[str]) -> list[str] | None:
+    """The fused mechanism whose u_k states describe each probe site's CV (None if a site's
+    CV has no gradient mechanism)."""
+    from gradgen.runtime import cv_of
+
+    names = [layout.cv_mechanism[cv_of(cell, site)[0]] for site in sites]
+    return None if None in names else names
