@@ -538,13 +538,7 @@ class GradientModel:
                 for region, d in paints:
                     decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
             return spec.build(decor)
-        readers = sorted({m for _, m, _ in spec.decor.densities()
-                          if self.mechanisms.get(m, {}).get("reads_diam")})
-        if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
-            raise GradgenError(
-                f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
-                "equivalent geometry changes (CV areas are kept, diameters are not)",
-                hint="use area instead of diam, or a constant-radius morphology")
+        self._refuse_diam_readers(spec)
         geo = cell_geometry(spec, membrane).equivalent
         # rL is the transform's: it paints every piece with the rL that keeps its resistance
         decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, without=("rL",),
@@ -553,6 +547,15 @@ class GradientModel:
         for ion in ions:
             geo.paint_carrier(decor, ion)
         return geo.cable_cell(decor)
+
+    def _refuse_diam_readers(self, spec: CellSpec) -> None:
+        readers = sorted({m for _, m, _ in spec.decor.densities()
+                          if self.mechanisms.get(m, {}).get("reads_diam")})
+        if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
+            raise GradgenError(
+                f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
+                "equivalent geometry changes (CV areas are kept, diameters are not)",
+                hint="use area instead of diam, or a constant-radius morphology")
 
     def cell(self, spec: CellSpec, gradients: bool = True, values: dict[str, float] | None = None,
              props: arbor.cable_cell_global_properties | None = None) -> arbor.cable_cell:
@@ -619,6 +622,7 @@ class GradientModel:
                sites: Sequence[str]) -> tuple | None:
         """The gradient cell with fused mechanisms, its properties, probe centres and the
         fused mechanism of each probe; None (logged) where the hub design is needed."""
+        self._refuse_diam_readers(spec)
         reason = fusion_blocker(self, spec)
         if reason is None:
             geo = cell_geometry(spec, membrane).equivalent
