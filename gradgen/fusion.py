@@ -30,7 +30,7 @@ from gradgen.lower import lower_file
 from gradgen.params import carrier_ion
 
 if TYPE_CHECKING:  # the runtime imports this module
-    from gradgen.runtime import CellSpec, GradientModel
+    from gradgen.runtime import CellSpec, GradientModel, Membrane
 
 log = logging.getLogger("gradgen")
 
@@ -95,9 +95,10 @@ def _overlap(a: Sequence, b: Sequence, lengths: list[float]) -> float:
 
 
 def fused_layout(cell: arbor.cable_cell, morphology: arbor.morphology,
-                 pieces: list[tuple[str, str, dict[str, float]]]) -> FusedLayout | str:
+                 pieces: list[tuple[str, str, dict[str, float]]], cm: float) -> FusedLayout | str:
     """Plan the fused mechanisms of a cell of one radius (lengths stand for areas), or say why
-    it cannot be fused. ``pieces``: (region on this cell, mechanism, values) of every paint."""
+    it cannot be fused. ``pieces``: (region on this cell, mechanism, values) of every paint;
+    ``cm`` (µF/cm²) is the hub's membrane capacitance."""
     lengths = _branch_lengths(morphology)
     data = arbor.cv_data(cell)
     cv_cables = [data.cables(i) for i in range(data.num_cv)]
@@ -127,7 +128,7 @@ def fused_layout(cell: arbor.cable_cell, morphology: arbor.morphology,
         cvs = join_regions([cable_expr(c.branch, c.prox, c.dist)
                             for i, s in enumerate(cv_sets) if s == members for c in cv_cables[i]])
         for combo in itertools.product(*(by_mech[m] for m in members)):
-            region, values = cvs, {}
+            region, values = cvs, {"cm": cm}
             for mech, (piece, piece_values) in zip(members, combo):
                 region = f"(intersect {region} {piece})"
                 values.update({member_prefix(mech) + k: v for k, v in piece_values.items()})
@@ -163,3 +164,39 @@ def probe_mechanisms(layout: FusedLayout, cell: arbor.cable_cell, sites: Sequenc
 
     names = [layout.cv_mechanism[cv_of(cell, site)[0]] for site in sites]
     return None if None in names else names
+
+
+def fused_cell(model: "GradientModel", spec: "CellSpec", values: dict[str, float] | None,
+               membrane: "Membrane", sites: Sequence[str]) -> tuple | None:
+    """The gradient cell with fused mechanisms on the transformed geometry, its properties,
+    the probe centres (``sites`` already mapped onto that geometry) and the fused mechanism of
+    each probe; None (logged) where the hub design is needed."""
+    from gradgen.emit import HUB_NAME
+    from gradgen.runtime import cell_geometry, cv_centre
+
+    model._refuse_diam_readers(spec)
+    reason = fusion_blocker(model, spec)
+    if reason is None:
+        geo = cell_geometry(spec, membrane).equivalent
+        original = {entry["gradient"]: name for name, entry in model.mechanisms.items()}
+        pieces = [(geo.map_region(region), original[d.mech.name], dict(d.mech.values))
+                  for region, d in model._densities(spec, True, values or {}, membrane)
+                  if d.mech.name != HUB_NAME]
+        blank = geo.cable_cell(arbor.decor())
+        layout = fused_layout(blank, geo.morphology, pieces, membrane.cm)
+        centres = [cv_centre(blank, site) for site in sites]
+        hubs = probe_mechanisms(layout, blank, centres) if isinstance(layout, FusedLayout) else None
+        reason = layout if isinstance(layout, str) else None if hubs else "a probe site without mechanisms"
+    if reason is not None:
+        log.info("gradient cell: hub design (%s)", reason)
+        return None
+    decor = spec.decor.to_arbor([], geo.map_region, geo.map_locset, without=("rL",),
+                                place_map=model._synapse_map(True, values or {}))
+    for region, density in layout.paints:
+        decor.paint(region, density)
+    geo.paint_axial(decor)
+    for k in range(len(model.params)):
+        geo.paint_carrier(decor, carrier_ion(k))
+    log.info("gradient cell: fused mechanisms %s", ", ".join(layout.members))
+    props = fused_properties(model, layout, arbor.neuron_cable_properties())
+    return geo.cable_cell(decor), props, centres, hubs

@@ -35,7 +35,7 @@ from gradgen.coupling import STORE_DIFFUSIVITY
 from gradgen.emit import HUB_NAME
 from gradgen.derive import ContributorSystem
 from gradgen.errors import GradgenError
-from gradgen.fusion import FusedLayout, derive_systems, fused_layout, fused_properties, fusion_blocker, probe_mechanisms
+from gradgen.fusion import derive_systems, fused_cell
 from gradgen.geometry import (
     EquivalentGeometry,
     carrier_diffusivity,
@@ -608,7 +608,7 @@ class GradientModel:
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]
-        fused = self._fused(spec, values, membrane, sites) if gradients and self.fusion else None
+        fused = fused_cell(self, spec, values, membrane, sites) if gradients and self.fusion else None
         if fused is not None:
             cell, props, centres, hubs = fused
         else:
@@ -617,37 +617,6 @@ class GradientModel:
             centres, hubs = [cv_centre(cell, site) for site in sites], None
         return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0,
                              self.generators(spec, values), hubs=hubs)
-
-    def _fused(self, spec: CellSpec, values: dict[str, float] | None, membrane: Membrane,
-               sites: Sequence[str]) -> tuple | None:
-        """The gradient cell with fused mechanisms, its properties, probe centres and the
-        fused mechanism of each probe; None (logged) where the hub design is needed."""
-        self._refuse_diam_readers(spec)
-        reason = fusion_blocker(self, spec)
-        if reason is None:
-            geo = cell_geometry(spec, membrane).equivalent
-            original = {entry["gradient"]: name for name, entry in self.mechanisms.items()}
-            pieces = [(geo.map_region(region), original[d.mech.name], dict(d.mech.values))
-                      for region, d in self._densities(spec, True, values or {}, membrane)
-                      if d.mech.name != HUB_NAME]
-            blank = geo.cable_cell(arbor.decor())
-            layout = fused_layout(blank, geo.morphology, pieces)
-            centres = [cv_centre(blank, site) for site in sites]
-            hubs = probe_mechanisms(layout, blank, centres) if isinstance(layout, FusedLayout) else None
-            reason = layout if isinstance(layout, str) else None if hubs else "a probe site without mechanisms"
-        if reason is not None:
-            log.info("gradient cell: hub design (%s)", reason)
-            return None
-        decor = spec.decor.to_arbor([], geo.map_region, geo.map_locset, without=("rL",),
-                                    place_map=self._synapse_map(True, values or {}))
-        for region, density in layout.paints:
-            decor.paint(region, density)
-        geo.paint_axial(decor)
-        for k in range(len(self.params)):
-            geo.paint_carrier(decor, carrier_ion(k))
-        log.info("gradient cell: fused mechanisms %s", ", ".join(layout.members))
-        props = fused_properties(self, layout, arbor.neuron_cable_properties())
-        return geo.cable_cell(decor), props, centres, hubs
 
     def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
                  gradients: bool = True, values: dict[str, float] | None = None,

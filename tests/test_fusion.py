@@ -10,6 +10,7 @@ from __future__ import annotations
 import arbor
 import numpy as np
 import pytest
+from arbor import units as U
 
 from gradgen.check import HH_AXON_SITES, cable_cell_spec, hh_axon_spec
 from gradgen.convert import convert
@@ -52,8 +53,10 @@ def test_hh_axon_with_region_parameters_fuses(tmp_path):
 
 
 def test_two_painted_sets_fuse(tmp_path):
-    """hh everywhere, pas on CVs 3-6 of 10: fused mechanisms {hh} and {hh, pas}."""
+    """hh everywhere, pas on CVs 3-6 of 10: fused mechanisms {hh} and {hh, pas}; cm 2 µF/cm²
+    (the fused mechanisms' implicit step uses it)."""
     spec = cable_cell_spec(["hh"], n_cv=10, stimulus_nA=0.1, t_off=90, labels={"mid": "(cable 0 0.3 0.7)"})
+    spec.decor.set_property(cm=0.02 * U.F / U.m2)
     spec.decor.paint('"mid"', arbor.density("pas", {"g": 2e-4}))
     fused, hub = _models(tmp_path, ["hh.mod", "pas.mod"], ["hh.gkbar", "pas.g", "pas.e"])
     run, _ = _compare(fused, hub, spec, ["(location 0 0.05)", "(location 0 0.45)"])
