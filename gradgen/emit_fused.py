@@ -9,7 +9,9 @@ update of that CV. Only the K carriers ``gg<k>`` remain as ions. The arithmetic 
 design's, member by member in the hub design's (alphabetical) order.
 
 Members' names (states, parameters, sensitivities, CSE temporaries) get the prefix
-``<mechanism>_``; their currents are summed per ion, the nonspecific ones into ``gg_i``.
+``<mechanism>_``; their currents are summed per ion, the nonspecific ones into ``gg_i``, each
+member's currents and sums scaled by its covered fraction ``<mechanism>_gg_c`` of the CV (1
+unless a region border lies inside the CV), as Arbor scales a partly painted mechanism.
 Only plain density channels fuse (:func:`fusable`); the runtime falls back to the hub design
 for the rest.
 """
@@ -30,6 +32,7 @@ from gradgen.params import CONDUCTANCE_ION, ParamRef, carrier_ion, scratch_ion
 
 FUSED_PREFIX = "gradf_"
 NONSPECIFIC = "gg_i"
+COVERAGE = "gg_c"  # a member's covered fraction of the CV (RANGE, painted by the runtime)
 
 
 def fused_name(members: list[str]) -> str:
@@ -83,6 +86,8 @@ def _shared_names(system: ContributorSystem) -> set[str]:
 def _member(system: ContributorSystem) -> _Member:
     low = system.lowered
     prefix = member_prefix(low.name)
+    coverage = sympy.Symbol(prefix + COVERAGE)
+    sums = {f"{CONDUCTANCE_ION}d"} | {f"{scratch_ion(k)}d" for k in range(len(system.params))}
     own = set(low.states) | set(low.parameter_names()) | set(system.assigned_names())
     own |= {weight(k) for k in system.owned}
     for code in (system.initial, system.phase_a, system.phase_b):
@@ -101,7 +106,10 @@ def _member(system: ContributorSystem) -> _Member:
         locals_ = [prefix + n for n in code.locals]
         for stmt in code.statements:
             target = prefix + stmt.target if stmt.target in own else stmt.target
-            out, created = lower_piecewise(target, rename(stmt.expr), lambda: f"{prefix}{tag}{next(counter)}")
+            expr = rename(stmt.expr)
+            if target in sums:  # sum + term: the term counts with the member's covered fraction
+                expr = sympy.Symbol(target) + coverage * (expr - sympy.Symbol(target))
+            out, created = lower_piecewise(target, expr, lambda: f"{prefix}{tag}{next(counter)}")
             lines += out
             locals_ += created
         return lines, locals_
@@ -109,7 +117,8 @@ def _member(system: ContributorSystem) -> _Member:
     parameters = [dict(name=prefix + p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
                   for p in low.parameters]
     parameters += [dict(name=prefix + weight(k), value="0", unit=None) for k in system.owned]
-    currents = [(c.ion, c.name, rename(c.expr)) for c in low.currents]
+    parameters.append(dict(name=prefix + COVERAGE, value="1", unit=None))
+    currents = [(c.ion, c.name, coverage * rename(c.expr)) for c in low.currents]
     return _Member(low.name, parameters, [prefix + s for s in low.states],
                    [prefix + a for a in system.assigned_names()],
                    render(system.initial, "gj"), render(system.phase_a, "gk"), render(system.phase_b, "gl"),

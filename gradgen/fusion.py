@@ -1,16 +1,16 @@
 """Where the fused design applies, and the gradient cell built with it.
 
-A fused mechanism (:mod:`gradgen.emit_fused`) does the hub's per-CV update itself, so it is
-exact only where it is the one gradient mechanism of a CV and covers the whole CV (Arbor
-scales a mechanism's carrier write by the covered fraction, which a mechanism cannot read).
-:func:`fused_layout` checks that on the gradient cell's CVs — every painted mechanism covers
-each CV fully or not at all — and assigns each CV its painted set. Cells where that fails,
-and models with what fusion does not cover (point processes, ion coupling, the naive scheme
-or geometry), run the hub design instead; :func:`fusion_blocker` says why.
+A fused mechanism (:mod:`gradgen.emit_fused`) does the hub's per-CV update itself, so it must
+be the one gradient mechanism of its CV and cover the whole CV (Arbor scales a mechanism's
+carrier write by the covered fraction, which a mechanism cannot read). :func:`fused_layout`
+therefore paints, on every CV with membrane, the fused mechanism of the mechanisms painted
+there, over the whole CV, and hands it each member's covered fraction and the member's
+parameters averaged over the part it covers — what Arbor would give the member itself. Models
+with what fusion does not cover (point processes, ion coupling, the naive scheme or geometry)
+run the hub design instead; :func:`fusion_blocker` says why.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ from arbor import units as U
 from gradgen.build import build_catalogue
 from gradgen.coupling import Coupling
 from gradgen.derive import ContributorSystem, derive_contributor
-from gradgen.emit_fused import emit_fused, fusable, fused_name, member_prefix
+from gradgen.emit_fused import COVERAGE, emit_fused, fusable, fused_name, member_prefix
 from gradgen.geometry_arbor import cable_expr, join_regions
 from gradgen.lower import lower_file
 from gradgen.params import carrier_ion
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the runtime imports this module
 
 log = logging.getLogger("gradgen")
 
-#: A covered fraction this close to 0 or 1 counts as none or all (area rounding, ~1e-15).
+#: A covered fraction this close to 0 or 1 counts as none or all (length rounding, ~1e-15).
 COVERAGE_TOLERANCE = 1e-9
 
 
@@ -95,45 +95,60 @@ def _overlap(a: Sequence, b: Sequence, lengths: list[float]) -> float:
 
 
 def fused_layout(cell: arbor.cable_cell, morphology: arbor.morphology,
-                 pieces: list[tuple[str, str, dict[str, float]]], cm: float) -> FusedLayout | str:
-    """Plan the fused mechanisms of a cell of one radius (lengths stand for areas), or say why
-    it cannot be fused. ``pieces``: (region on this cell, mechanism, values) of every paint;
-    ``cm`` (µF/cm²) is the hub's membrane capacitance."""
+                 pieces: list[tuple[str, str, dict[str, float]]], cm: float,
+                 defaults: dict[str, dict[str, float]]) -> FusedLayout:
+    """Plan the fused mechanisms of a cell of one radius (lengths stand for areas).
+
+    ``pieces``: (region on this cell, mechanism, values) of every paint; ``cm`` (µF/cm²) the
+    hub's membrane capacitance; ``defaults``: each mechanism's parameter defaults. Every CV
+    with membrane gets the fused mechanism of the mechanisms on it, painted on the whole CV,
+    with each member's covered fraction and its parameters averaged over the part it covers
+    (what Arbor hands a partly painted mechanism).
+    """
     lengths = _branch_lengths(morphology)
     data = arbor.cv_data(cell)
     cv_cables = [data.cables(i) for i in range(data.num_cv)]
-    by_mech: dict[str, list[tuple[str, dict[str, float]]]] = {}
-    for region, mech, values in pieces:
-        by_mech.setdefault(mech, []).append((region, values))
-    covered = {m: [c for region, _ in ps for c in cell.cables(region)] for m, ps in by_mech.items()}
-    cv_sets: list[tuple[str, ...] | None] = []
+    painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
+    groups: dict[tuple, list[int]] = {}
+    cv_mechanism: list[str | None] = []
+    members_of: dict[str, list[str]] = {}
     for i, cables in enumerate(cv_cables):
         size = _overlap(cables, cables, lengths)
-        if size <= 0:
-            cv_sets.append(None)  # a zero-length fork CV: no membrane, nothing to update
+        shares: dict[str, list[tuple[float, dict[str, float]]]] = {}
+        for mech, cables_m, values in painted:
+            length = _overlap(cables, cables_m, lengths) if size > 0 else 0.0
+            if length > COVERAGE_TOLERANCE * size:
+                shares.setdefault(mech, []).append((length, values))
+        if not shares:  # no membrane (a zero-length fork CV) or no gradient mechanism
+            cv_mechanism.append(None)
             continue
-        members = []
-        for mech, cables_m in covered.items():
-            fraction = _overlap(cables, cables_m, lengths) / size
-            if COVERAGE_TOLERANCE < fraction < 1 - COVERAGE_TOLERANCE:
-                return f"'{mech}' covers {fraction:.3g} of CV {i} (a region border inside a CV)"
-            if fraction >= 1 - COVERAGE_TOLERANCE:
-                members.append(mech)
-        cv_sets.append(tuple(sorted(members)) or None)
-    paints: list[tuple[str, arbor.density]] = []
-    members_of: dict[str, list[str]] = {}
-    for members in sorted({s for s in cv_sets if s}):
-        name = fused_name(list(members))
-        members_of[name] = list(members)
-        cvs = join_regions([cable_expr(c.branch, c.prox, c.dist)
-                            for i, s in enumerate(cv_sets) if s == members for c in cv_cables[i]])
-        for combo in itertools.product(*(by_mech[m] for m in members)):
-            region, values = cvs, {"cm": cm}
-            for mech, (piece, piece_values) in zip(members, combo):
-                region = f"(intersect {region} {piece})"
-                values.update({member_prefix(mech) + k: v for k, v in piece_values.items()})
-            paints.append((region, arbor.density(name, values)))
-    return FusedLayout(paints, members_of, [fused_name(list(s)) if s else None for s in cv_sets])
+        members = sorted(shares)
+        name = fused_name(members)
+        members_of[name] = members
+        values = {"cm": cm}
+        for mech in members:
+            fraction = sum(length for length, _ in shares[mech]) / size
+            values[member_prefix(mech) + COVERAGE] = 1.0 if fraction > 1 - COVERAGE_TOLERANCE else fraction
+            values.update({member_prefix(mech) + k: v
+                           for k, v in _averaged(shares[mech], defaults[mech]).items()})
+        groups.setdefault((name, tuple(sorted(values.items()))), []).append(i)
+        cv_mechanism.append(name)
+    paints = [(join_regions([cable_expr(c.branch, c.prox, c.dist) for i in cvs for c in cv_cables[i]]),
+               arbor.density(name, dict(values))) for (name, values), cvs in groups.items()]
+    return FusedLayout(paints, members_of, cv_mechanism)
+
+
+def _averaged(shares: list[tuple[float, dict[str, float]]], defaults: dict[str, float]) -> dict[str, float]:
+    """Parameter values averaged by covered length (a value shared by every piece is kept exactly)."""
+    keys = {k for _, values in shares for k in values}
+    out = {}
+    for key in keys:
+        vals = [values.get(key, defaults.get(key, 0.0)) for _, values in shares]
+        if all(v == vals[0] for v in vals):
+            out[key] = vals[0]
+        else:
+            out[key] = sum(length * v for (length, _), v in zip(shares, vals)) / sum(l for l, _ in shares)
+    return out
 
 
 def fused_catalogue(model: "GradientModel", layout: FusedLayout) -> Path:
@@ -183,10 +198,12 @@ def fused_cell(model: "GradientModel", spec: "CellSpec", values: dict[str, float
                   for region, d in model._densities(spec, True, values or {}, membrane)
                   if d.mech.name != HUB_NAME]
         blank = geo.cable_cell(arbor.decor())
-        layout = fused_layout(blank, geo.morphology, pieces, membrane.cm)
+        defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
+                    for m in model.mechanisms}
+        layout = fused_layout(blank, geo.morphology, pieces, membrane.cm, defaults)
         centres = [cv_centre(blank, site) for site in sites]
-        hubs = probe_mechanisms(layout, blank, centres) if isinstance(layout, FusedLayout) else None
-        reason = layout if isinstance(layout, str) else None if hubs else "a probe site without mechanisms"
+        hubs = probe_mechanisms(layout, blank, centres)
+        reason = None if hubs else "a probe site without mechanisms"
     if reason is not None:
         log.info("gradient cell: hub design (%s)", reason)
         return None
