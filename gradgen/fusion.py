@@ -54,9 +54,13 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
         return "the naive carrier geometry"
     if model.store_ions:
         return "ion coupling between mechanisms"
-    if json.loads((model.directory / "gradients.json").read_text()).get("scheme") != "corrected":
+    manifest = json.loads((model.directory / "gradients.json").read_text())
+    if manifest.get("scheme") != "corrected":
         return "the naive update scheme"
-    placed = set(spec.decor.synapses().values()) & set(model.mechanisms)
+    if manifest.get("homeostatic"):
+        return "the homeostatic hub"
+    placed = {p.what.mech.name for p in spec.decor.places if isinstance(p.what, arbor.synapse)}
+    placed &= set(model.mechanisms)
     if placed:
         return f"point process(es) {', '.join(sorted(placed))}"
     for _, mech, _ in spec.decor.densities():
