@@ -2,12 +2,20 @@
 
 The shared benchmark cell, the HH axon with its soma (soma 1 CV 20 µm × r 10 µm, 10 axon CVs
 40 µm × r 0.5 µm; the gradient cell runs on its constant-radius equivalent), 1000 ms at
-dt 0.025 ms, 0.2 nA into the soma from 10 to 960 ms. Times are medians of repeated `simulation.run` calls (construction excluded), all taken in
-this one run. Baselines: Arbor's built-in `hh` (SIMD build) and the project's hh.mod built
-scalar like the gradient mechanisms (K = 0). Jaxley's reverse-mode gradient of the same
-loss on the same cell is timed in the same run when jaxley is installed (`make bench`).
+dt 0.025 ms, 0.2 nA into the soma from 10 to 960 ms. Every configuration is timed in this one
+run, interleaved (one `simulation.run` of each per round, construction excluded), and
+reported as the median over the rounds and as a ratio to Arbor's built-in `hh` (SIMD build).
 
-Writes benchmarks/results/overhead.json.
+Configurations, to show what each lever buys (issue #13):
+- the project's hh.mod without gradients (K = 0), built scalar and SIMD;
+- for K = 1, 3, 10, 12: the hub design built scalar (the design before the levers), the hub
+  design built SIMD, fused mechanisms built scalar, and fused + SIMD — what `simulate` uses;
+- K = 3 fused + SIMD with a 2-thread context (single-cell runs now use 1 thread).
+Jaxley's reverse-mode gradient of the same loss on the same cell is timed in the same run when
+jaxley is installed (`make bench`).
+
+Writes benchmarks/results/overhead.json (`gradient_runs[].ratio_to_builtin`: the default
+configuration, fused + SIMD, 1 thread).
 """
 from __future__ import annotations
 
@@ -29,30 +37,50 @@ from gradgen.convert import convert  # noqa: E402
 from gradgen.params import ParamRef  # noqa: E402
 from gradgen.targets.arbor.model import GradientModel, SingleCellRun  # noqa: E402
 
-T_END, DT, REPEATS = 1000.0, 0.025, 5
+T_END, DT, ROUNDS = 1000.0, 0.025, 7
 THIRDS = {"r0": "(cable 0 0 0.3333333333333333)", "r1": "(cable 0 0.3333333333333333 0.6666666666666666)",
           "r2": "(cable 0 0.6666666666666666 1)"}
 PARAM_SETS = {
     1: ["hh.gnabar"],
     3: ["hh.gnabar", "hh.gkbar", "hh.gl"],
     10: [f"hh.{p}@{r}" for p in ("gnabar", "gkbar", "gl") for r in THIRDS] + ["hh.el"],
+    12: [f"hh.{p}@{r}" for p in ("gnabar", "gkbar", "gl", "el") for r in THIRDS],
+}
+DESIGNS = {  # name -> (fusion, vectorize)
+    "hub_scalar": (False, False),
+    "hub_simd": (False, True),
+    "fused_scalar": (True, False),
+    "fused_simd": (True, True),
 }
 SITES = HH_AXON_SITES
 
 
-def time_run(run: SingleCellRun) -> float:
-    seconds = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        run.run(T_END, DT, sample_dt=1.0)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
-
-
-def builtin_hh_run(spec) -> SingleCellRun:
+def builtin_hh_run(spec, threads: int = 1) -> SingleCellRun:
     decor = spec.decor.to_arbor([("(all)", arbor.density("hh"))])
-    cell = spec.build(decor)
-    return SingleCellRun(cell, arbor.neuron_cable_properties(), SITES, 0)
+    return SingleCellRun(spec.build(decor), arbor.neuron_cable_properties(), SITES, 0, threads=threads)
+
+
+def gradient_run(directory: Path, spec, fusion: bool, vectorize: bool, gradients: bool = True,
+                 threads: int = 1) -> SingleCellRun:
+    model = GradientModel.load(directory)
+    model.fusion, model.vectorize = fusion, vectorize
+    run = model.simulation(spec, SITES, gradients=gradients)
+    if threads != 1:
+        run = SingleCellRun(run._cell, run._props, run.sites, run.n_params, threads=threads, hubs=run.hubs)
+    return run
+
+
+def interleaved(runs: dict[str, SingleCellRun]) -> dict[str, float]:
+    """Median seconds of one 1000 ms run of each, timed round-robin."""
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for name, run in runs.items():
+        run.run(50.0, DT)  # warm up: load libraries, allocate
+    for _ in range(ROUNDS):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run.run(T_END, DT, sample_dt=1.0)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in seconds.items()}
 
 
 def jaxley_gradient() -> dict:
@@ -68,32 +96,43 @@ def jaxley_gradient() -> dict:
 def main() -> dict:
     spec = hh_axon_spec(T_END, labels=THIRDS)
     results: dict = {"cell": "HH axon with soma (soma 20 um x r 10 um, 10 axon CVs 40 um x r 0.5 um)",
-                     "t_end_ms": T_END,
-                     "dt_ms": DT, "repeats": REPEATS, "machine": platform.processor() or platform.machine()}
-    plain = time_run(builtin_hh_run(spec))
-    results["builtin_hh_s"] = plain
+                     "t_end_ms": T_END, "dt_ms": DT, "rounds": ROUNDS, "threads": 1,
+                     "machine": platform.processor() or platform.machine()}
     with tempfile.TemporaryDirectory() as tmp:
-        models = {}
+        dirs = {}
         for k, names in PARAM_SETS.items():
-            convert([ROOT / "mechanisms" / "hh.mod"], Path(tmp) / f"k{k}", [ParamRef.parse(n) for n in names])
-            models[k] = GradientModel.load(Path(tmp) / f"k{k}")
+            dirs[k] = Path(tmp) / f"k{k}"
+            convert([ROOT / "mechanisms" / "hh.mod"], dirs[k], [ParamRef.parse(n) for n in names])
         start = time.perf_counter()
-        geometry = models[1].geometry(spec)  # once per cell spec: transform + 50 ms check
+        geometry = GradientModel.load(dirs[1]).geometry(spec)  # once per cell spec: transform + check
         results["geometry_setup_s"] = time.perf_counter() - start
         results["geometry_max_abs_dV_mV"] = geometry.max_abs_dV_mV
-        scalar = time_run(models[1].simulation(spec, SITES, gradients=False))
-        results["scalar_hh_s"] = scalar
-        rows = [{"K": 0, "seconds": scalar, "ratio_to_builtin": scalar / plain}]
-        for k, model in models.items():
-            seconds = time_run(model.simulation(spec, SITES))
-            rows.append({"K": k, "seconds": seconds, "ratio_to_builtin": seconds / plain,
-                         "ratio_to_scalar": seconds / scalar})
-        results["gradient_runs"] = rows
+        runs = {"builtin_hh": builtin_hh_run(spec),
+                "hh_mod_scalar": gradient_run(dirs[1], spec, False, False, gradients=False),
+                "hh_mod_simd": gradient_run(dirs[1], spec, False, True, gradients=False)}
+        for k, directory in dirs.items():
+            for design, (fusion, vectorize) in DESIGNS.items():
+                runs[f"K{k}_{design}"] = gradient_run(directory, spec, fusion, vectorize)
+        runs["K3_fused_simd_2threads"] = gradient_run(dirs[3], spec, True, True, threads=2)
+        assert all(h.startswith("gradf_") for h in runs["K3_fused_simd"].hubs)  # fusion applied
+        times = interleaved(runs)
+    plain = times["builtin_hh"]
+    results["seconds"] = times
+    results["ratio_to_builtin"] = {name: t / plain for name, t in times.items()}
+    results["builtin_hh_s"] = plain
+    results["gradient_runs"] = [{"K": 0, "seconds": times["hh_mod_simd"],
+                                 "ratio_to_builtin": times["hh_mod_simd"] / plain}]
+    results["gradient_runs"] += [{"K": k, "seconds": times[f"K{k}_fused_simd"],
+                                  "ratio_to_builtin": times[f"K{k}_fused_simd"] / plain,
+                                  "ratio_hub_scalar": times[f"K{k}_hub_scalar"] / plain,
+                                  "ratio_hub_simd": times[f"K{k}_hub_simd"] / plain,
+                                  "ratio_fused_scalar": times[f"K{k}_fused_scalar"] / plain}
+                                 for k in PARAM_SETS]
     results["jaxley_reverse_gradient"] = jaxley_gradient()
     out = ROOT / "benchmarks" / "results" / "overhead.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k != "gradient_runs"}, indent=2))
     return results
 
 

@@ -39,6 +39,36 @@ def original_name(mechanism: str) -> str:
     return ORIGINAL_PREFIX + mechanism
 
 
+# ---- fused mechanisms (one per painted set, with the hub's work inside) -------------------
+
+#: Fused mechanisms cover whole CVs alone, so their names need not sort against the hub.
+FUSED_PREFIX = "gradf_"
+#: The fused mechanism's nonspecific current: the sum of its members' nonspecific currents.
+FUSED_NONSPECIFIC = "gg_i"
+#: LOCALs of the hub's update inside a fused mechanism.
+FUSED_RATE = "gg_rate"
+FUSED_DENOMINATOR = "gg_den"
+
+
+def fused_name(members: list[str]) -> str:
+    """Name of the fused mechanism of a painted set (sorted so every order gives one name)."""
+    return FUSED_PREFIX + "_".join(sorted(members))
+
+
+def member_prefix(mechanism: str) -> str:
+    """Prefix of a member's names (states, parameters, σ, temporaries) in a fused mechanism."""
+    return f"{mechanism}_"
+
+
+def coverage(mechanism: str) -> str:
+    """RANGE parameter of a fused mechanism: the member's covered fraction of the CV."""
+    return member_prefix(mechanism) + "gg_c"
+
+
+#: The C++ temporary of the repaired SIMD write in modcc's generated code.
+SIMD_OLD_VALUE = "gg_old_"
+
+
 # ---- ions: carriers of u_k and per-CV accumulators ----------------------------------------
 
 #: Per-CV accumulator of the total membrane conductance.

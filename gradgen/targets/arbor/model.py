@@ -41,9 +41,11 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import STORE_DIFFUSIVITY
+from gradgen.sensitivity.derive import ContributorSystem
 from gradgen.targets.arbor.blowup import check_finite
 from gradgen.targets.arbor.build import build_catalogue, build_directory
 from gradgen.targets.arbor.decor import CellSpec, Membrane, membrane_of
+from gradgen.targets.arbor.fusion import derive_systems, fused_cell
 from gradgen.targets.arbor.geometry.cell import CellGeometry, cell_geometry
 from gradgen.targets.arbor.geometry.transform import (
     carrier_diffusivity,
@@ -71,6 +73,8 @@ class GradientModel:
     directory: Path
     manifest: Manifest
     carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
+    vectorize: bool = True  # SIMD build of density mechanisms (targets.arbor.build); False: all scalar
+    fusion: bool = True  # simulate with fused mechanisms where they apply (targets.arbor.fusion)
     #: Regions where the hub gets extra RANGE values (e.g. the homeostatic error weight);
     #: the rest of the cell gets the hub with its defaults.
     hub_paints: tuple[tuple[str, dict[str, float]], ...] = ()
@@ -104,13 +108,23 @@ class GradientModel:
 
     @cached_property
     def gradient_catalogue(self) -> Path:
-        return build_directory(self.directory, "gradgen")
+        return build_directory(self.directory, "gradgen", self.vectorize)
+
+    @cached_property
+    def systems(self) -> dict[str, ContributorSystem]:
+        """Each mechanism's gradient system, for fused mechanisms (derived once per model)."""
+        return derive_systems(self)
+
+    @cached_property
+    def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
+        """Built fused catalogues by their mechanisms (filled by :mod:`.fusion`)."""
+        return {}
 
     @cached_property
     def original_catalogue(self) -> Path:
         sources = {f"{name}.mod": (self.directory / m.source_copy).read_text()
                    for name, m in self.mechanisms.items()}
-        return build_catalogue(sources, "original")
+        return build_catalogue(sources, "original", self.vectorize)
 
     # -- properties
 
@@ -131,7 +145,7 @@ class GradientModel:
 
     # -- cells
 
-    def _densities(self, spec: CellSpec, gradients: bool, values: dict[str, float],
+    def densities(self, spec: CellSpec, gradients: bool, values: dict[str, float],
                    membrane: Membrane) -> list[tuple[str, arbor.density]]:
         unknown = set(values) - {p.name for p in self.params}
         if unknown:
@@ -186,7 +200,7 @@ class GradientModel:
             out.append((region, arbor.density(HUB_NAME, {"cm": membrane.cm, **values})))
         return [(rest, arbor.density(HUB_NAME, {"cm": membrane.cm}))] + out
 
-    def _synapse_map(self, gradients: bool, values: dict[str, float]) -> Callable[[Any], Any]:
+    def synapse_map(self, gradients: bool, values: dict[str, float]) -> Callable[[Any], Any]:
         """Replaces each placed synapse of a converted mechanism by its gradient or original version."""
         def replace(what: Any) -> Any:
             if not isinstance(what, arbor.synapse):
@@ -249,8 +263,8 @@ class GradientModel:
         is mapped onto it. ``carrier_geometry = "naive"`` keeps the original geometry with a
         per-half-CV diffusivity instead (only to measure what the transform removes).
         """
-        densities = self._densities(spec, gradients, values or {}, membrane)
-        synapses = self._synapse_map(gradients, values or {})
+        densities = self.densities(spec, gradients, values or {}, membrane)
+        synapses = self.synapse_map(gradients, values or {})
         if not gradients:
             return spec.build(spec.decor.to_arbor(densities, place_map=synapses))
         ions = [carrier_ion(k) for k in range(len(self.params))]
@@ -265,13 +279,7 @@ class GradientModel:
                 for region, d in paints:
                     decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
             return spec.build(decor)
-        readers = sorted({m for _, m, _ in spec.decor.densities()
-                          if m in self.mechanisms and self.mechanisms[m].reads_diam})
-        if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
-            raise GradgenError(
-                f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
-                "equivalent geometry changes (CV areas are kept, diameters are not)",
-                hint="use area instead of diam, or a constant-radius morphology")
+        self.refuse_diam_readers(spec)
         geo = cell_geometry(spec, membrane).equivalent
         # rL is the transform's: it paints every piece with the rL that keeps its resistance
         decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, without=("rL",),
@@ -280,6 +288,16 @@ class GradientModel:
         for ion in ions:
             geo.paint_carrier(decor, ion)
         return geo.cable_cell(decor)
+
+    def refuse_diam_readers(self, spec: CellSpec) -> None:
+        """Mechanisms that read diam cannot run on the changed-radius equivalent cell."""
+        readers = sorted({m for _, m, _ in spec.decor.densities()
+                          if m in self.mechanisms and self.mechanisms[m].reads_diam})
+        if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
+            raise GradgenError(
+                f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
+                "equivalent geometry changes (CV areas are kept, diameters are not)",
+                hint="use area instead of diam, or a constant-radius morphology")
 
     def cell(self, spec: CellSpec, gradients: bool = True, values: dict[str, float] | None = None,
              props: arbor.cable_cell_global_properties | None = None) -> arbor.cable_cell:
@@ -329,14 +347,18 @@ class GradientModel:
         """
         base = arbor.neuron_cable_properties()
         membrane = membrane_of(spec, base)
-        cell = self._build(spec, gradients, values, membrane)
-        props = self.properties(gradients, base)
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]
-        centres = [cv_centre(cell, site) for site in sites]
+        fused = fused_cell(self, spec, values, membrane, sites) if gradients and self.fusion else None
+        if fused is not None:
+            cell, props, centres, hubs = fused
+        else:
+            cell = self._build(spec, gradients, values, membrane)
+            props = self.properties(gradients, base)
+            centres, hubs = [cv_centre(cell, site) for site in sites], None
         return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0,
-                             self.generators(spec, values))
+                             self.generators(spec, values), hubs=hubs)
 
     def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
                  gradients: bool = True, values: dict[str, float] | None = None,
@@ -355,16 +377,20 @@ class SingleCellRun(CellsRecipe):
     """One cell with voltage (and hub-state) probes at each site."""
 
     def __init__(self, cell, props, sites: Sequence[str], n_params: int,
-                 generators: Sequence[arbor.event_generator] = ()):
+                 generators: Sequence[arbor.event_generator] = (), threads: int = 1,
+                 hubs: Sequence[str] | None = None):
         self.sites, self.n_params = list(sites), n_params
+        # the mechanism that publishes u_k at each site: the hub, or a fused mechanism
+        self.hubs = list(hubs) if hubs else [HUB_NAME] * len(self.sites)
         probes, self.tags = [], []
         for i, site in enumerate(self.sites):
             probes.append(arbor.cable_probe_membrane_voltage(site, f"v{i}"))
             self.tags.append(f"v{i}")
             for k in range(n_params):
-                probes.append(arbor.cable_probe_density_state(site, HUB_NAME, hub_state(k), hub_probe_tag(i, k)))
+                probes.append(arbor.cable_probe_density_state(site, self.hubs[i], hub_state(k),
+                                                              hub_probe_tag(i, k)))
                 self.tags.append(hub_probe_tag(i, k))
-        super().__init__([cell], props, [probes], [generators])
+        super().__init__([cell], props, [probes], [generators], threads=threads)
 
     def run(self, t_end: float, dt: float, sample_dt: float | None = None) -> Traces:
         """Reset, run and return the samples."""

@@ -1,0 +1,78 @@
+"""Cost of the IO cell's gradient run (K = 12 conductances) relative to a plain IO run.
+
+The tuning problem of examples/io.toml (1000 ms at dt 0.025, somatic V every 1 ms) on the
+bundled morphology and on C4A (../shared/data/C4A.swc, when present). Timed like the
+optimisers pay it (benchmarks/io_tuning.py's measure: one `simulate` call, construction
+included), interleaved in rounds, medians:
+- plain: the original mechanisms without gradients, built SIMD (the default) and scalar;
+- gradient, hub design built scalar (before the issue #13 levers);
+- gradient, hub design built SIMD;
+- gradient, fused mechanisms built scalar;
+- gradient, fused + SIMD (what `simulate` uses now).
+Ratios are to the SIMD plain run. Writes benchmarks/results/io_cost.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gradgen.tuning.config import load_config  # noqa: E402
+from gradgen.tuning.run import setup  # noqa: E402
+
+ROUNDS = 3
+MORPHOLOGIES = {"bundled": ROOT / "morphologies" / "io_like.swc",
+                "C4A": ROOT.parent / "shared" / "data" / "C4A.swc"}
+DESIGNS = {"hub_scalar": (False, False), "hub_simd": (False, True), "fused_scalar": (True, False),
+           "fused_simd": (True, True)}
+
+
+def measure(path: Path, work: Path) -> dict:
+    config = dataclasses.replace(load_config(ROOT / "examples" / "io.toml"), morphology=path)
+    problems = {}
+    for name, (fusion, vectorize) in DESIGNS.items():
+        problem = setup(config, work / name).problem
+        problem.model.fusion, problem.model.vectorize = fusion, vectorize
+        problems[name] = problem
+    z = problems["fused_simd"].param.z0()
+    values = problems["fused_simd"].param.model_values(z)
+    calls = {"plain_simd": lambda: problems["fused_simd"].trace(values),
+             "plain_scalar": lambda: problems["hub_scalar"].trace(values)}
+    calls.update({f"gradient_{name}": (lambda p=p: p.evaluate(z)) for name, p in problems.items()})
+    for call in calls.values():
+        call()  # builds every catalogue once, outside the timing
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(ROUNDS):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(s) for name, s in seconds.items()}
+    hubs = problems["fused_simd"].model.simulation(problems["fused_simd"].spec, [problems["fused_simd"].site]).hubs
+    return {"tuned_parameters": len(z), "model_parameters": len(problems["fused_simd"].model.params),
+            "fused": hubs[0].startswith("gradf_"), "seconds": median,
+            "ratio_to_plain_simd": {name: t / median["plain_simd"] for name, t in median.items()}}
+
+
+def main() -> None:
+    results: dict = {"rounds": ROUNDS, "machine": platform.processor() or platform.machine(),
+                     "protocol": "examples/io.toml: 1000 ms, dt 0.025, construction included"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in MORPHOLOGIES.items():
+            if path.exists():
+                results[name] = {"K12": measure(path, Path(tmp) / name)}
+                print(name, json.dumps(results[name], indent=2), flush=True)
+    out = ROOT / "benchmarks" / "results" / "io_cost.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Fused gradient mechanisms: the contributors of one painted set and the hub's work in one.
+
+In the hub design every mechanism on a CV sums its conductance and source terms into per-CV
+scratch ions (the conductance accumulator and θ_k's scratch ion) that the hub turns into the carriers' update; each scratch
+ion costs Arbor one diffusion solve per step although it never diffuses (measured ≈ 0.5 of a
+plain HH run each). Where every CV is covered by exactly one set of mechanisms, one mechanism
+can do all of it: each member's phase A/B code, with the scratch sums as LOCALs, then the hub
+update of that CV. Only the K carrier ions remain. The arithmetic is the hub
+design's, member by member in the hub design's (alphabetical) order.
+
+Members' names (states, parameters, sensitivities, CSE temporaries) get the prefix
+:func:`gradgen.protocol.member_prefix`; their currents are summed per ion, the nonspecific
+ones into one, each member's currents and sums scaled by its covered fraction
+(:func:`gradgen.protocol.coverage`) of the CV (1
+unless a region border lies inside the CV), as Arbor scales a partly painted mechanism.
+Only plain density channels fuse (:func:`fusable`); the runtime falls back to the hub design
+for the rest.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import sympy
+
+from gradgen.errors import GradgenError
+from gradgen.nmodl.lower import FREE_BUILTINS
+from gradgen.nmodl.printer import Line, lower_piecewise, nmodl, uses_dexprelr
+from gradgen.params import ParamRef
+from gradgen.protocol import (
+    CONDUCTANCE_ION,
+    FUSED_NONSPECIFIC,
+    LOCAL_PREFIX,
+    carrier_ion,
+    coverage,
+    diffusive,
+    fused_name,
+    gradient_name,
+    member_prefix,
+    scratch_ion,
+    weight,
+)
+from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.targets.arbor.emit import template
+from gradgen.version import __version__
+
+
+def fusable(system: ContributorSystem) -> str | None:
+    """Why this mechanism cannot be fused (None if it can)."""
+    low = system.lowered
+    if low.mechanism.kind != "density":
+        return f"'{low.name}' is a {low.mechanism.kind} process"
+    if low.concentration_writes or low.events:
+        return f"'{low.name}' writes ion concentrations or receives events"
+    if system.coupling.currents or system.coupling.concentrations:
+        return "the mechanisms are coupled through ions"
+    if any(var == f"i{ion}" for var, ion in low.ion_reads.items()):
+        return f"'{low.name}' reads an ion current"
+    return None
+
+
+@dataclass
+class _Member:
+    """One member's code with its names prefixed, ready for the template."""
+
+    name: str
+    parameters: list[dict]
+    states: list[str]
+    assigned: list[str]
+    initial: tuple[list[Line], list[str]]
+    phase_a: tuple[list[Line], list[str]]
+    phase_b: tuple[list[Line], list[str]]
+    currents: list[tuple[str | None, str, sympy.Expr]]  # (ion, current name, renamed expr)
+
+
+def _shared_names(system: ContributorSystem) -> set[str]:
+    """Names a member shares with the fused mechanism: builtins, ion variables, carriers, scratch."""
+    K = len(system.params)
+    shared = set(FREE_BUILTINS) | {"dt"} | set(system.lowered.ion_reads)
+    shared |= {diffusive(carrier_ion(k)) for k in range(K)} | {diffusive(scratch_ion(k)) for k in range(K)}
+    shared.add(diffusive(CONDUCTANCE_ION))
+    for ion in system.lowered.mechanism.ions:
+        shared |= set(ion.read) | set(ion.write)
+    return shared
+
+
+def _member(system: ContributorSystem) -> _Member:
+    low = system.lowered
+    prefix = member_prefix(low.name)
+    covered = sympy.Symbol(coverage(low.name))
+    sums = {diffusive(CONDUCTANCE_ION)} | {diffusive(scratch_ion(k)) for k in range(len(system.params))}
+    own = set(low.states) | set(low.parameter_names()) | set(system.assigned_names())
+    own |= {weight(k) for k in system.owned}
+    for code in (system.initial, system.phase_a, system.phase_b):
+        own |= set(code.locals)
+    shared = _shared_names(system)
+
+    def rename(expr: sympy.Expr) -> sympy.Expr:
+        unknown = {s.name for s in expr.free_symbols} - own - shared
+        if unknown:
+            raise GradgenError(f"cannot fuse '{low.name}': it uses {', '.join(sorted(unknown))}")
+        return expr.xreplace({s: sympy.Symbol(prefix + s.name) for s in expr.free_symbols if s.name in own})
+
+    def render(code: Code, tag: str) -> tuple[list[Line], list[str]]:
+        counter = itertools.count()
+        lines: list[Line] = []
+        locals_ = [prefix + n for n in code.locals]
+        for stmt in code.statements:
+            target = prefix + stmt.target if stmt.target in own else stmt.target
+            expr = rename(stmt.expr)
+            if target in sums:  # sum + term: the term counts with the member's covered fraction
+                expr = sympy.Symbol(target) + covered * (expr - sympy.Symbol(target))
+            out, created = lower_piecewise(target, expr, lambda: f"{prefix}{tag}{next(counter)}")
+            lines += out
+            locals_ += created
+        return lines, locals_
+
+    parameters = [dict(name=prefix + p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
+                  for p in low.parameters]
+    parameters += [dict(name=prefix + weight(k), value="0", unit=None) for k in system.owned]
+    parameters.append(dict(name=coverage(low.name), value="1", unit=None))
+    currents = [(c.ion, c.name, covered * rename(c.expr)) for c in low.currents]
+    return _Member(low.name, parameters, [prefix + s for s in low.states],
+                   [prefix + a for a in system.assigned_names()],
+                   render(system.initial, LOCAL_PREFIX["initial_lines"]),
+                   render(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
+                   render(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
+                   currents)
+
+
+def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
+    """NMODL text of the fused mechanism of ``systems`` (one painted set)."""
+    for system in systems:
+        reason = fusable(system)
+        if reason:
+            raise GradgenError(f"cannot fuse: {reason}")
+    ordered = sorted(systems, key=lambda s: gradient_name(s.name))  # the hub design's order
+    members = [_member(s) for s in ordered]
+    K = len(params)
+    ions: dict[str, dict] = {}
+    for system in ordered:
+        for ion in system.lowered.mechanism.ions:
+            entry = ions.setdefault(ion.name, dict(name=ion.name, read=[], write=[], valence=ion.valence))
+            entry["read"] += [r for r in ion.read if r not in entry["read"]]
+            entry["write"] += [w for w in ion.write if w not in entry["write"]]
+    sums: dict[str, list[sympy.Expr]] = {}
+    for member in members:
+        for ion, name, expr in member.currents:
+            sums.setdefault(name if ion else FUSED_NONSPECIFIC, []).append(expr)
+    currents = [Line(name, nmodl(sympy.Add(*exprs, evaluate=False))) for name, exprs in sums.items()]
+    exprs = [c.expr for s in ordered for code in (s.initial, s.phase_a, s.phase_b) for c in code.statements]
+    return template("fused.mod.j2").render(
+        name=fused_name([s.name for s in ordered]), version=__version__,
+        members=members, params=params, ks=list(range(K)), ions=list(ions.values()),
+        nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
+        conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],
+        needs_dexprelr=uses_dexprelr(exprs))
