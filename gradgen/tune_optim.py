@@ -19,7 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from gradgen.errors import GradgenError
-from gradgen.tune_problem import TuningProblem, rms_of_loss
+from gradgen.losses import rms_of_loss
+from gradgen.tune_problem import TuningProblem
 
 
 @dataclass
@@ -41,10 +42,13 @@ class History:
 
     def record(self, iteration: int, simulations: int, seconds: float, loss: float,
                z: np.ndarray) -> None:
-        if loss < self.best_loss:
+        """A non-finite loss (a failed run) is recorded as null and never becomes the best."""
+        finite = math.isfinite(loss)
+        if finite and loss < self.best_loss:
             self.best_loss, self.best_z = loss, [float(x) for x in z]
         self.rows.append({"iteration": iteration, "simulations": simulations,
-                          "seconds": seconds, "loss": loss, "rms_mV": rms_of_loss(loss),
+                          "seconds": seconds, "loss": loss if finite else None,
+                          "rms_mV": rms_of_loss(loss) if finite else None,
                           "best_loss": self.best_loss, "best_rms_mV": rms_of_loss(self.best_loss)})
 
     @property
@@ -97,7 +101,8 @@ def run_adam(problem: TuningProblem, budget: Budget, learning_rate: float = 1e-2
             evaluation = problem.evaluate(z)
             updates, state = optimiser.update(jax.numpy.asarray(evaluation.gradient), state)
             elapsed = history.seconds + time.perf_counter() - start
-            history.record(len(history.rows), history.simulations + 1, elapsed, evaluation.loss, z)
+            history.record(len(history.rows), history.simulations + problem.simulations_per_evaluation,
+                           elapsed, evaluation.loss, z)
             z = problem.param.clip(z + np.asarray(updates))
             bar.set_postfix(rms_mV=f"{history.rows[-1]['rms_mV']:.3g}")
             bar.update()
@@ -151,7 +156,8 @@ def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigm
             strategy.tell(candidates, losses)
             elapsed = history.seconds + time.perf_counter() - start
             best = int(np.argmin(losses))
-            history.record(len(history.rows), history.simulations + len(candidates), elapsed,
+            history.record(len(history.rows),
+                           history.simulations + len(candidates) * problem.simulations_per_evaluation, elapsed,
                            losses[best], np.asarray(candidates[best]))
             bar.set_postfix(best_rms_mV=f"{history.rows[-1]['best_rms_mV']:.3g}")
             bar.update()
