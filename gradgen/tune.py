@@ -1,13 +1,16 @@
-"""Tune a multicompartment model to a voltage trace: Adam on gradients, or CMA-ES.
+"""Tune a multicompartment model to a voltage trace: Levenberg–Marquardt or Adam on
+sensitivities, or CMA-ES.
 
 :func:`run_tuning` takes a config (see :mod:`gradgen.tune_config`), converts the tuned
 parameters' mechanisms, builds the cell from its SWC file, makes or reads the target, runs
 the chosen optimiser and writes into the output directory
 
 - ``results.json``: start, final and (if known) target values, loss, RMS error, counts,
-  and the per-iteration history;
-- ``loss.png`` and ``traces.png`` (target, before, after);
-- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``cmaes.pkl``) to resume from.
+  the per-iteration history and the identifiability report (J's singular values at the
+  start and the end, the parameter combinations the data do not determine);
+- ``loss.png``, ``traces.png`` (target, before, after) and ``identifiability.png``;
+- ``target.npz`` (t, v) and a checkpoint (``adam.npz`` / ``lm.npz`` / ``cmaes.pkl``) to
+  resume from.
 """
 from __future__ import annotations
 
@@ -21,10 +24,13 @@ from arbor import units as U
 
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
+from gradgen.losses import LOSSES
 from gradgen.morphology import cv_policy, load_swc
 from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
 from gradgen.tune_config import TuneConfig, load_config
+from gradgen.tune_identifiability import format_report, identifiability, plot_identifiability
+from gradgen.tune_lm import run_lm
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
 from gradgen.tune_params import Parameterisation, TunedParameter
 from gradgen.tune_plots import plot_loss, plot_traces
@@ -83,7 +89,8 @@ def setup(config: TuneConfig, work: Path) -> Setup:
     model = GradientModel.load(model_dir)
     param = parameterisation(config, model.defaults)
     protocol = Protocol(config.t_end, config.dt, config.sample_dt, tuple(config.windows))
-    problem = TuningProblem(model, cell_spec(config), config.probe, protocol, param)
+    problem = TuningProblem(model, cell_spec(config), config.probe, protocol, param,
+                            loss=LOSSES[config.loss])
     if config.target_file is not None:
         problem.set_target(read_target(config.target_file, protocol))
     else:
@@ -107,13 +114,23 @@ def read_target(path: Path, protocol: Protocol) -> np.ndarray:
     return v
 
 
-def optimise(s: Setup, out: Path, progress: bool = True) -> History:
-    c = s.config
+def optimise(s: Setup, out: Path, progress: bool = True) -> tuple[History, dict[str, np.ndarray]]:
+    """The history, and J = dr/dz at the start and the best point (taken from LM's own runs;
+    two extra gradient runs, not counted as simulations, for the other methods)."""
+    c, problem = s.config, s.problem
     budget = Budget(c.iterations, c.seconds, c.stop_rms_mV)
-    if c.method == "adam":
-        return run_adam(s.problem, budget, c.learning_rate, out / "adam.npz", progress)
-    return run_cmaes(s.problem, budget, c.population, c.sigma0, c.seed,
-                     checkpoint=out / "cmaes.pkl", progress=progress)
+    if c.method == "lm":
+        run = run_lm(problem, budget, out / "lm.npz", progress)
+        if run.start_jacobian is not None:
+            return run.history, {"start": run.start_jacobian, "end": run.end_jacobian}
+        history = run.history
+    elif c.method == "adam":
+        history = run_adam(problem, budget, c.learning_rate, out / "adam.npz", progress)
+    else:
+        history = run_cmaes(problem, budget, c.population, c.sigma0, c.seed,
+                            checkpoint=out / "cmaes.pkl", progress=progress)
+    return history, {"start": problem.evaluate(problem.param.z0()).jacobian,
+                     "end": problem.evaluate(np.array(history.best_z)).jacobian}
 
 
 def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
@@ -129,7 +146,8 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
     problem, param = s.problem, s.problem.param
     times = problem.protocol.times()
     np.savez(out / "target.npz", t=times, v=problem.target)
-    history = optimise(s, out, progress)
+    history, jacobians = optimise(s, out, progress)
+    reports = {when: identifiability(j, param.names) for when, j in jacobians.items()}
     best = np.array(history.best_z)
     before, after = problem.trace(param.model_values(param.z0())), problem.trace(param.model_values(best))
     known = target_values(config, param) if config.target_file is None else {}
@@ -142,9 +160,13 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
         "final_loss": problem.loss_of(after), "final_rms_mV": rms_of_loss(problem.loss_of(after)),
         "start_rms_mV": rms_of_loss(problem.loss_of(before)),
         "iterations": len(history.rows), "simulations": history.simulations,
-        "seconds": history.seconds, "history": history.rows,
+        "seconds": history.seconds, "identifiability": reports, "history": history.rows,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if progress:
+        print("\n".join(format_report(r, when) for when, r in reports.items()))
+    plot_identifiability(reports, out / "identifiability.png",
+                         f"{config.path.name}: what the somatic trace determines")
     plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
     plot_traces(times, {"target": problem.target, "before": before, "after": after},
                 out / "traces.png", f"RMS error {results['start_rms_mV']:.2f} → "

@@ -8,6 +8,7 @@ See ``examples/io.toml`` for a complete, commented configuration.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,13 @@ import arbor
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.lower import LoweredMechanism, lower_file
 from gradgen.morphology import REGIONS, LoadedCell, cv_policy, load_swc
+from gradgen.losses import LOSSES
 from gradgen.tune_params import TRANSFORMS
 
-_SECTIONS = {"model", "simulation", "tune", "target", "optimizer", "output"}
-_METHODS = ("adam", "cmaes")
+_SECTIONS = {"model", "simulation", "loss", "tune", "target", "optimizer", "output"}
+_METHODS = ("adam", "cmaes", "lm")
+# units of a maximal conductance (or permeability): the "auto" transform tunes them in log space
+_CONDUCTANCE_UNITS = re.compile(r"^[munp]?(S|mho|siemens)/cm2$|^cm/s$", re.IGNORECASE)
 
 
 @dataclass
@@ -48,6 +52,7 @@ class TuneConfig:
     bounds: dict[str, tuple[float, float]]
     target_values: dict[str, float] = field(default_factory=dict)
     target_file: Path | None = None
+    loss: str = "least_squares"
     method: str = "adam"
     iterations: int = 300
     learning_rate: float = 1e-2
@@ -194,15 +199,18 @@ def load_config(path: Path | str) -> TuneConfig:
     for name in parameters:
         if name not in ties:
             known_parameter(name, "[tune] parameters")
-    transform = tune.get("transform", "scaled")
+    transform = tune.get("transform", "auto")
     transforms = {name: tune.get("transforms", {}).get(name, transform) for name in parameters}
+    for name, kind in transforms.items():
+        if kind == "auto":
+            transforms[name] = _auto_transform(name, ties.get(name, [name]), by_name, values)
     for name in list(tune.get("transforms", {})) + list(tune.get("bounds", {})):
         if name not in parameters:
             raise r.error(f"[tune] '{name}' has a transform or bounds but is not tuned", name)
     for name, kind in transforms.items():
         if kind not in TRANSFORMS:
             raise r.error(f"[tune] unknown transform '{kind}' for '{name}'", kind,
-                          hint="use one of " + ", ".join(TRANSFORMS))
+                          hint="use one of auto, " + ", ".join(TRANSFORMS))
     bounds = {}
     for name, pair in tune.get("bounds", {}).items():
         if not isinstance(pair, list) or len(pair) != 2:
@@ -221,10 +229,14 @@ def load_config(path: Path | str) -> TuneConfig:
                                "fixed values belong in [model.values]")
     target_file = r.file(target["file"], "file") if "file" in target else None
 
+    loss = r.table("loss", required=False).get("kind", "least_squares")
+    if loss not in LOSSES:
+        raise r.error(f"[loss] unknown kind '{loss}'", str(loss), hint="use one of " + ", ".join(LOSSES))
     opt = r.table("optimizer", required=False)
     method = opt.get("method", "adam")
     if method not in _METHODS:
-        raise r.error(f"[optimizer] unknown method '{method}'", str(method), hint="adam or cmaes")
+        raise r.error(f"[optimizer] unknown method '{method}'", str(method),
+                      hint="use one of " + ", ".join(_METHODS))
     out = r.table("output", required=False)
     return TuneConfig(
         path=r.path, morphology=morphology, cv_policy=policy, mechanisms=mechanisms, paint=paint,
@@ -238,7 +250,7 @@ def load_config(path: Path | str) -> TuneConfig:
         windows=[(float(a), float(b)) for a, b in windows],
         parameters=list(parameters), ties=ties, transforms=transforms, bounds=bounds,
         target_values={k: float(v) for k, v in target_values.items()}, target_file=target_file,
-        method=method, iterations=int(r.number(opt, "optimizer", "iterations", 300, True)),
+        loss=loss, method=method, iterations=int(r.number(opt, "optimizer", "iterations", 300, True)),
         learning_rate=r.number(opt, "optimizer", "learning_rate", 1e-2, True),
         population=int(r.number(opt, "optimizer", "population", 20, True)),
         sigma0=r.number(opt, "optimizer", "sigma0", 0.1, True),
@@ -247,6 +259,23 @@ def load_config(path: Path | str) -> TuneConfig:
         stop_rms_mV=r.number(opt, "optimizer", "stop_rms_mV", 0.0),
         output=(r.path.parent / str(out.get("directory", "tuning-output"))).resolve(),
     )
+
+
+def _auto_transform(name: str, copies: list[str], mechanisms: dict[str, LoweredMechanism],
+                    values: dict[str, float]) -> str:
+    """``log`` for a conductance (or permeability) that starts positive, else ``scaled``.
+
+    LM on the IO cell stalled in scaled space and reached 0.5 mV in a few runs in log space
+    (issue 12); log also keeps a conductance positive and makes steps relative.
+    """
+    for copy in copies:
+        mech, _, param = copy.partition(".")
+        variable = next(v for v in mechanisms[mech].parameters if v.name == param)
+        start = values.get(copy, variable.value)
+        if not (variable.unit and _CONDUCTANCE_UNITS.match(variable.unit.replace(" ", ""))
+                and start is not None and start > 0):
+            return "scaled"
+    return "log"
 
 
 def _probe(text: str, cell: LoadedCell) -> str:
