@@ -69,7 +69,7 @@ class Protocol:
         decor = copy.copy(base.decor)
         decor.places = list(base.decor.places)
         for s in self.stimuli:
-            decor.place(s.location, arbor.iclamp(s.delay * U.ms, s.duration * U.ms, s.amplitude * U.nA))
+            decor.place(s.location, arbor.i_clamp(s.delay * U.ms, s.duration * U.ms, s.amplitude * U.nA))
         return dataclasses.replace(base, decor=decor)
 
 
