@@ -137,6 +137,7 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
     lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
     histories["LM (sensitivity Jacobian)"] = lm.history
     entry["lm"] = {**summary(lm.history, problem, clean, truth), "status": lm.status}
+    report(key, "lm", entry["lm"])
     reports = {"LM start": identifiability(lm.start_jacobian, problem.param.names),
                "LM end": identifiability(lm.end_jacobian, problem.param.names)}
     entry["lm"]["identifiability"] = reports
@@ -148,19 +149,22 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
                           population=20, sigma0=0.1, seed=1, progress=False)
         histories["CMA-ES (population 20)"] = cmaes
         entry["cmaes"] = summary(cmaes, problem, clean, truth)
+        report(key, "cmaes", entry["cmaes"])
     if "adam" in methods:
         adam = run_adam(problem, Budget(ADAM_ITERATIONS, budgets["adam"], STOP_RMS_MV), 1e-2,
                         progress=False)
         histories["Adam (gradients)"] = adam
         entry["adam"] = summary(adam, problem, clean, truth)
+        report(key, "adam", entry["adam"])
     plot_loss(histories, RESULTS / f"io_tuning_{key}.png", f"IO tuning, {key}")
-    for method in ("lm", "cmaes", "adam"):
-        if method in entry:
-            e = entry[method]
-            print(f"{key} {method}: {e['final_rms_mV']:.3g} mV after {e['simulations']} sims "
-                  f"({e['seconds']:.1f} s); 0.5 mV at {e['sims_to_0.5mV']} sims "
-                  f"({e['seconds_to_0.5mV']} s)", flush=True)
     return entry
+
+
+def report(key: str, method: str, e: dict) -> None:
+    print(f"{key} {method}: {e['final_rms_mV']:.3g} mV after {e['simulations']} sims "
+          f"({e['seconds']:.1f} s); 0.5 mV at {e['sims_to_0.5mV']} sims ({e['seconds_to_0.5mV']} s)"
+          + (f"; to clean {e['final_rms_to_clean_mV']:.3g} mV" if "final_rms_to_clean_mV" in e else ""),
+          flush=True)
 
 
 def variant(name: str, path: Path, kind: str, work: Path) -> dict:

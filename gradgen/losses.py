@@ -5,11 +5,12 @@ names a protocol (a stimulus set, simulated once per evaluation), a probe site o
 protocol's run, the target trace at the protocol's sample times, the samples the loss sees
 (a mask: the time windows) and a weight. The least-squares loss of a list of blocks is
 
-    L = ½ Σ_b w_b · mean_{t in mask_b} (V_b(t) − V*_b(t))²  =  ½ ‖r‖²,
-    r = sqrt(w_b / n_b) · (V_b − V*_b)[mask_b]   (blocks stacked),
+    L = ½ Σ_b w_b · mean_{t in mask_b} (V_b(t) − V*_b(t))² / W  =  ½ ‖r‖²,
+    r = sqrt(w_b / (n_b·W)) · (V_b − V*_b)[mask_b]   (blocks stacked),   W = Σ_b w_b,
 
-so one block of weight 1 is the ½·mean-square loss of the single-trace problem, ``r`` is
-in mV/√samples and ‖J·δz‖ is the RMS change of V (mV) that a step δz causes.
+so sqrt(2L) is the weighted RMS error (mV) whatever the blocks, one block is the
+½·mean-square loss of the single-trace problem, and ‖J·δz‖ is the (weighted) RMS change of
+V that a step δz causes.
 
 Everything that needs the chain rule goes through :func:`theta_gradient` (dL/dθ from dL/dV
 and dV/dθ), :func:`theta_jacobian` (dr/dθ) and :func:`to_z` (θ → z through the
@@ -44,10 +45,12 @@ class ResidualBlock:
             raise GradgenError(f"protocol '{self.protocol}', probe {self.probe}: weight "
                                f"{self.weight} must be positive")
 
-    @property
-    def row_scale(self) -> float:
-        """sqrt(w / n): the factor from V − V* (mV) to this block's residuals."""
-        return float(np.sqrt(self.weight / np.count_nonzero(self.mask)))
+
+
+def _row_scales(blocks: Sequence[ResidualBlock]) -> list[float]:
+    """sqrt(w_b / (n_b·W)): the factor from V − V* (mV) to each block's residuals."""
+    total = sum(b.weight for b in blocks)
+    return [float(np.sqrt(b.weight / (np.count_nonzero(b.mask) * total))) for b in blocks]
 
 
 # Sampled runs: protocol name -> V[site, t] and dV/dθ[site, k, t] (k in gradient-model order).
@@ -57,18 +60,20 @@ Sensitivities = Mapping[str, np.ndarray]
 
 def residuals(blocks: Sequence[ResidualBlock], v: Voltages) -> np.ndarray:
     """The stacked least-squares residuals r (see the module docstring)."""
-    return np.concatenate([b.row_scale * (v[b.protocol][b.probe] - b.target)[b.mask]
-                           for b in blocks])
+    return np.concatenate([c * (v[b.protocol][b.probe] - b.target)[b.mask]
+                           for b, c in zip(blocks, _row_scales(blocks))])
 
 
 def residual_weights(blocks: Sequence[ResidualBlock]) -> np.ndarray:
-    """sqrt(w_b / n_b) for every residual row (the factor from mV to r)."""
-    return np.concatenate([np.full(np.count_nonzero(b.mask), b.row_scale) for b in blocks])
+    """sqrt(w_b / (n_b·W)) for every residual row (the factor from mV to r)."""
+    return np.concatenate([np.full(np.count_nonzero(b.mask), c)
+                           for b, c in zip(blocks, _row_scales(blocks))])
 
 
 def theta_jacobian(blocks: Sequence[ResidualBlock], dv: Sensitivities) -> np.ndarray:
     """dr/dθ, shape [rows, K]: each block's dV/dθ at its selected samples, scaled like r."""
-    return np.concatenate([b.row_scale * dv[b.protocol][b.probe][:, b.mask].T for b in blocks])
+    return np.concatenate([c * dv[b.protocol][b.probe][:, b.mask].T
+                           for b, c in zip(blocks, _row_scales(blocks))])
 
 
 def theta_gradient(blocks: Sequence[ResidualBlock], dv: Sensitivities,
@@ -108,9 +113,9 @@ class LeastSquares:
     def value_and_dv(self, blocks: Sequence[ResidualBlock],
                      v: Voltages) -> tuple[float, list[np.ndarray]]:
         grads = []
-        for b in blocks:
+        for b, c in zip(blocks, _row_scales(blocks)):
             g = np.zeros(b.mask.shape)
-            g[b.mask] = b.row_scale**2 * (v[b.protocol][b.probe] - b.target)[b.mask]
+            g[b.mask] = c**2 * (v[b.protocol][b.probe] - b.target)[b.mask]
             grads.append(g)
         return self.value(blocks, v), grads
 
@@ -119,5 +124,5 @@ LOSSES: dict[str, Loss] = {"least_squares": LeastSquares()}
 
 
 def rms_of_loss(loss: float) -> float:
-    """RMS voltage error (mV) of a least-squares loss of one block of weight 1."""
+    """(Weighted) RMS voltage error (mV) of a least-squares loss."""
     return float(np.sqrt(2.0 * loss))

@@ -24,7 +24,7 @@ from arbor import units as U
 
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
-from gradgen.losses import LOSSES
+from gradgen.losses import LOSSES, ResidualBlock
 from gradgen.morphology import cv_policy, load_swc
 from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
@@ -88,13 +88,16 @@ def setup(config: TuneConfig, work: Path) -> Setup:
             [ParamRef.parse(t) for t in config.thetas()])
     model = GradientModel.load(model_dir)
     param = parameterisation(config, model.defaults)
-    protocol = Protocol(config.t_end, config.dt, config.sample_dt, tuple(config.windows))
-    problem = TuningProblem(model, cell_spec(config), config.probe, protocol, param,
+    protocols = config.protocols or [
+        Protocol(config.t_end, config.dt, config.sample_dt, tuple(config.windows))]
+    problem = TuningProblem(model, cell_spec(config), config.probe, protocols, param,
                             loss=LOSSES[config.loss])
-    if config.target_file is not None:
-        problem.set_target(read_target(config.target_file, protocol))
+    if config.target_files:
+        targets = {p.name: read_target(config.target_files[p.name], p)[None, :] for p in protocols}
     else:
-        problem.set_target(problem.trace(target_values(config, param)))
+        targets = problem.voltages(target_values(config, param))
+    problem.set_blocks([ResidualBlock(p.name, 0, targets[p.name][0], p.mask(),
+                                      config.protocol_weights.get(p.name, 1.0)) for p in protocols])
     return Setup(config, model, problem)
 
 
@@ -144,21 +147,26 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     s = setup(config, out)
     problem, param = s.problem, s.problem.param
-    times = problem.protocol.times()
-    np.savez(out / "target.npz", t=times, v=problem.target)
+    several = len(problem.protocols) > 1  # then files per protocol: target_<name>.npz, ...
+    for b in problem.blocks:
+        suffix = f"_{b.protocol}" if several else ""
+        np.savez(out / f"target{suffix}.npz", t=problem.protocols[b.protocol].times(), v=b.target)
     history, jacobians = optimise(s, out, progress)
     reports = {when: identifiability(j, param.names) for when, j in jacobians.items()}
     best = np.array(history.best_z)
-    before, after = problem.trace(param.model_values(param.z0())), problem.trace(param.model_values(best))
-    known = target_values(config, param) if config.target_file is None else {}
+    before = problem.voltages(param.model_values(param.z0()))
+    after = problem.voltages(param.model_values(best))
+    known = target_values(config, param) if not config.target_files else {}
     results = {
         "config": str(config.path), "output": str(out), "method": config.method,
         "parameters": [{"name": p.name, "copies": list(p.copies), "transform": p.transform,
                         "start": p.default, "final": p.value(z),
                         **({"target": known[p.copies[0]]} if known else {})}
                        for p, z in zip(param.parameters, best)],
-        "final_loss": problem.loss_of(after), "final_rms_mV": rms_of_loss(problem.loss_of(after)),
-        "start_rms_mV": rms_of_loss(problem.loss_of(before)),
+        "protocols": list(problem.protocols),
+        "final_loss": problem.loss_of_voltages(after),
+        "final_rms_mV": rms_of_loss(problem.loss_of_voltages(after)),
+        "start_rms_mV": rms_of_loss(problem.loss_of_voltages(before)),
         "iterations": len(history.rows), "simulations": history.simulations,
         "seconds": history.seconds, "identifiability": reports, "history": history.rows,
     }
@@ -168,7 +176,11 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
     plot_identifiability(reports, out / "identifiability.png",
                          f"{config.path.name}: what the somatic trace determines")
     plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
-    plot_traces(times, {"target": problem.target, "before": before, "after": after},
-                out / "traces.png", f"RMS error {results['start_rms_mV']:.2f} → "
-                f"{results['final_rms_mV']:.2f} mV")
+    for b in problem.blocks:
+        suffix = f"_{b.protocol}" if several else ""
+        plot_traces(problem.protocols[b.protocol].times(),
+                    {"target": b.target, "before": before[b.protocol][b.probe],
+                     "after": after[b.protocol][b.probe]},
+                    out / f"traces{suffix}.png", f"{b.protocol}: RMS error "
+                    f"{results['start_rms_mV']:.2f} → {results['final_rms_mV']:.2f} mV (all protocols)")
     return results

@@ -21,8 +21,10 @@ from gradgen.lower import LoweredMechanism, lower_file
 from gradgen.morphology import REGIONS, LoadedCell, cv_policy, load_swc
 from gradgen.losses import LOSSES
 from gradgen.tune_params import TRANSFORMS
+from gradgen.tune_problem import Protocol
+from gradgen.tune_protocols import read_protocols, read_target_files
 
-_SECTIONS = {"model", "simulation", "loss", "tune", "target", "optimizer", "output"}
+_SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
 _METHODS = ("adam", "cmaes", "lm")
 # units of a maximal conductance (or permeability): the "auto" transform tunes them in log space
 _CONDUCTANCE_UNITS = re.compile(r"^[munp]?(S|mho|siemens)/cm2$|^cm/s$", re.IGNORECASE)
@@ -51,7 +53,9 @@ class TuneConfig:
     transforms: dict[str, str]
     bounds: dict[str, tuple[float, float]]
     target_values: dict[str, float] = field(default_factory=dict)
-    target_file: Path | None = None
+    target_files: dict[str, Path] = field(default_factory=dict)  # protocol name -> NPZ
+    protocols: list[Protocol] = field(default_factory=list)  # [[protocol]]; none: [simulation]
+    protocol_weights: dict[str, float] = field(default_factory=dict)
     loss: str = "least_squares"
     method: str = "adam"
     iterations: int = 300
@@ -217,9 +221,12 @@ def load_config(path: Path | str) -> TuneConfig:
             raise r.error(f"[tune.bounds] {name} must be [low, high]", name)
         bounds[name] = (float(pair[0]), float(pair[1]))
 
+    windows = [(float(a), float(b)) for a, b in windows]
+    protocols, protocol_weights = read_protocols(r, sim, windows, lambda text: _probe(text, cell))
     target = r.table("target")
-    if ("values" in target) == ("file" in target):
-        raise r.error("[target] needs exactly one of 'values' (known parameters) or 'file'", "[target]")
+    if sum(k in target for k in ("values", "file", "files")) != 1:
+        raise r.error("[target] needs exactly one of 'values' (known parameters), 'file' or "
+                      "'files' (one NPZ per protocol)", "[target]")
     target_values = target.get("values", {})
     for name in target_values:
         if name not in parameters and name not in [c for cs in ties.values() for c in cs]:
@@ -227,7 +234,7 @@ def load_config(path: Path | str) -> TuneConfig:
             raise r.error(f"[target] values: '{name}' is not tuned", name,
                           hint="a target made from known parameters may change tuned ones only; "
                                "fixed values belong in [model.values]")
-    target_file = r.file(target["file"], "file") if "file" in target else None
+    target_files = read_target_files(r, target, protocols) if "values" not in target else {}
 
     loss = r.table("loss", required=False).get("kind", "least_squares")
     if loss not in LOSSES:
@@ -247,9 +254,9 @@ def load_config(path: Path | str) -> TuneConfig:
         t_end=r.number(sim, "simulation", "t_end", positive=True),
         dt=r.number(sim, "simulation", "dt", 0.025, True),
         sample_dt=r.number(sim, "simulation", "sample_dt", 1.0, True),
-        windows=[(float(a), float(b)) for a, b in windows],
+        windows=windows, protocols=protocols, protocol_weights=protocol_weights,
         parameters=list(parameters), ties=ties, transforms=transforms, bounds=bounds,
-        target_values={k: float(v) for k, v in target_values.items()}, target_file=target_file,
+        target_values={k: float(v) for k, v in target_values.items()}, target_files=target_files,
         loss=loss, method=method, iterations=int(r.number(opt, "optimizer", "iterations", 300, True)),
         learning_rate=r.number(opt, "optimizer", "learning_rate", 1e-2, True),
         population=int(r.number(opt, "optimizer", "population", 20, True)),

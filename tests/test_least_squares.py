@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gradgen.cli import main
-from gradgen.losses import LOSSES, ResidualBlock, residuals
+from gradgen.losses import LOSSES, ResidualBlock, residual_weights, residuals
 from gradgen.tune import setup
 from gradgen.tune_config import load_config
 from gradgen.tune_identifiability import identifiability
@@ -192,3 +192,67 @@ def test_cli_lm_writes_identifiability(tmp_path):
     assert len(results["identifiability"]["start"]["singular_values"]) == 3
     for name in ("identifiability.png", "lm.npz", "loss.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+PROTOCOLS = """
+[[protocol]]
+name = "rest"
+
+[[protocol]]
+name = "step"
+stimuli = [{ location = "soma", delay = 20.0, duration = 60.0, amplitude = 0.1 }]
+weight = 2.0
+"""
+
+
+def test_config_with_two_protocols_runs_lm(tmp_path):
+    """Two protocols from the config, each with its own target made from the known
+    parameters: LM fits both (measured: 1.08 mV → 1.0e-4 mV in 4 iterations, 8 simulations;
+    the stop is at 1e-3 mV)."""
+    text = LOG_BASE.replace("[tune]", PROTOCOLS + "\n[tune]").replace(
+        "iterations = 4", 'iterations = 10\nmethod = "lm"\nstop_rms_mV = 1e-3')
+    results = main(["tune", str(write(tmp_path, text))])
+    assert results == 0
+    import json
+
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["protocols"] == ["rest", "step"]
+    assert results["final_rms_mV"] < 1e-3
+    assert results["simulations"] == 2 * results["iterations"]
+    for name in ("target_rest.npz", "target_step.npz", "traces_step.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("addition, message", [
+    ('[[protocol]]\nname = "a"\nstimuli = [{ location = "soma", delay = 1.0 }]\n',
+     r"tune.toml:\d+:\d+: \[\[protocol\]\] a: a stimulus is a table with amplitude, delay, duration, location"),
+    ('[[protocol]]\nname = "a"\n\n[[protocol]]\nname = "a"\n', r"tune.toml:\d+:\d+: \[\[protocol\]\] name 'a' is used twice"),
+    ('[[protocol]]\nname = "a"\nstimulus = []\n', r"tune.toml:\d+:\d+: \[\[protocol\]\] a: unknown key 'stimulus'"),
+])
+def test_protocol_errors_are_exit_2_with_position(tmp_path, capsys, addition, message):
+    path = write(tmp_path, LOG_BASE.replace("[tune]", addition + "\n[tune]"))
+    assert main(["tune", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+
+
+def test_target_files_must_name_known_protocols(tmp_path, capsys):
+    npz = tmp_path / "t.npz"
+    np.savez(npz, t=np.arange(120.0), v=np.zeros(120))
+    text = LOG_BASE.replace("[tune]", PROTOCOLS + "\n[tune]")
+    target = text[text.index("[target.values]"):text.index("[optimizer]")]
+    text = text.replace(target, f'[target]\nfiles = {{ rest = "{npz}", stp = "{npz}" }}\n\n')
+    assert main(["tune", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"tune.toml:\d+:\d+: \[target\] files: unknown protocol 'stp'", err), err
+
+
+def test_residual_weights_scale_the_voltage_error():
+    """r = weights · (V − V*)[mask], blocks weighted so that ½‖r‖² is the weighted mean."""
+    mask = np.array([True, True, False])
+    blocks = [ResidualBlock("a", 0, np.zeros(3), mask, 1.0), ResidualBlock("b", 0, np.zeros(3), mask, 3.0)]
+    v = {"a": np.array([[1.0, 1.0, 9.0]]), "b": np.array([[2.0, 2.0, 9.0]])}
+    r = residuals(blocks, v)
+    np.testing.assert_allclose(r, residual_weights(blocks) * np.array([1.0, 1.0, 2.0, 2.0]))
+    assert 0.5 * r @ r == pytest.approx(0.5 * (1.0 * 1.0 + 3.0 * 4.0) / 4.0)
+    assert LOSSES["least_squares"].value(blocks, v) == pytest.approx(0.5 * r @ r)
