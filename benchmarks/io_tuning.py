@@ -12,8 +12,11 @@ transform (p = p₀·eᶻ) from the same start (the .mod defaults, z = 0).
 - ``cmaes``: population 20, σ0 0.1, seed 1, each generation 20 original cells in one Arbor
   simulation; at most CMAES_GENERATIONS generations, i.e. ≥ 20× LM's budget in simulations.
 - ``adam``: learning rate 1e-2, one gradient run per iteration.
+- ``de`` (``--methods``): scipy's differential evolution, population 20 drawn like CMA-ES's
+  first generation, box z0 ± 1, one Arbor simulation per generation, CMA-ES's caps.
 
-CMA-ES and Adam stop at 0.5 mV RMS, at their caps or after a wall-time budget each. A
+CMA-ES, DE and Adam stop at 0.5 mV RMS (noisy target: 0.51 mV, 0.1 mV above the noise), at
+their caps or after a wall-time budget each. A
 gradient run counts as one simulation, a CMA-ES candidate as one. Single-threaded.
 
 Variants (``--variants``, comma-separated; default ``12``):
@@ -51,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 from gradgen.losses import rms_of_loss  # noqa: E402
 from gradgen.tune import setup, target_values  # noqa: E402
 from gradgen.tune_config import TuneConfig, load_config  # noqa: E402
+from gradgen.tune_de import run_de  # noqa: E402
 from gradgen.tune_identifiability import format_report, identifiability, plot_identifiability  # noqa: E402
 from gradgen.tune_lm import run_lm  # noqa: E402
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes  # noqa: E402
@@ -129,10 +133,10 @@ def summary(history: History, problem: TuningProblem, clean: np.ndarray | None,
 
 
 def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarray | None,
-                truth: dict[str, float], methods: tuple[str, ...] = ("lm", "cmaes", "adam")) -> dict:
-    """Every method from the same start on the same target; LM first, as it sets the budgets."""
+                truth: dict[str, float], stop_rms_mV: float, methods: list[str]) -> dict:
+    """Every method from the same start on the same target, LM first."""
     entry: dict = {"start_rms_mV": rms_of_loss(problem.loss_of(problem.trace(
-        problem.param.model_values(problem.param.z0()))))}
+        problem.param.model_values(problem.param.z0())))), "stop_rms_mV": stop_rms_mV}
     histories = {}
     lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
     histories["LM (sensitivity Jacobian)"] = lm.history
@@ -143,19 +147,19 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
     entry["lm"]["identifiability"] = reports
     print("\n".join(format_report(r, f"{key}, {when}") for when, r in reports.items()), flush=True)
     plot_identifiability(reports, RESULTS / f"io_identifiability_{key}.png",
-                         f"IO, {key}: what the somatic trace determines")
-    if "cmaes" in methods:
-        cmaes = run_cmaes(problem, Budget(CMAES_GENERATIONS, budgets["cmaes"], STOP_RMS_MV),
-                          population=20, sigma0=0.1, seed=1, progress=False)
-        histories["CMA-ES (population 20)"] = cmaes
-        entry["cmaes"] = summary(cmaes, problem, clean, truth)
-        report(key, "cmaes", entry["cmaes"])
-    if "adam" in methods:
-        adam = run_adam(problem, Budget(ADAM_ITERATIONS, budgets["adam"], STOP_RMS_MV), 1e-2,
-                        progress=False)
-        histories["Adam (gradients)"] = adam
-        entry["adam"] = summary(adam, problem, clean, truth)
-        report(key, "adam", entry["adam"])
+                         f"IO, {key}: what the somatic trace determines (LM start and end)")
+    population = Budget(CMAES_GENERATIONS, budgets["cmaes"], stop_rms_mV)
+    runs = {"cmaes": ("CMA-ES (population 20)", lambda: run_cmaes(
+                problem, population, population=20, sigma0=0.1, seed=1, progress=False)),
+            "de": ("differential evolution (population 20)", lambda: run_de(
+                problem, population, population=20, sigma0=0.1, seed=1, progress=False)),
+            "adam": ("Adam (gradients)", lambda: run_adam(
+                problem, Budget(ADAM_ITERATIONS, budgets["adam"], stop_rms_mV), 1e-2, progress=False))}
+    for method in methods:
+        label, run = runs[method]
+        histories[label] = run()
+        entry[method] = summary(histories[label], problem, clean, truth)
+        report(key, method, entry[method])
     plot_loss(histories, RESULTS / f"io_tuning_{key}.png", f"IO tuning, {key}")
     return entry
 
@@ -167,7 +171,7 @@ def report(key: str, method: str, e: dict) -> None:
           flush=True)
 
 
-def variant(name: str, path: Path, kind: str, work: Path) -> dict:
+def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) -> dict:
     reversals = kind == "17"
     cfg = config(path, reversals)
     s = setup(cfg, work / f"{name}_{kind}")
@@ -189,23 +193,28 @@ def variant(name: str, path: Path, kind: str, work: Path) -> dict:
         problem.set_target(other_problem.target)
         extra["target_morphology"] = str(other.relative_to(ROOT.parent))
     key = name if kind == "12" else f"{name}_{kind}"
-    return {**extra, **run_methods(key, problem, BUDGET_S[name], clean, truth)}
+    # the noisy target cannot be fitted below its noise: stop within 0.1 mV (RMS) of it
+    stop = math.hypot(NOISE_MV, 0.1) if kind == "noisy" else STOP_RMS_MV
+    return {**extra, **run_methods(key, problem, BUDGET_S[name], clean, truth, stop, methods)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", default="12", help="comma-separated: 12, 17, noisy, mismatch")
     parser.add_argument("--morphologies", default="bundled,C4A")
+    parser.add_argument("--methods", default="cmaes,adam",
+                        help="after lm, in this order: any of cmaes, de, adam")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "io_tuning.json"
     out = json.loads(path.read_text()) if path.exists() else {}
-    out["setting"] = {
+    out.setdefault("setting", {}).update({
         "t_end_ms": 1000.0, "dt_ms": 0.025, "sample_dt_ms": 1.0, "transform": "log (conductances)",
         "loss": "0.5*mean((V-V*)^2), somatic V", "lm_runs_cap": LM_RUNS, "lm_stop_rms_mV": STOP_LM_MV,
         "adam_learning_rate": 1e-2, "adam_iteration_cap": ADAM_ITERATIONS, "cmaes_population": 20,
         "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS, "stop_rms_mV": STOP_RMS_MV,
-        "budget_s": BUDGET_S, "threads": 1, "machine": f"{platform.machine()}, {platform.python_version()}"}
+        "budget_s": BUDGET_S, "threads": 1, "machine": f"{platform.machine()}, {platform.python_version()}",
+        f"methods_{args.variants}": ["lm"] + args.methods.split(",")})
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.variants.split(","):
             for name in args.morphologies.split(","):
@@ -216,7 +225,7 @@ def main() -> None:
                     out[key] = None
                     print(f"{key}: a morphology is missing, skipped")
                     continue
-                out[key] = variant(name, morphology, kind, Path(tmp))
+                out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","))
                 path.write_text(json.dumps(out, indent=1) + "\n")
 
 

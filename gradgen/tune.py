@@ -1,5 +1,5 @@
 """Tune a multicompartment model to a voltage trace: Levenberg–Marquardt or Adam on
-sensitivities, or CMA-ES.
+sensitivities, or CMA-ES or differential evolution on populations of original cells.
 
 :func:`run_tuning` takes a config (see :mod:`gradgen.tune_config`), converts the tuned
 parameters' mechanisms, builds the cell from its SWC file, makes or reads the target, runs
@@ -30,6 +30,7 @@ from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
 from gradgen.tune_config import TuneConfig, load_config
 from gradgen.tune_identifiability import format_report, identifiability, plot_identifiability
+from gradgen.tune_de import run_de
 from gradgen.tune_lm import run_lm
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
 from gradgen.tune_params import Parameterisation, TunedParameter
@@ -129,6 +130,8 @@ def optimise(s: Setup, out: Path, progress: bool = True) -> tuple[History, dict[
         history = run.history
     elif c.method == "adam":
         history = run_adam(problem, budget, c.learning_rate, out / "adam.npz", progress)
+    elif c.method == "de":
+        history = run_de(problem, budget, c.population, c.sigma0, seed=c.seed, progress=progress)
     else:
         history = run_cmaes(problem, budget, c.population, c.sigma0, c.seed,
                             checkpoint=out / "cmaes.pkl", progress=progress)
@@ -174,7 +177,7 @@ def run_config(config: TuneConfig, progress: bool = True) -> dict:
     if progress:
         print("\n".join(format_report(r, when) for when, r in reports.items()))
     plot_identifiability(reports, out / "identifiability.png",
-                         f"{config.path.name}: what the somatic trace determines")
+                         f"{config.path.name}: what the data determine")
     plot_loss({config.method: history}, out / "loss.png", f"{config.path.name}: {config.method}")
     for b in problem.blocks:
         suffix = f"_{b.protocol}" if several else ""

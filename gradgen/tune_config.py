@@ -25,7 +25,7 @@ from gradgen.tune_problem import Protocol
 from gradgen.tune_protocols import read_protocols, read_target_files
 
 _SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
-_METHODS = ("adam", "cmaes", "lm")
+_METHODS = ("adam", "cmaes", "de", "lm")
 # units of a maximal conductance (or permeability): the "auto" transform tunes them in log space
 _CONDUCTANCE_UNITS = re.compile(r"^[munp]?(S|mho|siemens)/cm2$|^cm/s$", re.IGNORECASE)
 

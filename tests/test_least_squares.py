@@ -256,3 +256,15 @@ def test_residual_weights_scale_the_voltage_error():
     np.testing.assert_allclose(r, residual_weights(blocks) * np.array([1.0, 1.0, 2.0, 2.0]))
     assert 0.5 * r @ r == pytest.approx(0.5 * (1.0 * 1.0 + 3.0 * 4.0) / 4.0)
     assert LOSSES["least_squares"].value(blocks, v) == pytest.approx(0.5 * r @ r)
+
+
+def test_differential_evolution_reduces_the_loss_reproducibly(problem):
+    """DE's generations are populations of original cells; with its seed fixed a rerun is
+    identical. Measured (population 8): best 1.13 → 0.38 mV in 5 generations."""
+    from gradgen.tune_de import run_de
+
+    first = run_de(problem, Budget(5), population=8, progress=False)
+    again = run_de(problem, Budget(5), population=8, progress=False)
+    assert [r["simulations"] for r in first.rows] == [8, 16, 24, 32, 40]
+    assert first.rows[-1]["best_loss"] < first.rows[0]["best_loss"]
+    assert [r["loss"] for r in again.rows] == [r["loss"] for r in first.rows]
