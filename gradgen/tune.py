@@ -15,6 +15,7 @@ the chosen optimiser and writes into the output directory
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
 from gradgen.tune_config import TuneConfig, load_config
 from gradgen.tune_identifiability import format_report, identifiability, plot_identifiability
+from gradgen.tune_dask import DaskPopulation
 from gradgen.tune_de import run_de
 from gradgen.tune_lm import run_lm
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
@@ -130,11 +132,17 @@ def optimise(s: Setup, out: Path, progress: bool = True) -> tuple[History, dict[
         history = run.history
     elif c.method == "adam":
         history = run_adam(problem, budget, c.learning_rate, out / "adam.npz", progress)
-    elif c.method == "de":
-        history = run_de(problem, budget, c.population, c.sigma0, seed=c.seed, progress=progress)
     else:
-        history = run_cmaes(problem, budget, c.population, c.sigma0, c.seed,
-                            checkpoint=out / "cmaes.pkl", progress=progress)
+        with ExitStack() as stack:
+            losses = None if c.distributed is None else stack.enter_context(DaskPopulation(
+                c, out / "workers", None if c.distributed == "local" else c.distributed, c.workers))
+            if c.method == "de":
+                history = run_de(problem, budget, c.population, c.sigma0, seed=c.seed,
+                                 progress=progress, population_losses=losses)
+            else:
+                history = run_cmaes(problem, budget, c.population, c.sigma0, c.seed,
+                                    checkpoint=out / "cmaes.pkl", progress=progress,
+                                    population_losses=losses)
     return history, {"start": problem.evaluate(problem.param.z0()).jacobian,
                      "end": problem.evaluate(np.array(history.best_z)).jacobian}
 

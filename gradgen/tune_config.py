@@ -65,6 +65,8 @@ class TuneConfig:
     seed: int = 1
     seconds: float = math.inf
     stop_rms_mV: float = 0.0
+    distributed: str | None = None  # cmaes, de: "local" (a LocalCluster) or a scheduler address
+    workers: int = 2  # processes of the LocalCluster
     output: Path = Path("tuning-output")
 
     def copies(self, name: str) -> list[str]:
@@ -244,6 +246,10 @@ def load_config(path: Path | str) -> TuneConfig:
     if method not in _METHODS:
         raise r.error(f"[optimizer] unknown method '{method}'", str(method),
                       hint="use one of " + ", ".join(_METHODS))
+    distributed = opt.get("distributed")
+    if distributed is not None and (not isinstance(distributed, str) or method not in ("cmaes", "de")):
+        raise r.error("[optimizer] distributed must be \"local\" or a scheduler address, for "
+                      "cmaes or de", "distributed", hint='e.g. distributed = "local"')
     out = r.table("output", required=False)
     return TuneConfig(
         path=r.path, morphology=morphology, cv_policy=policy, mechanisms=mechanisms, paint=paint,
@@ -264,6 +270,7 @@ def load_config(path: Path | str) -> TuneConfig:
         seed=int(r.number(opt, "optimizer", "seed", 1)),
         seconds=r.number(opt, "optimizer", "seconds", math.inf, True),
         stop_rms_mV=r.number(opt, "optimizer", "stop_rms_mV", 0.0),
+        distributed=distributed, workers=int(r.number(opt, "optimizer", "workers", 2, True)),
         output=(r.path.parent / str(out.get("directory", "tuning-output"))).resolve(),
     )
 

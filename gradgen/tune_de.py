@@ -12,6 +12,7 @@ No checkpoint: scipy's DE keeps its state internal.
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 from scipy.optimize import differential_evolution
@@ -21,9 +22,10 @@ from gradgen.tune_problem import TuningProblem
 
 
 def run_de(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,
-           half_width: float = 1.0, seed: int = 1, threads: int = 1,
-           progress: bool = True) -> History:
-    """DE (best1bin, deferred updating) from z0; ``budget.iterations`` caps the generations."""
+           half_width: float = 1.0, seed: int = 1, threads: int = 1, progress: bool = True,
+           population_losses: Callable[[list], list[float]] | None = None) -> History:
+    """DE (best1bin, deferred updating) from z0; ``budget.iterations`` caps the generations;
+    ``population_losses`` evaluates a generation elsewhere (e.g. on dask workers)."""
     z0 = problem.param.z0()
     low, high = np.array([p.z_bounds() for p in problem.param.parameters]).T
     box = np.stack([np.maximum(z0 - half_width, low), np.minimum(z0 + half_width, high)], axis=1)
@@ -35,7 +37,8 @@ def run_de(problem: TuningProblem, budget: Budget, population: int = 20, sigma0:
         def losses(zs: np.ndarray) -> np.ndarray:  # zs: [K, population]
             start = time.perf_counter()
             candidates = list(zs.T)
-            values = np.array([e.loss for e in problem.population(candidates, threads)])
+            values = np.array(population_losses(candidates) if population_losses is not None
+                              else [e.loss for e in problem.population(candidates, threads)])
             values[~np.isfinite(values)] = np.inf  # a failed run never wins
             best = int(np.argmin(values))
             history.record(len(history.rows), history.simulations

@@ -14,6 +14,7 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -135,8 +136,10 @@ def _load_adam(path: Path, template):
 
 def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,
               seed: int = 1, threads: int = 1, checkpoint: Path | None = None,
-              progress: bool = True) -> History:
-    """CMA-ES (``cma``) from z0 with step size ``sigma0``; each generation is one Arbor run."""
+              progress: bool = True,
+              population_losses: Callable[[list], list[float]] | None = None) -> History:
+    """CMA-ES (``cma``) from z0 with step size ``sigma0``; each generation is one Arbor run,
+    or ``population_losses`` (e.g. :class:`gradgen.tune_dask.DaskPopulation`)."""
     import cma
 
     if checkpoint is not None and checkpoint.exists():
@@ -152,7 +155,8 @@ def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigm
         while not history.done(budget):
             start = time.perf_counter()
             candidates = strategy.ask()
-            losses = [e.loss for e in problem.population(candidates, threads)]
+            losses = (population_losses(candidates) if population_losses is not None
+                      else [e.loss for e in problem.population(candidates, threads)])
             strategy.tell(candidates, losses)
             elapsed = history.seconds + time.perf_counter() - start
             best = int(np.argmin(losses))

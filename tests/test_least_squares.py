@@ -172,6 +172,7 @@ def test_identifiability_names_the_undetermined_combination():
 @pytest.mark.parametrize("old, new, message", [
     ("population = 6", 'population = 6\nmethod = "newton"', r"tune.toml:\d+:\d+: \[optimizer\] unknown method 'newton'"),
     ("[output]", '[loss]\nkind = "huber"\n\n[output]', r"tune.toml:\d+:\d+: \[loss\] unknown kind 'huber'"),
+    ("population = 6", 'population = 6\ndistributed = "local"', r"tune.toml:\d+:\d+: \[optimizer\] distributed must be"),
 ])
 def test_unknown_optimizer_or_loss_is_exit_2_with_position(tmp_path, capsys, old, new, message):
     path = write(tmp_path, LOG_BASE.replace(old, new, 1))
@@ -268,3 +269,19 @@ def test_differential_evolution_reduces_the_loss_reproducibly(problem):
     assert [r["simulations"] for r in first.rows] == [8, 16, 24, 32, 40]
     assert first.rows[-1]["best_loss"] < first.rows[0]["best_loss"]
     assert [r["loss"] for r in again.rows] == [r["loss"] for r in first.rows]
+
+
+def test_dask_population_equals_in_process(problem, tmp_path):
+    """CMA-ES with its generations evaluated by two LocalCluster workers (each building the
+    problem from the config) makes the same run as in one process, for the same seed."""
+    pytest.importorskip("distributed")
+    from gradgen.tune_dask import DaskPopulation
+    from gradgen.tune_optim import run_cmaes
+
+    config = load_config(write(tmp_path, LOG_BASE))
+    local = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, seed=3, progress=False)
+    with DaskPopulation(config, tmp_path / "workers", workers=2) as losses:
+        remote = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, seed=3, progress=False,
+                           population_losses=losses)
+    assert [r["loss"] for r in remote.rows] == [r["loss"] for r in local.rows]
+    assert remote.best_z == local.best_z
