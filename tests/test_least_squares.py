@@ -126,8 +126,8 @@ class _Residuals:
     """A residual function of z with a NaN region: tests the LM loop's logic (no simulation).
 
     r = (10·(z0 − 3), 1e-7·(z1 − 5)) from z = (1, 1): z1 is 1e8 times less determined than
-    z0. For 2.99 < z0 < 2.999 the "run fails" (NaN): LM's first trial step, with
-    λ0 = 1e-3·s_max² = 0.1, lands at 1 + 2·100/100.1 = 2.998."""
+    z0. For 1.9 < z0 < 2.1 the "run fails" (NaN): LM's first trial step, the Gauss–Newton
+    step cut to the initial trust radius 1, lands at z0 = 2."""
 
     def __init__(self):
         self.param = Parameterisation([TunedParameter("a", ("m.a",), 1.0), TunedParameter("b", ("m.b",), 1.0)])
@@ -140,7 +140,7 @@ class _Residuals:
         self.calls.append(z.copy())
         r = np.array([10.0 * (z[0] - 3.0), 1e-7 * (z[1] - 5.0)])
         jacobian = np.diag([10.0, 1e-7])
-        if 2.99 < z[0] < 2.999:
+        if 1.9 < z[0] < 2.1:
             r = np.full(2, np.nan)
         return Evaluation(0.5 * float(r @ r), r, jacobian.T @ r, r, jacobian)
 
