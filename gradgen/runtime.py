@@ -42,6 +42,7 @@ from gradgen.geometry import (
     worst_radius_ratio,
 )
 from gradgen.geometry_check import check_equivalence
+from gradgen.losses import LOSSES, ResidualBlock, theta_gradient
 from gradgen.params import ParamRef, carrier_ion, gradient_ions
 
 MANIFEST = "gradients.json"
@@ -341,13 +342,15 @@ class Traces:
 
 
 def mse_gradient(traces: Traces, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """L = mean((V − V*)²) over sites and samples, and dL/dθ by the chain rule."""
+    """L = mean((V − V*)²) over sites and samples, and dL/dθ by the chain rule of
+    :mod:`gradgen.losses` (one block per site: L is twice its least-squares loss)."""
     if traces.dv is None:
         raise GradgenError("these traces carry no gradients")
-    residual = traces.v - target
-    loss = float(np.mean(residual**2))
-    grad = 2.0 * np.einsum("st,skt->k", residual, traces.dv) / residual.size
-    return loss, grad
+    target = np.broadcast_to(np.asarray(target, float), traces.v.shape)
+    every = np.ones(traces.v.shape[1], bool)
+    blocks = [ResidualBlock("run", s, target[s], every) for s in range(traces.v.shape[0])]
+    loss, dloss_dv = LOSSES["least_squares"].value_and_dv(blocks, {"run": traces.v})
+    return 2.0 * loss, 2.0 * theta_gradient(blocks, {"run": traces.dv}, dloss_dv)
 
 
 # ---------------------------------------------------------------- the gradient model

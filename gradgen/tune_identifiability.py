@@ -61,6 +61,7 @@ def plot_identifiability(reports: dict[str, dict], path: Path, title: str = "") 
     for label, report in reports.items():
         axes[0].semilogy(range(1, len(report["relative"]) + 1), report["relative"], "o-", label=label)
     axes[0].axhline(last["relative_threshold"], color="grey", ls=":", lw=0.8)
+    axes[0].xaxis.get_major_locator().set_params(integer=True)
     axes[0].set_xlabel("singular value index")
     axes[0].set_ylabel("s_i / s_max")
     axes[0].legend()
