@@ -180,8 +180,8 @@ def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) ->
     truth = {p.name: known[p.copies[0]] for p in problem.param.parameters}
     clean = None
     extra: dict = {"morphology": str(path.relative_to(ROOT.parent))}
-    if kind == "12":
-        extra["gradient_cost"] = {"K12": cost(problem)}
+    if kind in ("12", "17"):
+        extra["gradient_cost"] = {f"K{kind}": cost(problem)}
     if kind == "noisy":
         clean = problem.target.copy()
         problem.set_target(clean + np.random.default_rng(0).normal(0.0, NOISE_MV, clean.shape))
