@@ -25,7 +25,7 @@ from arbor import units as U
 
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
-from gradgen.losses import LOSSES, ResidualBlock
+from gradgen.losses import LOSSES, ResidualBlock, rms_of_loss
 from gradgen.morphology import cv_policy, load_swc
 from gradgen.params import ParamRef
 from gradgen.runtime import CellSpec, Decor, GradientModel
@@ -37,7 +37,7 @@ from gradgen.tune_lm import run_lm
 from gradgen.tune_optim import Budget, History, run_adam, run_cmaes
 from gradgen.tune_params import Parameterisation, TunedParameter
 from gradgen.tune_plots import plot_loss, plot_traces
-from gradgen.tune_problem import Protocol, TuningProblem, rms_of_loss
+from gradgen.tune_problem import Protocol, TuningProblem
 
 
 def cell_spec(config: TuneConfig) -> CellSpec:

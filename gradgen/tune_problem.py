@@ -2,8 +2,8 @@
 
 A protocol is what is simulated (duration, steps, stimuli) and which samples the loss
 sees; the problem's loss compares each (protocol, probe) trace with its target in residual
-blocks (:mod:`gradgen.losses`). The config makes one block today (one protocol, one probe);
-the problem takes any list. Gradient-based methods get the loss, dL/dz, the residuals and
+blocks (:mod:`gradgen.losses`): the config makes one per protocol (at its probe); the
+problem takes any list. Gradient-based methods get the loss, dL/dz, the residuals and
 their Jacobian dr/dz from one gradient-system run per protocol; population methods get the
 loss of many parameter vectors from one Arbor simulation of the *original* cells per
 protocol, side by side.
@@ -21,7 +21,6 @@ from arbor import units as U
 
 from gradgen.errors import GradgenError
 from gradgen.losses import LOSSES, Loss, ResidualBlock, residuals, theta_gradient, theta_jacobian, to_z
-from gradgen.losses import rms_of_loss  # noqa: F401  (re-exported: callers import it from here)
 from gradgen.runtime import CellSpec, GradientModel, cv_centre
 from gradgen.tune_params import Parameterisation
 
@@ -106,7 +105,7 @@ class TuningProblem:
 
     @property
     def protocol(self) -> Protocol:
-        """The first protocol (the only one of a config today)."""
+        """The first protocol (the one of a config without [[protocol]] tables)."""
         return next(iter(self.protocols.values()))
 
     @property

@@ -4,8 +4,8 @@ the bundled IO cell, the LM loop's handling of failed runs and undetermined dire
 identifiability report, and config errors for optimizers and losses."""
 from __future__ import annotations
 
+import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,8 +185,6 @@ def test_unknown_optimizer_or_loss_is_exit_2_with_position(tmp_path, capsys, old
 def test_cli_lm_writes_identifiability(tmp_path):
     path = write(tmp_path, LOG_BASE.replace("iterations = 4", 'iterations = 8\nmethod = "lm"'))
     assert main(["tune", str(path)]) == 0
-    import json
-
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["method"] == "lm" and results["final_rms_mV"] < 1e-3
     assert set(results["identifiability"]) == {"start", "end"}
@@ -214,8 +212,6 @@ def test_config_with_two_protocols_runs_lm(tmp_path):
         "iterations = 4", 'iterations = 10\nmethod = "lm"\nstop_rms_mV = 1e-3')
     results = main(["tune", str(write(tmp_path, text))])
     assert results == 0
-    import json
-
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["protocols"] == ["rest", "step"]
     assert results["final_rms_mV"] < 1e-3
