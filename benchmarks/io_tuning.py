@@ -24,7 +24,8 @@ Variants (``--variants``, comma-separated; default ``12``):
 - ``12``: 12 conductances (keys ``bundled`` / ``C4A`` → method → ``final_rms_mV``,
   ``simulations``, ``seconds``, ``sims_to_0.5mV``, ``seconds_to_0.5mV``, …);
 - ``17``: + the 5 reversal potentials, each tied across the mechanisms that use it
-  (scaled transform), keys ``bundled_17`` / ``C4A_17``;
+  (scaled transform), keys ``bundled_17`` / ``C4A_17``; ``17bounded``: the same with each
+  reversal potential bounded to its start ± 30 mV (all methods), keys ``*_17bounded``;
 - ``noisy``: the target with 0.5 mV Gaussian noise (seed 0): RMS to the noisy target, RMS to
   the clean one and parameter recovery, keys ``bundled_noisy`` / ``C4A_noisy``;
 - ``mismatch``: target made on the other morphology, keys ``bundled_mismatch`` / …
@@ -70,6 +71,7 @@ BUDGET_S = {"bundled": {"adam": 150.0, "cmaes": 300.0}, "C4A": {"adam": 150.0, "
 MORPHOLOGIES = {"bundled": ROOT / "morphologies" / "io_like.swc",
                 "C4A": ROOT.parent / "shared" / "data" / "C4A.swc"}
 NOISE_MV = 0.5
+REVERSAL_BOUNDS_MV = 30.0  # "17bounded": each reversal potential within its start ± 30 mV
 RESULTS = ROOT / "benchmarks" / "results"
 REVERSAL_TIES = {
     "V_Na": ["io_soma.V_Na", "io_axon.V_Na"],
@@ -80,15 +82,23 @@ REVERSAL_TIES = {
 }
 
 
-def config(morphology: Path, reversals: bool) -> TuneConfig:
+def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None) -> TuneConfig:
+    """12 conductances (log), or + the 5 tied reversal potentials (scaled), optionally
+    bounded to their start ± ``reversal_bounds_mV``."""
     base = load_config(ROOT / "examples" / "io.toml")
     logs = {n: "log" for n in base.parameters}
     if not reversals:
         return dataclasses.replace(base, morphology=morphology, transforms=logs)
     names = list(REVERSAL_TIES)
+    bounds = dict(base.bounds)
+    if reversal_bounds_mV is not None:
+        defaults = {f"{m.name}.{v.name}": v.value for m in base.mechanisms for v in m.parameters}
+        for name in names:
+            start = defaults[REVERSAL_TIES[name][0]]
+            bounds[name] = (start - reversal_bounds_mV, start + reversal_bounds_mV)
     return dataclasses.replace(
         base, morphology=morphology, parameters=base.parameters + names, ties=dict(REVERSAL_TIES),
-        transforms={**logs, **{n: "scaled" for n in names}})
+        transforms={**logs, **{n: "scaled" for n in names}}, bounds=bounds)
 
 
 def cost(problem: TuningProblem, repeats: int = 3) -> dict:
@@ -172,8 +182,7 @@ def report(key: str, method: str, e: dict) -> None:
 
 
 def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) -> dict:
-    reversals = kind == "17"
-    cfg = config(path, reversals)
+    cfg = config(path, kind.startswith("17"), REVERSAL_BOUNDS_MV if kind == "17bounded" else None)
     s = setup(cfg, work / f"{name}_{kind}")
     problem = s.problem
     known = target_values(cfg, problem.param)
@@ -182,6 +191,8 @@ def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) ->
     extra: dict = {"morphology": str(path.relative_to(ROOT.parent))}
     if kind in ("12", "17"):
         extra["gradient_cost"] = {f"K{kind}": cost(problem)}
+    if kind == "17bounded":
+        extra["reversal_bounds_mV"] = REVERSAL_BOUNDS_MV
     if kind == "noisy":
         clean = problem.target.copy()
         problem.set_target(clean + np.random.default_rng(0).normal(0.0, NOISE_MV, clean.shape))
@@ -200,7 +211,7 @@ def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", default="12", help="comma-separated: 12, 17, noisy, mismatch")
+    parser.add_argument("--variants", default="12", help="comma-separated: 12, 17, 17bounded, noisy, mismatch")
     parser.add_argument("--morphologies", default="bundled,C4A")
     parser.add_argument("--methods", default="cmaes,adam",
                         help="after lm, in this order: any of cmaes, de, adam")
