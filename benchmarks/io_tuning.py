@@ -1,28 +1,45 @@
-"""The inferior-olive experiment: Adam on gradients against CMA-ES, on the same problem.
+"""The inferior-olive experiment: Levenberg–Marquardt and Adam on sensitivities against
+CMA-ES, on the same problem, interleaved in one run.
 
 Problem (examples/io.toml): the IO model on a morphology, target = the model with 7 of its
 12 conductances changed (as in the original study), 1000 ms at dt 0.025 ms, somatic V
-sampled every 1 ms, loss ½·mean((V − V*)²), parameters scaled by their defaults (z = 1 at
-the start). Adam: learning rate 1e-2, one gradient-system run per iteration. CMA-ES:
-population 20, σ0 0.1 from all-ones, each generation 20 original cells in one Arbor
-simulation. Both single-threaded, both stop at an RMS error of 0.5 mV, after 300
-iterations or after BUDGET_S seconds of wall time each (360 s on the bundled cell, 240 s
-on C4A, so the whole benchmark fits in ~25 minutes on a 2-core machine) — whichever comes
-first.
+sampled every 1 ms, loss ½·mean((V − V*)²). Every method works on the same z: the ``log``
+transform (p = p₀·eᶻ) from the same start (the .mod defaults, z = 0).
 
-For each morphology ("bundled" = morphologies/io_like.swc, "C4A" = ../shared/data/C4A.swc
-when present) it also measures the gradient system's wall time relative to a plain
-simulation of the same cell (median of 3, construction included, as the optimisers pay it)
-for K = 12 tuned conductances and for the 17-parameter problem (+ 5 reversal potentials,
-each tied across the mechanisms that use it: 23 model parameters, so 23 carriers), and on
-the bundled cell runs Adam on the 17-parameter problem.
+- ``lm``: Levenberg–Marquardt on J = dr/dz (gradgen.tuning.lm), one gradient run
+  per trial point, at most LM_RUNS runs, stops at STOP_LM_MV (below the 0.5 mV mark, to show
+  where it converges).
+- ``cmaes``: population 20, σ0 0.1, seed 1, each generation 20 original cells in one Arbor
+  simulation; at most CMAES_GENERATIONS generations, i.e. ≥ 20× LM's budget in simulations.
+- ``adam``: learning rate 1e-2, one gradient run per iteration.
+- ``de`` (``--methods``): scipy's differential evolution, population 20 drawn like CMA-ES's
+  first generation, box z0 ± 1, one Arbor simulation per generation, CMA-ES's caps.
 
-Writes benchmarks/results/io_tuning.json and io_tuning_<morphology>.png.
+CMA-ES, DE and Adam stop at 0.5 mV RMS (noisy target: 0.51 mV, 0.1 mV above the noise), at
+their caps or after a wall-time budget each. A
+gradient run counts as one simulation, a CMA-ES candidate as one. Single-threaded.
+
+Variants (``--variants``, comma-separated; default ``12``):
+
+- ``12``: 12 conductances (keys ``bundled`` / ``C4A`` → method → ``final_rms_mV``,
+  ``simulations``, ``seconds``, ``sims_to_0.5mV``, ``seconds_to_0.5mV``, …);
+- ``17``: + the 5 reversal potentials, each tied across the mechanisms that use it
+  (scaled transform), keys ``bundled_17`` / ``C4A_17``; ``17bounded``: the same with each
+  reversal potential bounded to its start ± 30 mV (all methods), keys ``*_17bounded``;
+- ``noisy``: the target with 0.5 mV Gaussian noise (seed 0): RMS to the noisy target, RMS to
+  the clean one and parameter recovery, keys ``bundled_noisy`` / ``C4A_noisy``;
+- ``mismatch``: target made on the other morphology, keys ``bundled_mismatch`` / …
+
+Writes benchmarks/results/io_tuning.json (updating the variants it ran), io_tuning_<key>.png
+(loss vs simulations and vs seconds) and io_identifiability_<key>.png (J's singular values
+at LM's start and end).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import math
 import platform
 import statistics
 import sys
@@ -30,21 +47,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gradgen.losses import rms_of_loss  # noqa: E402
 from gradgen.tuning.config import TuneConfig, load_config  # noqa: E402
+from gradgen.tuning.de import run_de  # noqa: E402
+from gradgen.tuning.identifiability import (  # noqa: E402
+    format_report,
+    identifiability,
+    plot_identifiability,
+)
+from gradgen.tuning.lm import run_lm  # noqa: E402
 from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes  # noqa: E402
 from gradgen.tuning.plots import plot_loss  # noqa: E402
-from gradgen.tuning.problem import TuningProblem, rms_of_loss  # noqa: E402
-from gradgen.tuning.run import setup  # noqa: E402
+from gradgen.tuning.problem import TuningProblem  # noqa: E402
+from gradgen.tuning.run import (
+    setup,  # noqa: E402
+    target_values,  # noqa: E402
+)
 
-BUDGET_S = {"bundled": 360.0, "C4A": 240.0}  # per method; C4A runs cost ~10x more each
-BUDGET_17_S = 150.0
-ITERATIONS = 300
+LM_RUNS = 20
+STOP_LM_MV = 1e-3
+CMAES_GENERATIONS = 25  # x 20 candidates = 500 simulations = 25x LM_RUNS
 STOP_RMS_MV = 0.5
+ADAM_ITERATIONS = 300
+BUDGET_S = {"bundled": {"adam": 150.0, "cmaes": 300.0}, "C4A": {"adam": 150.0, "cmaes": 600.0}}
 MORPHOLOGIES = {"bundled": ROOT / "morphologies" / "io_like.swc",
                 "C4A": ROOT.parent / "shared" / "data" / "C4A.swc"}
+NOISE_MV = 0.5
+REVERSAL_BOUNDS_MV = 30.0  # "17bounded": each reversal potential within its start ± 30 mV
 RESULTS = ROOT / "benchmarks" / "results"
 REVERSAL_TIES = {
     "V_Na": ["io_soma.V_Na", "io_axon.V_Na"],
@@ -55,14 +89,23 @@ REVERSAL_TIES = {
 }
 
 
-def config(morphology: Path, reversals: bool) -> TuneConfig:
+def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None) -> TuneConfig:
+    """12 conductances (log), or + the 5 tied reversal potentials (scaled), optionally
+    bounded to their start ± ``reversal_bounds_mV``."""
     base = load_config(ROOT / "examples" / "io.toml")
+    logs = {n: "log" for n in base.parameters}
     if not reversals:
-        return dataclasses.replace(base, morphology=morphology)
+        return dataclasses.replace(base, morphology=morphology, transforms=logs)
     names = list(REVERSAL_TIES)
+    bounds = dict(base.bounds)
+    if reversal_bounds_mV is not None:
+        defaults = {f"{m.name}.{v.name}": v.value for m in base.mechanisms for v in m.parameters}
+        for name in names:
+            start = defaults[REVERSAL_TIES[name][0]]
+            bounds[name] = (start - reversal_bounds_mV, start + reversal_bounds_mV)
     return dataclasses.replace(
         base, morphology=morphology, parameters=base.parameters + names, ties=dict(REVERSAL_TIES),
-        transforms={**base.transforms, **{n: "scaled" for n in names}})
+        transforms={**logs, **{n: "scaled" for n in names}}, bounds=bounds)
 
 
 def cost(problem: TuningProblem, repeats: int = 3) -> dict:
@@ -84,59 +127,124 @@ def cost(problem: TuningProblem, repeats: int = 3) -> dict:
             "gradient_run_s": g, "plain_run_s": p, "ratio": g / p}
 
 
-def summary(history: History) -> dict:
+def summary(history: History, problem: TuningProblem, clean: np.ndarray | None,
+            truth: dict[str, float]) -> dict:
     out = {"final_rms_mV": rms_of_loss(history.best_loss), "iterations": len(history.rows),
            "simulations": history.simulations, "seconds": history.seconds}
     for level, key in ((1.0, "1mV"), (0.5, "0.5mV")):
         row = history.first_reaching(level)
         out[f"sims_to_{key}"] = row["simulations"] if row else None
         out[f"seconds_to_{key}"] = row["seconds"] if row else None
+    values = problem.param.physical(history.best_z)
+    if clean is not None:
+        v = problem.trace(problem.param.model_values(history.best_z))
+        out["final_rms_to_clean_mV"] = float(np.sqrt(np.mean((v - clean)[problem.blocks[0].mask]**2)))
+    out["final_values"] = values
+    if truth:
+        ratios = {n: values[n] / truth[n] for n in values}
+        out["recovery"] = {"final_over_target": ratios,
+                           "max_abs_log_ratio": max(abs(math.log(r)) for r in ratios.values()
+                                                    if r > 0)}
+    out["history"] = history.rows
     return out
 
 
-def run_morphology(name: str, path: Path, work: Path) -> dict:
-    budget = Budget(ITERATIONS, BUDGET_S[name], STOP_RMS_MV)
-    problem = setup(config(path, False), work / f"{name}12").problem
-    entry: dict = {"morphology": str(path.relative_to(ROOT.parent)),
-                   "start_rms_mV": rms_of_loss(problem.loss_of(problem.trace(problem.param.model_values(problem.param.z0()))))}
-    entry["gradient_cost"] = {"K12": cost(problem)}
-    adam = run_adam(problem, budget, 1e-2)
-    cmaes = run_cmaes(problem, budget, population=20, sigma0=0.1, seed=1)
-    entry["adam"], entry["cmaes"] = summary(adam), summary(cmaes)
-    entry["adam"]["history"], entry["cmaes"]["history"] = adam.rows, cmaes.rows
-    plot_loss({"Adam (gradients)": adam, "CMA-ES (population 20)": cmaes},
-              RESULTS / f"io_tuning_{name}.png", f"IO tuning, {name} morphology, 12 conductances")
-    problem17 = setup(config(path, True), work / f"{name}17").problem
-    entry["gradient_cost"]["K17"] = cost(problem17)
-    if name == "bundled":
-        adam17 = run_adam(problem17, Budget(ITERATIONS, BUDGET_17_S, STOP_RMS_MV), 1e-2)
-        best = problem17.param.physical(adam17.best_z)
-        entry["adam_17_parameters"] = {**summary(adam17), "final_values": best,
-                                       "history": adam17.rows}
+def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarray | None,
+                truth: dict[str, float], stop_rms_mV: float, methods: list[str]) -> dict:
+    """Every method from the same start on the same target, LM first."""
+    entry: dict = {"start_rms_mV": rms_of_loss(problem.loss_of(problem.trace(
+        problem.param.model_values(problem.param.z0())))), "stop_rms_mV": stop_rms_mV}
+    histories = {}
+    lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
+    histories["LM (sensitivity Jacobian)"] = lm.history
+    entry["lm"] = {**summary(lm.history, problem, clean, truth), "status": lm.status}
+    report(key, "lm", entry["lm"])
+    reports = {"LM start": identifiability(lm.start_jacobian, problem.param.names),
+               "LM end": identifiability(lm.end_jacobian, problem.param.names)}
+    entry["lm"]["identifiability"] = reports
+    print("\n".join(format_report(r, f"{key}, {when}") for when, r in reports.items()), flush=True)
+    plot_identifiability(reports, RESULTS / f"io_identifiability_{key}.png",
+                         f"IO, {key}: what the somatic trace determines (LM start and end)")
+    population = Budget(CMAES_GENERATIONS, budgets["cmaes"], stop_rms_mV)
+    runs = {"cmaes": ("CMA-ES (population 20)", lambda: run_cmaes(
+                problem, population, population=20, sigma0=0.1, seed=1, progress=False)),
+            "de": ("differential evolution (population 20)", lambda: run_de(
+                problem, population, population=20, sigma0=0.1, seed=1, progress=False)),
+            "adam": ("Adam (gradients)", lambda: run_adam(
+                problem, Budget(ADAM_ITERATIONS, budgets["adam"], stop_rms_mV), 1e-2, progress=False))}
+    for method in methods:
+        label, run = runs[method]
+        histories[label] = run()
+        entry[method] = summary(histories[label], problem, clean, truth)
+        report(key, method, entry[method])
+    plot_loss(histories, RESULTS / f"io_tuning_{key}.png", f"IO tuning, {key}")
     return entry
 
 
+def report(key: str, method: str, e: dict) -> None:
+    print(f"{key} {method}: {e['final_rms_mV']:.3g} mV after {e['simulations']} sims "
+          f"({e['seconds']:.1f} s); 0.5 mV at {e['sims_to_0.5mV']} sims ({e['seconds_to_0.5mV']} s)"
+          + (f"; to clean {e['final_rms_to_clean_mV']:.3g} mV" if "final_rms_to_clean_mV" in e else ""),
+          flush=True)
+
+
+def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) -> dict:
+    cfg = config(path, kind.startswith("17"), REVERSAL_BOUNDS_MV if kind == "17bounded" else None)
+    s = setup(cfg, work / f"{name}_{kind}")
+    problem = s.problem
+    known = target_values(cfg, problem.param)
+    truth = {p.name: known[p.copies[0]] for p in problem.param.parameters}
+    clean = None
+    extra: dict = {"morphology": str(path.relative_to(ROOT.parent))}
+    if kind in ("12", "17"):
+        extra["gradient_cost"] = {f"K{kind}": cost(problem)}
+    if kind == "17bounded":
+        extra["reversal_bounds_mV"] = REVERSAL_BOUNDS_MV
+    if kind == "noisy":
+        clean = problem.target.copy()
+        problem.set_target(clean + np.random.default_rng(0).normal(0.0, NOISE_MV, clean.shape))
+        extra["noise_mV"] = NOISE_MV
+    if kind == "mismatch":
+        other = next(p for n, p in MORPHOLOGIES.items() if n != name)
+        other_problem = setup(dataclasses.replace(cfg, morphology=other), work / f"{name}_other").problem
+        clean = problem.target.copy()  # the same model on this morphology: for reference
+        problem.set_target(other_problem.target)
+        extra["target_morphology"] = str(other.relative_to(ROOT.parent))
+    key = name if kind == "12" else f"{name}_{kind}"
+    # the noisy target cannot be fitted below its noise: stop within 0.1 mV (RMS) of it
+    stop = math.hypot(NOISE_MV, 0.1) if kind == "noisy" else STOP_RMS_MV
+    return {**extra, **run_methods(key, problem, BUDGET_S[name], clean, truth, stop, methods)}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="12", help="comma-separated: 12, 17, 17bounded, noisy, mismatch")
+    parser.add_argument("--morphologies", default="bundled,C4A")
+    parser.add_argument("--methods", default="cmaes,adam",
+                        help="after lm, in this order: any of cmaes, de, adam")
+    args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"setting": {"t_end_ms": 1000.0, "dt_ms": 0.025, "sample_dt_ms": 1.0,
-                       "loss": "0.5*mean((V-V*)^2), somatic V", "adam_learning_rate": 1e-2,
-                       "cmaes_population": 20, "cmaes_sigma0": 0.1, "stop_rms_mV": STOP_RMS_MV,
-                       "iteration_cap": ITERATIONS, "budget_s_per_method": BUDGET_S,
-                       "budget_s_17_parameters": BUDGET_17_S, "threads": 1,
-                       "machine": f"{platform.machine()}, {platform.python_version()}"}}
+    path = RESULTS / "io_tuning.json"
+    out = json.loads(path.read_text()) if path.exists() else {}
+    out.setdefault("setting", {}).update({
+        "t_end_ms": 1000.0, "dt_ms": 0.025, "sample_dt_ms": 1.0, "transform": "log (conductances)",
+        "loss": "0.5*mean((V-V*)^2), somatic V", "lm_runs_cap": LM_RUNS, "lm_stop_rms_mV": STOP_LM_MV,
+        "adam_learning_rate": 1e-2, "adam_iteration_cap": ADAM_ITERATIONS, "cmaes_population": 20,
+        "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS, "stop_rms_mV": STOP_RMS_MV,
+        "budget_s": BUDGET_S, "threads": 1, "machine": f"{platform.machine()}, {platform.python_version()}",
+        f"methods_{args.variants}": ["lm"] + args.methods.split(",")})
     with tempfile.TemporaryDirectory() as tmp:
-        for name, path in MORPHOLOGIES.items():
-            if not path.exists():
-                out[name] = None
-                print(f"{name}: {path} not found, skipped")
-                continue
-            out[name] = run_morphology(name, path, Path(tmp))
-            (RESULTS / "io_tuning.json").write_text(json.dumps(out, indent=1) + "\n")
-            e = out[name]
-            print(f"{name}: adam {e['adam']['final_rms_mV']:.3f} mV in {e['adam']['simulations']} sims, "
-                  f"cmaes {e['cmaes']['final_rms_mV']:.3f} mV in {e['cmaes']['simulations']} sims; "
-                  f"cost K12 {e['gradient_cost']['K12']['ratio']:.1f}x, K17 {e['gradient_cost']['K17']['ratio']:.1f}x")
-    (RESULTS / "io_tuning.json").write_text(json.dumps(out, indent=1) + "\n")
+        for kind in args.variants.split(","):
+            for name in args.morphologies.split(","):
+                morphology = MORPHOLOGIES[name]
+                key = name if kind == "12" else f"{name}_{kind}"
+                needed = MORPHOLOGIES.values() if kind == "mismatch" else [morphology]
+                if not all(p.exists() for p in needed):
+                    out[key] = None
+                    print(f"{key}: a morphology is missing, skipped")
+                    continue
+                out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","))
+                path.write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

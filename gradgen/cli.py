@@ -223,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("-o", "--output", default="demo-output", help="directory for the figure")
     cmd.set_defaults(run=cmd_demo)
 
-    cmd = sub.add_parser("tune", help="tune parameters to a voltage trace (Adam or CMA-ES), from a TOML config")
+    cmd = sub.add_parser("tune", help="tune parameters to a voltage trace (LM, Adam or CMA-ES), from a TOML config")
     cmd.add_argument("config", help="TOML file, e.g. examples/io.toml")
     cmd.set_defaults(run=cmd_tune)
     return top

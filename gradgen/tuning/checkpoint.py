@@ -44,9 +44,12 @@ def run_description(problem: TuningProblem, method: str, settings: dict, extra: 
         "parameters": [{"name": p.name, "copies": list(p.copies), "start": repr(p.default),
                         "transform": p.transform, "bounds": [repr(b) for b in p.bounds]}
                        for p in problem.param.parameters],
-        "protocol": json.loads(json.dumps(dataclasses.asdict(problem.protocol))),
-        "probe": problem.site,
-        "target": _digest(np.ascontiguousarray(problem.target, float).tobytes()),
+        "protocols": [json.loads(json.dumps(dataclasses.asdict(p))) for p in problem.protocols.values()],
+        "probes": list(problem.sites),
+        "targets": [{"protocol": b.protocol, "probe": b.probe, "weight": b.weight,
+                     "target": _digest(np.ascontiguousarray(b.target, float).tobytes()),
+                     "mask": _digest(np.ascontiguousarray(b.mask, bool).tobytes())}
+                    for b in problem.blocks],
         "model": _model_files(problem.model.directory),
         **(extra or {}),
     }

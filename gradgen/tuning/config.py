@@ -8,6 +8,7 @@ See ``examples/io.toml`` for a complete, commented configuration.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,18 @@ from typing import Any
 import arbor
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.losses import LOSSES
 from gradgen.nmodl.lower import LoweredMechanism, lower_file
 from gradgen.targets.arbor.morphology import REGIONS, LoadedCell, cv_policy, load_swc
 from gradgen.tuning.keys import check_keys, key_pos
 from gradgen.tuning.params import TRANSFORMS
+from gradgen.tuning.problem import Protocol
+from gradgen.tuning.protocols import read_protocols, read_target_files
 
-_SECTIONS = {"model", "simulation", "tune", "target", "optimizer", "output"}
-_METHODS = ("adam", "cmaes")
+_SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
+_METHODS = ("adam", "cmaes", "de", "lm")
+# units of a maximal conductance (or permeability): the "auto" transform tunes them in log space
+_CONDUCTANCE_UNITS = re.compile(r"^[munp]?(S|mho|siemens)/cm2$|^cm/s$", re.IGNORECASE)
 
 
 @dataclass
@@ -48,7 +54,10 @@ class TuneConfig:
     transforms: dict[str, str]
     bounds: dict[str, tuple[float, float]]
     target_values: dict[str, float] = field(default_factory=dict)
-    target_file: Path | None = None
+    target_files: dict[str, Path] = field(default_factory=dict)  # protocol name -> NPZ
+    protocols: list[Protocol] = field(default_factory=list)  # [[protocol]]; none: [simulation]
+    protocol_weights: dict[str, float] = field(default_factory=dict)
+    loss: str = "least_squares"
     method: str = "adam"
     iterations: int = 300
     learning_rate: float = 1e-2
@@ -57,6 +66,8 @@ class TuneConfig:
     seed: int = 1
     seconds: float = math.inf
     stop_rms_mV: float = 0.0
+    distributed: str | None = None  # cmaes, de: "local" (a LocalCluster) or a scheduler address
+    workers: int = 2  # processes of the LocalCluster
     output: Path = Path("tuning-output")
 
     def copies(self, name: str) -> list[str]:
@@ -212,15 +223,18 @@ def load_config(path: Path | str) -> TuneConfig:
     for name in parameters:
         if name not in ties:
             known_parameter(name, "[tune] parameters")
-    transform = tune.get("transform", "scaled")
+    transform = tune.get("transform", "auto")
     transforms = {name: tune.get("transforms", {}).get(name, transform) for name in parameters}
+    for name, kind in transforms.items():
+        if kind == "auto":
+            transforms[name] = _auto_transform(name, ties.get(name, [name]), by_name, values)
     for name in list(tune.get("transforms", {})) + list(tune.get("bounds", {})):
         if name not in parameters:
             raise r.error(f"[tune] '{name}' has a transform or bounds but is not tuned", name)
     for name, kind in transforms.items():
         if kind not in TRANSFORMS:
             raise r.error(f"[tune] unknown transform '{kind}' for '{name}'", kind,
-                          hint="use one of " + ", ".join(TRANSFORMS))
+                          hint="use one of auto, " + ", ".join(TRANSFORMS))
     bounds = {}
     for name, pair in tune.get("bounds", {}).items():
         if not isinstance(pair, list) or len(pair) != 2 or not all(
@@ -229,9 +243,12 @@ def load_config(path: Path | str) -> TuneConfig:
                               "tune.bounds", name, hint="use -inf or inf for no bound")
         bounds[name] = (float(pair[0]), float(pair[1]))
 
+    windows = [(float(a), float(b)) for a, b in windows]
+    protocols, protocol_weights = read_protocols(r, sim, windows, lambda text: _probe(text, cell))
     target = r.table("target")
-    if ("values" in target) == ("file" in target):
-        raise r.error("[target] needs exactly one of 'values' (known parameters) or 'file'", "[target]")
+    if sum(k in target for k in ("values", "file", "files")) != 1:
+        raise r.error("[target] needs exactly one of 'values' (known parameters), 'file' or "
+                      "'files' (one NPZ per protocol)", "[target]")
     target_values = target.get("values", {})
     if not isinstance(target_values, dict):
         raise r.error("[target] values must be a table of parameter = value", "values")
@@ -242,12 +259,20 @@ def load_config(path: Path | str) -> TuneConfig:
             raise r.error(f"[target] values: '{name}' is not tuned", name,
                           hint="a target made from known parameters may change tuned ones only; "
                                "fixed values belong in [model.values]")
-    target_file = r.file(target["file"], "file") if "file" in target else None
+    target_files = read_target_files(r, target, protocols) if "values" not in target else {}
 
+    loss = r.table("loss", required=False).get("kind", "least_squares")
+    if loss not in LOSSES:
+        raise r.error(f"[loss] unknown kind '{loss}'", str(loss), hint="use one of " + ", ".join(LOSSES))
     opt = r.table("optimizer", required=False)
     method = opt.get("method", "adam")
     if method not in _METHODS:
-        raise r.error(f"[optimizer] unknown method '{method}'", str(method), hint="adam or cmaes")
+        raise r.error(f"[optimizer] unknown method '{method}'", str(method),
+                      hint="use one of " + ", ".join(_METHODS))
+    distributed = opt.get("distributed")
+    if distributed is not None and (not isinstance(distributed, str) or method not in ("cmaes", "de")):
+        raise r.error("[optimizer] distributed must be \"local\" or a scheduler address, for "
+                      "cmaes or de", "distributed", hint='e.g. distributed = "local"')
     out = r.table("output", required=False)
     return TuneConfig(
         path=r.path, morphology=morphology, cv_policy=policy, mechanisms=mechanisms, paint=paint,
@@ -258,16 +283,17 @@ def load_config(path: Path | str) -> TuneConfig:
         t_end=r.number(sim, "simulation", "t_end", positive=True),
         dt=r.number(sim, "simulation", "dt", 0.025, True),
         sample_dt=r.number(sim, "simulation", "sample_dt", 1.0, True),
-        windows=[(float(a), float(b)) for a, b in windows],
+        windows=windows, protocols=protocols, protocol_weights=protocol_weights,
         parameters=list(parameters), ties=ties, transforms=transforms, bounds=bounds,
-        target_values={k: float(v) for k, v in target_values.items()}, target_file=target_file,
-        method=method, iterations=r.integer(opt, "optimizer", "iterations", 300, True),
+        target_values={k: float(v) for k, v in target_values.items()}, target_files=target_files,
+        loss=loss, method=method, iterations=r.integer(opt, "optimizer", "iterations", 300, True),
         learning_rate=r.number(opt, "optimizer", "learning_rate", 1e-2, True),
         population=r.integer(opt, "optimizer", "population", 20, True),
         sigma0=r.number(opt, "optimizer", "sigma0", 0.1, True),
         seed=r.integer(opt, "optimizer", "seed", 1),
         seconds=r.number(opt, "optimizer", "seconds", math.inf, True, finite=False),
         stop_rms_mV=r.number(opt, "optimizer", "stop_rms_mV", 0.0),
+        distributed=distributed, workers=int(r.number(opt, "optimizer", "workers", 2, True)),
         output=(r.path.parent / str(out.get("directory", "tuning-output"))).resolve(),
     )
 
@@ -278,6 +304,23 @@ def _is_number(value: Any) -> bool:
 
 def _is_finite_number(value: Any) -> bool:
     return _is_number(value) and math.isfinite(value)
+
+
+def _auto_transform(name: str, copies: list[str], mechanisms: dict[str, LoweredMechanism],
+                    values: dict[str, float]) -> str:
+    """``log`` for a conductance (or permeability) that starts positive, else ``scaled``.
+
+    LM on the IO cell stalled in scaled space and reached 0.5 mV in a few runs in log space
+    (issue 12); log also keeps a conductance positive and makes steps relative.
+    """
+    for copy in copies:
+        mech, _, param = copy.partition(".")
+        variable = next(v for v in mechanisms[mech].parameters if v.name == param)
+        start = values.get(copy, variable.value)
+        if not (variable.unit and _CONDUCTANCE_UNITS.match(variable.unit.replace(" ", ""))
+                and start is not None and start > 0):
+            return "scaled"
+    return "log"
 
 
 def _probe(text: str, cell: LoadedCell, r: _Reader) -> str:

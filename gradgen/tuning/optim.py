@@ -14,14 +14,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from gradgen.errors import GradgenError
 from gradgen.extras import require
+from gradgen.losses import rms_of_loss
 from gradgen.tuning.checkpoint import Checkpoint
-from gradgen.tuning.problem import TuningProblem, rms_of_loss
+from gradgen.tuning.problem import TuningProblem
 
 
 @dataclass
@@ -43,10 +45,13 @@ class History:
 
     def record(self, iteration: int, simulations: int, seconds: float, loss: float,
                z: np.ndarray) -> None:
-        if loss < self.best_loss:
+        """A non-finite loss (a failed run) is recorded as null and never becomes the best."""
+        finite = math.isfinite(loss)
+        if finite and loss < self.best_loss:
             self.best_loss, self.best_z = loss, [float(x) for x in z]
         self.rows.append({"iteration": iteration, "simulations": simulations,
-                          "seconds": seconds, "loss": loss, "rms_mV": rms_of_loss(loss),
+                          "seconds": seconds, "loss": loss if finite else None,
+                          "rms_mV": rms_of_loss(loss) if finite else None,
                           "best_loss": self.best_loss, "best_rms_mV": rms_of_loss(self.best_loss)})
 
     @property
@@ -74,7 +79,7 @@ class History:
         return History(data["rows"], data["best_z"], data["best_loss"])
 
 
-def _bar(budget: Budget, history: History, label: str, show: bool) -> tqdm:
+def progress_bar(budget: Budget, history: History, label: str, show: bool) -> tqdm:
     return tqdm(total=budget.iterations, initial=len(history.rows), desc=label, disable=not show,
                 unit="it", dynamic_ncols=True)
 
@@ -93,14 +98,15 @@ def run_adam(problem: TuningProblem, budget: Budget, learning_rate: float = 1e-2
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         z, state, history = _adam_from(checkpoint, saved, z, state)
-    with _bar(budget, history, "adam", progress) as bar:
+    with progress_bar(budget, history, "adam", progress) as bar:
         while not history.done(budget):
             start = time.perf_counter()
             evaluation = problem.evaluate(z)
             _require_finite([evaluation.loss, *evaluation.gradient], len(history.rows), z)
             updates, state = optimiser.update(jax.numpy.asarray(evaluation.gradient), state)
             elapsed = history.seconds + time.perf_counter() - start
-            history.record(len(history.rows), history.simulations + 1, elapsed, evaluation.loss, z)
+            history.record(len(history.rows), history.simulations + problem.simulations_per_evaluation,
+                           elapsed, evaluation.loss, z)
             z = problem.param.clip(z + np.asarray(updates))
             bar.set_postfix(rms_mV=f"{history.rows[-1]['rms_mV']:.3g}")
             bar.update()
@@ -145,10 +151,17 @@ def _history(checkpoint: Checkpoint, header: dict) -> History:
     raise checkpoint.refuse("has no readable history")
 
 
+#: The loss CMA-ES is told for a member whose run blew up: worse than any real loss (it only
+#: ranks), and finite, so that checkpoints and their replay stay data.
+FAILED_RUN_LOSS = 1e300
+
+
 def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,
               seed: int = 1, threads: int = 1, checkpoint: Checkpoint | None = None,
-              progress: bool = True) -> History:
-    """CMA-ES (``cma``) from z0 with step size ``sigma0``; each generation is one Arbor run."""
+              progress: bool = True,
+              population_losses: Callable[[list], list[float]] | None = None) -> History:
+    """CMA-ES (``cma``) from z0 with step size ``sigma0``; each generation is one Arbor run,
+    or ``population_losses`` (e.g. :class:`gradgen.tuning.distributed.DaskPopulation`)."""
     cma = require("cma", "tune", "CMA-ES")
 
     low, high = np.array([p.z_bounds() for p in problem.param.parameters]).T
@@ -161,17 +174,22 @@ def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigm
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         history, generations = _replay(checkpoint, saved, strategy)
-    with _bar(budget, history, "cma-es", progress) as bar:
+    with progress_bar(budget, history, "cma-es", progress) as bar:
         while not history.done(budget):
             start = time.perf_counter()
             candidates = strategy.ask()
-            losses = [e.loss for e in problem.population(candidates, threads)]
-            _require_finite(losses, len(history.rows), candidates[int(np.argmax(~np.isfinite(losses)))])
+            losses = (population_losses(candidates) if population_losses is not None
+                      else [e.loss for e in problem.population(candidates, threads)])
+            losses = [x if math.isfinite(x) else FAILED_RUN_LOSS for x in losses]
+            if min(losses) >= FAILED_RUN_LOSS:
+                raise GradgenError(f"generation {len(history.rows)}: every member's run blew up",
+                                   hint="lower sigma0 or set [tune.bounds]")
             strategy.tell(candidates, losses)
             elapsed = history.seconds + time.perf_counter() - start
             best = int(np.argmin(losses))
-            history.record(len(history.rows), history.simulations + len(candidates), elapsed,
-                           losses[best], np.asarray(candidates[best]))
+            history.record(len(history.rows),
+                           history.simulations + len(candidates) * problem.simulations_per_evaluation,
+                           elapsed, losses[best], np.asarray(candidates[best]))
             bar.set_postfix(best_rms_mV=f"{history.rows[-1]['best_rms_mV']:.3g}")
             bar.update()
             generations.append((np.array(candidates), np.array(losses)))

@@ -98,7 +98,7 @@ class TunedParameter:
 
 @dataclass
 class Parameterisation:
-    """The tuned parameters in order; maps z to model values and θ-gradients to z-gradients."""
+    """The tuned parameters in order; maps z to model values and gives dθ/dz for the chain rule."""
 
     parameters: list[TunedParameter]
 
@@ -139,7 +139,12 @@ class Parameterisation:
                 values[copy] = p.value(float(x))
         return values
 
-    def z_gradient(self, z: Sequence[float], theta_gradient: dict[str, float]) -> np.ndarray:
-        """dL/dz from dL/dθ: copies summed, times the transform's slope."""
-        return np.array([sum(theta_gradient[c] for c in p.copies) * p.slope(float(x))
-                         for p, x in zip(self.parameters, z)])
+    def slope_matrix(self, z: Sequence[float], thetas: Sequence[str]) -> np.ndarray:
+        """dθ/dz, shape [len(thetas), K_z]: a tuned parameter's slope in each copy's row
+        (rows of untuned θ are zero), so products with it sum over tied copies."""
+        row = {name: i for i, name in enumerate(thetas)}
+        slopes = np.zeros((len(thetas), len(self.parameters)))
+        for j, (p, x) in enumerate(zip(self.parameters, z)):
+            for copy in p.copies:
+                slopes[row[copy], j] = p.slope(float(x))
+        return slopes
