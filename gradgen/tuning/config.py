@@ -26,7 +26,7 @@ from gradgen.tuning.problem import Protocol
 from gradgen.tuning.protocols import read_protocols, read_target_files
 
 _SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
-_METHODS = ("adam", "cmaes", "de", "lm")
+_METHODS = ("adam", "cmaes", "de", "lbfgs", "lm")
 # units of a maximal conductance (or permeability): the "auto" transform tunes them in log space
 _CONDUCTANCE_UNITS = re.compile(r"^[munp]?(S|mho|siemens)/cm2$|^cm/s$", re.IGNORECASE)
 
@@ -244,7 +244,7 @@ def load_config(path: Path | str) -> TuneConfig:
         bounds[name] = (float(pair[0]), float(pair[1]))
 
     windows = [(float(a), float(b)) for a, b in windows]
-    protocols, protocol_weights = read_protocols(r, sim, windows, lambda text: _probe(text, cell))
+    protocols, protocol_weights = read_protocols(r, sim, windows, lambda text: _probe(text, cell, r))
     target = r.table("target")
     if sum(k in target for k in ("values", "file", "files")) != 1:
         raise r.error("[target] needs exactly one of 'values' (known parameters), 'file' or "
@@ -293,7 +293,7 @@ def load_config(path: Path | str) -> TuneConfig:
         seed=r.integer(opt, "optimizer", "seed", 1),
         seconds=r.number(opt, "optimizer", "seconds", math.inf, True, finite=False),
         stop_rms_mV=r.number(opt, "optimizer", "stop_rms_mV", 0.0),
-        distributed=distributed, workers=int(r.number(opt, "optimizer", "workers", 2, True)),
+        distributed=distributed, workers=r.integer(opt, "optimizer", "workers", 2, True),
         output=(r.path.parent / str(out.get("directory", "tuning-output"))).resolve(),
     )
 

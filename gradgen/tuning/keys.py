@@ -22,10 +22,12 @@ KNOWN_KEYS: dict[str, set[str] | None] = {
     "tune.transforms": None,
     "tune.tie": None,
     "tune.bounds": None,
-    "target": {"values", "file"},
+    "target": {"values", "file", "files"},
     "target.values": None,
+    "target.files": None,
+    "loss": {"kind"},
     "optimizer": {"method", "iterations", "learning_rate", "population", "sigma0", "seed",
-                  "seconds", "stop_rms_mV"},
+                  "seconds", "stop_rms_mV", "distributed", "workers"},
     "output": {"directory"},
 }
 

@@ -43,6 +43,7 @@ from gradgen.tuning.identifiability import (
     identifiability,
     plot_identifiability,
 )
+from gradgen.tuning.lbfgs import run_lbfgs
 from gradgen.tuning.lm import run_lm
 from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes
 from gradgen.tuning.params import Parameterisation, TunedParameter
@@ -140,7 +141,7 @@ def run_description(config: TuneConfig) -> dict:
     c = config
     if c.method == "adam":
         settings = {"learning_rate": c.learning_rate}
-    elif c.method == "lm":
+    elif c.method in ("lm", "lbfgs"):
         settings = {}
     else:
         settings = {"population": c.population, "sigma0": c.sigma0, "seed": c.seed}
@@ -169,6 +170,8 @@ def optimise(s: Setup, out: OutputDir, checkpoint: Checkpoint,
         history = run.history
     elif c.method == "adam":
         history = run_adam(problem, budget, c.learning_rate, checkpoint, progress)
+    elif c.method == "lbfgs":  # no checkpoint: scipy's L-BFGS-B state is not resumable
+        history = run_lbfgs(problem, budget, progress)
     else:
         with ExitStack() as stack:
             losses = None if c.distributed is None else stack.enter_context(DaskPopulation(
