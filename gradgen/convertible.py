@@ -122,9 +122,9 @@ def _nonfinite(expr: sympy.Basic) -> str | None:
         return "an undefined value (nan)"
     if expr.has(sympy.oo) or expr.has(-sympy.oo):
         return "an infinity"
-    for number in expr.atoms(sympy.Float):
+    for number in expr.atoms(sympy.Number):  # Floats and Integers (9999...9) beyond float64
         if not math.isfinite(float(number)):
-            return f"the number {number}, beyond float64"
+            return f"the number {str(number)[:20]}..., beyond float64"
     return None
 
 
