@@ -67,11 +67,11 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen") -> Path:
         for file, text in sources.items():
             (work / "mod" / file).write_text(text)
         _run([_tool("modcc"), "-t", "cpu", "-N", "arb", "-c", name, "-o", str(work / "gen"),
-              *sorted(str(p) for p in (work / "mod").glob("*.mod"))], "modcc")
+              *sorted(str(p) for p in (work / "mod").glob("*.mod"))], "modcc", work)
         sofile = work / f"{name}.so"
         _run([_compiler(), "-std=c++20", "-O2", "-fPIC", "-shared", "-DSTANDALONE=1",
               f"-I{ARBOR_DIR / 'include'}", f"-I{work / 'gen'}",
-              *sorted(str(p) for p in (work / "gen").glob("*.cpp")), "-o", str(sofile)], "c++")
+              *sorted(str(p) for p in (work / "gen").glob("*.cpp")), "-o", str(sofile)], "c++", work)
         os.replace(sofile, target)
     return target
 
@@ -84,11 +84,16 @@ def build_directory(directory: Path | str, name: str = "gradgen") -> Path:
     return build_catalogue({f.name: f.read_text() for f in files}, name)
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str, work: Path) -> None:
+    """Run a build tool; its failure as one line: the first error, without the temporary path."""
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        text = (proc.stderr + proc.stdout).replace("\x1b[", "\\e[")
         import re
 
-        text = re.sub(r"\\e\[[0-9;]*m", "", text).strip()
-        raise GradgenError(f"{what} failed: {text[-2000:]}")
+        text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr + proc.stdout).replace(f"{work}/", "")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        at = next((i for i, line in enumerate(lines) if "error" in line.lower()), 0)
+        first = " ".join(lines[at:at + 2])  # modcc: "error: file:(line, col)" then the reason
+        raise GradgenError(f"{what} failed: {first[:300]}",
+                           hint="gradgen generated code its build tools reject: please report it "
+                                "with the .mod files")

@@ -12,6 +12,7 @@ import json
 import math
 import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,14 +119,22 @@ def _save_adam(path: Path, z: np.ndarray, state, history: History) -> None:
 def _load_adam(path: Path, template):
     import jax
 
-    with np.load(path) as data:
-        leaves, treedef = jax.tree_util.tree_flatten(template)
-        if len([k for k in data.files if k.startswith("leaf")]) != len(leaves):
-            raise GradgenError(f"checkpoint {path} was written by another optimiser setup",
-                               hint="delete it to start afresh")
-        state = jax.tree_util.tree_unflatten(
-            treedef, [jax.numpy.asarray(data[f"leaf{i}"]) for i in range(len(leaves))])
-        return np.array(data["z"]), state, History.from_json(str(data["history"]))
+    try:
+        with np.load(path) as data:
+            leaves, treedef = jax.tree_util.tree_flatten(template)
+            if len([k for k in data.files if k.startswith("leaf")]) != len(leaves):
+                raise GradgenError(f"checkpoint {path} was written by another optimiser setup",
+                                   hint="delete it to start afresh")
+            state = jax.tree_util.tree_unflatten(
+                treedef, [jax.numpy.asarray(data[f"leaf{i}"]) for i in range(len(leaves))])
+            return np.array(data["z"]), state, History.from_json(str(data["history"]))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: Exception) -> GradgenError:
+    return GradgenError(f"checkpoint {path} is unreadable ({type(error).__name__}): truncated or "
+                        "not written by gradgen", hint="delete it to start afresh")
 
 
 def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigma0: float = 0.1,
@@ -135,7 +144,10 @@ def run_cmaes(problem: TuningProblem, budget: Budget, population: int = 20, sigm
     import cma
 
     if checkpoint is not None and checkpoint.exists():
-        strategy, history = pickle.loads(checkpoint.read_bytes())
+        try:
+            strategy, history = pickle.loads(checkpoint.read_bytes())
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+            raise _unreadable(checkpoint, error) from None
     else:
         low, high = np.array([p.z_bounds() for p in problem.param.parameters]).T
         bounds = [[None if math.isinf(x) else float(x) for x in low],

@@ -278,3 +278,28 @@ def test_coarse_dt_warns_and_fine_dt_does_not(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", GradgenWarning)
         model.simulate(spec, ["(location 0 0)"], 1.0, 0.01)
+
+
+# ---------------------------------------------------------------- checkpoints and build tools
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -5])
+def test_truncated_adam_checkpoint(tmp_path, keep):
+    """Only the error is gradgen's here; the checkpoint format itself is issue #15's other part."""
+    from gradgen.tune_optim import _load_adam
+
+    path = tmp_path / "adam.npz"
+    np.savez(path, z=np.ones(3), history="{}", leaf0=np.ones(3))
+    data = path.read_bytes()
+    path.write_bytes(data[:int(keep * len(data)) if isinstance(keep, float) else keep])
+    with pytest.raises(GradgenError, match=r"checkpoint .*adam.npz is unreadable .* delete it"):
+        _load_adam(path, None)
+
+
+def test_build_tool_failure_is_one_line_without_the_temporary_path():
+    from gradgen.build import build_catalogue
+
+    with pytest.raises(GradgenError) as caught:
+        build_catalogue({"bad.mod": "NEURON { SUFFIX bad }\nBREAKPOINT { x = }\n"}, "badcat")
+    message = str(caught.value)
+    assert "\n" not in message and "/tmp" not in message and ".cache" not in message
+    assert "modcc failed: error: mod/bad.mod:(line 2,col 18) unexpected token" in message
