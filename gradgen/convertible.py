@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import sympy
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.ir import Mechanism, Variable
+from gradgen.ir import DerivativeAssign, If, Mechanism, Variable
 from gradgen.lower import BUILTIN_NAMES, LoweredMechanism
 
 #: Longest mechanism name: it becomes file names (grad_<name>.mod, modcc's
@@ -39,6 +39,7 @@ def check_convertible(low: LoweredMechanism) -> None:
     _check_mechanism_name(mech)
     _check_names(low)
     _check_numbers(low)
+    _check_diagonal_cnexp(low)
 
 
 def _check_mechanism_name(mech: Mechanism) -> None:
@@ -94,6 +95,36 @@ def _check_numbers(low: LoweredMechanism) -> None:
         if bad is not None:
             raise GradgenError(f"the {what} contains {bad}", pos,
                                hint="a constant division by zero or a number beyond float64")
+
+
+def _check_diagonal_cnexp(low: LoweredMechanism) -> None:
+    """modcc's cnexp refuses an ODE whose right-hand side names another STATE ("System not
+    diagonal linear for cnexp", deep inside the build); refuse it here, at the equation.
+
+    modcc looks at the statement as written: a LOCAL computed from another state before the
+    ODE is accepted (mechanisms/io/io_dend.mod does so), the state's name in the ODE is not.
+    """
+    if low.solve_method != "cnexp":
+        return
+    states = set(low.states)
+    for block in low.mechanism.derivatives.values():
+        for stmt in _walk(block.body):
+            if not isinstance(stmt, DerivativeAssign):
+                continue
+            others = sorted(s.name for s in stmt.expr.free_symbols if s.name in states - {stmt.state})
+            if others:
+                raise GradgenError(
+                    f"under METHOD cnexp the ODE of '{stmt.state}' names the state(s) "
+                    f"{', '.join(others)}, which modcc refuses (cnexp solves each ODE on its own)",
+                    stmt.pos, hint="use METHOD sparse for coupled ODEs")
+
+
+def _walk(body: list) -> Iterator:
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, If):
+            yield from _walk(stmt.then)
+            yield from _walk(stmt.orelse)
 
 
 def _expressions(low: LoweredMechanism) -> Iterator[tuple[str, sympy.Basic, SourcePos]]:

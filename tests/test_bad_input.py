@@ -303,3 +303,28 @@ def test_build_tool_failure_is_one_line_without_the_temporary_path():
     message = str(caught.value)
     assert "\n" not in message and "/tmp" not in message and ".cache" not in message
     assert "modcc failed: error: mod/bad.mod:(line 2,col 18) unexpected token" in message
+
+
+COUPLED = """NEURON { SUFFIX coupled NONSPECIFIC_CURRENT i RANGE g }
+PARAMETER { g = 0.001 (S/cm2) e = -70 (mV) }
+STATE { a b }
+INITIAL { a = 0 b = 1 }
+BREAKPOINT {
+    SOLVE states METHOD cnexp
+    i = g*a*(v - e)
+}
+DERIVATIVE states {
+    a' = b - a
+    b' = a - b
+}
+"""
+
+
+def test_coupled_odes_under_cnexp(tmp_path):
+    """modcc refuses them ("System not diagonal linear for cnexp"); with sparse they convert."""
+    mod = tmp_path / "coupled.mod"
+    mod.write_text(COUPLED)
+    refused(["convert", mod, "-o", tmp_path / "out", "--all-params"], tmp_path,
+            r"coupled.mod:10:5: under METHOD cnexp the ODE of 'a' names the state\(s\) b", tmp_path / "out")
+    mod.write_text(COUPLED.replace("METHOD cnexp", "METHOD sparse"))
+    assert gradgen(["convert", mod, "-o", tmp_path / "out", "--all-params"], tmp_path).returncode == 0
