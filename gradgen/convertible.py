@@ -3,8 +3,8 @@
 The parser accepts any well-formed NMODL, and lowering any mechanism it can execute; these
 checks catch what only shows later as a compile error in a temporary directory or as a
 silently wrong number: names the gradient mechanism itself generates or that Arbor
-reserves, numbers that are not finite in float64, and a division by zero folded into the
-code (SymPy's ``zoo``/``nan``).
+reserves, numbers that are not finite in float64, a division by zero folded into the code
+(SymPy's ``zoo``/``nan``), and coupled ODEs under cnexp, which modcc refuses.
 """
 from __future__ import annotations
 
