@@ -328,3 +328,24 @@ def test_coupled_odes_under_cnexp(tmp_path):
             r"coupled.mod:10:5: under METHOD cnexp the ODE of 'a' names the state\(s\) b", tmp_path / "out")
     mod.write_text(COUPLED.replace("METHOD cnexp", "METHOD sparse"))
     assert gradgen(["convert", mod, "-o", tmp_path / "out", "--all-params"], tmp_path).returncode == 0
+
+
+def test_population_member_that_blows_up_gets_an_infinite_loss(tmp_path):
+    """CMA-ES ranks an infinite loss last, so one bad candidate must not stop the run."""
+    from gradgen.check import cable_cell_spec
+    from gradgen.convert import convert
+    from gradgen.params import ParamRef
+    from gradgen.runtime import GradientModel
+    from gradgen.tune_params import Parameterisation, TunedParameter
+    from gradgen.tune_problem import Protocol, TuningProblem
+
+    convert([HH], tmp_path / "out", [ParamRef("hh", "gl")])
+    model = GradientModel.load(tmp_path / "out")
+    protocol = Protocol(t_end=5.0, dt=0.025, sample_dt=0.5)
+    problem = TuningProblem(model, cable_cell_spec(["hh"], stimulus_nA=0.1), "(location 0 0.5)",
+                            protocol, Parameterisation([TunedParameter("hh.gl", ("hh.gl",), 0.0003)]),
+                            np.full(len(protocol.times()), -65.0))
+    with pytest.warns(GradgenWarning, match=r"1 of 2 population members blew up \(member 1: .*"
+                                            r"V is not finite from t = "):
+        good, bad = problem.population([[1.0], [-3000.0]])  # gl = 0.0003 and -0.9 S/cm²
+    assert math.isfinite(good.loss) and bad.loss == math.inf
