@@ -14,9 +14,9 @@ import numpy as np
 from arbor import units as U
 
 from gradgen.errors import GradgenError
-from gradgen.swc_check import check_swc
 from gradgen.geometry_arbor import branch_geometries
 from gradgen.runtime import CellSpec, Decor, GradientModel, mse_gradient
+from gradgen.swc_check import check_swc
 
 
 def cable_cell_spec(mechanisms: list[str], length: float = 500.0, radius: float = 0.5,

@@ -5,7 +5,6 @@ Exit status: 0 success, 1 a check failed, 2 bad input (one line on stderr, no tr
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -85,8 +84,8 @@ def cmd_coverage(args) -> int:
         raise GradgenError("a coverage check takes every parameter of each file",
                            hint="use --all-params with a directory or --coverage")
     files = mod_files(args.mod)
-    with tqdm(total=len(files), desc="coverage", disable=args.json or None,  # None: off unless a terminal
-              file=sys.stderr) as bar:
+    # disable=None: a progress bar only on a terminal (stderr stays one line for errors)
+    with tqdm(total=len(files), desc="coverage", disable=args.json or None, file=sys.stderr) as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update()

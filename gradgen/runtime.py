@@ -43,8 +43,8 @@ from gradgen.geometry import (
     worst_radius_ratio,
 )
 from gradgen.geometry_check import check_equivalence
-from gradgen.step_check import warn_for_model
 from gradgen.params import ParamRef, carrier_ion, gradient_ions
+from gradgen.step_check import warn_for_model
 
 MANIFEST = "gradients.json"
 ORIGINAL_PREFIX = "orig_"
