@@ -1,4 +1,7 @@
-"""Compiled artefacts in a cache: kept with a checksum, trusted only when it matches.
+"""Compiled artefacts in a cache: where it lives, which compiler builds into it, and a
+checksum per artefact that is trusted only when it matches.
+
+gradgen's catalogues and pycat's shim share this cache root and compiler lookup.
 
 A truncated or overwritten shared object in the cache would otherwise be handed to
 ``dlopen`` and kill the process (a truncated ``.so`` raises SIGBUS when mapped). Each
@@ -18,8 +21,29 @@ import struct
 import time
 from pathlib import Path
 
+from gradgen.errors import GradgenError
+
 #: a build takes minutes; a temporary older than this belongs to a process that died
 STALE_SECONDS = 3600.0
+
+
+def cache_root() -> Path:
+    """The cache of compiled artefacts: $GRADGEN_CACHE, else $XDG_CACHE_HOME/gradgen, else
+    ~/.cache/gradgen (never inside a repository)."""
+    if os.environ.get("GRADGEN_CACHE"):
+        return Path(os.environ["GRADGEN_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gradgen"
+
+
+def find_compiler() -> str:
+    """``$CXX`` if set, else the first of c++, g++, clang++ on PATH."""
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["c++", "g++", "clang++"]
+    for name in candidates:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise GradgenError("no C++ compiler found (tried " + ", ".join(candidates) + ")",
+                       hint="install g++ (e.g. apt-get install g++) or set CXX to a C++20 compiler")
 
 
 def _checksum_file(artefact: Path) -> Path:

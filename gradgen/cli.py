@@ -89,7 +89,8 @@ def cmd_coverage(args) -> int:
         raise GradgenError("a coverage check takes every parameter of each file",
                            hint="use --all-params with a directory or --coverage")
     files = mod_files(args.mod)
-    with tqdm(total=len(files), desc="coverage", disable=args.json, file=sys.stderr) as bar:
+    # disable=None: a progress bar only on a terminal (stderr stays one line for errors)
+    with tqdm(total=len(files), desc="coverage", disable=args.json or None, file=sys.stderr) as bar:
         def step(name: str) -> None:
             bar.set_postfix_str(name)
             bar.update()
@@ -137,7 +138,7 @@ def cmd_check(args) -> int:
         else:
             spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=args.stimulus)
             sites = ["(location 0 0)", "(location 0 1)"]
-        with tqdm(total=len(model.params), desc="finite differences", disable=args.json,
+        with tqdm(total=len(model.params), desc="finite differences", disable=args.json or None,
                   file=sys.stderr) as bar:
             def step(name: str) -> None:
                 bar.set_postfix_str(name)
@@ -237,6 +238,12 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def _os_error(error: OSError) -> GradgenError:
     """A file-system failure (a parent that is a file, no permission, a full disk) as one line."""
+    if error.filename and isinstance(error, (FileExistsError, NotADirectoryError)):
+        path = Path(error.filename)
+        blocking = next((p for p in (path, *path.parents) if p.is_file()), None)
+        if blocking is not None:
+            return GradgenError(f"{blocking} is a file, not a directory",
+                                hint="choose an output path whose parent folders are directories")
     where = f" {error.filename}" if error.filename else ""
     return GradgenError(f"cannot write or read{where}: {error.strerror or error}",
                         hint="check the path, its permissions and the free disk space")

@@ -1,20 +1,21 @@
 """Compile the C++ shim once per (shim source, Arbor headers, compiler) and cache it.
 
 The shim must match the installed Arbor's ABI headers, so it is built on first use
-against ``arbor/include`` from the wheel and cached outside the repository under
-``$PYCAT_CACHE`` or ``$XDG_CACHE_HOME/gradgen/pycat/<hash>`` (default ``~/.cache``), with a
-checksum checked before use (see :mod:`gradgen.cached_artefact`).
+against ``arbor/include`` from the wheel and cached in gradgen's build cache (``pycat/<hash>``
+under :func:`gradgen.cached_artefact.cache_root`, or ``$PYCAT_CACHE``), with gradgen's
+compiler lookup and a checksum checked before use (see :mod:`gradgen.cached_artefact`).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from gradgen.cached_artefact import install, intact, remove_stale
+from gradgen.cached_artefact import cache_root as gradgen_cache_root
+from gradgen.cached_artefact import find_compiler, install, intact, remove_stale
+from gradgen.errors import GradgenError
 
 from .errors import PycatError
 
@@ -35,25 +36,11 @@ def arbor_include_dir() -> Path:
     return inc
 
 
-def find_compiler() -> str:
-    """``$CXX`` if set, else the first of c++, g++, clang++ on PATH."""
-    env = os.environ.get("CXX")
-    candidates = [env] if env else ["c++", "g++", "clang++"]
-    for name in candidates:
-        path = shutil.which(name)
-        if path:
-            return path
-    raise PycatError(
-        "no C++ compiler found to build the pycat shim (tried " + ", ".join(candidates) + ")",
-        hint="install g++ (e.g. apt-get install g++) or set CXX to a C++20 compiler",
-    )
-
-
 def cache_root() -> Path:
+    """Where the shim is cached: $PYCAT_CACHE, else the pycat folder of gradgen's cache."""
     if "PYCAT_CACHE" in os.environ:
         return Path(os.environ["PYCAT_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "gradgen" / "pycat"
+    return gradgen_cache_root() / "pycat"
 
 
 def _build_key(compiler: str, include: Path) -> str:
@@ -69,7 +56,10 @@ def _build_key(compiler: str, include: Path) -> str:
 def shim_path() -> Path:
     """Path of the compiled shim, building it if it is not cached yet."""
     include = arbor_include_dir()
-    compiler = find_compiler()
+    try:
+        compiler = find_compiler()
+    except GradgenError as error:  # pycat's errors are PycatError
+        raise PycatError(error.message, hint=error.hint) from None
     out_dir = cache_root() / _build_key(compiler, include)
     lib = out_dir / "libpycat.so"
     if intact(lib):

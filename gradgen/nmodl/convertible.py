@@ -3,8 +3,8 @@
 The parser accepts any well-formed NMODL, and lowering any mechanism it can execute; these
 checks catch what only shows later as a compile error in a temporary directory or as a
 silently wrong number: names the gradient mechanism itself generates or that Arbor
-reserves, numbers that are not finite in float64, and a division by zero folded into the
-code (SymPy's ``zoo``/``nan``).
+reserves, numbers that are not finite in float64, a division by zero folded into the code
+(SymPy's ``zoo``/``nan``), and coupled ODEs under cnexp, which modcc refuses.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.ir import Mechanism, Variable
+from gradgen.nmodl.ir import DerivativeAssign, If, Mechanism, Variable
 from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 
 #: Longest mechanism name: it becomes file names (its gradient mechanism and modcc's
@@ -32,6 +32,7 @@ def check_convertible(low: LoweredMechanism) -> None:
     _check_mechanism_name(mech)
     _check_names(low)
     _check_numbers(low)
+    _check_diagonal_cnexp(low)
 
 
 def _check_mechanism_name(mech: Mechanism) -> None:
@@ -89,6 +90,36 @@ def _check_numbers(low: LoweredMechanism) -> None:
                                hint="a constant division by zero or a number beyond float64")
 
 
+def _check_diagonal_cnexp(low: LoweredMechanism) -> None:
+    """modcc's cnexp refuses an ODE whose right-hand side names another STATE ("System not
+    diagonal linear for cnexp", deep inside the build); refuse it here, at the equation.
+
+    modcc looks at the statement as written: a LOCAL computed from another state before the
+    ODE is accepted (mechanisms/io/io_dend.mod does so), the state's name in the ODE is not.
+    """
+    if low.solve_method != "cnexp":
+        return
+    states = set(low.states)
+    for block in low.mechanism.derivatives.values():
+        for stmt in _walk(block.body):
+            if not isinstance(stmt, DerivativeAssign):
+                continue
+            others = sorted(s.name for s in stmt.expr.free_symbols if s.name in states - {stmt.state})
+            if others:
+                raise GradgenError(
+                    f"under METHOD cnexp the ODE of '{stmt.state}' names the state(s) "
+                    f"{', '.join(others)}, which modcc refuses (cnexp solves each ODE on its own)",
+                    stmt.pos, hint="use METHOD sparse for coupled ODEs")
+
+
+def _walk(body: list) -> Iterator:
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, If):
+            yield from _walk(stmt.then)
+            yield from _walk(stmt.orelse)
+
+
 def _expressions(low: LoweredMechanism) -> Iterator[tuple[str, sympy.Basic, SourcePos]]:
     mech = low.mechanism
     breakpoint_pos = mech.breakpoint.pos if mech.breakpoint else mech.pos
@@ -115,9 +146,9 @@ def _nonfinite(expr: sympy.Basic) -> str | None:
         return "an undefined value (nan)"
     if expr.has(sympy.oo) or expr.has(-sympy.oo):
         return "an infinity"
-    for number in expr.atoms(sympy.Float):
+    for number in expr.atoms(sympy.Number):  # Floats and Integers (9999...9) beyond float64
         if not math.isfinite(float(number)):
-            return f"the number {number}, beyond float64"
+            return f"the number {str(number)[:20]}..., beyond float64"
     return None
 
 

@@ -13,7 +13,7 @@ hash of their sources, the Arbor version and the build flags, outside the reposi
 from __future__ import annotations
 
 import hashlib
-import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +21,13 @@ from pathlib import Path
 
 import arbor
 
-from gradgen.cached_artefact import install, intact, remove_stale
+from gradgen.cached_artefact import (
+    cache_root,
+    find_compiler,
+    install,
+    intact,
+    remove_stale,
+)
 from gradgen.errors import GradgenError
 from gradgen.targets.arbor.simd_patch import check_simd_writes, patch_simd_source
 
@@ -29,9 +35,8 @@ ARBOR_DIR = Path(arbor.__file__).resolve().parent
 
 
 def cache_dir() -> Path:
-    """Where built catalogues live: $GRADGEN_CACHE, else ~/.cache/gradgen."""
-    root = os.environ.get("GRADGEN_CACHE") or Path.home() / ".cache" / "gradgen"
-    return Path(root) / "catalogues"
+    """Where built catalogues live (in the shared cache, :func:`gradgen.cached_artefact.cache_root`)."""
+    return cache_root() / "catalogues"
 
 
 def tool(name: str) -> str:
@@ -42,13 +47,6 @@ def tool(name: str) -> str:
     if not found:
         raise GradgenError(f"'{name}' not found", hint="install the arbor wheel (pip install arbor==0.12.2)")
     return found
-
-
-def _compiler() -> str:
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return name
-    raise GradgenError("no C++ compiler found", hint="install one, e.g. apt-get install g++")
 
 
 #: Bumped whenever the generated-code repair changes, so cached catalogues are rebuilt.
@@ -94,8 +92,8 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
             (work / "mod" / file).write_text(text)
         generated = generate(work, name, vectorize)
         sofile = work / f"{name}.so"
-        _run([_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
-              *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++")
+        _run([find_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
+              *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)
         install(sofile, target)
     return target
 
@@ -112,12 +110,12 @@ def generate(work: Path, name: str, vectorize: bool) -> Path:
     mods = sorted(str(p) for p in (work / "mod").glob("*.mod"))
     gen = work / "gen"
     gen.mkdir()
-    _run([tool("modcc"), "-t", "cpu", "-N", "arb", "-c", name, "-o", str(gen), *mods], "modcc")
+    _run([tool("modcc"), "-t", "cpu", "-N", "arb", "-c", name, "-o", str(gen), *mods], "modcc", work)
     if not vectorize:
         return gen
     simd = work / "simd"
     simd.mkdir()
-    _run([tool("modcc"), "-t", "cpu", "--simd", "-N", "arb", "-c", name, "-o", str(simd), *mods], "modcc")
+    _run([tool("modcc"), "-t", "cpu", "--simd", "-N", "arb", "-c", name, "-o", str(simd), *mods], "modcc", work)
     for header in simd.glob("*.hpp"):
         if "result.kind=arb_mechanism_kind_density;" not in header.read_text():
             continue
@@ -145,11 +143,14 @@ def modcc_accepts(text: str) -> bool:
     return proc.returncode == 0
 
 
-def _run(cmd: list[str], what: str) -> None:
+def _run(cmd: list[str], what: str, work: Path) -> None:
+    """Run a build tool; its failure as one line: the first error, without the temporary path."""
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        text = (proc.stderr + proc.stdout).replace("\x1b[", "\\e[")
-        import re
-
-        text = re.sub(r"\\e\[[0-9;]*m", "", text).strip()
-        raise GradgenError(f"{what} failed: {text[-2000:]}")
+        text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr + proc.stdout).replace(f"{work}/", "")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        at = next((i for i, line in enumerate(lines) if "error" in line.lower()), 0)
+        first = " ".join(lines[at:at + 2])  # modcc: "error: file:(line, col)" then the reason
+        raise GradgenError(f"{what} failed: {first[:300]}",
+                           hint="gradgen generated code its build tools reject: please report it "
+                                "with the .mod files")

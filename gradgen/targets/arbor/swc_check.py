@@ -49,8 +49,9 @@ def check_swc(path: Path | str) -> None:
         if parent != -1 and parent not in ids:
             raise GradgenError(f"sample {sample}: parent {parent} is not a sample above it", pos,
                                hint=_HINT)
-        if tag < 0:
-            raise GradgenError(f"sample {sample} has a negative tag {tag}", pos, hint=_HINT)
+        if tag < 1:  # Arbor's loaders refuse tag 0 (undefined) and negative tags
+            raise GradgenError(f"sample {sample} has tag {tag}; tags are positive (1 soma, "
+                               "2 axon, 3 dendrite, 4 apical dendrite, ...)", pos, hint=_HINT)
         ids.add(sample)
     if not ids:
         raise GradgenError("the SWC file has no samples", SourcePos(str(path), 1, 1), hint=_HINT)
