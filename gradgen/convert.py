@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Sequence
 
-from gradgen.errors import GradgenError, GradgenWarning
+from gradgen.errors import GradgenError
 from gradgen.manifest import CouplingEntry, Manifest, mechanism_entry, parameter_entries
-from gradgen.nmodl.convertible import global_pos
 from gradgen.nmodl.lower import LoweredMechanism, lower_file
 from gradgen.params import ParamRef
 from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
@@ -26,15 +24,9 @@ from gradgen.targets import get_target
 
 
 def all_parameters(mechanisms: Sequence[LoweredMechanism]) -> list[ParamRef]:
-    """Every PARAMETER of every mechanism, each as one θ over the whole cell; GLOBALs are
-    skipped with a warning (they cannot be θ yet, and a user asking for all wants the rest)."""
-    globals_ = [f"{m.name}.{p}" for m in mechanisms for p in m.parameter_names()
-                if p in m.mechanism.global_names]
-    if globals_:
-        warnings.warn(f"GLOBAL parameter(s) {', '.join(globals_)} are not differentiated "
-                      "(GLOBALs cannot be θ yet)", GradgenWarning, stacklevel=2)
-    return [ParamRef(m.name, p) for m in mechanisms for p in m.parameter_names()
-            if p not in m.mechanism.global_names]
+    """Every PARAMETER of every mechanism, each as one θ over the whole cell (a GLOBAL one
+    too: one value for the mechanism, its gradient summed over every CV)."""
+    return [ParamRef(m.name, p) for m in mechanisms for p in m.parameter_names()]
 
 
 def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMechanism]) -> None:
@@ -49,10 +41,6 @@ def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMec
             raise GradgenError(
                 f"parameter '{ref.name}': '{ref.mechanism}' has no parameter '{ref.parameter}'",
                 mech.mechanism.pos, hint="its parameters: " + ", ".join(names))
-        if ref.parameter in mech.mechanism.global_names:
-            raise GradgenError(f"parameter '{ref.name}' is GLOBAL: GLOBAL parameters cannot be θ yet",
-                               global_pos(mech.mechanism, ref.parameter),
-                               hint="make it RANGE in a copy of the file, or leave it out")
         if ref.parameter in mech.event_args and ref.region:
             raise GradgenError(f"parameter '{ref.name}': an event weight cannot be bound to a region",
                                hint=f"use {ref.mechanism}.{ref.parameter}")

@@ -60,6 +60,9 @@ class MechanismEntry:
     parameters: list[str]
     sensitivities: dict[str, list[str]]
     reads_diam: bool = False
+    #: parameters the original sets only for the whole mechanism (not RANGE: Arbor sets them
+    #: through a derived name, ``mech/param=value``); the gradient version has them RANGE
+    globals: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,12 @@ def mechanism_entry(low: LoweredMechanism, n_params: int) -> MechanismEntry:
         source=str(low.mechanism.source), source_copy=f"original/{low.name}.mod",
         states=list(low.states), parameters=low.parameter_names(),
         sensitivities={s: [sens(s, k) for k in range(n_params)] for s in low.states},
-        reads_diam=reads_diam(low))
+        reads_diam=reads_diam(low), globals=arbor_globals(low))
+
+
+def arbor_globals(low: LoweredMechanism) -> list[str]:
+    """Parameters not listed in RANGE: one value per mechanism for modcc (GLOBAL or unlisted)."""
+    return [p for p in low.parameter_names() if p not in low.mechanism.range_names]
 
 
 def parameter_entries(params: Sequence[ParamRef], defaults: Sequence[float | None],

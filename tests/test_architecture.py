@@ -27,7 +27,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("emit", ("gradgen.manifest", "gradgen.targets.base", "gradgen.targets.arbor.emit",
               "gradgen.targets.arbor.translate", "gradgen.convert", "gradgen.homeostasis.convert")),
     ("build", ("gradgen.targets.arbor.build",)),
-    ("run", ("gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites", "gradgen.targets.arbor.recipe",
+    ("run", ("gradgen.targets.arbor.derived", "gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites", "gradgen.targets.arbor.recipe",
              "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
              "gradgen.targets.arbor.model")),
     ("use", ("gradgen.losses", "gradgen.tuning", "gradgen.homeostasis", "gradgen.checks")),

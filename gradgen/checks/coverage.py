@@ -5,8 +5,7 @@ emitted with all its parameters), compiled (gradient and original catalogues), t
 checked on the uniform test cable (:func:`gradgen.checks.fd.cable_cell_spec`) against central
 finite differences of the original: forward fidelity and the worst relative dV/dθ error.
 A channel that cannot make a cell spike on its own is painted together with the project's
-``hh.mod`` (only the file's own RANGE parameters are differentiated: Arbor can set the
-others only for the whole mechanism). An original that modcc
+``hh.mod`` (only the file's own parameters are differentiated, GLOBAL ones included). An original that modcc
 rejects (NEURON dialect) is replaced by its ``gradgen translate`` output as the reference.
 """
 from __future__ import annotations
@@ -92,8 +91,8 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
             files = [path]
             if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point":
                 files.append(mechanisms_dir() / "hh.mod")  # the background channel
-            # Arbor sets only RANGE parameters per region; the others are global to the mechanism.
-            params = [ParamRef(low.name, p) for p in low.parameter_names() if p in mech.range_names]
+            # every parameter, GLOBALs too (the original's are set through derived names)
+            params = [ParamRef(low.name, p) for p in low.parameter_names()]
             convert(files, out, params)
             row.converted, row.compiled = True, False
             row.translated_reference = low.name in use_translated_references(out)

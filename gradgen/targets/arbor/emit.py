@@ -100,8 +100,9 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
                   for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
-    # NEURON files also list ion variables and ASSIGNED rates as RANGE; modcc wants parameters.
-    range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
+    # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
+    # name such as pas/e=-70 sets) is then painted like any other value.
+    range_names = low.parameter_names() + list(weights.values())
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements]
     return template("contributor.mod.j2").render(
@@ -116,7 +117,6 @@ def emit_contributor(system: ContributorSystem) -> str:
         ions=ions,
         nonspecific=mech.nonspecific_currents,
         range_names=range_names,
-        global_names=[n for n in mech.global_names if n in low.parameter_names()],
         parameters=parameters,
         states=low.states,
         assigned=system.assigned_names(),

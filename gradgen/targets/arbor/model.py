@@ -43,6 +43,7 @@ from gradgen.protocol import (
 from gradgen.sensitivity.coupling import STORE_DIFFUSIVITY
 from gradgen.targets.arbor.build import build_catalogue, build_directory
 from gradgen.targets.arbor.decor import CellSpec, Membrane, membrane_of
+from gradgen.targets.arbor.derived import DerivedName, base_name
 from gradgen.targets.arbor.geometry.cell import CellGeometry, cell_geometry
 from gradgen.targets.arbor.geometry.transform import (
     carrier_diffusivity,
@@ -135,7 +136,8 @@ class GradientModel:
         if unknown:
             raise GradgenError(f"unknown parameter(s) {', '.join(sorted(unknown))}",
                                hint="known: " + ", ".join(p.name for p in self.params))
-        painted = {mech for _, mech, _ in spec.decor.densities()} | set(spec.decor.synapses().values())
+        painted = {base_name(mech) for _, mech, _ in spec.decor.densities()}
+        painted |= {base_name(mech) for mech in spec.decor.synapses().values()}
         for ref in self.params:
             if ref.mechanism not in painted:
                 raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not "
@@ -145,13 +147,14 @@ class GradientModel:
                                    f"'{ref.region}'", hint="its labels: " + ", ".join(sorted(
                                        spec.labels.keys())) if len(spec.labels) else "it has no labels")
         out: list[tuple[str, arbor.density]] = []
-        for region, mech, user_values in spec.decor.densities():
+        for region, painted_name, user_values in spec.decor.densities():
+            derived = DerivedName.parse(painted_name)
+            mech = derived.base
             if mech not in self.mechanisms:
                 raise GradgenError(
                     f"mechanism '{mech}' is painted but was not converted: its states would "
                     "carry no sensitivities and the gradients would be wrong",
                     hint="add its .mod file to `gradgen convert`")
-            name = self.mechanisms[mech].gradient if gradients else original_name(mech)
             refs = [(k, p) for k, p in enumerate(self.params) if p.mechanism == mech]
             regions = sorted({p.region for _, p in refs if p.region})
             for inside in _memberships(len(regions)):
@@ -161,17 +164,30 @@ class GradientModel:
                 for reg, is_in in zip(regions, inside):
                     term = f'(region "{reg}")'
                     piece = f"(intersect {piece} {term if is_in else f'(complement {term})'})"
-                vals = dict(user_values)
+                vals = {**derived.globals, **user_values}
                 for k, ref in refs:
                     applies = ref.region is None or inside[regions.index(ref.region)]
                     if applies and ref.name in values:
                         vals[ref.parameter] = values[ref.name]
                     if gradients and applies:
                         vals[weight(k)] = 1.0
-                out.append((piece, arbor.density(name, vals)))
+                out.append((piece, self._mechanism(derived, vals, gradients, arbor.density)))
         if gradients:
             out += self._hub(membrane)
         return out
+
+    def _mechanism(self, derived: DerivedName, values: dict[str, float], gradients: bool, kind):
+        """``kind`` (arbor.density or arbor.synapse) of the gradient or original version.
+
+        The gradient version has every parameter RANGE; the original takes the values of its
+        GLOBAL parameters through a derived name (``<original>/e=-65``), the only way Arbor sets them.
+        """
+        entry = self.mechanisms[derived.base]
+        if gradients:
+            return kind(derived.named(entry.gradient), values)
+        globals_ = {p: v for p, v in values.items() if p in entry.globals}
+        ranges = {p: v for p, v in values.items() if p not in entry.globals}
+        return kind(derived.named(original_name(derived.base), globals_), ranges)
 
     def _hub(self, membrane: Membrane) -> list[tuple[str, arbor.density]]:
         """The hub on the whole cell, with the extra values of :attr:`hub_paints` where given."""
@@ -189,7 +205,8 @@ class GradientModel:
         def replace(what: Any) -> Any:
             if not isinstance(what, arbor.synapse):
                 return what
-            mech = what.mech.name
+            derived = DerivedName.parse(what.mech.name)
+            mech = derived.base
             if mech not in self.mechanisms:
                 if gradients:
                     raise GradgenError(
@@ -197,7 +214,7 @@ class GradientModel:
                         "carry no sensitivities and the gradients would be wrong",
                         hint="add its .mod file to `gradgen convert`")
                 return what
-            vals = dict(what.mech.values)
+            vals = {**derived.globals, **dict(what.mech.values)}
             for k, ref in enumerate(self.params):
                 if ref.mechanism != mech:
                     continue
@@ -208,8 +225,7 @@ class GradientModel:
                     vals[ref.parameter] = values[ref.name]
                 if gradients:
                     vals[weight(k)] = 1.0
-            name = self.mechanisms[mech].gradient if gradients else original_name(mech)
-            return arbor.synapse(name, vals)
+            return self._mechanism(derived, vals, gradients, arbor.synapse)
         return replace
 
     def generators(self, spec: CellSpec, values: dict[str, float] | None = None) -> list[arbor.event_generator]:
@@ -223,7 +239,7 @@ class GradientModel:
                                    hint="labels: " + ", ".join(targets))
             weight = source.weight
             for ref in self.params:
-                if ref.mechanism == targets[source.label] and ref.name in values \
+                if ref.mechanism == base_name(targets[source.label]) and ref.name in values \
                         and ref.parameter not in self.mechanisms[ref.mechanism].parameters:
                     weight = values[ref.name]
             out.append(source.generator(weight))
@@ -263,8 +279,8 @@ class GradientModel:
                 for region, d in paints:
                     decor.paint(region, ion=ion, diff=d * U.m2 / U.s)
             return spec.build(decor)
-        readers = sorted({m for _, m, _ in spec.decor.densities()
-                          if m in self.mechanisms and self.mechanisms[m].reads_diam})
+        readers = sorted({base_name(m) for _, m, _ in spec.decor.densities()
+                          if base_name(m) in self.mechanisms and self.mechanisms[base_name(m)].reads_diam})
         if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
             raise GradgenError(
                 f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
