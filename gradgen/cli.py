@@ -118,26 +118,21 @@ def cmd_check(args) -> int:
         return cmd_coverage(args)
     from tqdm import tqdm
 
-    from gradgen.checks.cells import cable_cell_spec, near_far_sites, swc_cell_spec
+    from gradgen.checks.cells import check_cell
     from gradgen.checks.fd import check_model
     from gradgen.convert import convert
     from gradgen.targets.arbor.model import GradientModel
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = convert(args.mod, Path(tmp) / "out", _params(args))
+        convert(args.mod, Path(tmp) / "out", _params(args))
         from gradgen.checks.coverage import use_translated_references
 
         use_translated_references(Path(tmp) / "out")  # NEURON-dialect originals: their translation
         model = GradientModel.load(Path(tmp) / "out")
-        points = [m.original for m in manifest.mechanisms if m.kind == "point"]
-        if points:
-            raise GradgenError(f"point processes ({', '.join(points)}) cannot be checked yet")
-        if args.morphology:
-            spec = swc_cell_spec(args.morphology, list(model.mechanisms), args.stimulus)
-            sites = near_far_sites(spec.morphology)
-        else:
-            spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=args.stimulus)
-            sites = ["(location 0 0)", "(location 0 1)"]
+        if not model.params:
+            raise GradgenError("no parameter to differentiate: no input can move V",
+                               hint="add the mechanisms they run beside, e.g. a channel")
+        spec, sites = check_cell(model, args.stimulus, args.tfinal, args.morphology)
         with tqdm(total=len(model.params), desc="finite differences", disable=args.json,
                   file=sys.stderr) as bar:
             def step(name: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import arbor
 import numpy as np
 import pytest
 from conftest import MECHANISMS, ROOT
@@ -100,7 +99,7 @@ def test_derived_name_of_an_unconverted_mechanism_is_named(tmp_path):
 def test_arbor_catalogue_global(tmp_path, file, theta):
     """Arbor's own files as written: the GLOBAL θ against FD of the original's GLOBAL."""
     name = theta.split(".")[0]
-    model = converted(tmp_path, [CATALOGUE / file, MECHANISMS / "hh.mod"], [theta, f"hh.gkbar"])
+    model = converted(tmp_path, [CATALOGUE / file, MECHANISMS / "hh.mod"], [theta, "hh.gkbar"])
     spec = cable_cell_spec(["hh", name], stimulus_nA=0.1)
     report = check_model(model, spec, SITES, 20, 0.0025)
     # measured: forward ≤ 3e-11 mV; pas.e 5e-11, kamt.sha 1e-7, Ih.ehcn 4e-7 of FD

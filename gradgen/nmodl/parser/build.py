@@ -548,6 +548,8 @@ def _add(mech: Mechanism, part: _Part) -> None:
 def _check(mech: Mechanism) -> None:
     """Rules that need the whole file: SOLVE targets exist, only STATEs get a derivative."""
     states = {s.name for s in mech.states}
+    # Arbor integrates a written ion variable like a STATE (``xd' = …``); lowering decides
+    states |= {var for ion in mech.ions for var in ion.write}
     blocks = [b for b in (mech.initial, mech.breakpoint) if b is not None]
     blocks += [*mech.functions.values(), *mech.procedures.values(), *mech.derivatives.values(),
                *mech.kinetics.values(), *mech.linears.values()]

@@ -144,6 +144,9 @@ class CellSpec:
     labels: arbor.label_dict = field(default_factory=arbor.label_dict)
     cv_policy: Any = None
     inputs: list[SpikeInput] = field(default_factory=list)  # presynaptic spike trains
+    #: ion species Arbor's default properties lack (e.g. Arbor's generic ``x``): name ->
+    #: keywords of ``cable_cell_global_properties.set_ion`` (with units)
+    ions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: What the runtime derived from this spec (its transformed geometry), keyed by what it
     #: depends on, so that repeated runs of one spec pay for it once.
     derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -118,6 +118,8 @@ class GradientModel:
         props = base or arbor.neuron_cable_properties()
         if gradients:
             props.catalogue.extend(arbor.load_catalogue(str(self.gradient_catalogue)), "")
+            if any(m.bystander for m in self.mechanisms.values()):  # they run as their originals
+                props.catalogue.extend(arbor.load_catalogue(str(self.original_catalogue)), original_name(""))
             for ion in gradient_ions(len(self.params)):
                 props.set_ion(ion, valence=1, int_con=0 * U.mM, ext_con=0 * U.mM,
                               rev_pot=0 * U.mV, diff=diffusivity * U.m2 / U.s)
@@ -183,7 +185,11 @@ class GradientModel:
         GLOBAL parameters through a derived name (``<original>/e=-65``), the only way Arbor sets them.
         """
         entry = self.mechanisms[derived.base]
-        if gradients:
+        if entry.bystander and derived.ions:
+            raise GradgenError(f"mechanism '{derived.base}': renaming its ions ({', '.join(derived.ions)}) "
+                               "could let it move V through another mechanism's ion unseen",
+                               hint="convert it with a mechanism that reads the renamed ion")
+        if gradients and not entry.bystander:
             return kind(derived.named(entry.gradient), values)
         globals_ = {p: v for p, v in values.items() if p in entry.globals}
         ranges = {p: v for p, v in values.items() if p not in entry.globals}
@@ -342,6 +348,8 @@ class GradientModel:
         Arbor's voltage probe and the hub's per-CV dV/dθ describe the same point.
         """
         base = arbor.neuron_cable_properties()
+        for ion, settings in spec.ions.items():
+            base.set_ion(ion, **settings)
         membrane = membrane_of(spec, base)
         cell = self._build(spec, gradients, values, membrane)
         props = self.properties(gradients, base)
