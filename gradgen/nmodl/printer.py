@@ -155,6 +155,7 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
     """
     lines: list[Line] = []
     created: list[str] = []
+    expr = step_functions_as_piecewise(expr)
 
     def hoist(e: sympy.Basic) -> sympy.Basic:
         if not e.args:
@@ -192,6 +193,15 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
     else:
         lines.append(Line(target, nmodl(final)))
     return lines, created
+
+
+def step_functions_as_piecewise(expr: sympy.Basic) -> sympy.Basic:
+    """Heaviside and sign (derivatives of max, min and fabs), which NMODL lacks, as if/else.
+
+    At a tie (x = 0) the derivative is taken from one side; the tie has measure zero.
+    """
+    expr = expr.replace(sympy.Heaviside, lambda x, *_: sympy.Piecewise((1, x > 0), (0, True)))
+    return expr.replace(sympy.sign, lambda x: sympy.Piecewise((1, x > 0), (-1, x < 0), (0, True)))
 
 
 def _condition(cond: sympy.Basic) -> str:

@@ -69,7 +69,7 @@ def _render_code(code: Code, prefix: str) -> _Rendered:
 
 
 def _render_currents(system: ContributorSystem) -> _Rendered:
-    out = _Rendered()
+    out = _Rendered(locals=list(system.current_locals))
     counter = itertools.count()
     for stmt in system.currents:
         lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{next(counter)}")
