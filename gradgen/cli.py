@@ -141,7 +141,7 @@ def cmd_check(args) -> int:
 
             report = check_model(model, spec, sites, args.tfinal, args.dt, progress=step)
     forward_tolerance = MORPHOLOGY_FORWARD_TOLERANCE_MV if args.morphology else FORWARD_TOLERANCE_MV
-    ok = report.forward_max_abs_diff_mV <= forward_tolerance and all(
+    ok = report.moves_v and report.forward_max_abs_diff_mV <= forward_tolerance and all(
         p["rel_error"] <= args.tolerance for p in report.parameters)
     if args.json:
         print(strict_json(report.as_dict(ok)))
@@ -152,8 +152,11 @@ def cmd_check(args) -> int:
               f"{report.geometry_max_abs_dV_mV:.3g} mV")
         print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
         for p in report.parameters:
-            print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}")
+            still = "" if p["moves_v"] else "  (does not move V)"
+            print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}{still}")
         print(f"loss gradient (θ-scaled) rel. error: {report.loss_gradient_rel_error:.3e}")
+        if not report.moves_v:
+            print("no parameter moves V on this cell: nothing was checked")
         print("OK" if ok else f"FAILED (tolerance {args.tolerance:g})")
     return 0 if ok else 1
 

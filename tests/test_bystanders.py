@@ -70,3 +70,12 @@ def test_check_takes_point_processes(files, params):
     # measured: forward ≤ 4e-11 mV; dV/dθ ≤ 5e-3 of FD at dt 0.01
     assert report["forward_max_abs_diff_mV"] <= 1e-8
     assert all(p["rel_error"] <= 0.02 for p in report["parameters"])
+
+
+def test_check_where_no_parameter_moves_v_says_so():
+    idle = str(ROOT / "tests" / "data" / "bystanders" / "idle.mod")
+    result = gradgen("check", idle, "--params", "idle.unused", "--tfinal", "2", "--dt", "0.025")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "does not move V" in result.stdout and "nothing was checked" in result.stdout
+    result = gradgen("check", idle, "--params", "idle.unused,idle.e", "--tfinal", "2", "--dt", "0.025")
+    assert result.returncode == 0, result.stdout + result.stderr

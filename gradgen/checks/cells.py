@@ -118,10 +118,14 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
 
     The uniform test cable (or an SWC file) with every density mechanism everywhere, every
     point process at the middle of the cable (the root of a morphology) driven by a spike
-    train, and the ion species the mechanisms use that Arbor does not know (with a
+    train, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
     diffusivity where they use ``xd``).
     """
-    densities = [name for name, m in model.mechanisms.items() if m.kind == "density"]
+    parsed = {name: parse_file(m.source) for name, m in model.mechanisms.items()}
+    # a mechanism writing a reversal potential is the ion's method, not a density
+    methods = {name: ion.name for name, mech in parsed.items() for ion in mech.ions
+               if f"e{ion.name}" in ion.write}
+    densities = [name for name, m in model.mechanisms.items() if m.kind == "density" and name not in methods]
     points = [name for name, m in model.mechanisms.items() if m.kind == "point"]
     if morphology is not None:
         spec = swc_cell_spec(morphology, densities, stimulus_nA)
@@ -133,8 +137,8 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     for i, name in enumerate(points):
         spec.decor.place(where, arbor.synapse(name), f"point{i}")
         spec.inputs.append(SpikeInput(f"point{i}", times, POINT_WEIGHT))
-    for entry in model.mechanisms.values():
-        for ion in parse_file(entry.source).ions:
+    for mech in parsed.values():
+        for ion in mech.ions:
             if ion.name in DEFAULT_IONS:
                 continue
             settings = spec.ions.setdefault(ion.name, {
@@ -142,6 +146,8 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
                 "rev_pot": 0 * U.mV})
             if f"{ion.name}d" in ion.read + ion.write:
                 settings["diff"] = 1e-9 * U.m2 / U.s
+    for name, ion in methods.items():
+        spec.decor.set_ion(ion, method=arbor.mechanism(name))
     return spec, sites
 
 

@@ -65,6 +65,39 @@ def use_translated_references(out_dir: Path) -> list[str]:
     return replaced
 
 
+def _ion_links(mech) -> tuple[set[str], set[str]]:
+    """(reads, writes) of concentrations and currents: what can connect mechanisms to V."""
+    def linking(var: str, ion: str) -> bool:
+        return var in (f"{ion}i", f"{ion}o", f"i{ion}")
+
+    reads = {v for ion in mech.ions for v in ion.read if linking(v, ion.name)}
+    writes = {v for ion in mech.ions for v in ion.write if linking(v, ion.name)}
+    return reads, writes
+
+
+def partners(mech) -> list[Path]:
+    """Project mechanisms that let ``mech``'s ion quantities reach V: a writer of each
+    concentration or current it reads, a reader of each concentration it writes, and so on
+    until every link is closed (e.g. SK gets cad and cahva; a Ca pool gets cahva and sk).
+    Without them a Ca pool's or a Ca-activated channel's parameters could not move V."""
+    from gradgen.nmodl.parser import parse_file
+
+    project = [(f, parse_file(f)) for f in sorted(mechanisms_dir().glob("*.mod"))]
+    chosen: list[Path] = []
+    members = [mech]
+    while True:
+        reads = set().union(*(_ion_links(m)[0] for m in members))
+        writes = set().union(*(_ion_links(m)[1] for m in members))
+        wanted_writers = reads - writes
+        wanted_readers = {w for w in writes - reads if not w.startswith("i")}
+        pick = next(((f, m) for f, m in project if f not in chosen and m.name != mech.name and (
+            _ion_links(m)[1] & wanted_writers or _ion_links(m)[0] & wanted_readers)), None)
+        if pick is None:
+            return chosen
+        chosen.append(pick[0])
+        members.append(pick[1])
+
+
 def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) -> CoverageRow:
     """Run one file through all stages; stop at the first that fails.
 
@@ -85,17 +118,19 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
     try:
         mech = parse_file(path)
         row.parsed, row.converted = True, False
-        row.runs_beside = bool(bystanders([mech]))
+        linked = partners(mech)
+        row.runs_beside = bool(bystanders([mech, *map(parse_file, linked)]))
         background = mechanisms_dir() / "hh.mod"
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
-            files = [path]
+            files = [path, *linked]
             if row.runs_beside:
                 files.append(background)
                 params = None  # the background's: the file's own cannot move V
             else:
                 low = lower_file(path)
-                if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point":
+                if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point" \
+                        or linked:
                     files.append(background)  # the background channel
                 # every parameter, GLOBALs too (the original's are set through derived names)
                 params = [ParamRef(low.name, p) for p in low.parameter_names()]
@@ -110,6 +145,9 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
                 return row
             spec, sites = check_cell(model, stimulus_nA, t_end)
             report = check_model(model, spec, sites, t_end, dt)
+        if not report.moves_v:
+            row.error = "no parameter moves V on the test cell: nothing was checked"
+            return row
         row.forward_max_abs_diff_mV = report.forward_max_abs_diff_mV
         worst = max(report.parameters, key=lambda p: p["rel_error"])
         row.worst_rel_error, row.worst_parameter = worst["rel_error"], worst["name"]

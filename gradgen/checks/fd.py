@@ -77,6 +77,11 @@ class CheckReport:
     #: the gradient cell's geometry transform: max |V_transformed − V_original| at start-up
     geometry_max_abs_dV_mV: float = float("nan")
 
+    @property
+    def moves_v(self) -> bool:
+        """Whether any θ changes V at all: a check where none does compares zeros with zeros."""
+        return any(p["moves_v"] for p in self.parameters)
+
     def as_dict(self, ok: bool) -> dict:
         return {"ok": ok, "dt": self.dt, "forward_max_abs_diff_mV": self.forward_max_abs_diff_mV,
                 "loss_gradient_rel_error": self.loss_gradient_rel_error,
@@ -111,7 +116,8 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
             progress(ref.name)
         errors = [relative_error(grad.dv[s, k], fd.dv[s]) for s in range(len(sites))]
         report.parameters.append({"name": ref.name, "rel_error": max(errors),
-                                  "rel_error_per_site": errors, "fd_convergence": fd.convergence})
+                                  "rel_error_per_site": errors, "fd_convergence": fd.convergence,
+                                  "moves_v": bool(np.any(fd.dv != 0))})
         fd_loss.append(float(np.mean(2 * (plain.v - target) * fd.dv)))
         scales.append(abs(values.get(ref.name, model.defaults[ref.name])) or 1.0)
     scales = np.array(scales)

@@ -73,18 +73,22 @@ class Decor:
                  region_map: Callable[[str], str] = str,
                  locset_map: Callable[[str], str] = str,
                  without: Sequence[str] = (),
-                 place_map: Callable[[Any], Any] = lambda what: what) -> arbor.decor:
+                 place_map: Callable[[Any], Any] = lambda what: what,
+                 method_map: Callable[[Any], Any] = lambda method: method) -> arbor.decor:
         """An ``arbor.decor`` with these densities in place of the recorded ones.
 
         ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
         transformed geometry); the densities' regions are translated too. Membrane
         properties named in ``without`` are left out of the region paints. ``place_map``
-        replaces placed items (synapses by their gradient or original versions).
+        replaces placed items (synapses by their gradient or original versions),
+        ``method_map`` the reversal-potential mechanisms of ``set_ion``.
         """
         decor = arbor.decor()
         if self.properties:
             decor.set_property(**self.properties)
         for args, kwargs in self.ions:
+            if kwargs.get("method") is not None:
+                kwargs = {**kwargs, "method": method_map(kwargs["method"])}
             decor.set_ion(*args, **kwargs)
         for p in self.paints:
             if p.what is None:

@@ -234,6 +234,18 @@ class GradientModel:
             return self._mechanism(derived, vals, gradients, arbor.synapse)
         return replace
 
+    def _method_map(self, gradients: bool) -> Callable[[Any], Any]:
+        """Replaces a converted reversal-potential mechanism (``decor.set_ion(method=…)``) by
+        the version the cell runs; only a bystander can be one (lowering refuses ``e<ion>`` writes)."""
+        def replace(method: Any) -> Any:
+            name = method.name if isinstance(method, arbor.mechanism) else str(method)
+            derived = DerivedName.parse(name)
+            if derived.base not in self.mechanisms:
+                return method
+            values = dict(method.values) if isinstance(method, arbor.mechanism) else {}
+            return self._mechanism(derived, {**derived.globals, **values}, gradients, arbor.mechanism)
+        return replace
+
     def generators(self, spec: CellSpec, values: dict[str, float] | None = None) -> list[arbor.event_generator]:
         """The spec's spike inputs, with weights overridden by weight parameters in ``values``."""
         values = values or {}
@@ -271,13 +283,14 @@ class GradientModel:
         """
         densities = self._densities(spec, gradients, values or {}, membrane)
         synapses = self._synapse_map(gradients, values or {})
+        methods = self._method_map(gradients)
         if not gradients:
-            return spec.build(spec.decor.to_arbor(densities, place_map=synapses))
+            return spec.build(spec.decor.to_arbor(densities, place_map=synapses, method_map=methods))
         ions = [carrier_ion(k) for k in range(len(self.params))]
         if self.carrier_geometry == "naive":
             if membrane.rL_regions:
                 raise GradgenError("the naive carrier geometry assumes one rL")
-            decor = spec.decor.to_arbor(densities, place_map=synapses)
+            decor = spec.decor.to_arbor(densities, place_map=synapses, method_map=methods)
             paints = naive_carrier_paints(spec.morphology, spec.labels,
                                           spec.cv_policy or arbor.default_cv_policy(),
                                           membrane.rL, membrane.cm)
@@ -295,7 +308,7 @@ class GradientModel:
         geo = cell_geometry(spec, membrane).equivalent
         # rL is the transform's: it paints every piece with the rL that keeps its resistance
         decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, without=("rL",),
-                                    place_map=synapses)
+                                    place_map=synapses, method_map=methods)
         geo.paint_axial(decor)
         for ion in ions:
             geo.paint_carrier(decor, ion)
