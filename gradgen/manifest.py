@@ -150,7 +150,8 @@ def bystander_entry(mech: Mechanism) -> MechanismEntry:
     parameters = [p.name for p in mech.parameters if p.name not in BUILTIN_NAMES | ion_vars]
     return MechanismEntry(
         original=mech.name, gradient=original_name(mech.name), kind=mech.kind,
-        source=str(mech.source), source_copy=f"original/{mech.name}.mod", states=[],
+        source=str(mech.source), source_copy=f"original/{mech.name}.mod",
+        states=[s.name for s in mech.states],
         parameters=parameters, sensitivities={},
         globals=[p for p in parameters if p not in mech.range_names], bystander=True)
 

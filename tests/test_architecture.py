@@ -29,7 +29,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("build", ("gradgen.targets.arbor.build",)),
     ("run", ("gradgen.targets.arbor.derived", "gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites", "gradgen.targets.arbor.recipe",
              "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
-             "gradgen.targets.arbor.model")),
+             "gradgen.targets.arbor.versions", "gradgen.targets.arbor.model")),
     ("use", ("gradgen.losses", "gradgen.tuning", "gradgen.homeostasis", "gradgen.checks")),
     ("interface", ("gradgen.cli",)),
 ]

@@ -17,6 +17,7 @@ from conftest import MECHANISMS, ROOT
 from gradgen.checks.cells import check_cell
 from gradgen.convert import convert
 from gradgen.nmodl.parser import parse_file
+from gradgen.params import ParamRef
 from gradgen.sensitivity.bystanders import bystanders
 from gradgen.targets.arbor.model import GradientModel
 
@@ -79,3 +80,28 @@ def test_check_where_no_parameter_moves_v_says_so():
     assert "does not move V" in result.stdout and "nothing was checked" in result.stdout
     result = gradgen("check", idle, "--params", "idle.unused,idle.e", "--tfinal", "2", "--dt", "0.025")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nernst_method_is_refused_where_concentrations_depend_on_theta(tmp_path):
+    import arbor
+
+    from gradgen.checks.cells import CABLE_SITES, cable_cell_spec
+    from gradgen.checks.fd import check_model
+    from gradgen.errors import GradgenError
+
+    def model_with(files: list[str], params: list[str], name: str) -> tuple:
+        convert([MECHANISMS / f for f in files], tmp_path / name, [ParamRef.parse(p) for p in params])
+        model = GradientModel.load(tmp_path / name)
+        spec = cable_cell_spec([f.removesuffix(".mod") for f in files], stimulus_nA=0.1)
+        spec.decor.set_ion("ca", method=arbor.mechanism("nernst/x=ca"))  # Arbor's own nernst
+        return model, spec
+
+    # constant concentrations: E_Ca from Nernst is a constant, the gradient complete
+    model, spec = model_with(["cahva.mod", "hh.mod"], ["cahva.gbar", "hh.gkbar"], "constant")
+    report = check_model(model, spec, CABLE_SITES, 12, 0.01)
+    assert report.forward_max_abs_diff_mV <= 1e-8  # measured 4e-12 mV
+    assert all(p["rel_error"] <= 0.02 for p in report.parameters), report.parameters
+    # cad makes cai (so E_Ca) depend on θ: refused, not silently incomplete
+    model, spec = model_with(["cad.mod", "cahva.mod", "hh.mod"], ["cahva.gbar"], "pool")
+    with pytest.raises(GradgenError, match="reversal potential of 'ca' follows its concentrations"):
+        model.simulate(spec, CABLE_SITES, 1, 0.025)

@@ -52,6 +52,7 @@ from gradgen.targets.arbor.geometry.transform import (
 )
 from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
 from gradgen.targets.arbor.sites import cv_centre, cv_lengths
+from gradgen.targets.arbor.versions import check_reversal_methods, method_map, version
 
 
 @dataclass
@@ -173,27 +174,10 @@ class GradientModel:
                         vals[ref.parameter] = values[ref.name]
                     if gradients and applies:
                         vals[weight(k)] = 1.0
-                out.append((piece, self._mechanism(derived, vals, gradients, arbor.density)))
+                out.append((piece, version(self.mechanisms[mech], derived, vals, gradients, arbor.density)))
         if gradients:
             out += self._hub(membrane)
         return out
-
-    def _mechanism(self, derived: DerivedName, values: dict[str, float], gradients: bool, kind):
-        """``kind`` (arbor.density or arbor.synapse) of the gradient or original version.
-
-        The gradient version has every parameter RANGE; the original takes the values of its
-        GLOBAL parameters through a derived name (``<original>/e=-65``), the only way Arbor sets them.
-        """
-        entry = self.mechanisms[derived.base]
-        if entry.bystander and derived.ions:
-            raise GradgenError(f"mechanism '{derived.base}': renaming its ions ({', '.join(derived.ions)}) "
-                               "could let it move V through another mechanism's ion unseen",
-                               hint="convert it with a mechanism that reads the renamed ion")
-        if gradients and not entry.bystander:
-            return kind(derived.named(entry.gradient), values)
-        globals_ = {p: v for p, v in values.items() if p in entry.globals}
-        ranges = {p: v for p, v in values.items() if p not in entry.globals}
-        return kind(derived.named(original_name(derived.base), globals_), ranges)
 
     def _hub(self, membrane: Membrane) -> list[tuple[str, arbor.density]]:
         """The hub on the whole cell, with the extra values of :attr:`hub_paints` where given."""
@@ -231,19 +215,7 @@ class GradientModel:
                     vals[ref.parameter] = values[ref.name]
                 if gradients:
                     vals[weight(k)] = 1.0
-            return self._mechanism(derived, vals, gradients, arbor.synapse)
-        return replace
-
-    def _method_map(self, gradients: bool) -> Callable[[Any], Any]:
-        """Replaces a converted reversal-potential mechanism (``decor.set_ion(method=…)``) by
-        the version the cell runs; only a bystander can be one (lowering refuses ``e<ion>`` writes)."""
-        def replace(method: Any) -> Any:
-            name = method.name if isinstance(method, arbor.mechanism) else str(method)
-            derived = DerivedName.parse(name)
-            if derived.base not in self.mechanisms:
-                return method
-            values = dict(method.values) if isinstance(method, arbor.mechanism) else {}
-            return self._mechanism(derived, {**derived.globals, **values}, gradients, arbor.mechanism)
+            return version(self.mechanisms[mech], derived, vals, gradients, arbor.synapse)
         return replace
 
     def generators(self, spec: CellSpec, values: dict[str, float] | None = None) -> list[arbor.event_generator]:
@@ -283,7 +255,8 @@ class GradientModel:
         """
         densities = self._densities(spec, gradients, values or {}, membrane)
         synapses = self._synapse_map(gradients, values or {})
-        methods = self._method_map(gradients)
+        check_reversal_methods(spec.decor.ions, self.mechanisms)
+        methods = method_map(self.mechanisms, gradients)
         if not gradients:
             return spec.build(spec.decor.to_arbor(densities, place_map=synapses, method_map=methods))
         ions = [carrier_ion(k) for k in range(len(self.params))]
