@@ -38,9 +38,9 @@ def main() -> list[dict]:
         for path in sorted((CATALOGUE / d).glob("*.mod")):
             start = time.perf_counter()
             row = check_file(path, DT, T_END)
-            rows.append({"file": f"{d}/{path.name}", "status": status(row),
+            rows.append({**asdict(row), "file": f"{d}/{path.name}", "status": status(row),
                          "seconds": round(time.perf_counter() - start, 1),
-                         **{k: v for k, v in asdict(row).items() if k != "file"}})
+                         "error": row.error and row.error.replace(str(CATALOGUE) + "/", "")})
             print(f"{rows[-1]['file']}: {rows[-1]['status']} ({rows[-1]['seconds']} s)", file=sys.stderr)
     out = ROOT / "benchmarks" / "results" / "catalogue_coverage.json"
     out.write_text(json.dumps({"dt": DT, "t_end": T_END, "rows": rows}, indent=1) + "\n")
@@ -54,7 +54,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         fwd = "-" if r["forward_max_abs_diff_mV"] is None else f"{r['forward_max_abs_diff_mV']:.1e}"
         worst = "-" if r["worst_rel_error"] is None else f"{r['worst_rel_error']:.1e} ({r['worst_parameter']})"
-        note = (r["error"] or "").replace(str(CATALOGUE) + "/", "").replace("|", "/")
+        note = (r["error"] or ("cannot move V (no current, nothing read)" if r["runs_beside"] else "")).replace("|", "/")
         lines.append(f"| {r['file']} | {r['status']} | {fwd} | {worst} | {' '.join(note.split())[:150]} |")
     counts = {s: sum(r["status"] == s for r in rows) for s in ("passes", "runs beside hh", "refused", "FAILS")}
     lines.append("")
