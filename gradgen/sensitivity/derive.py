@@ -196,7 +196,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     outputs.append(Assignment(VPREV, V))
     phase_a = _cse(outputs, LOCAL_PREFIX["phase_a"])
     phase_a.statements = completion + phase_a.statements
-    currents, current_locals = _modcc_currents(low)
+    currents, current_locals = modcc_currents(low)
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
@@ -252,7 +252,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                              current_locals)
 
 
-def _modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:
+def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:
     """The current assignments, written so that modcc derives the original's conductance.
 
     Where modcc's conductance g is not ∂i/∂v (v inside a LOCAL or a call of the original),

@@ -73,7 +73,8 @@ def _render_currents(system: ContributorSystem) -> _Rendered:
     counter = itertools.count()
     for stmt in system.currents:
         lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{next(counter)}")
-        if created:
+        out.locals += created
+        if created and stmt.target not in system.current_locals:
             # modcc derives the conductance from the current statements; keep them whole.
             raise GradgenError(f"the current '{stmt.target}' depends on an if/else: not supported yet",
                                system.lowered.mechanism.breakpoint.pos,
