@@ -453,3 +453,17 @@ def test_junction_process_and_errors_inside_an_included_file(tmp_path) -> None:
     with pytest.raises(GradgenError) as info:
         parse_file(tmp_path / "m.mod")
     assert info.value.pos == SourcePos(str(tmp_path / "bad.inc"), 2, 24)
+
+
+@pytest.mark.parametrize("unit, value", [("(coulomb)", 96485.33212331001), ("(kilocoulombs)", 96.48533212331002),
+                                         ("(10000 coulomb)", 9.648533212331001), ("", 96485.33212331001)])
+def test_physical_constant_in_the_unit_named(unit, value):
+    """NEURON expresses ``(faraday)`` in the unit after it: ``(kilocoulombs)`` gives 96.485
+    (ModelDB Ca channels write it so; taking 96485 made exp(F·v/RT) overflow)."""
+    mech = parse_text(f"NEURON {{ SUFFIX x }}\nUNITS {{ F = (faraday) {unit} }}\nBREAKPOINT {{ }}\n")
+    assert mech.constants[0].value == pytest.approx(value, rel=1e-15)
+
+
+def test_physical_constant_in_an_unknown_unit_is_one_line(tmp_path):
+    with pytest.raises(GradgenError, match=r"f.mod:2:9: \(faraday\) expressed in \(megacoulomb\)"):
+        parse_text("NEURON { SUFFIX x }\nUNITS { F = (faraday) (megacoulomb) }\nBREAKPOINT { }\n", "f.mod")

@@ -112,10 +112,21 @@ class ContributorSystem:
         return stores
 
 
+def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
+    """``o^st·st/o`` (SymPy's ∂(o^st)/∂o) as ``st·o^(st−1)``, finite at o = 0.
+
+    Only where an exponent is symbolic (a parameter), so other expressions pay nothing.
+    """
+    if not any(p.exp.free_symbols for p in expr.atoms(sympy.Pow)):
+        return expr
+    return sympy.powsimp(expr, deep=True, combine="exp")
+
+
 def _cse(outputs: list[Assignment], prefix: str) -> Code:
     """Common-subexpression elimination over a block's outputs."""
     symbols = sympy.numbered_symbols(prefix)
-    replacements, reduced = sympy.cse([a.expr for a in outputs], symbols=symbols, order="none")
+    replacements, reduced = sympy.cse([_whole_powers(a.expr) for a in outputs], symbols=symbols,
+                                      order="none")
     code = Code()
     for sym, expr in replacements:
         code.locals.append(sym.name)
