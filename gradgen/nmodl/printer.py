@@ -5,6 +5,7 @@ temporaries assigned by if/else statements (:func:`lower_piecewise`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy
@@ -209,8 +210,20 @@ def _condition(cond: sympy.Basic) -> str:
     return f"{nmodl(cond)} != 0" if isinstance(cond, sympy.Symbol) else nmodl(cond)
 
 
+_MODCC_UNIT = re.compile(r"[A-Za-z/1][A-Za-z0-9/_.* -]*")
+
+
+def modcc_unit(unit: str | None) -> str | None:
+    """A unit to print in a PARAMETER block, or None where modcc would reject it (``(-mV)``).
+
+    Units are documentation here (values are folded to numbers), so one is dropped rather
+    than let it fail the build.
+    """
+    return unit if unit and _MODCC_UNIT.fullmatch(unit.strip()) else None
+
+
 def uses_dexprelr(exprs) -> bool:
     return any(e.has(dexprelr) for e in exprs)
 
 
-__all__ = ["nmodl", "lower_piecewise", "Line", "uses_dexprelr", "DEXPRELR_FUNCTION"]
+__all__ = ["nmodl", "lower_piecewise", "Line", "modcc_unit", "uses_dexprelr", "DEXPRELR_FUNCTION"]

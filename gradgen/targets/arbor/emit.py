@@ -10,7 +10,7 @@ import jinja2
 
 from gradgen import protocol
 from gradgen.errors import GradgenError
-from gradgen.nmodl.printer import Line, lower_piecewise, uses_dexprelr
+from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit, uses_dexprelr
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     CONDUCTANCE_ION,
@@ -98,7 +98,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     for ion, writes in system.store_ions().items():
         ions.append(dict(name=ion, read=[diffusive(ion)], write=[diffusive(ion)] if writes else [], valence=None))
     weights = {k: weight(k) for k in system.owned}
-    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
                   for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
     # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived

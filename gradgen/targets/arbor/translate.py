@@ -20,7 +20,7 @@ import sympy
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
-from gradgen.nmodl.printer import Line, lower_piecewise
+from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.sensitivity.derive import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS
 from gradgen.version import __version__
@@ -128,7 +128,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
         head.append(f"{_INDENT}RANGE {', '.join(ranges)}")
     head += ["}", "", "PARAMETER {"]
     for p in low.parameters:
-        unit = f" ({p.unit})" if p.unit else ""
+        unit = f" ({modcc_unit(p.unit)})" if modcc_unit(p.unit) else ""
         head.append(f"{_INDENT}{p.name} = {float(p.value or 0.0)!r}{unit}")
     head.append("}")
     parts = ["\n".join(head)]
