@@ -48,6 +48,7 @@ UNIT_CONSTANTS: dict[str, float] = {
     "e": 1.602176634e-19,
     "avogadro": 6.02214076e23,
     "boltzmann": 1.380649e-23,
+    "pi": 3.141592653589793,
 }
 #: The units each constant may be expressed in (after an optional number, as in
 #: ``(10000 coulomb)``), and their size in the unit of UNIT_CONSTANTS: NEURON gives
@@ -400,6 +401,9 @@ class _Builder(Transformer):
 
     def assigned_block(self, meta: Meta, c: list) -> _Part:
         return _Part("assigned", c, self._pos(meta))
+
+    def top_local(self, meta: Meta, c: list) -> _Part:
+        return _Part("assigned", [Variable(str(n), self._pos(n)) for n in c], self._pos(meta))
 
     def state_block(self, meta: Meta, c: list) -> _Part:
         return _Part("states", c, self._pos(meta))
