@@ -118,26 +118,21 @@ def cmd_check(args) -> int:
         return cmd_coverage(args)
     from tqdm import tqdm
 
-    from gradgen.checks.cells import cable_cell_spec, near_far_sites, swc_cell_spec
+    from gradgen.checks.cells import check_cell
     from gradgen.checks.fd import check_model
     from gradgen.convert import convert
     from gradgen.targets.arbor.model import GradientModel
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = convert(args.mod, Path(tmp) / "out", _params(args))
+        convert(args.mod, Path(tmp) / "out", _params(args))
         from gradgen.checks.coverage import use_translated_references
 
         use_translated_references(Path(tmp) / "out")  # NEURON-dialect originals: their translation
         model = GradientModel.load(Path(tmp) / "out")
-        points = [m.original for m in manifest.mechanisms if m.kind == "point"]
-        if points:
-            raise GradgenError(f"point processes ({', '.join(points)}) cannot be checked yet")
-        if args.morphology:
-            spec = swc_cell_spec(args.morphology, list(model.mechanisms), args.stimulus)
-            sites = near_far_sites(spec.morphology)
-        else:
-            spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=args.stimulus)
-            sites = ["(location 0 0)", "(location 0 1)"]
+        if not model.params:
+            raise GradgenError("no parameter to differentiate: no input can move V",
+                               hint="add the mechanisms they run beside, e.g. a channel")
+        spec, sites = check_cell(model, args.stimulus, args.tfinal, args.morphology)
         with tqdm(total=len(model.params), desc="finite differences", disable=args.json or None,
                   file=sys.stderr) as bar:
             def step(name: str) -> None:
@@ -146,7 +141,7 @@ def cmd_check(args) -> int:
 
             report = check_model(model, spec, sites, args.tfinal, args.dt, progress=step)
     forward_tolerance = MORPHOLOGY_FORWARD_TOLERANCE_MV if args.morphology else FORWARD_TOLERANCE_MV
-    ok = report.forward_max_abs_diff_mV <= forward_tolerance and all(
+    ok = report.moves_v and report.forward_max_abs_diff_mV <= forward_tolerance and all(
         p["rel_error"] <= args.tolerance for p in report.parameters)
     if args.json:
         print(strict_json(report.as_dict(ok)))
@@ -157,8 +152,11 @@ def cmd_check(args) -> int:
               f"{report.geometry_max_abs_dV_mV:.3g} mV")
         print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
         for p in report.parameters:
-            print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}")
+            still = "" if p["moves_v"] else "  (does not move V)"
+            print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}{still}")
         print(f"loss gradient (θ-scaled) rel. error: {report.loss_gradient_rel_error:.3e}")
+        if not report.moves_v:
+            print("no parameter moves V on this cell: nothing was checked")
         print("OK" if ok else f"FAILED (tolerance {args.tolerance:g})")
     return 0 if ok else 1
 

@@ -7,38 +7,46 @@ or an earlier output, all files or none, the user's extra files left alone.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Sequence
 
-from gradgen.errors import GradgenError, GradgenWarning
-from gradgen.manifest import CouplingEntry, Manifest, mechanism_entry, parameter_entries
-from gradgen.nmodl.convertible import global_pos
+from gradgen.errors import GradgenError
+from gradgen.manifest import (
+    CouplingEntry,
+    Manifest,
+    bystander_entry,
+    mechanism_entry,
+    parameter_entries,
+)
+from gradgen.nmodl.ir import Mechanism
 from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.nmodl.parser import parse_file
 from gradgen.outputs import write_outputs
 from gradgen.params import ParamRef
 from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
+from gradgen.sensitivity.bystanders import bystanders
 from gradgen.sensitivity.coupling import Coupling, find_coupling
 from gradgen.sensitivity.derive import derive_contributor
 from gradgen.targets import get_target
 
 
 def all_parameters(mechanisms: Sequence[LoweredMechanism]) -> list[ParamRef]:
-    """Every PARAMETER of every mechanism, each as one θ over the whole cell; GLOBALs are
-    skipped with a warning (they cannot be θ yet, and a user asking for all wants the rest)."""
-    globals_ = [f"{m.name}.{p}" for m in mechanisms for p in m.parameter_names()
-                if p in m.mechanism.global_names]
-    if globals_:
-        warnings.warn(f"GLOBAL parameter(s) {', '.join(globals_)} are not differentiated "
-                      "(GLOBALs cannot be θ yet)", GradgenWarning, stacklevel=2)
-    return [ParamRef(m.name, p) for m in mechanisms for p in m.parameter_names()
-            if p not in m.mechanism.global_names]
+    """Every PARAMETER of every mechanism, each as one θ over the whole cell (a GLOBAL one
+    too: one value for the mechanism, its gradient summed over every CV)."""
+    return [ParamRef(m.name, p) for m in mechanisms for p in m.parameter_names()]
 
 
-def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMechanism]) -> None:
+def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMechanism],
+                     passive: Sequence[Mechanism] = ()) -> None:
     by_name = {m.name: m for m in mechanisms}
     for ref in params:
         mech = by_name.get(ref.mechanism)
+        bystander = next((b for b in passive if b.name == ref.mechanism), None)
+        if bystander is not None:
+            raise GradgenError(
+                f"parameter '{ref.name}': '{ref.mechanism}' cannot move V (it has no current and "
+                "no other input reads what it writes), so dV/dθ is 0", bystander.pos,
+                hint="differentiate the mechanisms it runs beside, or add the mechanism that reads its ion")
         if mech is None:
             raise GradgenError(f"parameter '{ref.name}': no mechanism '{ref.mechanism}' among the inputs",
                                hint="mechanisms: " + ", ".join(by_name))
@@ -47,10 +55,6 @@ def check_parameters(params: Sequence[ParamRef], mechanisms: Sequence[LoweredMec
             raise GradgenError(
                 f"parameter '{ref.name}': '{ref.mechanism}' has no parameter '{ref.parameter}'",
                 mech.mechanism.pos, hint="its parameters: " + ", ".join(names))
-        if ref.parameter in mech.mechanism.global_names:
-            raise GradgenError(f"parameter '{ref.name}' is GLOBAL: GLOBAL parameters cannot be θ yet",
-                               global_pos(mech.mechanism, ref.parameter),
-                               hint="make it RANGE in a copy of the file, or leave it out")
         if ref.parameter in mech.event_args and ref.region:
             raise GradgenError(f"parameter '{ref.name}': an event weight cannot be bound to a region",
                                hint=f"use {ref.mechanism}.{ref.parameter}")
@@ -67,15 +71,17 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     ``couple_ions=False`` drops the sensitivities that pass between mechanisms through ions
     (see :mod:`gradgen.sensitivity.coupling`) — wrong gradients, kept only to show what coupling buys.
     """
-    mechanisms = [lower_file(f) for f in mod_files]
+    parsed = [parse_file(f) for f in mod_files]
     seen: dict[str, Path] = {}
-    for m in mechanisms:
+    for m in parsed:
         if m.name in seen:
-            raise GradgenError(f"two inputs define mechanism '{m.name}'", m.mechanism.pos,
+            raise GradgenError(f"two inputs define mechanism '{m.name}'", m.pos,
                                hint=f"also in {seen[m.name]}")
-        seen[m.name] = m.mechanism.source
+        seen[m.name] = m.source
+    passive = [m for m in parsed if m.name in bystanders(parsed)]
+    mechanisms = [lower_file(m.source) for m in parsed if m not in passive]
     params = list(params) if params is not None else all_parameters(mechanisms)
-    check_parameters(params, mechanisms)
+    check_parameters(params, mechanisms, passive)
 
     backend = get_target(target)
     scheme = scheme or backend.schemes[0]
@@ -87,14 +93,17 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
         system = derive_contributor(m, params, coupling, backend.state_updates)
         files[f"{gradient_name(m.name)}.mod"] = backend.emit_contributor(system)
         files[f"original/{m.name}.mod"] = m.mechanism.text
+    for b in passive:
+        files[f"original/{b.name}.mod"] = b.text
     manifest = Manifest(
         hub=HUB_NAME, scheme=scheme,
         parameters=parameter_entries(params, [_default(p, mechanisms) for p in params]),
-        mechanisms=[mechanism_entry(m, len(params)) for m in mechanisms],
+        mechanisms=[mechanism_entry(m, len(params)) for m in mechanisms]
+        + [bystander_entry(b) for b in passive],
         coupling=CouplingEntry(list(coupling.currents), list(coupling.concentrations),
                                coupling.store_ions(len(params))))
     files[MANIFEST] = manifest.to_json()
-    write_outputs(out_dir, files, inputs=[m.mechanism.source for m in mechanisms])
+    write_outputs(out_dir, files, inputs=[m.source for m in parsed])
     return manifest
 
 

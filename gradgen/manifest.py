@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import LoweredMechanism
+from gradgen.nmodl.ir import Mechanism
+from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     MANIFEST,
     carrier_ion,
     gradient_name,
     hub_state,
+    original_name,
     parameter_ion,
     sens,
     theta_state,
@@ -60,6 +62,12 @@ class MechanismEntry:
     parameters: list[str]
     sensitivities: dict[str, list[str]]
     reads_diam: bool = False
+    #: parameters the original sets only for the whole mechanism (not RANGE: Arbor sets them
+    #: through a derived name, ``mech/param=value``); the gradient version has them RANGE
+    globals: list[str] = field(default_factory=list)
+    #: a mechanism that cannot move V (:mod:`gradgen.sensitivity.bystanders`): the gradient
+    #: cell runs its original, ``gradient`` names that
+    bystander: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,24 @@ def mechanism_entry(low: LoweredMechanism, n_params: int) -> MechanismEntry:
         source=str(low.mechanism.source), source_copy=f"original/{low.name}.mod",
         states=list(low.states), parameters=low.parameter_names(),
         sensitivities={s: [sens(s, k) for k in range(n_params)] for s in low.states},
-        reads_diam=reads_diam(low))
+        reads_diam=reads_diam(low), globals=arbor_globals(low))
+
+
+def arbor_globals(low: LoweredMechanism) -> list[str]:
+    """Parameters not listed in RANGE: one value per mechanism for modcc (GLOBAL or unlisted)."""
+    return [p for p in low.parameter_names() if p not in low.mechanism.range_names]
+
+
+def bystander_entry(mech: Mechanism) -> MechanismEntry:
+    """The manifest entry of a mechanism that cannot move V: it runs as its original."""
+    ion_vars = {var for ion in mech.ions for var in ion.read + ion.write}
+    parameters = [p.name for p in mech.parameters if p.name not in BUILTIN_NAMES | ion_vars]
+    return MechanismEntry(
+        original=mech.name, gradient=original_name(mech.name), kind=mech.kind,
+        source=str(mech.source), source_copy=f"original/{mech.name}.mod",
+        states=[s.name for s in mech.states],
+        parameters=parameters, sensitivities={},
+        globals=[p for p in parameters if p not in mech.range_names], bystander=True)
 
 
 def parameter_entries(params: Sequence[ParamRef], defaults: Sequence[float | None],

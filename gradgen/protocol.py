@@ -155,7 +155,7 @@ VPREV = "gg_vprev"
 #: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
-                "phase_b_lines": "gl", "events_lines": "gm"}
+                "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq"}
 
 # ---- homeostatic control ------------------------------------------------------------------
 

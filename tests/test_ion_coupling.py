@@ -103,5 +103,6 @@ def test_concentration_write_must_be_a_state(tmp_path):
 NEURON { SUFFIX writes_cai USEION ca WRITE cai }
 BREAKPOINT { cai = 0.001 }
 """)
+    # with sk reading cai it can move V (alone it is a bystander and runs unconverted)
     with pytest.raises(GradgenError, match="writes_cai.mod:2:.*declared as a STATE"):
-        convert([bad], tmp_path / "out")
+        convert([bad, MECHANISMS / "sk.mod"], tmp_path / "out")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 from conftest import MECHANISMS
 
+from gradgen.checks.cells import CABLE_SITES as SITES
 from gradgen.checks.cells import cable_cell_spec
-from gradgen.checks.coverage import SITES, use_translated_references
+from gradgen.checks.coverage import use_translated_references
 from gradgen.checks.fd import check_model
 from gradgen.convert import convert
 from gradgen.params import ParamRef

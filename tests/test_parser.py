@@ -377,7 +377,7 @@ def test_unsupported_symbols(code: str, what: str, col: int) -> None:
         ("BREAKPOINT { a == 1 }", "unexpected '=', expected ", 2, 17),
         ("BREAKPOINT {\n  a = b\n", "unexpected end of file, expected ", 3, 8),
         ("PARAMETER { a = b }", "unexpected name 'b', expected '+', '-', a number", 2, 17),
-        ("LOCAL x", "unexpected 'LOCAL', expected ", 2, 1),
+        ("SOLVE x", "unexpected 'SOLVE', expected ", 2, 1),  # a LOCAL there is valid NEURON
         ("BREAKPOINT { if (a) { b = 1 } else c = 2 }", "unexpected name 'c', expected 'if', '{'", 2, 36),
         ("NEURON { USEION ca READ cai VALENCE 2.5 }", "VALENCE must be an integer, got 2.5", 2, 29),
         ("BREAKPOINT { a = foo(1) }", "unknown function foo", 2, 18),
@@ -453,3 +453,29 @@ def test_junction_process_and_errors_inside_an_included_file(tmp_path) -> None:
     with pytest.raises(GradgenError) as info:
         parse_file(tmp_path / "m.mod")
     assert info.value.pos == SourcePos(str(tmp_path / "bad.inc"), 2, 24)
+
+
+@pytest.mark.parametrize("unit, value", [("(coulomb)", 96485.33212331001), ("(kilocoulombs)", 96.48533212331002),
+                                         ("(10000 coulomb)", 9.648533212331001), ("", 96485.33212331001)])
+def test_physical_constant_in_the_unit_named(unit, value):
+    """NEURON expresses ``(faraday)`` in the unit after it: ``(kilocoulombs)`` gives 96.485
+    (ModelDB Ca channels write it so; taking 96485 made exp(F·v/RT) overflow)."""
+    mech = parse_text(f"NEURON {{ SUFFIX x }}\nUNITS {{ F = (faraday) {unit} }}\nBREAKPOINT {{ }}\n")
+    assert mech.constants[0].value == pytest.approx(value, rel=1e-15)
+
+
+def test_physical_constant_in_an_unknown_unit_is_one_line(tmp_path):
+    with pytest.raises(GradgenError, match=r"f.mod:2:9: \(faraday\) expressed in \(megacoulomb\)"):
+        parse_text("NEURON { SUFFIX x }\nUNITS { F = (faraday) (megacoulomb) }\nBREAKPOINT { }\n", "f.mod")
+
+
+def test_old_mac_line_ends_top_level_local_and_pi():
+    """Three styles of published files (ModelDB): CR-only line ends, a LOCAL outside any
+    block (a variable of the mechanism, read as ASSIGNED), and ``(pi)`` in UNITS."""
+    text = ("NEURON { SUFFIX x NONSPECIFIC_CURRENT i }\rUNITS { PI = (pi) (1) }\rLOCAL tmp\r"
+            "PARAMETER { g = 1 : a comment\r}\rBREAKPOINT { i = g*PI*(v + 65) }\r")
+    mech = parse_text(text, "mac.mod")
+    assert mech.constants[0].value == pytest.approx(3.141592653589793, rel=1e-16)
+    assert [a.name for a in mech.assigned] == ["tmp"]
+    assert [p.name for p in mech.parameters] == ["g"]
+    assert mech.breakpoint.pos.line == 6  # CR ends lines

@@ -14,7 +14,8 @@ import numpy as np
 from arbor import units as U
 
 from gradgen.errors import GradgenError
-from gradgen.targets.arbor.decor import CellSpec, Decor
+from gradgen.nmodl.parser import parse_file
+from gradgen.targets.arbor.decor import CellSpec, Decor, SpikeInput
 from gradgen.targets.arbor.geometry.layout import branch_geometries
 from gradgen.targets.arbor.swc_check import check_swc
 
@@ -103,6 +104,53 @@ def swc_cell_spec(path: str | Path, mechanisms: list[str], stimulus_nA: float = 
                            hint="check the file against the SWC format") from None
     return morphology_cell_spec(loaded.morphology, loaded.labels, cv_policy, mechanisms,
                                 stimulus_nA)
+
+
+#: Probe sites of the test cable: both ends.
+CABLE_SITES = ["(location 0 0)", "(location 0 1)"]
+#: Ions of Arbor's default properties; others (Arbor's generic ``x``) are declared by the check.
+DEFAULT_IONS = ("na", "k", "ca")
+POINT_WEIGHT = 0.005  # µS per event to a point process under test
+POINT_EVERY_MS = 5.0  # a spike every 5 ms from 2 ms
+
+
+def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path | None = None
+               ) -> tuple[CellSpec, list[str]]:
+    """The cell of ``gradgen check`` for a converted model, and its two probe sites.
+
+    The uniform test cable (or an SWC file) with every density mechanism everywhere, every
+    point process at the middle of the cable (the root of a morphology) driven by a spike
+    train, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
+    diffusivity where they use ``xd``).
+    """
+    parsed = {name: parse_file(m.source) for name, m in model.mechanisms.items()}
+    # a mechanism writing a reversal potential is the ion's method, not a density
+    methods = {name: ion.name for name, mech in parsed.items() for ion in mech.ions
+               if f"e{ion.name}" in ion.write}
+    densities = [name for name, m in model.mechanisms.items() if m.kind == "density" and name not in methods]
+    points = [name for name, m in model.mechanisms.items() if m.kind == "point"]
+    if morphology is not None:
+        spec = swc_cell_spec(morphology, densities, stimulus_nA)
+        sites, where = near_far_sites(spec.morphology), "(root)"
+    else:
+        spec = cable_cell_spec(densities, stimulus_nA=stimulus_nA)
+        sites, where = list(CABLE_SITES), "(location 0 0.5)"
+    times = [2.0 + POINT_EVERY_MS * i for i in range(int(t_end // POINT_EVERY_MS))]
+    for i, name in enumerate(points):
+        spec.decor.place(where, arbor.synapse(name), f"point{i}")
+        spec.inputs.append(SpikeInput(f"point{i}", times, POINT_WEIGHT))
+    for mech in parsed.values():
+        for ion in mech.ions:
+            if ion.name in DEFAULT_IONS:
+                continue
+            settings = spec.ions.setdefault(ion.name, {
+                "valence": ion.valence or 1, "int_con": 1 * U.mM, "ext_con": 1 * U.mM,
+                "rev_pot": 0 * U.mV})
+            if f"{ion.name}d" in ion.read + ion.write:
+                settings["diff"] = 1e-9 * U.m2 / U.s
+    for name, ion in methods.items():
+        spec.decor.set_ion(ion, method=arbor.mechanism(name))
+    return spec, sites
 
 
 def near_far_sites(morphology: arbor.morphology) -> list[str]:

@@ -5,8 +5,7 @@ emitted with all its parameters), compiled (gradient and original catalogues), t
 checked on the uniform test cable (:func:`gradgen.checks.fd.cable_cell_spec`) against central
 finite differences of the original: forward fidelity and the worst relative dV/dθ error.
 A channel that cannot make a cell spike on its own is painted together with the project's
-``hh.mod`` (only the file's own RANGE parameters are differentiated: Arbor can set the
-others only for the whole mechanism). An original that modcc
+``hh.mod`` (only the file's own parameters are differentiated, GLOBAL ones included). An original that modcc
 rejects (NEURON dialect) is replaced by its ``gradgen translate`` output as the reference.
 """
 from __future__ import annotations
@@ -14,20 +13,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from gradgen.errors import GradgenError
 from gradgen.manifest import Manifest
 from gradgen.resources import mechanisms_dir
 from gradgen.strict_json import strict_json
 from gradgen.targets.arbor.build import modcc_accepts
-
-if TYPE_CHECKING:
-    from gradgen.targets.arbor.decor import CellSpec
-
-#: The project's HH channels: spiking background for single channels under test.
-SITES = ["(location 0 0)", "(location 0 1)"]
-SYNAPSE_WEIGHT = 0.005  # µS per event to a point process under test
 
 
 @dataclass
@@ -42,6 +34,7 @@ class CoverageRow:
     worst_rel_error: float | None = None
     worst_parameter: str | None = None
     translated_reference: bool = False
+    runs_beside: bool = False  # cannot move V: checked beside the background channel's θ
     error: str | None = None
 
 
@@ -72,61 +65,95 @@ def use_translated_references(out_dir: Path) -> list[str]:
     return replaced
 
 
+def _ion_links(mech) -> tuple[set[str], set[str]]:
+    """(reads, writes) of concentrations and currents: what can connect mechanisms to V."""
+    def linking(var: str, ion: str) -> bool:
+        return var in (f"{ion}i", f"{ion}o", f"i{ion}")
+
+    reads = {v for ion in mech.ions for v in ion.read if linking(v, ion.name)}
+    writes = {v for ion in mech.ions for v in ion.write if linking(v, ion.name)}
+    return reads, writes
+
+
+def partners(mech) -> list[Path]:
+    """Project mechanisms that let ``mech``'s ion quantities reach V: a writer of each
+    concentration or current it reads, a reader of each concentration it writes, and so on
+    until every link is closed (e.g. SK gets cad and cahva; a Ca pool gets cahva and sk).
+    Without them a Ca pool's or a Ca-activated channel's parameters could not move V."""
+    from gradgen.nmodl.parser import parse_file
+
+    project = [(f, parse_file(f)) for f in sorted(mechanisms_dir().glob("*.mod"))]
+    chosen: list[Path] = []
+    members = [mech]
+    while True:
+        reads = set().union(*(_ion_links(m)[0] for m in members))
+        writes = set().union(*(_ion_links(m)[1] for m in members))
+        wanted_writers = reads - writes
+        wanted_readers = {w for w in writes - reads if not w.startswith("i")}
+        pick = next(((f, m) for f, m in project if f not in chosen and m.name != mech.name and (
+            _ion_links(m)[1] & wanted_writers or _ion_links(m)[0] & wanted_readers)), None)
+        if pick is None:
+            return chosen
+        chosen.append(pick[0])
+        members.append(pick[1])
+
+
 def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) -> CoverageRow:
-    """Run one file through all stages; stop at the first that fails."""
-    from gradgen.checks.cells import cable_cell_spec
+    """Run one file through all stages; stop at the first that fails.
+
+    A mechanism that cannot move V on its own (:mod:`gradgen.sensitivity.bystanders`) is
+    checked beside the background channel instead: the forward run with it and the
+    background's gradients (``runs_beside``).
+    """
+    from gradgen.checks.cells import check_cell
     from gradgen.checks.fd import check_model
     from gradgen.convert import convert
     from gradgen.nmodl.lower import lower_file
     from gradgen.nmodl.parser import parse_file
     from gradgen.params import ParamRef
+    from gradgen.sensitivity.bystanders import bystanders
     from gradgen.targets.arbor.model import GradientModel
 
     row = CoverageRow(str(path))
     try:
         mech = parse_file(path)
         row.parsed, row.converted = True, False
-        low = lower_file(path)
+        linked = partners(mech)
+        row.runs_beside = bool(bystanders([mech, *map(parse_file, linked)]))
+        background = mechanisms_dir() / "hh.mod"
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
-            files = [path]
-            if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point":
-                files.append(mechanisms_dir() / "hh.mod")  # the background channel
-            # Arbor sets only RANGE parameters per region; the others are global to the mechanism.
-            params = [ParamRef(low.name, p) for p in low.parameter_names() if p in mech.range_names]
+            files = [path, *linked]
+            if row.runs_beside:
+                files.append(background)
+                params = None  # the background's: the file's own cannot move V
+            else:
+                low = lower_file(path)
+                if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point" \
+                        or linked:
+                    files.append(background)  # the background channel
+                # every parameter, GLOBALs too (the original's are set through derived names)
+                params = [ParamRef(low.name, p) for p in low.parameter_names()]
             convert(files, out, params)
             row.converted, row.compiled = True, False
-            row.translated_reference = low.name in use_translated_references(out)
+            row.translated_reference = mech.name in use_translated_references(out)
             model = GradientModel.load(out)
             built = [model.gradient_catalogue, model.original_catalogue]  # compiles both
             row.compiled = all(path.exists() for path in built)
             if not model.params:
                 row.error = "no parameters to differentiate"
                 return row
-            if mech.kind == "point":
-                spec = _synapse_cell(low.name, t_end, stimulus_nA)
-            else:
-                spec = cable_cell_spec(list(model.mechanisms), stimulus_nA=stimulus_nA)
-            report = check_model(model, spec, SITES, t_end, dt)
+            spec, sites = check_cell(model, stimulus_nA, t_end)
+            report = check_model(model, spec, sites, t_end, dt)
+        if not report.moves_v:
+            row.error = "no parameter moves V on the test cell: nothing was checked"
+            return row
         row.forward_max_abs_diff_mV = report.forward_max_abs_diff_mV
         worst = max(report.parameters, key=lambda p: p["rel_error"])
         row.worst_rel_error, row.worst_parameter = worst["rel_error"], worst["name"]
     except GradgenError as err:
         row.error = str(err)
     return row
-
-
-def _synapse_cell(name: str, t_end: float, stimulus_nA: float) -> CellSpec:
-    """The HH test cable with the point process in its middle, driven every 5 ms."""
-    import arbor
-
-    from gradgen.checks.cells import cable_cell_spec
-    from gradgen.targets.arbor.decor import SpikeInput
-
-    spec = cable_cell_spec(["hh"], stimulus_nA=stimulus_nA)
-    spec.decor.place("(location 0 0.5)", arbor.synapse(name), "syn")
-    spec.inputs.append(SpikeInput("syn", [2.0 + 5.0 * i for i in range(int(t_end // 5))], SYNAPSE_WEIGHT))
-    return spec
 
 
 def coverage(paths: Sequence[str | Path], dt: float, t_end: float, stimulus_nA: float = 0.1,
@@ -155,6 +182,8 @@ def format_table(rows: Sequence[CoverageRow]) -> str:
     for r in rows:
         worst = "-" if r.worst_rel_error is None else f"{r.worst_rel_error:.2e} ({r.worst_parameter})"
         note = r.error or ("reference: `gradgen translate` output" if r.translated_reference else "")
+        if r.runs_beside and not r.error:
+            note = "cannot move V: runs beside hh, whose θ are checked"
         note = " ".join(note.split())[:160]
         lines.append(f"| {Path(r.file).name} | {_mark(r.parsed)} | {_mark(r.converted)} "
                      f"| {_mark(r.compiled)} | {_number(r.forward_max_abs_diff_mV)} | {worst} "

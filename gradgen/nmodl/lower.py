@@ -56,6 +56,9 @@ class Current:
     name: str
     ion: str | None
     expr: sympy.Expr
+    #: the conductance modcc derives, where it is not ∂expr/∂v: modcc differentiates the
+    #: assignment as written, taking LOCALs and FUNCTION calls as independent of v
+    conductance: sympy.Expr | None = None
 
 
 @dataclass
@@ -87,6 +90,19 @@ class LoweredMechanism:
         return sympy.Add(*[c.expr for c in self.currents])
 
 
+#: Internal marker of the v written in a current assignment (never emitted).
+EXPLICIT_V = sympy.Dummy("v_explicit")
+
+
+def _mark_explicit_v(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with v replaced by :data:`EXPLICIT_V` outside FUNCTION calls."""
+    if expr == V:
+        return EXPLICIT_V
+    if not expr.args or isinstance(expr, AppliedUndef):
+        return expr
+    return expr.func(*[_mark_explicit_v(a) for a in expr.args])
+
+
 @dataclass
 class _Frame:
     """Variables known while executing one block."""
@@ -97,6 +113,7 @@ class _Frame:
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
     volumes: dict[str, sympy.Expr] = field(default_factory=dict)
     equations: list[sympy.Expr] = field(default_factory=list)
+    conductances: dict[str, sympy.Expr] = field(default_factory=dict)  # see Current.conductance
 
     def copy(self) -> "_Frame":
         return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
@@ -110,6 +127,7 @@ class _Executor:
         self.mech = mech
         self.constants = constants
         self.call_depth = 0
+        self.currents: set[str] = set()  # names whose modcc conductance is tracked
 
     # -- expressions
 
@@ -159,6 +177,8 @@ class _Executor:
                 frame.values.pop(name, None)
         elif isinstance(stmt, Assign):
             frame.values[stmt.target] = self.evaluate(stmt.expr, frame, stmt.pos)
+            if stmt.target in self.currents:
+                self._modcc_conductance(stmt, frame)
         elif isinstance(stmt, DerivativeAssign):
             frame.derivatives[stmt.state] = self.evaluate(stmt.expr, frame, stmt.pos)
         elif isinstance(stmt, If):
@@ -181,6 +201,14 @@ class _Executor:
                 frame.volumes[name] = self.evaluate(stmt.volume, frame, stmt.pos)
         else:  # pragma: no cover - the IR has no other statement kinds
             raise TypeError(stmt)
+
+    def _modcc_conductance(self, stmt: Assign, frame: _Frame) -> None:
+        """Record modcc's conductance of a current assignment where it differs from ∂i/∂v:
+        only the v written in the statement itself counts (not inside LOCALs or calls)."""
+        explicit = self.evaluate(_mark_explicit_v(stmt.expr), frame, stmt.pos)
+        frame.conductances.pop(stmt.target, None)
+        if V in explicit.free_symbols:  # v also enters through a LOCAL or a call
+            frame.conductances[stmt.target] = sympy.diff(explicit, EXPLICIT_V).subs(EXPLICIT_V, V)
 
     def _add_rate(self, state: str, rate: sympy.Expr, frame: _Frame, pos: SourcePos) -> None:
         if state not in {s.name for s in self.mech.states}:
@@ -320,7 +348,9 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     breakpoint = _Frame(dict(carried))
     if mech.breakpoint is None:
         raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
+    executor.currents = set(current_ions)
     executor.run(mech.breakpoint.body, breakpoint)
+    executor.currents = set()
 
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
@@ -344,11 +374,13 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         if name not in breakpoint.values:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
-        currents.append(Current(name, ion, breakpoint.values[name]))
+        currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
     for cur in currents:
         cur.expr = guards_to_exprelr(cur.expr)
+        if cur.conductance is not None:
+            cur.conductance = guards_to_exprelr(cur.conductance)
     derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]

@@ -5,6 +5,7 @@ temporaries assigned by if/else statements (:func:`lower_piecewise`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy
@@ -155,6 +156,7 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
     """
     lines: list[Line] = []
     created: list[str] = []
+    expr = step_functions_as_piecewise(expr)
 
     def hoist(e: sympy.Basic) -> sympy.Basic:
         if not e.args:
@@ -194,13 +196,34 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
     return lines, created
 
 
+def step_functions_as_piecewise(expr: sympy.Basic) -> sympy.Basic:
+    """Heaviside and sign (derivatives of max, min and fabs), which NMODL lacks, as if/else.
+
+    At a tie (x = 0) the derivative is taken from one side; the tie has measure zero.
+    """
+    expr = expr.replace(sympy.Heaviside, lambda x, *_: sympy.Piecewise((1, x > 0), (0, True)))
+    return expr.replace(sympy.sign, lambda x: sympy.Piecewise((1, x > 0), (-1, x < 0), (0, True)))
+
+
 def _condition(cond: sympy.Basic) -> str:
     """A condition as NMODL; a bare name is a stored truth value (1 or 0)."""
     return f"{nmodl(cond)} != 0" if isinstance(cond, sympy.Symbol) else nmodl(cond)
+
+
+_MODCC_UNIT = re.compile(r"[A-Za-z/1][A-Za-z0-9/_.* -]*")
+
+
+def modcc_unit(unit: str | None) -> str | None:
+    """A unit to print in a PARAMETER block, or None where modcc would reject it (``(-mV)``).
+
+    Units are documentation here (values are folded to numbers), so one is dropped rather
+    than let it fail the build.
+    """
+    return unit if unit and _MODCC_UNIT.fullmatch(unit.strip()) else None
 
 
 def uses_dexprelr(exprs) -> bool:
     return any(e.has(dexprelr) for e in exprs)
 
 
-__all__ = ["nmodl", "lower_piecewise", "Line", "uses_dexprelr", "DEXPRELR_FUNCTION"]
+__all__ = ["nmodl", "lower_piecewise", "Line", "modcc_unit", "uses_dexprelr", "DEXPRELR_FUNCTION"]

@@ -77,6 +77,7 @@ class ContributorSystem:
     currents: list[Assignment]  # the original current assignments, kept whole for modcc
     phase_b: Code
     events: Code  # NET_RECEIVE: state jumps and their sensitivities
+    current_locals: list[str] = field(default_factory=list)  # LOCALs the currents use
 
     @property
     def name(self) -> str:
@@ -111,10 +112,21 @@ class ContributorSystem:
         return stores
 
 
+def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
+    """``o^st·st/o`` (SymPy's ∂(o^st)/∂o) as ``st·o^(st−1)``, finite at o = 0.
+
+    Only where an exponent is symbolic (a parameter), so other expressions pay nothing.
+    """
+    if not any(p.exp.free_symbols for p in expr.atoms(sympy.Pow)):
+        return expr
+    return sympy.powsimp(expr, deep=True, combine="exp")
+
+
 def _cse(outputs: list[Assignment], prefix: str) -> Code:
     """Common-subexpression elimination over a block's outputs."""
     symbols = sympy.numbered_symbols(prefix)
-    replacements, reduced = sympy.cse([a.expr for a in outputs], symbols=symbols, order="none")
+    replacements, reduced = sympy.cse([_whole_powers(a.expr) for a in outputs], symbols=symbols,
+                                      order="none")
     code = Code()
     for sym, expr in replacements:
         code.locals.append(sym.name)
@@ -174,11 +186,17 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * u[k])
                    for c in conc_read for k in range(K)]
     # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm².
-    current = low.total_current() * (100 / sympy.Symbol("area") if low.mechanism.kind == "point" else 1)
-    g = sympy.diff(current, V)
+    scale = 100 / sympy.Symbol("area") if low.mechanism.kind == "point" else 1
+    current = low.total_current() * scale
+    # Arbor's implicit step uses modcc's conductance g; where it is not ∂I/∂V, the rest of
+    # ∂I/∂V·u enters the source explicitly, as in Arbor's own step.
+    g = sympy.Add(*[c.conductance if c.conductance is not None else sympy.diff(c.expr, V)
+                    for c in low.currents]) * scale
+    g_rest = sympy.Add(*[sympy.diff(c.expr, V) - c.conductance for c in low.currents
+                         if c.conductance is not None]) * scale
     outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
     for k in range(K):
-        b_k = dtheta(current, k, with_u=False)
+        b_k = dtheta(current, k, with_u=False) + g_rest * u[k]
         outputs.append(Assignment(f"{scratch_ion(k)}d", xd(scratch_ion(k)) + b_k))
         outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)))
     for cur in low.currents:
@@ -189,7 +207,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     outputs.append(Assignment(VPREV, V))
     phase_a = _cse(outputs, LOCAL_PREFIX["phase_a"])
     phase_a.statements = completion + phase_a.statements
-    currents = [Assignment(c.name, c.expr) for c in low.currents]
+    currents, current_locals = modcc_currents(low)
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
@@ -241,4 +259,26 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     for k in range(K):
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
-    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events)
+    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
+                             current_locals)
+
+
+def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:
+    """The current assignments, written so that modcc derives the original's conductance.
+
+    Where modcc's conductance g is not ∂i/∂v (v inside a LOCAL or a call of the original),
+    ``i = I + g·(v − v₀)`` with I, g and v₀ = v in LOCALs: the value is I, and modcc, taking
+    LOCALs as independent of v, derives g.
+    """
+    prefix = LOCAL_PREFIX["current_conductance"]
+    out: list[Assignment] = []
+    names: list[str] = []
+    for n, c in enumerate(low.currents):
+        if c.conductance is None:
+            out.append(Assignment(c.name, c.expr))
+            continue
+        value, slope, v0 = (sympy.Symbol(f"{prefix}{part}{n}") for part in ("i", "g", "v"))
+        out += [Assignment(value.name, c.expr), Assignment(slope.name, c.conductance),
+                Assignment(v0.name, V), Assignment(c.name, value + slope * (V - v0))]
+        names += [value.name, slope.name, v0.name]
+    return out, names

@@ -60,6 +60,7 @@ def parse_text(text: str, filename: str = "<string>") -> Mechanism:
     INCLUDEd files are looked up next to ``filename`` and parsed as fragments of their
     own, so errors inside them name the included file and its lines.
     """
+    text = _unix_lines(text)
     clean = preprocess(text, filename)
     tree = _parse_clean(clean.text, filename)
     fragments = [(_parse_clean(included.text, path), path)
@@ -68,6 +69,11 @@ def parse_text(text: str, filename: str = "<string>") -> Mechanism:
                   key=lambda depth: depth.tree)
     with recursion_for(deepest):
         return build_mechanism(tree, text, clean.title, filename, fragments)
+
+
+def _unix_lines(text: str) -> str:
+    """Windows (CR LF) and old Mac (CR) line ends as LF, so lines and comments end where they do."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _parse_clean(text: str, filename: str) -> Tree:
@@ -92,7 +98,7 @@ def _includes(names: list[tuple[str, SourcePos]], filename: str,
         except OSError as err:
             raise GradgenError(f"cannot read INCLUDE \"{name}\": {err.strerror}", pos=pos,
                                hint="the file is looked up next to the .mod file") from None
-        included = preprocess(text, str(path))
+        included = preprocess(_unix_lines(text), str(path))
         out.append((str(path), included))
         out += _includes(included.includes, str(path), seen)
     return out

@@ -48,6 +48,16 @@ UNIT_CONSTANTS: dict[str, float] = {
     "e": 1.602176634e-19,
     "avogadro": 6.02214076e23,
     "boltzmann": 1.380649e-23,
+    "pi": 3.141592653589793,
+}
+#: The units each constant may be expressed in (after an optional number, as in
+#: ``(10000 coulomb)``), and their size in the unit of UNIT_CONSTANTS: NEURON gives
+#: ``FARADAY = (faraday) (kilocoulombs)`` as 96.485…, not 96485.3….
+_CONSTANT_UNITS: dict[str, dict[str, float]] = {
+    "faraday": {"coulomb": 1.0, "coulombs": 1.0, "coul": 1.0, "kilocoulomb": 1e3, "kilocoulombs": 1e3},
+    "k-mole": {"joule/degC": 1.0, "joule/kelvin": 1.0, "joule/K": 1.0, "J/degC": 1.0, "J/K": 1.0},
+    "e": {"coulomb": 1.0, "coulombs": 1.0, "coul": 1.0},
+    "boltzmann": {"joule/degC": 1.0, "joule/kelvin": 1.0, "joule/K": 1.0},
 }
 _KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment)
 
@@ -392,6 +402,9 @@ class _Builder(Transformer):
     def assigned_block(self, meta: Meta, c: list) -> _Part:
         return _Part("assigned", c, self._pos(meta))
 
+    def top_local(self, meta: Meta, c: list) -> _Part:
+        return _Part("assigned", [Variable(str(n), self._pos(n)) for n in c], self._pos(meta))
+
     def state_block(self, meta: Meta, c: list) -> _Part:
         return _Part("states", c, self._pos(meta))
 
@@ -409,8 +422,23 @@ class _Builder(Transformer):
                     hint="known: " + ", ".join(f"({n})" for n in UNIT_CONSTANTS)
                     + f"; or declare CONSTANT {{ {c[0]} = value }}",
                 )
-            value = UNIT_CONSTANTS[value]
+            value = UNIT_CONSTANTS[value] / self._constant_scale(value, c[2] if len(c) > 2 else "", meta)
         return Variable(str(c[0]), self._pos(c[0]), value=float(value))
+
+    def _constant_scale(self, constant: str, unit: str, meta: Meta) -> float:
+        """The size of ``unit`` (e.g. ``10000 coulomb``) in the constant's own unit."""
+        units = _CONSTANT_UNITS.get(constant)
+        if units is None or not unit:
+            return 1.0
+        number, _, name = unit.partition(" ") if unit[:1].isdigit() else ("1", "", unit)
+        try:
+            factor = float(number)
+        except ValueError:
+            factor = None
+        if factor is None or name.strip() not in units:
+            raise GradgenError(f"({constant}) expressed in ({unit}): unit not understood", pos=self._pos(meta),
+                               hint="use one of " + ", ".join(f"({u})" for u in units))
+        return factor * units[name.strip()]
 
     def units_block(self, meta: Meta, c: list) -> list[_Part]:
         aliases = dict(item for item in c if isinstance(item, tuple))
@@ -548,6 +576,8 @@ def _add(mech: Mechanism, part: _Part) -> None:
 def _check(mech: Mechanism) -> None:
     """Rules that need the whole file: SOLVE targets exist, only STATEs get a derivative."""
     states = {s.name for s in mech.states}
+    # Arbor integrates a written ion variable like a STATE (``xd' = …``); lowering decides
+    states |= {var for ion in mech.ions for var in ion.write}
     blocks = [b for b in (mech.initial, mech.breakpoint) if b is not None]
     blocks += [*mech.functions.values(), *mech.procedures.values(), *mech.derivatives.values(),
                *mech.kinetics.values(), *mech.linears.values()]

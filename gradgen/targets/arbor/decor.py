@@ -73,18 +73,22 @@ class Decor:
                  region_map: Callable[[str], str] = str,
                  locset_map: Callable[[str], str] = str,
                  without: Sequence[str] = (),
-                 place_map: Callable[[Any], Any] = lambda what: what) -> arbor.decor:
+                 place_map: Callable[[Any], Any] = lambda what: what,
+                 method_map: Callable[[Any], Any] = lambda method: method) -> arbor.decor:
         """An ``arbor.decor`` with these densities in place of the recorded ones.
 
         ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
         transformed geometry); the densities' regions are translated too. Membrane
         properties named in ``without`` are left out of the region paints. ``place_map``
-        replaces placed items (synapses by their gradient or original versions).
+        replaces placed items (synapses by their gradient or original versions),
+        ``method_map`` the reversal-potential mechanisms of ``set_ion``.
         """
         decor = arbor.decor()
         if self.properties:
             decor.set_property(**self.properties)
         for args, kwargs in self.ions:
+            if kwargs.get("method") is not None:
+                kwargs = {**kwargs, "method": method_map(kwargs["method"])}
             decor.set_ion(*args, **kwargs)
         for p in self.paints:
             if p.what is None:
@@ -144,6 +148,9 @@ class CellSpec:
     labels: arbor.label_dict = field(default_factory=arbor.label_dict)
     cv_policy: Any = None
     inputs: list[SpikeInput] = field(default_factory=list)  # presynaptic spike trains
+    #: ion species Arbor's default properties lack (e.g. Arbor's generic ``x``): name ->
+    #: keywords of ``cable_cell_global_properties.set_ion`` (with units)
+    ions: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: What the runtime derived from this spec (its transformed geometry), keyed by what it
     #: depends on, so that repeated runs of one spec pay for it once.
     derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -10,7 +10,7 @@ import jinja2
 
 from gradgen import protocol
 from gradgen.errors import GradgenError
-from gradgen.nmodl.printer import Line, lower_piecewise, uses_dexprelr
+from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit, uses_dexprelr
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     CONDUCTANCE_ION,
@@ -69,11 +69,12 @@ def _render_code(code: Code, prefix: str) -> _Rendered:
 
 
 def _render_currents(system: ContributorSystem) -> _Rendered:
-    out = _Rendered()
+    out = _Rendered(locals=list(system.current_locals))
     counter = itertools.count()
     for stmt in system.currents:
         lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{next(counter)}")
-        if created:
+        out.locals += created
+        if created and stmt.target not in system.current_locals:
             # modcc derives the conductance from the current statements; keep them whole.
             raise GradgenError(f"the current '{stmt.target}' depends on an if/else: not supported yet",
                                system.lowered.mechanism.breakpoint.pos,
@@ -97,11 +98,12 @@ def emit_contributor(system: ContributorSystem) -> str:
     for ion, writes in system.store_ions().items():
         ions.append(dict(name=ion, read=[diffusive(ion)], write=[diffusive(ion)] if writes else [], valence=None))
     weights = {k: weight(k) for k in system.owned}
-    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
                   for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
-    # NEURON files also list ion variables and ASSIGNED rates as RANGE; modcc wants parameters.
-    range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
+    # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
+    # name such as pas/e=-70 sets) is then painted like any other value.
+    range_names = low.parameter_names() + list(weights.values())
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements]
     return template("contributor.mod.j2").render(
@@ -116,7 +118,6 @@ def emit_contributor(system: ContributorSystem) -> str:
         ions=ions,
         nonspecific=mech.nonspecific_currents,
         range_names=range_names,
-        global_names=[n for n in mech.global_names if n in low.parameter_names()],
         parameters=parameters,
         states=low.states,
         assigned=system.assigned_names(),

@@ -26,6 +26,7 @@ from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import ContributorSystem, derive_contributor
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
+from gradgen.targets.arbor.derived import base_name
 from gradgen.targets.arbor.emit_fused import emit_fused, fusable
 from gradgen.targets.arbor.geometry.cell import cell_geometry
 from gradgen.targets.arbor.geometry.layout import cable_expr, join_regions
@@ -64,7 +65,14 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
     placed &= set(model.mechanisms)
     if placed:
         return f"point process(es) {', '.join(sorted(placed))}"
-    for _, mech, _ in spec.decor.densities():
+    if any(entry.bystander for entry in model.mechanisms.values()):
+        return "a mechanism that runs as its original (a bystander)"
+    painted = [mech for _, mech, _ in spec.decor.densities()]
+    if any(base_name(mech) != mech for mech in painted):
+        return "derived mechanism names"
+    if spec.decor.ions or spec.ions:
+        return "ion settings of the cell"
+    for mech in painted:
         reason = fusable(model.systems[mech]) if mech in model.mechanisms else None
         if reason:
             return reason
@@ -75,6 +83,8 @@ def derive_systems(model: "GradientModel") -> dict[str, ContributorSystem]:
     """Each converted mechanism's gradient system (from its stored source, no coupling)."""
     out = {}
     for name, entry in model.mechanisms.items():
+        if entry.bystander:
+            continue
         out[name] = derive_contributor(lower_file(model.directory / entry.source_copy), model.params,
                                        Coupling())
     return out

@@ -45,6 +45,7 @@ from gradgen.sensitivity.derive import ContributorSystem
 from gradgen.targets.arbor.blowup import check_finite
 from gradgen.targets.arbor.build import build_catalogue, build_directory
 from gradgen.targets.arbor.decor import CellSpec, Membrane, membrane_of
+from gradgen.targets.arbor.derived import DerivedName, base_name
 from gradgen.targets.arbor.fusion import derive_systems, fused_cell
 from gradgen.targets.arbor.geometry.cell import CellGeometry, cell_geometry
 from gradgen.targets.arbor.geometry.transform import (
@@ -55,6 +56,7 @@ from gradgen.targets.arbor.geometry.transform import (
 from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
 from gradgen.targets.arbor.sites import cv_centre, cv_lengths
 from gradgen.targets.arbor.step_check import warn_for_model
+from gradgen.targets.arbor.versions import check_reversal_methods, method_map, version
 
 
 @dataclass
@@ -133,6 +135,8 @@ class GradientModel:
         props = base or arbor.neuron_cable_properties()
         if gradients:
             props.catalogue.extend(arbor.load_catalogue(str(self.gradient_catalogue)), "")
+            if any(m.bystander for m in self.mechanisms.values()):  # they run as their originals
+                props.catalogue.extend(arbor.load_catalogue(str(self.original_catalogue)), original_name(""))
             for ion in gradient_ions(len(self.params)):
                 props.set_ion(ion, valence=1, int_con=0 * U.mM, ext_con=0 * U.mM,
                               rev_pot=0 * U.mV, diff=diffusivity * U.m2 / U.s)
@@ -151,7 +155,8 @@ class GradientModel:
         if unknown:
             raise GradgenError(f"unknown parameter(s) {', '.join(sorted(unknown))}",
                                hint="known: " + ", ".join(p.name for p in self.params))
-        painted = {mech for _, mech, _ in spec.decor.densities()} | set(spec.decor.synapses().values())
+        painted = {base_name(mech) for _, mech, _ in spec.decor.densities()}
+        painted |= {base_name(mech) for mech in spec.decor.synapses().values()}
         for ref in self.params:
             if ref.mechanism not in painted:
                 raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not "
@@ -161,13 +166,14 @@ class GradientModel:
                                    f"'{ref.region}'", hint="its labels: " + ", ".join(sorted(
                                        spec.labels.keys())) if len(spec.labels) else "it has no labels")
         out: list[tuple[str, arbor.density]] = []
-        for region, mech, user_values in spec.decor.densities():
+        for region, painted_name, user_values in spec.decor.densities():
+            derived = DerivedName.parse(painted_name)
+            mech = derived.base
             if mech not in self.mechanisms:
                 raise GradgenError(
                     f"mechanism '{mech}' is painted but was not converted: its states would "
                     "carry no sensitivities and the gradients would be wrong",
                     hint="add its .mod file to `gradgen convert`")
-            name = self.mechanisms[mech].gradient if gradients else original_name(mech)
             refs = [(k, p) for k, p in enumerate(self.params) if p.mechanism == mech]
             regions = sorted({p.region for _, p in refs if p.region})
             for inside in _memberships(len(regions)):
@@ -177,14 +183,14 @@ class GradientModel:
                 for reg, is_in in zip(regions, inside):
                     term = f'(region "{reg}")'
                     piece = f"(intersect {piece} {term if is_in else f'(complement {term})'})"
-                vals = dict(user_values)
+                vals = {**derived.globals, **user_values}
                 for k, ref in refs:
                     applies = ref.region is None or inside[regions.index(ref.region)]
                     if applies and ref.name in values:
                         vals[ref.parameter] = values[ref.name]
                     if gradients and applies:
                         vals[weight(k)] = 1.0
-                out.append((piece, arbor.density(name, vals)))
+                out.append((piece, version(self.mechanisms[mech], derived, vals, gradients, arbor.density)))
         if gradients:
             out += self._hub(membrane)
         return out
@@ -205,7 +211,8 @@ class GradientModel:
         def replace(what: Any) -> Any:
             if not isinstance(what, arbor.synapse):
                 return what
-            mech = what.mech.name
+            derived = DerivedName.parse(what.mech.name)
+            mech = derived.base
             if mech not in self.mechanisms:
                 if gradients:
                     raise GradgenError(
@@ -213,7 +220,7 @@ class GradientModel:
                         "carry no sensitivities and the gradients would be wrong",
                         hint="add its .mod file to `gradgen convert`")
                 return what
-            vals = dict(what.mech.values)
+            vals = {**derived.globals, **dict(what.mech.values)}
             for k, ref in enumerate(self.params):
                 if ref.mechanism != mech:
                     continue
@@ -224,8 +231,7 @@ class GradientModel:
                     vals[ref.parameter] = values[ref.name]
                 if gradients:
                     vals[weight(k)] = 1.0
-            name = self.mechanisms[mech].gradient if gradients else original_name(mech)
-            return arbor.synapse(name, vals)
+            return version(self.mechanisms[mech], derived, vals, gradients, arbor.synapse)
         return replace
 
     def generators(self, spec: CellSpec, values: dict[str, float] | None = None) -> list[arbor.event_generator]:
@@ -239,7 +245,7 @@ class GradientModel:
                                    hint="labels: " + ", ".join(targets))
             weight = source.weight
             for ref in self.params:
-                if ref.mechanism == targets[source.label] and ref.name in values \
+                if ref.mechanism == base_name(targets[source.label]) and ref.name in values \
                         and ref.parameter not in self.mechanisms[ref.mechanism].parameters:
                     weight = values[ref.name]
             out.append(source.generator(weight))
@@ -265,13 +271,15 @@ class GradientModel:
         """
         densities = self.densities(spec, gradients, values or {}, membrane)
         synapses = self.synapse_map(gradients, values or {})
+        check_reversal_methods(spec.decor.ions, self.mechanisms)
+        methods = method_map(self.mechanisms, gradients)
         if not gradients:
-            return spec.build(spec.decor.to_arbor(densities, place_map=synapses))
+            return spec.build(spec.decor.to_arbor(densities, place_map=synapses, method_map=methods))
         ions = [carrier_ion(k) for k in range(len(self.params))]
         if self.carrier_geometry == "naive":
             if membrane.rL_regions:
                 raise GradgenError("the naive carrier geometry assumes one rL")
-            decor = spec.decor.to_arbor(densities, place_map=synapses)
+            decor = spec.decor.to_arbor(densities, place_map=synapses, method_map=methods)
             paints = naive_carrier_paints(spec.morphology, spec.labels,
                                           spec.cv_policy or arbor.default_cv_policy(),
                                           membrane.rL, membrane.cm)
@@ -283,7 +291,7 @@ class GradientModel:
         geo = cell_geometry(spec, membrane).equivalent
         # rL is the transform's: it paints every piece with the rL that keeps its resistance
         decor = spec.decor.to_arbor(densities, geo.map_region, geo.map_locset, without=("rL",),
-                                    place_map=synapses)
+                                    place_map=synapses, method_map=methods)
         geo.paint_axial(decor)
         for ion in ions:
             geo.paint_carrier(decor, ion)
@@ -291,8 +299,8 @@ class GradientModel:
 
     def refuse_diam_readers(self, spec: CellSpec) -> None:
         """Mechanisms that read diam cannot run on the changed-radius equivalent cell."""
-        readers = sorted({m for _, m, _ in spec.decor.densities()
-                          if m in self.mechanisms and self.mechanisms[m].reads_diam})
+        readers = sorted({base_name(m) for _, m, _ in spec.decor.densities()
+                          if base_name(m) in self.mechanisms and self.mechanisms[base_name(m)].reads_diam})
         if readers and worst_radius_ratio(spec.morphology) > 1.0 + 1e-9:
             raise GradgenError(
                 f"{', '.join(readers)} read(s) diam, which the gradient cell's constant-radius "
@@ -346,6 +354,8 @@ class GradientModel:
         Arbor's voltage probe and the hub's per-CV dV/dθ describe the same point.
         """
         base = arbor.neuron_cable_properties()
+        for ion, settings in spec.ions.items():
+            base.set_ion(ion, **settings)
         membrane = membrane_of(spec, base)
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent

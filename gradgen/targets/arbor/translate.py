@@ -21,8 +21,9 @@ import sympy
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
-from gradgen.nmodl.printer import Line, lower_piecewise
+from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
+from gradgen.sensitivity.derive import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS
 from gradgen.version import __version__
 
@@ -129,7 +130,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
         head.append(f"{_INDENT}RANGE {', '.join(ranges)}")
     head += ["}", "", "PARAMETER {"]
     for p in low.parameters:
-        unit = f" ({p.unit})" if p.unit else ""
+        unit = f" ({modcc_unit(p.unit)})" if modcc_unit(p.unit) else ""
         head.append(f"{_INDENT}{p.name} = {float(p.value or 0.0)!r}{unit}")
     head.append("}")
     parts = ["\n".join(head)]
@@ -140,12 +141,15 @@ def translate_lowered(low: LoweredMechanism) -> str:
         solve = ["SOLVE states"]
     elif low.derivatives:
         solve = [f"SOLVE states METHOD {MODCC_METHOD_NAMES[MODCC_METHODS[low.solve_method]]}"]
-    currents = [(c.name, c.expr) for c in low.currents]
-    # modcc derives the conductance dI/dv from the current statements: keep v in them.
-    breakpoint = _block("BREAKPOINT", currents, "b", states | {V}, solve)
-    if any(line.strip().startswith("if (") for line in breakpoint):
+    # modcc derives the conductance from the current statements: keep v in them, and where
+    # the original hides v in a LOCAL or a call, write modcc's conductance out (as the
+    # gradient version does), so the translation steps like the original read by modcc
+    assignments, current_locals = modcc_currents(low)
+    if any(c.conductance is None and c.expr.has(sympy.Piecewise) for c in low.currents):
         raise GradgenError("a current that depends on an if/else cannot be translated",
                            mech.breakpoint.pos, hint="modcc derives the conductance from the current")
+    breakpoint = _block("BREAKPOINT", [(a.target, a.expr) for a in assignments], "b", states | {V},
+                        solve, staged=current_locals)
     parts.append("\n".join(breakpoint))
     if low.states:
         parts.append("\n".join(_block("INITIAL", list(low.initial.items()), "i", set())))

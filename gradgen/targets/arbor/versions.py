@@ -1,0 +1,69 @@
+"""Which version of a converted mechanism each cell runs, under which name.
+
+The gradient cell runs gradient versions (every parameter RANGE), the original cell the
+originals compiled from the `.mod` files (GLOBALs set through derived names). A bystander
+(:mod:`gradgen.sensitivity.bystanders`) runs as its original in both. Reversal-potential
+methods (``decor.set_ion(method=…)``) are mapped the same way, and refused where they would
+follow concentrations that depend on θ unseen.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import arbor
+
+from gradgen.errors import GradgenError
+from gradgen.manifest import MechanismEntry
+from gradgen.protocol import original_name
+from gradgen.targets.arbor.derived import DerivedName
+
+
+def version(entry: MechanismEntry, derived: DerivedName, values: dict[str, float], gradients: bool,
+            kind: Callable[..., Any]) -> Any:
+    """``kind`` (arbor.density, synapse or mechanism) of the version the cell runs.
+
+    The gradient version has every parameter RANGE; the original takes the values of its
+    GLOBAL parameters through a derived name (``<original>/e=-65``), the only way Arbor sets them.
+    """
+    if entry.bystander and derived.ions:
+        raise GradgenError(f"mechanism '{derived.base}': renaming its ions ({', '.join(derived.ions)}) "
+                           "could let it move V through another mechanism's ion unseen",
+                           hint="convert it with a mechanism that reads the renamed ion")
+    if gradients and not entry.bystander:
+        return kind(derived.named(entry.gradient), values)
+    globals_ = {p: v for p, v in values.items() if p in entry.globals}
+    ranges = {p: v for p, v in values.items() if p not in entry.globals}
+    return kind(derived.named(original_name(derived.base), globals_), ranges)
+
+
+def method_map(mechanisms: Mapping[str, MechanismEntry], gradients: bool) -> Callable[[Any], Any]:
+    """Replaces a converted reversal-potential mechanism by the version the cell runs (only a
+    bystander can be one: lowering refuses writes of ``e<ion>``)."""
+    def replace(method: Any) -> Any:
+        name = method.name if isinstance(method, arbor.mechanism) else str(method)
+        derived = DerivedName.parse(name)
+        if derived.base not in mechanisms:
+            return method
+        values = dict(method.values) if isinstance(method, arbor.mechanism) else {}
+        return version(mechanisms[derived.base], derived, {**derived.globals, **values}, gradients,
+                       arbor.mechanism)
+    return replace
+
+
+def check_reversal_methods(ions: list[tuple[tuple, dict]], mechanisms: Mapping[str, MechanismEntry]) -> None:
+    """Refuse a reversal-potential method (e.g. ``nernst/x=ca``) on an ion whose concentration
+    is a STATE of an input mechanism: E would depend on θ, a path the gradient misses."""
+    for args, kwargs in ions:
+        if kwargs.get("method") is None:
+            continue
+        ion = str(args[0] if args else kwargs.get("ion"))
+        # a bystander's too: its concentration follows ion currents, so θ, unseen
+        writers = [m.original for m in mechanisms.values() if {f"{ion}i", f"{ion}o"} & set(m.states)]
+        if writers:
+            raise GradgenError(
+                f"the reversal potential of '{ion}' follows its concentrations (set_ion method), "
+                f"which depend on θ through {', '.join(writers)}: the gradient would miss that path",
+                hint=f"give '{ion}' a fixed reversal potential, or leave its concentrations constant")
+
+
+__all__ = ["check_reversal_methods", "method_map", "version"]

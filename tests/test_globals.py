@@ -1,0 +1,107 @@
+"""GLOBAL parameters as θ, and derived mechanism names (``pas/e=-60``) in a user's decor.
+
+A GLOBAL has one value per mechanism; Arbor sets it only through a derived name, so the
+gradient version has it RANGE (painted 1 weight everywhere: the gradient sums over every
+CV) and the finite differences vary the ORIGINAL's GLOBAL through ``orig_mech/param=value``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MECHANISMS, ROOT
+
+from gradgen.checks.cells import cable_cell_spec
+from gradgen.checks.fd import check_model
+from gradgen.convert import convert
+from gradgen.errors import GradgenError
+from gradgen.params import ParamRef
+from gradgen.targets.arbor.derived import DerivedName
+from gradgen.targets.arbor.model import GradientModel
+
+KGLOB = ROOT / "tests" / "data" / "globals" / "kglob.mod"
+CATALOGUE = ROOT.parent / "shared" / "corpus" / "arbor-catalogue"
+SITES = ["(location 0 0)", "(location 0 1)"]
+
+
+def converted(tmp_path: Path, files: list[Path], params: list[str] | None) -> GradientModel:
+    convert(files, tmp_path / "out", None if params is None else [ParamRef.parse(p) for p in params])
+    return GradientModel.load(tmp_path / "out")
+
+
+def test_derived_names_round_trip():
+    d = DerivedName.parse("nernst/x=ca")
+    assert (d.base, d.globals, d.ions) == ("nernst", {}, {"x": "ca"})
+    d = DerivedName.parse("pas/e=-60, g=1e-3")
+    assert (d.base, d.globals) == ("pas", {"e": -60.0, "g": 1e-3})
+    assert d.named("o_pas", {"e": -61.5}) == "o_pas/e=-61.5"
+    assert DerivedName.parse("hh").named("g_hh") == "g_hh"
+    with pytest.raises(GradgenError, match="not NAME=VALUE"):
+        DerivedName.parse("pas/e")
+
+
+def test_globals_are_range_in_the_gradient_version(tmp_path):
+    model = converted(tmp_path, [KGLOB, MECHANISMS / "hh.mod"], None)
+    assert [p.name for p in model.params if p.mechanism == "kglob"] == \
+        ["kglob.gbar", "kglob.vhalf", "kglob.slope", "kglob.ek0", "kglob.tau"]
+    manifest = json.loads((tmp_path / "out" / "gradients.json").read_text())
+    entry = next(m for m in manifest["mechanisms"] if m["original"] == "kglob")
+    # tau is listed nowhere: modcc makes it GLOBAL too
+    assert entry["globals"] == ["vhalf", "slope", "ek0", "tau"]
+    text = (tmp_path / "out" / f"{entry['gradient']}.mod").read_text()
+    range_line = next(line for line in text.splitlines() if line.strip().startswith("RANGE"))
+    assert all(p in range_line for p in ("gbar", "vhalf", "slope", "ek0", "tau"))
+    assert "GLOBAL" not in text
+
+
+def test_global_theta_matches_finite_differences_of_the_original(tmp_path):
+    names = ["kglob.vhalf", "kglob.slope", "kglob.ek0", "kglob.tau", "kglob.gbar"]
+    model = converted(tmp_path, [KGLOB, MECHANISMS / "hh.mod"], names)
+    spec = cable_cell_spec(["hh", "kglob"], stimulus_nA=0.1)
+    # the original's GLOBAL is really set: V moves when vhalf does (FD would be 0 otherwise)
+    base = model.simulate(spec, SITES, 20, 0.025, gradients=False)
+    moved = model.simulate(spec, SITES, 20, 0.025, gradients=False, values={"kglob.vhalf": -30.0})
+    assert np.max(np.abs(base.v - moved.v)) > 1.0
+    report = check_model(model, spec, SITES, 20, 0.0025)
+    # measured: forward 1e-11 mV; dV/dθ ≤ 3e-6 of FD (the FD's own convergence 1e-6)
+    assert report.forward_max_abs_diff_mV <= 1e-8
+    for p in report.parameters:
+        assert p["rel_error"] <= 1e-3, p
+
+
+def test_derived_name_in_the_users_decor(tmp_path):
+    """`kglob/ek0=-60` painted by the user: both cells run at ek0 = -60, and θ checks."""
+    model = converted(tmp_path, [KGLOB], ["kglob.gbar", "kglob.ek0"])
+    plain = cable_cell_spec(["kglob"], stimulus_nA=0.0)
+    derived = cable_cell_spec(["kglob/ek0=-60"], stimulus_nA=0.0)
+    for gradients in (False, True):
+        v0 = model.simulate(plain, SITES, 20, 0.025, gradients=gradients).v
+        v1 = model.simulate(derived, SITES, 20, 0.025, gradients=gradients).v
+        assert np.max(np.abs(v1 - v0)) > 1.0  # the derived GLOBAL value is applied
+    # θ = ek0 from the decor's value (-60), not the file's: the check's FD runs there too
+    report = check_model(model, derived, SITES, 20, 0.0025, values={"kglob.ek0": -60.0})
+    assert report.forward_max_abs_diff_mV <= 1e-8
+    assert all(p["rel_error"] <= 1e-3 for p in report.parameters), report.parameters
+
+
+def test_derived_name_of_an_unconverted_mechanism_is_named(tmp_path):
+    model = converted(tmp_path, [KGLOB], ["kglob.gbar"])
+    spec = cable_cell_spec(["kglob", "hh/gl=0.0003"], stimulus_nA=0.0)
+    with pytest.raises(GradgenError, match="mechanism 'hh' is painted but was not converted"):
+        model.simulate(spec, SITES, 1, 0.025)
+
+
+@pytest.mark.skipif(not CATALOGUE.is_dir(), reason="Arbor's catalogue sources not present")
+@pytest.mark.parametrize("file, theta", [("default/pas.mod", "pas.e"), ("default/kamt.mod", "kamt.sha"),
+                                         ("allen/Ih.mod", "Ih.ehcn")])
+def test_arbor_catalogue_global(tmp_path, file, theta):
+    """Arbor's own files as written: the GLOBAL θ against FD of the original's GLOBAL."""
+    name = theta.split(".")[0]
+    model = converted(tmp_path, [CATALOGUE / file, MECHANISMS / "hh.mod"], [theta, "hh.gkbar"])
+    spec = cable_cell_spec(["hh", name], stimulus_nA=0.1)
+    report = check_model(model, spec, SITES, 20, 0.0025)
+    # measured: forward ≤ 3e-11 mV; pas.e 5e-11, kamt.sha 1e-7, Ih.ehcn 4e-7 of FD
+    assert report.forward_max_abs_diff_mV <= 1e-8
+    assert report.parameters[0]["rel_error"] <= 1e-3
