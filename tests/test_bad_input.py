@@ -211,15 +211,13 @@ def test_silently_wrong_nmodl(tmp_path, name, old, new, message):
 
 
 @pytest.mark.skipif(not ARBOR_PAS.exists(), reason="../shared/corpus (Arbor's catalogue) not present")
-def test_global_parameter(tmp_path):
-    line = refused(["convert", ARBOR_PAS, "-o", tmp_path / "out", "--params", "pas.e"], tmp_path,
-                   r"pas.mod:5:12: parameter 'pas.e' is GLOBAL", tmp_path / "out")
-    assert "hint:" in line
+def test_global_parameter_is_a_theta(tmp_path):
+    """GLOBAL parameters are θ now (tests/test_globals.py checks their gradients): --all-params
+    takes Arbor's GLOBAL pas.e with pas.g, silently and without a warning."""
     result = gradgen(["convert", ARBOR_PAS, "-o", tmp_path / "out", "--all-params"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [
-        "gradgen: warning: GLOBAL parameter(s) pas.e are not differentiated (GLOBALs cannot be θ yet)"]
-    assert json.loads((tmp_path / "out" / "gradients.json").read_text())["parameters"][0]["name"] == "pas.g"
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    names = [p["name"] for p in json.loads((tmp_path / "out" / "gradients.json").read_text())["parameters"]]
+    assert names == ["pas.g", "pas.e"]
 
 
 def test_manifest_has_no_bare_nan(tmp_path):
