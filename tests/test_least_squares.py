@@ -101,8 +101,8 @@ def test_several_protocols_and_probes(problem):
 
 def test_lm_converges_and_resumes(problem, tmp_path):
     """From the start to the known target (3 parameters, one tied over 3 mechanisms).
-    Measured: 1.16 mV → 1.7e-8 mV in 8 gradient runs, every parameter to 3e-7 relative; the
-    bounds (12 runs, 1e-6 mV, 1e-5 relative) leave room for platform noise, not for
+    Measured: 1.16 → 0.19 → 0.0074 → 2.5e-5 → 1.3e-10 mV in 5 gradient runs; the bounds
+    (12 runs, 1e-6 mV, parameters to 1e-5 relative) leave room for platform noise, not for
     first-order convergence (Adam: 0.8 mV after 4 runs in test_tune)."""
     checkpoint = tmp_path / "lm.npz"
     run = run_lm(problem, Budget(12, rms_mV=1e-6), checkpoint, progress=False)
@@ -206,8 +206,8 @@ weight = 2.0
 
 def test_config_with_two_protocols_runs_lm(tmp_path):
     """Two protocols from the config, each with its own target made from the known
-    parameters: LM fits both (measured: 1.08 mV → 1.0e-4 mV in 4 iterations, 8 simulations;
-    the stop is at 1e-3 mV)."""
+    parameters: LM fits both (measured: 1.08 → 0.11 → 0.0029 → 1.9e-6 mV in 4 evaluations,
+    8 simulations; the stop is at 1e-3 mV)."""
     text = LOG_BASE.replace("[tune]", PROTOCOLS + "\n[tune]").replace(
         "iterations = 4", 'iterations = 10\nmethod = "lm"\nstop_rms_mV = 1e-3')
     results = main(["tune", str(write(tmp_path, text))])
