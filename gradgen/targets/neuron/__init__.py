@@ -1,0 +1,48 @@
+"""The NEURON 9 target: NMODL for ``nrnivmodl`` and a small runtime on NEURON's Python API.
+
+:mod:`.emit` renders gradient systems through the templates in ``templates/``, :mod:`.build`
+compiles one mechanism library per converted directory (cached by content), :mod:`.model`
+builds and runs a NEURON model with the gradient mechanisms and records V and dV/dθ.
+Only the runtime imports ``neuron``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from gradgen.sensitivity.discretize import NEURON_METHODS
+from gradgen.targets.neuron import emit
+
+if TYPE_CHECKING:
+    from gradgen.params import ParamRef
+    from gradgen.sensitivity.coupling import Coupling
+    from gradgen.sensitivity.derive import ContributorSystem
+    from gradgen.targets.neuron.model import NeuronModel
+
+
+class NeuronTarget:
+    """NEURON through nrnivmodl-compiled mechanisms; u_k is an ion's inside concentration,
+    moved along the cable by NEURON's longitudinal diffusion."""
+
+    name = "neuron"
+    schemes = emit.SCHEMES
+    state_updates = NEURON_METHODS  # cnexp is the exact exponential, derivimplicit backward Euler
+
+    def emit_contributor(self, system: ContributorSystem) -> str:
+        return emit.emit_contributor(system)
+
+    def emit_hub(self, params: Sequence[ParamRef], scheme: str, coupling: Coupling) -> str:
+        return emit.emit_hub(list(params), scheme, coupling)
+
+    def build(self, directory: Path) -> Path:
+        from gradgen.targets.neuron.build import build_directory
+
+        return build_directory(directory)
+
+    def load(self, directory: Path) -> NeuronModel:
+        from gradgen.targets.neuron.model import NeuronModel
+
+        return NeuronModel.load(directory)
+
+
+TARGET = NeuronTarget()

@@ -1,0 +1,119 @@
+"""Finite-difference check of a NEURON model: gradient mechanisms against the originals.
+
+The cell is built once with the ORIGINAL mechanisms (``orig_<name>``, compiled by
+``nrnivmodl`` from the files as given); finite differences, the loss target and the plain
+run use it. Then :meth:`NeuronModel.swap` replaces them in place by the gradient versions
+and one run gives V and every u_k. The FD step is taken at two sizes (its convergence is
+reported), central differences.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from gradgen.protocol import original_name
+from gradgen.targets.neuron.model import NeuronModel, simulate
+
+
+@dataclass
+class NeuronCell:
+    """A cell built in NEURON with the original mechanisms: its sections, the segments to
+    record, regions for θ@region, and objects (stimuli) that must stay alive."""
+
+    sections: list[Any]
+    sites: list[Any]
+    regions: dict[str, list[Any]] = field(default_factory=dict)
+    keep: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class NeuronReport:
+    dt: float
+    forward_max_abs_diff_mV: float
+    dv_rel_error: list[list[float]]  # [k][site]
+    fd_convergence: list[float]  # [k]: relative change of the FD between its two steps
+    loss_gradient_rel_error: float
+    loss_gradient: list[float]
+    loss_gradient_fd: list[float]
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Relative L2 error; the reference's norm in the denominator."""
+    scale = np.linalg.norm(reference)
+    return float(np.linalg.norm(estimate - reference) / scale) if scale > 0 else float(np.linalg.norm(estimate))
+
+
+def set_values(model: NeuronModel, cell: NeuronCell, values: Mapping[str, float], gradient: bool) -> None:
+    """Set every θ's value on the mechanism it binds to (its region's sections only)."""
+    by_original = model.manifest.by_original()
+    for p in model.manifest.parameters:
+        if p.name not in values:
+            continue
+        name = by_original[p.mechanism].gradient if gradient else original_name(p.mechanism)
+        where = cell.regions[p.region] if p.region else cell.sections
+        for sec in where:
+            if sec.has_membrane(name):
+                for seg in sec:
+                    setattr(getattr(seg, name), p.parameter, values[p.name])
+
+
+def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: float, dt: float,
+               v_init: float = -65.0, rel_step: float = 1e-4) -> NeuronReport:
+    """dV/dθ at the cell's sites and the gradient of L = mean((V − V*)²) against central
+    finite differences of the original model; V* is the model at θ/1.1. θ's values are the
+    .mod defaults (set explicitly, so both versions run at the same point)."""
+    h = model.h
+    cell = build(h)
+    values = {p.name: float(p.default) for p in model.manifest.parameters}
+
+    def run(vals: Mapping[str, float]) -> np.ndarray:
+        set_values(model, cell, vals, gradient=False)
+        return simulate(h, cell.sites, t_end, dt, v_init).v
+
+    plain = run(values)
+    target = run({k: v / 1.1 for k, v in values.items()})
+    fds, convergence = [], []
+    for name, value in values.items():
+        estimates = []
+        for rel in (rel_step, rel_step / 10):
+            step = rel * max(abs(value), 1e-3)
+            estimates.append((run({**values, name: value + step}) - run({**values, name: value - step})) / (2 * step))
+        fds.append(estimates[1])
+        convergence.append(relative_error(estimates[0], estimates[1]))
+    set_values(model, cell, values, gradient=False)
+    model.swap(cell.sections, cell.regions)
+    grad = simulate(h, cell.sites, t_end, dt, v_init, len(values))
+    residual = plain - target
+    loss = 2.0 * np.einsum("st,skt->k", residual, grad.u) / residual.size
+    loss_fd = np.array([2.0 * np.mean(residual * fd) for fd in fds])
+    scales = np.abs(np.array(list(values.values())))
+    scales[scales == 0] = 1.0
+    return NeuronReport(
+        dt=dt, forward_max_abs_diff_mV=float(np.max(np.abs(grad.v - plain))),
+        dv_rel_error=[[relative_error(grad.u[s, k], fds[k][s]) for s in range(len(cell.sites))]
+                      for k in range(len(values))],
+        fd_convergence=convergence,
+        loss_gradient_rel_error=relative_error(loss * scales, loss_fd * scales),
+        loss_gradient=[float(x) for x in loss], loss_gradient_fd=[float(x) for x in loss_fd])
+
+
+def cable(h: Any, mechanisms: Sequence[str], length: float = 500.0, diam: tuple[float, float] = (1.0, 1.0),
+          nseg: int = 51, stimulus_nA: float = 0.1, delay: float = 1.0, duration: float = 1e9,
+          sites: Sequence[float] = (0.01, 0.99), cm: float = 1.0, Ra: float = 35.4) -> NeuronCell:
+    """One unbranched cable (linear taper from diam[0] to diam[1] µm) with the original
+    mechanisms, a step current at x = 0 and recording sites at ``sites`` (x along it)."""
+    sec = h.Section(name="cable")
+    sec.L, sec.nseg, sec.cm, sec.Ra = length, nseg, cm, Ra
+    h.pt3dclear(sec=sec)
+    h.pt3dadd(0, 0, 0, diam[0], sec=sec)
+    h.pt3dadd(length, 0, 0, diam[1], sec=sec)
+    for m in mechanisms:
+        sec.insert(original_name(m))
+    stim = h.IClamp(sec(0.0))
+    stim.delay, stim.dur, stim.amp = delay, duration, stimulus_nA
+    return NeuronCell([sec], [sec(x) for x in sites], keep=[stim])

@@ -1,0 +1,164 @@
+"""The NEURON runtime: a converted directory's library in this process, applied to sections.
+
+A model is built the NEURON way (sections, ``insert``, RANGE values); :meth:`NeuronModel.swap`
+replaces the original mechanisms by their gradient versions in place (keeping every
+parameter value the model set), paints the weights of θ and inserts the hub;
+:meth:`NeuronModel.run` records V and u_k = dV/dθ_k at chosen segments. NEURON cannot unload a
+library, so one process holds one gradgen library; a second, different one is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from gradgen.errors import GradgenError
+from gradgen.manifest import Manifest
+from gradgen.protocol import (
+    HUB_NAME,
+    NEURON_CAPACITANCE,
+    NEURON_RESISTIVITY,
+    carrier_ion,
+    concentration,
+    original_name,
+    weight,
+)
+from gradgen.targets.neuron.build import build_directory
+
+_LOADED: dict[str, Path] = {}  # "library" -> the one gradgen library of this process
+
+
+def neuron_h() -> Any:
+    """NEURON's ``h`` with the standard run system (a one-line error when NEURON is missing)."""
+    try:
+        from neuron import h
+    except ImportError:
+        raise GradgenError("NEURON is not installed", hint="pip install 'gradgen[neuron]'") from None
+    h.load_file("stdrun.hoc")
+    return h
+
+
+def _mechanism_order(h: Any) -> list[str]:
+    types = h.MechanismType(0)
+    names = []
+    for i in range(int(types.count())):
+        types.select(i)
+        name = h.ref("")
+        types.selected(name)
+        names.append(name[0])
+    return names
+
+
+def load_library(library: Path) -> Any:
+    """Load a built library once per process; returns ``h``."""
+    h = neuron_h()
+    if "library" in _LOADED:
+        if _LOADED["library"] != library:
+            raise GradgenError(f"another gradgen library is loaded in this process ({_LOADED['library']})",
+                               hint="NEURON cannot unload mechanisms: use one converted directory per process")
+        return h
+    if not h.nrn_load_dll(str(library)):
+        raise GradgenError(f"NEURON could not load {library}")
+    _LOADED["library"] = library
+    return h
+
+
+@dataclass
+class Traces:
+    """Sampled results: ``t`` (ms), ``v[site, time]`` (mV), ``u[site, k, time]`` (mV per unit of θ_k)."""
+
+    t: np.ndarray
+    v: np.ndarray
+    u: np.ndarray
+
+
+class NeuronModel:
+    """A converted directory, built and loaded into this process's NEURON."""
+
+    def __init__(self, directory: Path, manifest: Manifest, h: Any):
+        self.directory, self.manifest, self.h = directory, manifest, h
+
+    @staticmethod
+    def load(directory: Path | str) -> "NeuronModel":
+        directory = Path(directory)
+        manifest = Manifest.load(directory)
+        h = load_library(build_directory(directory))
+        order = _mechanism_order(h)
+        if any(order.index(HUB_NAME) > order.index(m.gradient) for m in manifest.mechanisms):
+            raise GradgenError("the hub is registered after a gradient mechanism",
+                               hint="build with gradgen.targets.neuron.build (hub first)")
+        return NeuronModel(directory, manifest, h)
+
+    def insert(self, sections: Iterable[Any], mechanism: str, gradient: bool, **values: float) -> None:
+        """Insert ``mechanism`` (its gradient or its original version) with RANGE values."""
+        entry = self.manifest.by_original()[mechanism]
+        name = entry.gradient if gradient else original_name(mechanism)
+        for sec in sections:
+            sec.insert(name)
+            for seg in sec:
+                for key, value in values.items():
+                    setattr(getattr(seg, name), key, value)
+
+    def swap(self, sections: Iterable[Any] | None = None,
+             regions: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Replace originals (``x`` or ``orig_x``) by gradient versions, keeping their
+        parameter values; paint θ's weights (a region names a list of sections in
+        ``regions``); insert the hub with each segment's cm and Ra."""
+        sections = list(self.h.allsec()) if sections is None else list(sections)
+        for sec in sections:
+            for entry in self.manifest.mechanisms:
+                for present in (entry.original, original_name(entry.original)):
+                    if not sec.has_membrane(present):
+                        continue
+                    kept = [{p: getattr(getattr(seg, present), p) for p in entry.parameters} for seg in sec]
+                    sec.uninsert(present)
+                    sec.insert(entry.gradient)
+                    for seg, values in zip(sec, kept):
+                        for key, value in values.items():
+                            setattr(getattr(seg, entry.gradient), key, value)
+            sec.insert(HUB_NAME)
+            for seg in sec:
+                hub = getattr(seg, HUB_NAME)
+                setattr(hub, NEURON_CAPACITANCE, seg.cm)
+                setattr(hub, NEURON_RESISTIVITY, sec.Ra)
+        self.paint_weights(sections, regions or {})
+
+    def paint_weights(self, sections: Sequence[Any], regions: Mapping[str, Sequence[Any]]) -> None:
+        by_original = self.manifest.by_original()
+        for k, p in enumerate(self.manifest.parameters):
+            if p.region is not None and p.region not in regions:
+                raise GradgenError(f"parameter '{p.name}': no region '{p.region}'",
+                                   hint="pass regions={name: [sections]}")
+            where = {id(s) for s in regions[p.region]} if p.region else None
+            gradient = by_original[p.mechanism].gradient
+            for sec in sections:
+                if sec.has_membrane(gradient) and (where is None or id(sec) in where):
+                    for seg in sec:
+                        setattr(getattr(seg, gradient), weight(k), 1.0)
+
+    def run(self, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
+            gradients: bool = True) -> Traces:
+        """Fixed-step run (NEURON's backward Euler); V and, with ``gradients``, every u_k at ``sites``."""
+        return simulate(self.h, sites, tstop, dt, v_init,
+                        len(self.manifest.parameters) if gradients else 0)
+
+
+def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
+             n_params: int = 0) -> Traces:
+    """Run ``h`` at fixed step ``dt``, recording V and the first ``n_params`` carriers at ``sites``."""
+    h.cvode_active(0)
+    h.secondorder = 0
+    h.dt = dt
+    h.steps_per_ms = 1.0 / dt
+    t = h.Vector().record(h._ref_t)
+    vs = [h.Vector().record(seg._ref_v) for seg in sites]
+    us = [[h.Vector().record(getattr(seg, f"_ref_{concentration(carrier_ion(k))}")) for k in range(n_params)]
+          for seg in sites]
+    h.finitialize(v_init)
+    for _ in range(int(round(tstop / dt))):
+        h.fadvance()
+    v = np.array([np.array(x) for x in vs])
+    u = np.array([[np.array(x) for x in row] for row in us]) if n_params else np.zeros((len(sites), 0, v.shape[1]))
+    return Traces(np.array(t), v, u)
