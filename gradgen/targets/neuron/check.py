@@ -1,6 +1,6 @@
 """Finite-difference check of a NEURON model: gradient mechanisms against the originals.
 
-The cell is built once with the ORIGINAL mechanisms (``orig_<name>``, compiled by
+The cell is built once with the ORIGINAL mechanisms (:func:`gradgen.protocol.original_name`, compiled by
 ``nrnivmodl`` from the files as given); finite differences, the loss target and the plain
 run use it. Then :meth:`NeuronModel.swap` replaces them in place by the gradient versions
 and one run gives V and every u_k. The FD step is taken at two sizes (its convergence is
@@ -30,6 +30,7 @@ class NeuronCell:
 
 @dataclass
 class NeuronReport:
+    parameters: list[str]
     dt: float
     forward_max_abs_diff_mV: float
     dv_rel_error: list[list[float]]  # [k][site]
@@ -94,7 +95,7 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
     scales = np.abs(np.array(list(values.values())))
     scales[scales == 0] = 1.0
     return NeuronReport(
-        dt=dt, forward_max_abs_diff_mV=float(np.max(np.abs(grad.v - plain))),
+        parameters=list(values), dt=dt, forward_max_abs_diff_mV=float(np.max(np.abs(grad.v - plain))),
         dv_rel_error=[[relative_error(grad.u[s, k], fds[k][s]) for s in range(len(cell.sites))]
                       for k in range(len(values))],
         fd_convergence=convergence,
@@ -117,3 +118,40 @@ def cable(h: Any, mechanisms: Sequence[str], length: float = 500.0, diam: tuple[
     stim = h.IClamp(sec(0.0))
     stim.delay, stim.dur, stim.amp = delay, duration, stimulus_nA
     return NeuronCell([sec], [sec(x) for x in sites], keep=[stim])
+
+
+def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 0.2, delay: float = 1.0,
+             segment_length: float = 40.0, cm: float = 1.0, Ra: float = 35.4) -> NeuronCell:
+    """An SWC reconstruction read by NEURON's Import3d, the mechanisms everywhere, a step
+    into the root section's middle; sites: the root and the section end farthest from it."""
+    h.load_file("import3d.hoc")
+    reader = h.Import3d_SWC_read()
+    reader.quiet = 1
+    reader.input(str(path))
+    h.Import3d_GUI(reader, 0).instantiate(None)
+    sections = list(h.allsec())
+    root = h.SectionRef(sec=sections[0]).root
+    for sec in sections:
+        sec.nseg = 1 + 2 * int(sec.L / (2 * segment_length))
+        sec.cm, sec.Ra = cm, Ra
+        for m in mechanisms:
+            sec.insert(original_name(m))
+    h.distance(0, root(0.5))
+    far = max(sections, key=lambda s: h.distance(s(1.0)))
+    stim = h.IClamp(root(0.5))
+    stim.delay, stim.dur, stim.amp = delay, 1e9, stimulus_nA
+    return NeuronCell(sections, [root(0.5), far(1.0)], keep=[stim])
+
+
+def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir: str, dt: float, t_end: float,
+                stimulus_nA: float, morphology: str | None = None) -> NeuronReport:
+    """``gradgen check --target neuron``: convert, build and check on the cable of the Arbor
+    check (500 µm, diam 1 µm, 51 segments, step at x = 0) or on an SWC morphology."""
+    from gradgen.convert import convert
+
+    manifest = convert(mod_files, out_dir, params, target="neuron")
+    mechanisms = [m.original for m in manifest.mechanisms]
+    model = NeuronModel.load(out_dir)
+    if morphology:
+        return check_cell(model, lambda h: swc_cell(h, morphology, mechanisms, stimulus_nA), t_end, dt)
+    return check_cell(model, lambda h: cable(h, mechanisms, stimulus_nA=stimulus_nA), t_end, dt)

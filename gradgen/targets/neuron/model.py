@@ -8,6 +8,11 @@ library, so one process holds one gradgen library; a second, different one is re
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -65,6 +70,34 @@ def load_library(library: Path) -> Any:
     return h
 
 
+#: NEURON warns once per inserted section that two mechanisms write the same concentration;
+#: the accumulator ions are written by every contributor by design (their sums compose).
+_SHARED_WRITE = re.compile(r"is being written at the same location by|^\s*near line|^\s*\^\s*$|^\s*objref hoc_obj")
+
+
+@contextlib.contextmanager
+def _without_shared_write_warnings():
+    """Hide NEURON's shared-write warnings (written to the C-level stdout/stderr) and pass
+    every other line through."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        for fd in (1, 2):
+            os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines()
+                    if not _SHARED_WRITE.search(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
 @dataclass
 class Traces:
     """Sampled results: ``t`` (ms), ``v[site, time]`` (mV), ``u[site, k, time]`` (mV per unit of θ_k)."""
@@ -103,10 +136,15 @@ class NeuronModel:
 
     def swap(self, sections: Iterable[Any] | None = None,
              regions: Mapping[str, Sequence[Any]] | None = None) -> None:
-        """Replace originals (``x`` or ``orig_x``) by gradient versions, keeping their
+        """Replace originals (``x`` or its :func:`~gradgen.protocol.original_name`) by gradient versions, keeping their
         parameter values; paint θ's weights (a region names a list of sections in
         ``regions``); insert the hub with each segment's cm and Ra."""
         sections = list(self.h.allsec()) if sections is None else list(sections)
+        with _without_shared_write_warnings():
+            self._swap(sections)
+        self.paint_weights(sections, regions or {})
+
+    def _swap(self, sections: list[Any]) -> None:
         for sec in sections:
             for entry in self.manifest.mechanisms:
                 for present in (entry.original, original_name(entry.original)):
@@ -123,7 +161,6 @@ class NeuronModel:
                 hub = getattr(seg, HUB_NAME)
                 setattr(hub, NEURON_CAPACITANCE, seg.cm)
                 setattr(hub, NEURON_RESISTIVITY, sec.Ra)
-        self.paint_weights(sections, regions or {})
 
     def paint_weights(self, sections: Sequence[Any], regions: Mapping[str, Sequence[Any]]) -> None:
         by_original = self.manifest.by_original()
