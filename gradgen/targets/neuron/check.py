@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gradgen.protocol import original_name
-from gradgen.targets.neuron.model import NeuronModel, simulate
+from gradgen.targets.neuron.model import NeuronModel, set_value, simulate
 
 
 @dataclass
@@ -60,7 +60,7 @@ def set_values(model: NeuronModel, cell: NeuronCell, values: Mapping[str, float]
         for sec in where:
             if sec.has_membrane(name):
                 for seg in sec:
-                    setattr(getattr(seg, name), p.parameter, values[p.name])
+                    set_value(model.h, seg, name, p.parameter, values[p.name])
 
 
 def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: float, dt: float,

@@ -173,6 +173,17 @@ def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupli
 
 _NAME_LINE = re.compile(r"^(\s*(?:SUFFIX|POINT_PROCESS)\s+)(\w+)", re.MULTILINE)
 _DEFINES_EXPRELR = re.compile(r"\bFUNCTION\s+exprelr\b")
+_NEURON_BLOCK = re.compile(r"^\s*NEURON\s*\{", re.MULTILINE)
+
+
+def _block_end(text: str, start: int) -> int:
+    """Index just after the brace that closes the block opened before ``start``."""
+    depth = 1
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i + 1
+    raise GradgenError("unbalanced braces in the NEURON block")
 
 
 def original_source(text: str, mechanism: str) -> str:
@@ -191,8 +202,9 @@ def original_source(text: str, mechanism: str) -> str:
     declared = {v.name for v in mech.parameters + mech.assigned + mech.states + mech.constants}
     needed = ["v"] + [n for i in mech.ions for n in i.read + i.write] + list(mech.nonspecific_currents)
     missing = [n for n in dict.fromkeys(needed) if n not in declared]
-    if missing:
-        renamed += "\nASSIGNED { " + " ".join(missing) + " }\n"
+    if missing:  # declared before any block that uses them (nocmodl's cnexp needs that)
+        end = _block_end(renamed, _NEURON_BLOCK.search(renamed).end())
+        renamed = renamed[:end] + "\nASSIGNED { " + " ".join(missing) + " }\n" + renamed[end:]
     if re.search(r"\bexprelr\s*\(", renamed) and not _DEFINES_EXPRELR.search(renamed):
         renamed += "\n" + template("exprelr.mod.j2").render()
     return renamed

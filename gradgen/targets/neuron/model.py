@@ -98,6 +98,21 @@ def _without_shared_write_warnings():
                 print("\n".join(kept), file=sys.stderr)
 
 
+def get_value(h: Any, seg: Any, mechanism: str, parameter: str) -> float:
+    """A mechanism parameter at a segment: its RANGE value, or the GLOBAL ``parameter_mechanism``."""
+    mech = getattr(seg, mechanism)
+    return getattr(mech, parameter) if hasattr(mech, parameter) else getattr(h, f"{parameter}_{mechanism}")
+
+
+def set_value(h: Any, seg: Any, mechanism: str, parameter: str, value: float) -> None:
+    """Set a RANGE value at ``seg`` (or the GLOBAL, for every segment)."""
+    mech = getattr(seg, mechanism)
+    if hasattr(mech, parameter):
+        setattr(mech, parameter, value)
+    else:
+        setattr(h, f"{parameter}_{mechanism}", value)
+
+
 @dataclass
 class Traces:
     """Sampled results: ``t`` (ms), ``v[site, time]`` (mV), ``u[site, k, time]`` (mV per unit of θ_k)."""
@@ -122,6 +137,11 @@ class NeuronModel:
         if any(order.index(HUB_NAME) > order.index(m.gradient) for m in manifest.mechanisms):
             raise GradgenError("the hub is registered after a gradient mechanism",
                                hint="build with gradgen.targets.neuron.build (hub first)")
+        for m in manifest.mechanisms:
+            # A TABLE is an optimisation the gradient version drops (it computes the rates
+            # exactly); the reference original computes them exactly too.
+            if hasattr(h, f"usetable_{original_name(m.original)}"):
+                setattr(h, f"usetable_{original_name(m.original)}", 0)
         return NeuronModel(directory, manifest, h)
 
     def insert(self, sections: Iterable[Any], mechanism: str, gradient: bool, **values: float) -> None:
@@ -132,7 +152,7 @@ class NeuronModel:
             sec.insert(name)
             for seg in sec:
                 for key, value in values.items():
-                    setattr(getattr(seg, name), key, value)
+                    set_value(self.h, seg, name, key, value)
 
     def swap(self, sections: Iterable[Any] | None = None,
              regions: Mapping[str, Sequence[Any]] | None = None) -> None:
@@ -150,12 +170,12 @@ class NeuronModel:
                 for present in (entry.original, original_name(entry.original)):
                     if not sec.has_membrane(present):
                         continue
-                    kept = [{p: getattr(getattr(seg, present), p) for p in entry.parameters} for seg in sec]
+                    kept = [{p: get_value(self.h, seg, present, p) for p in entry.parameters} for seg in sec]
                     sec.uninsert(present)
                     sec.insert(entry.gradient)
                     for seg, values in zip(sec, kept):
                         for key, value in values.items():
-                            setattr(getattr(seg, entry.gradient), key, value)
+                            set_value(self.h, seg, entry.gradient, key, value)
             sec.insert(HUB_NAME)
             for seg in sec:
                 hub = getattr(seg, HUB_NAME)
