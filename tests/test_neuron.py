@@ -157,35 +157,36 @@ print(json.dumps({"t": traces.t.tolist(), "v": traces.v.tolist(), "u": traces.u.
 """
 
 
-@pytest.mark.slow
-def test_arbor_and_neuron_give_the_same_gradients(tmp_path):
-    """The same hh.mod and θ in both simulators, uniform cable 500 µm × diam 1 µm, 0.1 nA from
-    10 ms, dt 0.0025, 30 ms, V and dV/dθ at the middle and the far end. The two simulators
-    discretise the cable differently (Arbor: nodes at the ends of 200 CVs' boundaries,
-    NEURON: 201 segment centres), which is what remains."""
+def side_by_side(tmp_path: Path, n_cv: int, dt: float = 0.0025, t_end: float = 30.0) -> tuple[float, float, int]:
+    """max |V_NEURON − V_Arbor| (mV), the worst relative L2 difference of dV/dθ, Arbor's spikes."""
     from gradgen.checks.cells import cable_cell_spec
     from gradgen.convert import convert
     from gradgen.params import parse_param_list
     from gradgen.targets.arbor.model import GradientModel
 
-    dt, t_end = 0.0025, 30.0
     convert([MECHANISMS / "hh.mod"], tmp_path / "arbor", parse_param_list([HH]))
-    arbor_model = GradientModel.load(tmp_path / "arbor")
-    spec = cable_cell_spec(["hh"], n_cv=200, stimulus_nA=0.1, t_on=10.0)
-    arb = arbor_model.simulate(spec, ["(location 0 0.5)", "(location 0 1)"], t_end, dt)
-    nrn = run_script(SIDE_BY_SIDE, str(dt), "201", str(t_end))
+    spec = cable_cell_spec(["hh"], n_cv=n_cv, stimulus_nA=0.1, t_on=10.0)
+    arb = GradientModel.load(tmp_path / "arbor").simulate(spec, ["(location 0 0.5)", "(location 0 1)"], t_end, dt)
+    nrn = run_script(SIDE_BY_SIDE, str(dt), str(n_cv + 1), str(t_end))
     t = np.array(nrn["t"])
     v = np.array([np.interp(arb.t, t, x) for x in nrn["v"]])
     u = np.array([[np.interp(arb.t, t, x) for x in row] for row in nrn["u"]])
     spikes = int(np.sum((arb.v[0][1:] >= 0) & (arb.v[0][:-1] < 0)))
-    assert spikes >= 1  # the comparison covers spikes
-    v_diff = float(np.max(np.abs(v - arb.v)))
     u_diff = max(float(np.linalg.norm(u[s, k] - arb.dv[s, k]) / np.linalg.norm(arb.dv[s, k]))
                  for s in range(2) for k in range(3))
-    print(f"side by side: max |V_NEURON - V_Arbor| = {v_diff:.3g} mV, dV/dθ rel. L2 difference {u_diff:.3g}")
-    assert v_diff <= SIDE_BY_SIDE_V_MV
-    assert u_diff <= SIDE_BY_SIDE_DV
+    return float(np.max(np.abs(v - arb.v))), u_diff, spikes
 
 
-SIDE_BY_SIDE_V_MV = 1.0
-SIDE_BY_SIDE_DV = 0.05
+@pytest.mark.slow
+def test_arbor_and_neuron_give_the_same_gradients(tmp_path):
+    """The same hh.mod and θ in both simulators: uniform cable 500 µm × diam 1 µm (Ra 100),
+    0.1 nA from 10 ms, dt 0.0025, 30 ms (two spikes), V and dV/dθ at the middle and the far
+    end. The simulators discretise the cable differently (Arbor: n CVs, NEURON: n + 1
+    segment centres); what differs is that, and it halves when n doubles. Measured, worst over θ and
+    sites: n = 100: 2.6 %, 200: 1.3 %, 400: 0.67 % (V: 1.6, 0.80, 0.40 mV)."""
+    v200, u200, spikes = side_by_side(tmp_path / "a", 200)
+    v400, u400, _ = side_by_side(tmp_path / "b", 400)
+    print(f"side by side: n 200: {v200:.3g} mV, {u200:.3g}; n 400: {v400:.3g} mV, {u400:.3g}")
+    assert spikes >= 2  # the comparison covers spikes
+    assert u400 <= 0.01 and v400 <= 0.5
+    assert u400 <= u200 / 1.8 and v400 <= v200 / 1.8  # the difference is the discretisation

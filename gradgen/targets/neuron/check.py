@@ -105,9 +105,10 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
 
 def cable(h: Any, mechanisms: Sequence[str], length: float = 500.0, diam: tuple[float, float] = (1.0, 1.0),
           nseg: int = 51, stimulus_nA: float = 0.1, delay: float = 1.0, duration: float = 1e9,
-          sites: Sequence[float] = (0.01, 0.99), cm: float = 1.0, Ra: float = 35.4) -> NeuronCell:
-    """One unbranched cable (linear taper from diam[0] to diam[1] µm) with the original
-    mechanisms, a step current at x = 0 and recording sites at ``sites`` (x along it)."""
+          sites: Sequence[float] = (0.01, 0.99), cm: float = 1.0, Ra: float = 100.0) -> NeuronCell:
+    """One unbranched cable (linear taper from diam[0] to diam[1] µm; cm and Ra as in the Arbor
+    checks) with the original mechanisms, a step current at x = 0 and recording sites at
+    ``sites`` (x along it)."""
     sec = h.Section(name="cable")
     sec.L, sec.nseg, sec.cm, sec.Ra = length, nseg, cm, Ra
     h.pt3dclear(sec=sec)
@@ -121,7 +122,7 @@ def cable(h: Any, mechanisms: Sequence[str], length: float = 500.0, diam: tuple[
 
 
 def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 0.2, delay: float = 1.0,
-             segment_length: float = 40.0, cm: float = 1.0, Ra: float = 35.4) -> NeuronCell:
+             segment_length: float = 40.0, cm: float = 1.0, Ra: float = 100.0) -> NeuronCell:
     """An SWC reconstruction read by NEURON's Import3d, the mechanisms everywhere, a step
     into the root section's middle; sites: the root and the section end farthest from it."""
     h.load_file("import3d.hoc")

@@ -214,8 +214,10 @@ def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: floa
     us = [[h.Vector().record(getattr(seg, f"_ref_{concentration(carrier_ion(k))}")) for k in range(n_params)]
           for seg in sites]
     h.finitialize(v_init)
-    for _ in range(int(round(tstop / dt))):
-        h.fadvance()
+    h.continuerun(tstop)  # the standard run system's loop: what a NEURON user's h.run() does
+    if len(t) != int(round(tstop / dt)) + 1:
+        raise GradgenError(f"NEURON took {len(t) - 1} steps of {dt} ms to reach {tstop} ms",
+                           hint="choose tstop as a multiple of dt")
     v = np.array([np.array(x) for x in vs])
     u = np.array([[np.array(x) for x in row] for row in us]) if n_params else np.zeros((len(sites), 0, v.shape[1]))
     return Traces(np.array(t), v, u)
