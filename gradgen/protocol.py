@@ -186,6 +186,11 @@ def split_increment(k: int) -> str:
     return f"gg_dd{k}"
 
 
+def previous_split_increment(k: int) -> str:
+    """The increment before that: dd is extrapolated linearly (2·dd − dd_prev) to this step."""
+    return f"gg_dp{k}"
+
+
 def membrane_value(k: int) -> str:
     """The NEURON hub's u_k right after its membrane step, before NEURON diffuses it."""
     return f"gg_xs{k}"

@@ -46,3 +46,25 @@ class NeuronTarget:
 
 
 TARGET = NeuronTarget()
+
+
+def instrument(h, params: Sequence[str], mod_files: Sequence[str | Path], out_dir: str | Path,
+               sections=None, regions=None) -> NeuronModel:
+    """Gradients for a model already built in NEURON (hoc or Python), in place.
+
+    ``mod_files`` are the files the model's mechanisms were compiled from (all of those on
+    the instrumented sections: a mechanism without a gradient version is refused);
+    ``params`` name θ (``mech.param`` or ``mech.param@region``, a region being a list of
+    sections in ``regions``). The mechanisms are swapped for their gradient versions
+    keeping every parameter value the model set; returns the model, whose
+    :meth:`~gradgen.targets.neuron.model.NeuronModel.run` records V and dV/dθ. ``h`` is the
+    model's NEURON; the converted directory is written to ``out_dir``.
+    """
+    from gradgen.convert import convert
+    from gradgen.params import parse_param_list
+    from gradgen.targets.neuron.model import NeuronModel
+
+    convert(list(mod_files), out_dir, parse_param_list(list(params)), target="neuron")
+    model = NeuronModel.load(out_dir)
+    model.swap(list(h.allsec()) if sections is None else sections, regions)
+    return model

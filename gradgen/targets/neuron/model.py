@@ -165,7 +165,13 @@ class NeuronModel:
         self.paint_weights(sections, regions or {})
 
     def _swap(self, sections: list[Any]) -> None:
+        known = {HUB_NAME} | {n for m in self.manifest.mechanisms
+                              for n in (m.original, m.gradient, original_name(m.original))}
         for sec in sections:
+            unknown = sorted({m.name() for seg in sec for m in seg if not m.name().endswith("_ion")} - known)
+            if unknown:  # its conductance and states would be missing from every u_k
+                raise GradgenError(f"section {sec.name()} has mechanism(s) {', '.join(unknown)} without a "
+                                   "gradient version", hint="convert their .mod files too")
             for entry in self.manifest.mechanisms:
                 for present in (entry.original, original_name(entry.original)):
                     if not sec.has_membrane(present):
@@ -205,6 +211,7 @@ class NeuronModel:
 def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
              n_params: int = 0) -> Traces:
     """Run ``h`` at fixed step ``dt``, recording V and the first ``n_params`` carriers at ``sites``."""
+    h.load_file("stdrun.hoc")
     h.cvode_active(0)
     h.secondorder = 0
     h.dt = dt
