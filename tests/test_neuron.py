@@ -253,3 +253,18 @@ def test_drop_in_on_a_model_built_in_neuron():
     assert r["kept"] == [0.05, 2e-4]
     assert r["forward"] <= FORWARD_MV
     assert max(max(e) for e in r["errors"]) <= 1e-4
+
+
+@pytest.mark.parametrize("mods, message", [
+    (["cahva.mod", "cad.mod"], "cahva.mod:5:12: 'cahva': ion coupling between mechanisms is not supported"),
+    (["expsyn.mod"], "expsyn.mod:4:19: 'expsyn': only density mechanisms are supported"),
+])
+def test_what_the_neuron_target_refuses(tmp_path, mods, message):
+    """One line with file:line:col and a hint, exit 2, no output directory."""
+    proc = subprocess.run([sys.executable, "-m", "gradgen.cli", "convert", *[str(MECHANISMS / m) for m in mods],
+                           "--all-params", "--target", "neuron", "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "hint:" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -110,7 +110,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     mech = low.mechanism
     if system.coupling.currents or system.coupling.concentrations:
         raise GradgenError(f"'{low.name}': ion coupling between mechanisms is not supported by the NEURON target yet",
-                           mech.pos, hint="convert with couple_ions=False, or use the Arbor target")
+                           mech.pos, hint="the Arbor target carries sensitivities between mechanisms through ions")
     if mech.kind != "density":
         raise GradgenError(f"'{low.name}': only density mechanisms are supported by the NEURON target yet",
                            mech.pos, hint="point processes (synapses) work with the Arbor target")
