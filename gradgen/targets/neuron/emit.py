@@ -42,7 +42,7 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import Coupling
-from gradgen.sensitivity.derive import Assignment, Code, ContributorSystem
+from gradgen.sensitivity.derive import Code, ContributorSystem
 from gradgen.version import __version__
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -111,7 +111,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     if system.coupling.currents or system.coupling.concentrations:
         raise GradgenError(f"'{low.name}': ion coupling between mechanisms is not supported by the NEURON target yet",
                            mech.pos, hint="the Arbor target carries sensitivities between mechanisms through ions")
-    if mech.kind != "density":
+    if mech.kind != "density":  # (so no NET_RECEIVE either)
         raise GradgenError(f"'{low.name}': only density mechanisms are supported by the NEURON target yet",
                            mech.pos, hint="point processes (synapses) work with the Arbor target")
     K = len(system.params)
@@ -135,7 +135,7 @@ def emit_contributor(system: ContributorSystem) -> str:
         lines, made = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
         currents += lines
         created += made
-    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
              for s in code.statements] + [s.expr for s in system.currents]
     free = {s.name for e in exprs for s in e.free_symbols}
     states = set(low.states)
@@ -146,8 +146,6 @@ def emit_contributor(system: ContributorSystem) -> str:
                                   + [deferred(i) for i in pending] + system.assigned_names()))
     if "celsius" in free:
         parameters.append(dict(name="celsius", value=None, unit="degC"))
-    if system.lowered.events:
-        raise GradgenError(f"'{low.name}': NET_RECEIVE is not supported by the NEURON target yet", mech.pos)
     return template("contributor.mod.j2").render(
         name=gradient_name(low.name), original=low.name, version=__version__, source=mech.source.name,
         kind=mech.kind, params=system.params, owned=system.owned, weight_names=weights, ions=ions,
@@ -159,7 +157,6 @@ def emit_contributor(system: ContributorSystem) -> str:
         currents=dict(lines=currents),
         phase_b=dict(lines=phase_b, locals=phase_b_locals),
         deferred=[dict(variable=concentration(i), pending=deferred(i)) for i in pending],
-        events=None, event_args=[],
         needs_exprelr=_uses_exprelr(exprs), needs_dexprelr=uses_dexprelr(exprs))
 
 

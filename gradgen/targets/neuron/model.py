@@ -144,21 +144,11 @@ class NeuronModel:
                 setattr(h, f"usetable_{original_name(m.original)}", 0)
         return NeuronModel(directory, manifest, h)
 
-    def insert(self, sections: Iterable[Any], mechanism: str, gradient: bool, **values: float) -> None:
-        """Insert ``mechanism`` (its gradient or its original version) with RANGE values."""
-        entry = self.manifest.by_original()[mechanism]
-        name = entry.gradient if gradient else original_name(mechanism)
-        for sec in sections:
-            sec.insert(name)
-            for seg in sec:
-                for key, value in values.items():
-                    set_value(self.h, seg, name, key, value)
-
     def swap(self, sections: Iterable[Any] | None = None,
              regions: Mapping[str, Sequence[Any]] | None = None) -> None:
-        """Replace originals (``x`` or its :func:`~gradgen.protocol.original_name`) by gradient versions, keeping their
-        parameter values; paint θ's weights (a region names a list of sections in
-        ``regions``); insert the hub with each segment's cm and Ra."""
+        """Replace originals (``x`` or its :func:`~gradgen.protocol.original_name`) by their
+        gradient versions, keeping their parameter values; paint θ's weights (a region names
+        a list of sections in ``regions``); insert the hub with each segment's cm and Ra."""
         sections = list(self.h.allsec()) if sections is None else list(sections)
         with _without_shared_write_warnings():
             self._swap(sections)
@@ -167,11 +157,12 @@ class NeuronModel:
     def _swap(self, sections: list[Any]) -> None:
         known = {HUB_NAME} | {n for m in self.manifest.mechanisms
                               for n in (m.original, m.gradient, original_name(m.original))}
-        for sec in sections:
+        for sec in sections:  # all checked before any is changed
             unknown = sorted({m.name() for seg in sec for m in seg if not m.name().endswith("_ion")} - known)
             if unknown:  # its conductance and states would be missing from every u_k
                 raise GradgenError(f"section {sec.name()} has mechanism(s) {', '.join(unknown)} without a "
                                    "gradient version", hint="convert their .mod files too")
+        for sec in sections:
             for entry in self.manifest.mechanisms:
                 for present in (entry.original, original_name(entry.original)):
                     if not sec.has_membrane(present):
