@@ -31,6 +31,7 @@ def neuron_check(mods: list[str], params: str, dt: float, t_end: float, *extra: 
          "--target", "neuron", "--dt", str(dt), "--tfinal", str(t_end), "--json", *extra],
         capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    print(proc.stdout.strip().splitlines()[-1])  # the measurement, for `pytest -s`
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -119,14 +120,46 @@ def test_channel_set_forward_fidelity_and_gradients(mod, name):
     assert max(max(e) for e in r["dv_rel_error"]) <= 0.01
 
 
+KINETIC_STATES = """
+import json, tempfile
+import numpy as np
+from gradgen.convert import convert
+from gradgen.params import parse_param_list
+from gradgen.targets.neuron.check import cable
+from gradgen.targets.neuron.model import NeuronModel
+out = tempfile.mkdtemp()
+convert(["mechanisms/hh.mod", "mechanisms/kmarkov.mod"], out, parse_param_list(["kmarkov.gbar"]), target="neuron")
+model = NeuronModel.load(out)
+h = model.h
+original, gradient = cable(h, ["hh", "kmarkov"]), cable(h, ["hh", "kmarkov"])  # two separate cells
+model.swap(gradient.sections)
+h.dt, h.steps_per_ms = 0.025, 40
+va, vb = h.Vector().record(original.sites[1]._ref_v), h.Vector().record(gradient.sites[1]._ref_v)
+result = {}
+for copied in (False, True):
+    h.finitialize(-65)
+    if copied:  # start the gradient version from NEURON's initial states
+        for so, sg in zip(original.sections[0], gradient.sections[0]):
+            for state in "coi":
+                setattr(sg.grad_kmarkov, state, getattr(so.orig_kmarkov, state))
+    h.continuerun(20)
+    result["copied" if copied else "own"] = float(np.max(np.abs(np.array(va) - np.array(vb))))
+print(json.dumps(result))
+"""
+
+
 @pytest.mark.slow
 def test_kinetic_scheme_differs_only_by_neurons_iterative_steady_state():
     """kmarkov (KINETIC, STEADYSTATE sparse in INITIAL): NEURON finds the initial steady state
-    iteratively, to about 3e-8 in the states (measured); gradgen's is the exact solution, so
-    V differs by up to 1.8e-7 mV (measured) — not by the step, which is backward Euler in both."""
-    r = neuron_check(["hh.mod", "kmarkov.mod"], "kmarkov.gbar,kmarkov.ka,kmarkov.kb", 0.025, 20)
-    assert r["forward_max_abs_diff_mV"] <= 1e-6
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.01
+    iteratively (its states are 3e-8 from the exact one gradgen starts from), which moves V by
+    up to 5.9e-6 mV over 20 ms of spiking (measured); started from NEURON's own initial
+    states, the gradient version follows the original to 4e-12 mV (measured): the steps
+    (backward Euler in both) agree."""
+    r = run_script(KINETIC_STATES)
+    assert r["own"] <= 1e-5
+    assert r["copied"] <= FORWARD_MV
+    g = neuron_check(["hh.mod", "kmarkov.mod"], "kmarkov.gbar,kmarkov.ka,kmarkov.kb", 0.025, 20)
+    assert max(max(e) for e in g["dv_rel_error"]) <= 0.01
 
 
 @pytest.mark.slow
