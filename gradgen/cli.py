@@ -16,9 +16,6 @@ FORWARD_TOLERANCE_MV = 1e-8
 #: on a morphology the gradient cell is the transformed cell: rounding of the transform adds
 #: up to 1.1e-8 mV in 50 ms (branched cell; C4A 2e-9), the floor of merely translating a cell
 MORPHOLOGY_FORWARD_TOLERANCE_MV = 1e-7
-#: NEURON: the gradient mechanisms' V differs from the originals' by rounding (1e-11 mV
-#: measured over 50 ms of HH spiking); the issue's bound
-NEURON_FORWARD_TOLERANCE_MV = 1e-9
 
 
 def _params(args) -> list | None:
@@ -109,30 +106,11 @@ def cmd_coverage(args) -> int:
     return 0 if all(row_ok(r, FORWARD_TOLERANCE_MV, args.tolerance) for r in rows) else 1
 
 
-def cmd_check_neuron(args) -> int:
-    from gradgen.targets.neuron.check import check_files
-
-    with tempfile.TemporaryDirectory() as tmp:
-        report = check_files(args.mod, _params(args), str(Path(tmp) / "out"), args.dt, args.tfinal,
-                             args.stimulus, args.morphology)
-    ok = report.forward_max_abs_diff_mV <= NEURON_FORWARD_TOLERANCE_MV and all(
-        max(errors) <= args.tolerance for errors in report.dv_rel_error)
-    if args.json:
-        print(json.dumps({"ok": ok, **report.as_dict()}))
-    else:
-        print(f"NEURON, dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
-              f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {NEURON_FORWARD_TOLERANCE_MV:g})")
-        print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
-        for name, errors, conv in zip(report.parameters, report.dv_rel_error, report.fd_convergence):
-            print(f"{name:<28} {max(errors):>18.3e} {conv:>16.1e}")
-        print(f"loss gradient (θ-scaled) rel. error: {report.loss_gradient_rel_error:.3e}")
-        print("OK" if ok else f"FAILED (tolerance {args.tolerance:g})")
-    return 0 if ok else 1
-
-
 def cmd_check(args) -> int:
     if args.target == "neuron":
-        return cmd_check_neuron(args)
+        from gradgen.targets.neuron.check import check_command
+
+        return check_command(args)
     if args.coverage or any(Path(m).is_dir() for m in args.mod):
         return cmd_coverage(args)
     from tqdm import tqdm
