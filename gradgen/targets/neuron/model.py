@@ -157,7 +157,15 @@ class NeuronModel:
     def _swap(self, sections: list[Any]) -> None:
         known = {HUB_NAME} | {n for m in self.manifest.mechanisms
                               for n in (m.original, m.gradient, original_name(m.original))}
+        chosen = {sec.name() for sec in sections}
         for sec in sections:  # all checked before any is changed
+            tree = self.h.SectionList()
+            tree.wholetree(sec=sec)
+            missing = sorted(s.name() for s in tree if s.name() not in chosen)
+            if missing:  # u_k would not flow into them, though V does
+                raise GradgenError(f"section {sec.name()} is connected to sections that are not instrumented "
+                                   f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})",
+                                   hint="instrument whole cells")
             unknown = sorted({m.name() for seg in sec for m in seg if not m.name().endswith("_ion")} - known)
             if unknown:  # its conductance and states would be missing from every u_k
                 raise GradgenError(f"section {sec.name()} has mechanism(s) {', '.join(unknown)} without a "
