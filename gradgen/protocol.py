@@ -186,9 +186,10 @@ def split_increment(k: int) -> str:
     return f"gg_dd{k}"
 
 
-def previous_split_increment(k: int) -> str:
-    """The increment before that: dd is extrapolated linearly (2·dd − dd_prev) to this step."""
-    return f"gg_dp{k}"
+def previous_split_increment(k: int, steps: int = 1) -> str:
+    """The diffusion increment ``steps`` steps before the last one: dd is extrapolated to this
+    step from the last three (3·dd − 3·dd₁ + dd₂)."""
+    return f"gg_dp{k}" if steps == 1 else f"gg_dp{k}_{steps}"
 
 
 def membrane_value(k: int) -> str:
