@@ -2,7 +2,9 @@
 
 :mod:`.emit` renders gradient systems through the templates in ``templates/``, :mod:`.build`
 compiles one mechanism library per converted directory (cached by content), :mod:`.model`
-builds and runs a NEURON model with the gradient mechanisms and records V and dV/dθ.
+swaps a NEURON model's mechanisms for their gradient versions and records V and dV/dθ,
+:mod:`.check` compares them with finite differences of the originals, and
+:func:`instrument` does convert, build and swap in one call for a model built in NEURON.
 Only the runtime imports ``neuron``.
 """
 from __future__ import annotations
