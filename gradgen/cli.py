@@ -35,6 +35,12 @@ def _add_param_options(cmd: argparse.ArgumentParser) -> None:
     group.add_argument("--all-params", action="store_true", help="every PARAMETER of every input")
 
 
+def _add_target_option(cmd: argparse.ArgumentParser) -> None:
+    from gradgen.targets import TARGETS
+
+    cmd.add_argument("--target", choices=TARGETS, default="arbor", help="simulator (default arbor)")
+
+
 def cmd_convert(args) -> int:
     from gradgen.convert import convert
 
@@ -44,9 +50,11 @@ def cmd_convert(args) -> int:
 
         if args.all_params:
             raise GradgenError("--homeostatic needs the learned parameters named", hint="use --params")
+        if args.target != "arbor":
+            raise GradgenError("--homeostatic is built for the Arbor target only", hint="drop --target")
         manifest = convert_homeostatic(args.mod, args.output, _params(args), config_from_args(args))
     else:
-        manifest = convert(args.mod, args.output, _params(args))
+        manifest = convert(args.mod, args.output, _params(args), target=args.target)
     names = ", ".join(p.name for p in manifest.parameters)
     print(f"wrote {len(manifest.mechanisms)} gradient mechanism(s) for {len(manifest.parameters)} "
           f"parameter(s) ({names}) to {args.output}")
@@ -114,6 +122,10 @@ def _check_run_options(args) -> None:
 
 def cmd_check(args) -> int:
     _check_run_options(args)
+    if args.target == "neuron":
+        from gradgen.targets.neuron.check import check_command
+
+        return check_command(args)
     if args.coverage or any(Path(m).is_dir() for m in args.mod):
         return cmd_coverage(args)
     from tqdm import tqdm
@@ -186,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     cmd.add_argument("mod", nargs="+", help=".mod files")
     cmd.add_argument("-o", "--output", required=True, help="output directory")
     _add_param_options(cmd)
+    _add_target_option(cmd)
     from gradgen.homeostasis.cli import add_options as add_homeostatic_options
 
     add_homeostatic_options(cmd)
@@ -208,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
                      help="check on this SWC morphology (mechanisms everywhere, step into the "
                           "root, V at the root and the farthest tip) instead of the cable")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_target_option(cmd)
     cmd.add_argument("--coverage", action="store_true",
                      help="check each file on its own and print a coverage table (implied by a "
                           "directory argument; with --json a list of one object per file)")

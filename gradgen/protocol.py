@@ -186,6 +186,47 @@ LAMBDA = "gg_lambda"
 #: Homeostatic hub RANGE parameter: the error weight, > 0 only on the error site's CV.
 ERROR_WEIGHT = "gg_ew"
 
+# ---- the NEURON target ----------------------------------------------------------------------
+
+#: The hub's RANGE copies of the membrane capacitance (µF/cm²) and axial resistivity (Ω·cm):
+#: NMODL cannot read NEURON's cm and Ra, so the runtime sets them per segment.
+NEURON_CAPACITANCE = "gg_cm"
+NEURON_RESISTIVITY = "gg_ra"
+#: The hub's procedure (membrane step of every u_k) and its KINETIC block (the diffusion).
+NEURON_MEMBRANE_PROCEDURE = "gg_membrane"
+NEURON_DIFFUSION_BLOCK = "gg_diffuse"
+
+
+def concentration(ion: str) -> str:
+    """The NMODL variable of an ion's inside concentration in NEURON (the carrier's value)."""
+    return f"{ion}i"
+
+
+def deferred(ion: str) -> str:
+    """A contributor's phase-A contribution to an accumulator ion, added in its state update.
+
+    NEURON evaluates BREAKPOINT twice per step (at v + 0.001 and at v), so phase A may only
+    assign; the sums into shared ions happen once, in the SOLVEd procedure.
+    """
+    return f"gg_q{ion}"
+
+
+def split_increment(k: int) -> str:
+    """The NEURON hub's remembered diffusion increment of u_k (the split compensation)."""
+    return f"gg_dd{k}"
+
+
+def previous_split_increment(k: int, steps: int = 1) -> str:
+    """The diffusion increment ``steps`` steps before the last one: dd is extrapolated to this
+    step from the last three (3·dd − 3·dd₁ + dd₂)."""
+    return f"gg_dp{k}" if steps == 1 else f"gg_dp{k}_{steps}"
+
+
+def membrane_value(k: int) -> str:
+    """The NEURON hub's u_k right after its membrane step, before NEURON diffuses it."""
+    return f"gg_xs{k}"
+
+
 # ---- calibration --------------------------------------------------------------------------
 
 #: The ion of the start-up run that measures Arbor's diffusion law.

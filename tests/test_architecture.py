@@ -26,21 +26,23 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("nmodl", ("gradgen.nmodl",)),
     ("sensitivity", ("gradgen.sensitivity",)),
     ("emit", ("gradgen.manifest", "gradgen.targets.base", "gradgen.targets.arbor.emit",
-              "gradgen.targets.arbor.emit_fused",
-              "gradgen.targets.arbor.translate", "gradgen.convert", "gradgen.homeostasis.convert")),
-    ("build", ("gradgen.targets.arbor.build", "gradgen.targets.arbor.simd_patch")),
+              "gradgen.targets.arbor.emit_fused", "gradgen.targets.arbor.translate", "gradgen.convert",
+              "gradgen.homeostasis.convert", "gradgen.targets.neuron.emit")),
+    ("build", ("gradgen.targets.arbor.build", "gradgen.targets.arbor.simd_patch",
+               "gradgen.targets.neuron.build")),
     ("run", ("gradgen.targets.arbor.derived", "gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites",
              "gradgen.targets.arbor.recipe", "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
              "gradgen.targets.arbor.blowup", "gradgen.targets.arbor.step_check",
              "gradgen.targets.arbor.swc_check", "gradgen.targets.arbor.versions", "gradgen.targets.arbor.fusion",
-             "gradgen.targets.arbor.model")),
-    ("use", ("gradgen.losses", "gradgen.tuning", "gradgen.homeostasis", "gradgen.checks")),
+             "gradgen.targets.arbor.model", "gradgen.targets.neuron.model")),
+    ("use", ("gradgen.targets.neuron.check", "gradgen.losses", "gradgen.tuning", "gradgen.homeostasis",
+             "gradgen.checks")),
     ("interface", ("gradgen.cli",)),
 ]
 #: The seams that may reach forward, each only inside functions, by design: the package
 #: facade (lazy public names), the target registry and each target's object (emit, build
 #: and runtime of one simulator behind one interface).
-SEAMS = {"gradgen", "gradgen.targets", "gradgen.targets.arbor"}
+SEAMS = {"gradgen", "gradgen.targets", "gradgen.targets.arbor", "gradgen.targets.neuron"}
 
 
 def stage_of(module: str) -> int:

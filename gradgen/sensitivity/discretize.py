@@ -52,6 +52,37 @@ def cnexp_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
     return new
 
 
+def exponential_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """NEURON's ``cnexp``: the exact exponential step of each s' = a·s + b (a, b at V^{n+1}),
+
+        s ← −b/a + (s + b/a)·exp(a·dt),
+
+    state after state in the DERIVATIVE block's order, in place (as :func:`cnexp_update`)."""
+    return _per_state(low, lambda s, a, b: -b / a + (s + b / a) * sympy.exp(a * DT))
+
+
+def forward_euler_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """NEURON's ``euler``: s ← s + dt·f(s, V^{n+1}) for every state at once."""
+    return {name: sympy.Symbol(name) + DT * rhs for name, rhs in low.derivatives.items()}
+
+
+def _per_state(low: LoweredMechanism, step: Callable[[sympy.Symbol, sympy.Expr, sympy.Expr], sympy.Expr]
+               ) -> dict[str, sympy.Expr]:
+    current: dict[sympy.Symbol, sympy.Expr] = {}
+    new: dict[str, sympy.Expr] = {}
+    for name, rhs in low.derivatives.items():
+        s = sympy.Symbol(name)
+        a = sympy.diff(rhs, s)
+        if a.has(s):
+            raise GradgenError(f"the ODE of '{name}' is not linear in '{name}': cnexp would linearise it "
+                               "silently", low.mechanism.pos, hint="write it as s' = (sinf - s)/tau")
+        b = rhs.subs(s, 0).xreplace(current)
+        a = a.xreplace(current)
+        new[name] = s + b * DT if a == 0 else step(s, a, b)
+        current[s] = new[name]
+    return new
+
+
 def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
     """Backward Euler of the whole (linear) system: s⁺ = (I − dt·A)⁻¹ (s + dt·b)."""
     names = list(low.derivatives)
@@ -97,6 +128,8 @@ UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr]]] = {
     "pade": cnexp_update,  # modcc's cnexp: Padé(1,1) per state, in order, at V^{n+1}
     "backward_euler": sparse_update,  # modcc's sparse: one backward-Euler step of the system
     "linear_solve": linear_update,  # a LINEAR block solved at V^{n+1}
+    "exponential": exponential_update,  # NEURON's cnexp: exact exponential per state, in order
+    "forward_euler": forward_euler_update,  # NEURON's euler
 }
 
 #: How modcc (the Arbor target) steps each SOLVE method: Arbor offers only cnexp and
@@ -107,9 +140,20 @@ MODCC_METHODS: dict[str, str] = {"cnexp": "pade", "derivimplicit": "pade", "eule
                                  "sparse": "backward_euler", "linear": "linear_solve"}
 
 
+#: How NEURON (nocmodl) steps each SOLVE method. ``derivimplicit`` is one backward-Euler
+#: step solved by Newton's method, which for the linear systems gradgen accepts is exact;
+#: ``runge`` is not reproduced.
+NEURON_METHODS: dict[str, str] = {"cnexp": "exponential", "derivimplicit": "backward_euler",
+                                  "euler": "forward_euler", "sparse": "backward_euler",
+                                  "linear": "linear_solve"}
+
+
 def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHODS) -> dict[str, sympy.Expr]:
     """The map the simulator applies for the mechanism's SOLVE method (empty without states);
     ``methods`` says which of :data:`UPDATES` each SOLVE method becomes."""
     if low.solve_method is None or (low.solve_method != "linear" and not low.derivatives):
         return {}
+    if low.solve_method not in methods:
+        raise GradgenError(f"SOLVE METHOD {low.solve_method} is not reproduced for this simulator",
+                           low.mechanism.pos, hint="methods: " + ", ".join(methods))
     return UPDATES[methods[low.solve_method]](low)

@@ -6,7 +6,7 @@ import importlib
 from gradgen.errors import GradgenError
 from gradgen.targets.base import Target
 
-TARGETS = ("arbor",)
+TARGETS = ("arbor", "neuron")
 
 
 def get_target(name: str) -> Target:

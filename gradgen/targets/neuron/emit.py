@@ -1,0 +1,207 @@
+"""Emission for NEURON: gradient systems to NMODL that ``nrnivmodl`` compiles.
+
+The derived system (:mod:`gradgen.sensitivity.derive`) is the same as for Arbor; what
+differs is where NEURON keeps and sums per-segment values:
+
+- an accumulator is an ion's inside concentration (``<ion>i``), not Arbor's diffusive
+  ``<ion>d``;
+- NEURON evaluates BREAKPOINT twice per step (at v + 0.001 mV and at v), so the phase-A
+  sums into shared ions become assignments to the contributor's own variables
+  (:func:`gradgen.protocol.deferred`), added once at the start of the SOLVEd procedure;
+- NEURON has no ``exprelr``: a file that uses it gets it as a FUNCTION (same text in the
+  gradient mechanism and in the original built for comparison, see :func:`original_source`).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from functools import cache
+from pathlib import Path
+from typing import Sequence
+
+import jinja2
+import sympy
+
+from gradgen import protocol
+from gradgen.errors import GradgenError
+from gradgen.nmodl.ir import exprelr
+from gradgen.nmodl.parser import parse_text
+from gradgen.nmodl.printer import Line, lower_piecewise, uses_dexprelr
+from gradgen.params import ParamRef
+from gradgen.protocol import (
+    CONDUCTANCE_ION,
+    HUB_NAME,
+    LOCAL_PREFIX,
+    carrier_ion,
+    concentration,
+    deferred,
+    diffusive,
+    gradient_name,
+    original_name,
+    scratch_ion,
+    weight,
+)
+from gradgen.sensitivity.coupling import Coupling
+from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.version import __version__
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SCHEMES = ("corrected", "naive")
+#: Names NMODL provides in NEURON that a lowered expression may read (declared, not RANGE).
+_BUILTIN_ASSIGNED = ("v", "diam", "area")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.globals["names"] = protocol  # every generated identifier comes from gradgen.protocol
+    return env
+
+
+def template(name: str) -> jinja2.Template:
+    """One of the NEURON target's NMODL templates, with ``names`` bound to the protocol."""
+    return _environment().get_template(name)
+
+
+def _gradient_ions(system: ContributorSystem) -> list[str]:
+    K = len(system.params)
+    return [CONDUCTANCE_ION] + [f(k) for k in range(K) for f in (carrier_ion, scratch_ion)] \
+        + list(system.store_ions())
+
+
+def _neuron_symbols(system: ContributorSystem) -> dict[sympy.Symbol, sympy.Symbol]:
+    """Arbor's diffusive accumulators ``<ion>d`` -> NEURON's ``<ion>i``."""
+    return {sympy.Symbol(diffusive(i)): sympy.Symbol(concentration(i)) for i in _gradient_ions(system)}
+
+
+def _render(code: Code, prefix: str, rename: dict, defer: set[str] | None = None) -> tuple[list[Line], list[str], list[str]]:
+    """Lines and LOCALs of ``code``; with ``defer``, sums into those ions become assignments
+    to :func:`gradgen.protocol.deferred` (returned as the third item)."""
+    counter = itertools.count()
+    lines: list[Line] = []
+    locals_ = list(code.locals)
+    pending: list[str] = []
+    for stmt in code.statements:
+        target, expr = stmt.target, stmt.expr.xreplace(rename)
+        ion = next((i for i in defer or () if target == diffusive(i)), None)
+        if ion is not None:
+            own = sympy.Symbol(concentration(ion))
+            expr = expr - own  # derive writes x = x + b: keep b
+            if expr.has(own):
+                raise AssertionError(f"phase A of {target} is not a sum")
+            target = deferred(ion)
+            pending.append(ion)
+        elif sympy.Symbol(target) in rename:
+            target = rename[sympy.Symbol(target)].name
+        new, created = lower_piecewise(target, expr, lambda: f"{prefix}{next(counter)}")
+        lines += new
+        locals_ += created
+    return lines, locals_, pending
+
+
+def _uses_exprelr(exprs: Sequence[sympy.Expr]) -> bool:
+    return any(e.has(exprelr) for e in exprs)
+
+
+def emit_contributor(system: ContributorSystem) -> str:
+    """NMODL text of a mechanism's gradient version for NEURON."""
+    low = system.lowered
+    mech = low.mechanism
+    if system.coupling.currents or system.coupling.concentrations:
+        raise GradgenError(f"'{low.name}': ion coupling between mechanisms is not supported by the NEURON target yet",
+                           mech.pos, hint="the Arbor target carries sensitivities between mechanisms through ions")
+    if mech.kind != "density":  # (so no NET_RECEIVE either)
+        raise GradgenError(f"'{low.name}': only density mechanisms are supported by the NEURON target yet",
+                           mech.pos, hint="point processes (synapses) work with the Arbor target")
+    K = len(system.params)
+    rename = _neuron_symbols(system)
+    ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
+    accum = [CONDUCTANCE_ION] + [scratch_ion(k) for k in range(K)]
+    for ion in accum:
+        ions.append(dict(name=ion, read=[concentration(ion)], write=[concentration(ion)], valence=1))
+    for k in range(K):
+        ions.append(dict(name=carrier_ion(k), read=[concentration(carrier_ion(k))], write=[], valence=1))
+    weights = {k: weight(k) for k in system.owned}
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit) for p in low.parameters]
+    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
+
+    initial, initial_locals, _ = _render(system.initial, LOCAL_PREFIX["initial_lines"], rename)
+    phase_a, phase_a_locals, pending = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"], rename, set(accum))
+    phase_b, phase_b_locals, _ = _render(system.phase_b, LOCAL_PREFIX["phase_b_lines"], rename)
+    currents, created = [], []
+    for stmt in system.currents:
+        lines, made = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
+        currents += lines
+        created += made
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
+             for s in code.statements] + [s.expr for s in system.currents]
+    free = {s.name for e in exprs for s in e.free_symbols}
+    states = set(low.states)
+    ion_vars = [v for i in mech.ions for v in i.read + i.write if v not in states]
+    builtin = [n for n in _BUILTIN_ASSIGNED if n in free or n == "v"]
+    assigned = list(dict.fromkeys(builtin + ion_vars + list(mech.nonspecific_currents)
+                                  + [concentration(i) for i in accum + [carrier_ion(k) for k in range(K)]]
+                                  + [deferred(i) for i in pending] + system.assigned_names()))
+    if "celsius" in free:
+        parameters.append(dict(name="celsius", value=None, unit="degC"))
+    return template("contributor.mod.j2").render(
+        name=gradient_name(low.name), original=low.name, version=__version__, source=mech.source.name,
+        kind=mech.kind, params=system.params, owned=system.owned, weight_names=weights, ions=ions,
+        nonspecific=mech.nonspecific_currents, range_names=range_names,
+        global_names=[n for n in mech.global_names if n in low.parameter_names()],
+        parameters=parameters, states=low.states, assigned=assigned,
+        initial=dict(lines=initial, locals=initial_locals),
+        phase_a=dict(lines=phase_a, locals=phase_a_locals + created),
+        currents=dict(lines=currents),
+        phase_b=dict(lines=phase_b, locals=phase_b_locals),
+        deferred=[dict(variable=concentration(i), pending=deferred(i)) for i in pending],
+        needs_exprelr=_uses_exprelr(exprs), needs_dexprelr=uses_dexprelr(exprs))
+
+
+def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupling = Coupling()) -> str:
+    """NMODL text of the NEURON hub that owns the carriers of ``params``."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}")
+    return template("hub.mod.j2").render(name=HUB_NAME, version=__version__, params=params,
+                                         ks=list(range(len(params))), corrected=scheme == "corrected")
+
+
+_NAME_LINE = re.compile(r"^(\s*(?:SUFFIX|POINT_PROCESS)\s+)(\w+)", re.MULTILINE)
+_DEFINES_EXPRELR = re.compile(r"\bFUNCTION\s+exprelr\b")
+_NEURON_BLOCK = re.compile(r"^\s*NEURON\s*\{", re.MULTILINE)
+
+
+def _block_end(text: str, start: int) -> int:
+    """Index just after the brace that closes the block opened before ``start``."""
+    depth = 1
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i + 1
+    raise GradgenError("unbalanced braces in the NEURON block")
+
+
+def original_source(text: str, mechanism: str) -> str:
+    """An input file as NEURON compiles it beside its gradient version.
+
+    The mechanism is renamed :func:`gradgen.protocol.original_name` (NEURON's own ``hh`` and
+    ``pas`` would clash, and both versions load into one model for finite differences).
+    Arbor-dialect files get what NEURON needs and Arbor does not: ``exprelr`` (an Arbor
+    built-in) as the same FUNCTION the gradient version has, and an ASSIGNED block for the
+    voltage, ion variables and currents they use undeclared. Nothing else changes.
+    """
+    mech = parse_text(text, f"{mechanism}.mod")
+    renamed, count = _NAME_LINE.subn(lambda m: m.group(1) + original_name(mechanism), text, count=1)
+    if count != 1:
+        raise GradgenError(f"no SUFFIX or POINT_PROCESS line for '{mechanism}'")
+    declared = {v.name for v in mech.parameters + mech.assigned + mech.states + mech.constants}
+    needed = ["v"] + [n for i in mech.ions for n in i.read + i.write] + list(mech.nonspecific_currents)
+    missing = [n for n in dict.fromkeys(needed) if n not in declared]
+    if missing:  # declared before any block that uses them (nocmodl's cnexp needs that)
+        end = _block_end(renamed, _NEURON_BLOCK.search(renamed).end())
+        renamed = renamed[:end] + "\nASSIGNED { " + " ".join(missing) + " }\n" + renamed[end:]
+    if re.search(r"\bexprelr\s*\(", renamed) and not _DEFINES_EXPRELR.search(renamed):
+        renamed += "\n" + template("exprelr.mod.j2").render()
+    return renamed

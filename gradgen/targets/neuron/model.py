@@ -1,0 +1,229 @@
+"""The NEURON runtime: a converted directory's library in this process, applied to sections.
+
+A model is built the NEURON way (sections, ``insert``, RANGE values); :meth:`NeuronModel.swap`
+replaces the original mechanisms by their gradient versions in place (keeping every
+parameter value the model set), paints the weights of θ and inserts the hub;
+:meth:`NeuronModel.run` records V and u_k = dV/dθ_k at chosen segments. NEURON cannot unload a
+library, so one process holds one gradgen library; a second, different one is refused.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from gradgen.errors import GradgenError
+from gradgen.manifest import Manifest
+from gradgen.protocol import (
+    HUB_NAME,
+    NEURON_CAPACITANCE,
+    NEURON_RESISTIVITY,
+    carrier_ion,
+    concentration,
+    original_name,
+    weight,
+)
+from gradgen.targets.neuron.build import build_directory
+
+_LOADED: dict[str, Path] = {}  # "library" -> the one gradgen library of this process
+
+
+def neuron_h() -> Any:
+    """NEURON's ``h`` with the standard run system (a one-line error when NEURON is missing)."""
+    try:
+        from neuron import h
+    except ImportError:
+        raise GradgenError("NEURON is not installed", hint="pip install 'gradgen[neuron]'") from None
+    h.load_file("stdrun.hoc")
+    return h
+
+
+def _mechanism_order(h: Any) -> list[str]:
+    types = h.MechanismType(0)
+    names = []
+    for i in range(int(types.count())):
+        types.select(i)
+        name = h.ref("")
+        types.selected(name)
+        names.append(name[0])
+    return names
+
+
+def load_library(library: Path) -> Any:
+    """Load a built library once per process; returns ``h``."""
+    h = neuron_h()
+    if "library" in _LOADED:
+        if _LOADED["library"] != library:
+            raise GradgenError(f"another gradgen library is loaded in this process ({_LOADED['library']})",
+                               hint="NEURON cannot unload mechanisms: use one converted directory per process")
+        return h
+    if not h.nrn_load_dll(str(library)):
+        raise GradgenError(f"NEURON could not load {library}")
+    _LOADED["library"] = library
+    return h
+
+
+#: NEURON warns once per inserted section that two mechanisms write the same concentration;
+#: the accumulator ions are written by every contributor by design (their sums compose).
+_SHARED_WRITE = re.compile(r"is being written at the same location by|^\s*near line|^\s*\^\s*$|^\s*objref hoc_obj")
+
+
+@contextlib.contextmanager
+def _without_shared_write_warnings():
+    """Hide NEURON's shared-write warnings (written to the C-level stdout/stderr) and pass
+    every other line through."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        for fd in (1, 2):
+            os.dup2(capture.fileno(), fd)
+        try:
+            yield
+        finally:
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode(errors="replace").splitlines()
+                    if not _SHARED_WRITE.search(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
+def get_value(h: Any, seg: Any, mechanism: str, parameter: str) -> float:
+    """A mechanism parameter at a segment: its RANGE value, or the GLOBAL ``parameter_mechanism``."""
+    mech = getattr(seg, mechanism)
+    return getattr(mech, parameter) if hasattr(mech, parameter) else getattr(h, f"{parameter}_{mechanism}")
+
+
+def set_value(h: Any, seg: Any, mechanism: str, parameter: str, value: float) -> None:
+    """Set a RANGE value at ``seg`` (or the GLOBAL, for every segment)."""
+    mech = getattr(seg, mechanism)
+    if hasattr(mech, parameter):
+        setattr(mech, parameter, value)
+    else:
+        setattr(h, f"{parameter}_{mechanism}", value)
+
+
+@dataclass
+class Traces:
+    """Sampled results: ``t`` (ms), ``v[site, time]`` (mV), ``u[site, k, time]`` (mV per unit of θ_k)."""
+
+    t: np.ndarray
+    v: np.ndarray
+    u: np.ndarray
+
+
+class NeuronModel:
+    """A converted directory, built and loaded into this process's NEURON."""
+
+    def __init__(self, directory: Path, manifest: Manifest, h: Any):
+        self.directory, self.manifest, self.h = directory, manifest, h
+
+    @staticmethod
+    def load(directory: Path | str) -> "NeuronModel":
+        directory = Path(directory)
+        manifest = Manifest.load(directory)
+        h = load_library(build_directory(directory))
+        order = _mechanism_order(h)
+        if any(order.index(HUB_NAME) > order.index(m.gradient) for m in manifest.mechanisms):
+            raise GradgenError("the hub is registered after a gradient mechanism",
+                               hint="build with gradgen.targets.neuron.build (hub first)")
+        for m in manifest.mechanisms:
+            # A TABLE is an optimisation the gradient version drops (it computes the rates
+            # exactly); the reference original computes them exactly too.
+            if hasattr(h, f"usetable_{original_name(m.original)}"):
+                setattr(h, f"usetable_{original_name(m.original)}", 0)
+        return NeuronModel(directory, manifest, h)
+
+    def swap(self, sections: Iterable[Any] | None = None,
+             regions: Mapping[str, Sequence[Any]] | None = None) -> None:
+        """Replace originals (``x`` or its :func:`~gradgen.protocol.original_name`) by their
+        gradient versions, keeping their parameter values; paint θ's weights (a region names
+        a list of sections in ``regions``); insert the hub with each segment's cm and Ra."""
+        sections = list(self.h.allsec()) if sections is None else list(sections)
+        with _without_shared_write_warnings():
+            self._swap(sections)
+        self.paint_weights(sections, regions or {})
+
+    def _swap(self, sections: list[Any]) -> None:
+        known = {HUB_NAME} | {n for m in self.manifest.mechanisms
+                              for n in (m.original, m.gradient, original_name(m.original))}
+        chosen = {sec.name() for sec in sections}
+        for sec in sections:  # all checked before any is changed
+            tree = self.h.SectionList()
+            tree.wholetree(sec=sec)
+            missing = sorted(s.name() for s in tree if s.name() not in chosen)
+            if missing:  # u_k would not flow into them, though V does
+                raise GradgenError(f"section {sec.name()} is connected to sections that are not instrumented "
+                                   f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})",
+                                   hint="instrument whole cells")
+            unknown = sorted({m.name() for seg in sec for m in seg if not m.name().endswith("_ion")} - known)
+            if unknown:  # its conductance and states would be missing from every u_k
+                raise GradgenError(f"section {sec.name()} has mechanism(s) {', '.join(unknown)} without a "
+                                   "gradient version", hint="convert their .mod files too")
+        for sec in sections:
+            for entry in self.manifest.mechanisms:
+                for present in (entry.original, original_name(entry.original)):
+                    if not sec.has_membrane(present):
+                        continue
+                    kept = [{p: get_value(self.h, seg, present, p) for p in entry.parameters} for seg in sec]
+                    sec.uninsert(present)
+                    sec.insert(entry.gradient)
+                    for seg, values in zip(sec, kept):
+                        for key, value in values.items():
+                            set_value(self.h, seg, entry.gradient, key, value)
+            sec.insert(HUB_NAME)
+            for seg in sec:
+                hub = getattr(seg, HUB_NAME)
+                setattr(hub, NEURON_CAPACITANCE, seg.cm)
+                setattr(hub, NEURON_RESISTIVITY, sec.Ra)
+
+    def paint_weights(self, sections: Sequence[Any], regions: Mapping[str, Sequence[Any]]) -> None:
+        by_original = self.manifest.by_original()
+        for k, p in enumerate(self.manifest.parameters):
+            if p.region is not None and p.region not in regions:
+                raise GradgenError(f"parameter '{p.name}': no region '{p.region}'",
+                                   hint="pass regions={name: [sections]}")
+            where = {id(s) for s in regions[p.region]} if p.region else None
+            gradient = by_original[p.mechanism].gradient
+            for sec in sections:
+                if sec.has_membrane(gradient) and (where is None or id(sec) in where):
+                    for seg in sec:
+                        setattr(getattr(seg, gradient), weight(k), 1.0)
+
+    def run(self, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
+            gradients: bool = True) -> Traces:
+        """Fixed-step run (NEURON's backward Euler); V and, with ``gradients``, every u_k at ``sites``."""
+        return simulate(self.h, sites, tstop, dt, v_init,
+                        len(self.manifest.parameters) if gradients else 0)
+
+
+def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
+             n_params: int = 0) -> Traces:
+    """Run ``h`` at fixed step ``dt``, recording V and the first ``n_params`` carriers at ``sites``."""
+    h.load_file("stdrun.hoc")
+    h.cvode_active(0)
+    h.secondorder = 0
+    h.dt = dt
+    h.steps_per_ms = 1.0 / dt
+    t = h.Vector().record(h._ref_t)
+    vs = [h.Vector().record(seg._ref_v) for seg in sites]
+    us = [[h.Vector().record(getattr(seg, f"_ref_{concentration(carrier_ion(k))}")) for k in range(n_params)]
+          for seg in sites]
+    h.finitialize(v_init)
+    h.continuerun(tstop)  # the standard run system's loop: what a NEURON user's h.run() does
+    if len(t) != int(round(tstop / dt)) + 1:
+        raise GradgenError(f"NEURON took {len(t) - 1} steps of {dt} ms to reach {tstop} ms",
+                           hint="choose tstop as a multiple of dt")
+    v = np.array([np.array(x) for x in vs])
+    u = np.array([[np.array(x) for x in row] for row in us]) if n_params else np.zeros((len(sites), 0, v.shape[1]))
+    return Traces(np.array(t), v, u)
