@@ -79,7 +79,7 @@ def test_region_borders_inside_cvs_fuse(tmp_path):
 
 @pytest.mark.parametrize("files,params,reason", [
     (["expsyn.mod", "hh.mod"], ["expsyn.tau", "hh.gkbar"], "point process"),
-    (["cad.mod", "cahva.mod", "hh.mod"], ["cahva.gbar", "hh.gkbar"], "ion coupling"),
+    (["cad.mod", "cahva.mod", "hh.mod", "sk.mod"], ["cahva.gbar", "hh.gkbar"], "ion coupling"),
 ])
 def test_what_fusion_does_not_cover_runs_the_hub_design(tmp_path, files, params, reason):
     from test_synapses import synapse_cell
@@ -87,5 +87,5 @@ def test_what_fusion_does_not_cover_runs_the_hub_design(tmp_path, files, params,
     from gradgen.targets.arbor.fusion import fusion_blocker
 
     fused, _ = _models(tmp_path, files, params)
-    spec = synapse_cell("expsyn") if "expsyn.mod" in files else cable_cell_spec(["hh", "cahva", "cad"])
+    spec = synapse_cell("expsyn") if "expsyn.mod" in files else cable_cell_spec(["hh", "cahva", "cad", "sk"])
     assert reason in fusion_blocker(fused, spec)

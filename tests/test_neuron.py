@@ -312,7 +312,8 @@ def test_drop_in_on_a_model_built_in_neuron():
 
 
 @pytest.mark.parametrize("mods, message", [
-    (["cahva.mod", "cad.mod"], "cahva.mod:5:12: 'cahva': ion coupling between mechanisms is not supported"),
+    (["cahva.mod", "cad.mod", "sk.mod"],  # sk reads cad's cai: without a reader cad cannot move V
+     "cahva.mod:5:12: 'cahva': ion coupling between mechanisms is not supported"),
     (["expsyn.mod"], "expsyn.mod:4:19: 'expsyn': only density mechanisms are supported"),
 ])
 def test_what_the_neuron_target_refuses(tmp_path, mods, message):

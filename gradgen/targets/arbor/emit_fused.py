@@ -56,6 +56,9 @@ def fusable(system: ContributorSystem) -> str | None:
         return "the mechanisms are coupled through ions"
     if any(var == f"i{ion}" for var, ion in low.ion_reads.items()):
         return f"'{low.name}' reads an ion current"
+    if any(c.conductance is not None for c in low.currents):
+        # the fused current is one summed statement: modcc would derive another conductance
+        return f"'{low.name}' has a current whose modcc conductance is not its ∂I/∂V"
     return None
 
 
