@@ -30,26 +30,12 @@ DT = sympy.Symbol("dt")
 
 
 def cnexp_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
-    """New value of every state as an expression of the old states (and v, p, dt)."""
-    current: dict[sympy.Symbol, sympy.Expr] = {}
-    new: dict[str, sympy.Expr] = {}
-    for name, rhs in low.derivatives.items():
-        s = sympy.Symbol(name)
-        a = sympy.diff(rhs, s)
-        if a.has(s):
-            raise GradgenError(
-                f"the ODE of '{name}' is not linear in '{name}': cnexp would linearise it "
-                "silently", low.mechanism.pos, hint="write it as s' = (sinf - s)/tau")
-        b = rhs.subs(s, 0)
-        a, b = a.xreplace(current), b.xreplace(current)
-        if a == 0:
-            value = s + b * DT
-        else:
-            ba = b / a
-            value = (s + ba) * (2 + a * DT) / (2 - a * DT) - ba
-        new[name] = value
-        current[s] = value
-    return new
+    """modcc's ``cnexp``: the Padé(1,1) step of each s' = a·s + b (a, b at V^{n+1}),
+
+        s ← (s + b/a)·(2 + a·dt)/(2 − a·dt) − b/a,
+
+    state after state in the DERIVATIVE block's order, in place."""
+    return _per_state(low, lambda s, a, b: (s + b / a) * (2 + a * DT) / (2 - a * DT) - b / a)
 
 
 def exponential_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
@@ -68,6 +54,8 @@ def forward_euler_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
 
 def _per_state(low: LoweredMechanism, step: Callable[[sympy.Symbol, sympy.Expr, sympy.Expr], sympy.Expr]
                ) -> dict[str, sympy.Expr]:
+    """Apply ``step(s, a, b)`` to each s' = a·s + b in order, later states seeing the earlier
+    states' new values (a = 0: forward Euler of the constant rate)."""
     current: dict[sympy.Symbol, sympy.Expr] = {}
     new: dict[str, sympy.Expr] = {}
     for name, rhs in low.derivatives.items():
