@@ -102,6 +102,24 @@ def test_output_parent_is_a_file(tmp_path):
             r"afile/out: cannot create it \(Not a directory\)")  # gradgen.outputs names the path
 
 
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """A full disk while the output is written (ENOSPC injected into the staged writes, in
+    process): exit 2, one line, and neither output nor staging files left behind."""
+    import errno
+
+    from gradgen.cli import main
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = tmp_path / "out"
+    assert main(["convert", str(PAS), "-o", str(out), "--all-params"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_output_not_writable(tmp_path):
     """chmod does not stop root, so the unwritable place is one no one may write: /proc."""
     refused(["convert", PAS, "-o", "/proc/gradgen-test-out", "--all-params"], tmp_path,
