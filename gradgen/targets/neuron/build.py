@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gradgen.cached_artefact import cache_root, install, intact, remove_stale
 from gradgen.errors import GradgenError
 from gradgen.manifest import Manifest
 from gradgen.protocol import HUB_NAME, original_name
@@ -36,9 +36,8 @@ def neuron_version() -> str:
 
 
 def cache_dir() -> Path:
-    """Where built libraries live: $GRADGEN_CACHE, else ~/.cache/gradgen (as Arbor's catalogues)."""
-    root = os.environ.get("GRADGEN_CACHE") or Path.home() / ".cache" / "gradgen"
-    return Path(root) / "neuron"
+    """Where built libraries live: the shared build cache (:mod:`gradgen.cached_artefact`)."""
+    return cache_root() / "neuron"
 
 
 def _nrnivmodl() -> str:
@@ -63,9 +62,10 @@ def build_library(sources: list[tuple[str, str]]) -> Path:
     new file.
     """
     target = cache_dir() / source_hash(sources) / LIBRARY
-    if target.exists():
+    if intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(target.parent)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         work = Path(tmp)
         for file, text in sources:
@@ -77,7 +77,7 @@ def build_library(sources: list[tuple[str, str]]) -> Path:
             text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
             errors = [line for line in text.splitlines() if "rror" in line] or text.splitlines()[-20:]
             raise GradgenError("nrnivmodl failed: " + " | ".join(errors[:8]))
-        os.replace(built, target)
+        install(built, target)
     return target
 
 
