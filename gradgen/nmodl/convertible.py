@@ -9,7 +9,6 @@ reserves, numbers that are not finite in float64, a division by zero folded into
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 
 import sympy
@@ -150,14 +149,3 @@ def _nonfinite(expr: sympy.Basic) -> str | None:
         if not math.isfinite(float(number)):
             return f"the number {str(number)[:20]}..., beyond float64"
     return None
-
-
-def global_pos(mech: Mechanism, name: str) -> SourcePos:
-    """Where ``name`` is declared GLOBAL (the IR keeps no position for NEURON-block names)."""
-    for number, line in enumerate(mech.text.splitlines(), start=1):
-        code = line.split(":", 1)[0]
-        keyword = re.search(r"\bGLOBAL\b", code)
-        found = keyword and re.search(rf"\b{re.escape(name)}\b", code[keyword.end():])
-        if found:
-            return SourcePos(str(mech.source), number, keyword.end() + found.start() + 1)
-    return mech.pos
