@@ -13,7 +13,7 @@ from test_tune import BASE, write
 
 from gradgen.cli import main
 from gradgen.losses import LOSSES, ResidualBlock, residual_weights, residuals
-from gradgen.tuning.checkpoint import Checkpoint, run_description
+from gradgen.tuning.checkpoint import Checkpoint, problem_description
 from gradgen.tuning.config import load_config
 from gradgen.tuning.identifiability import identifiability
 from gradgen.tuning.lm import run_lm
@@ -105,7 +105,7 @@ def test_lm_converges_and_resumes(problem, tmp_path):
     Measured: 1.16 → 0.19 → 0.0074 → 2.5e-5 → 1.3e-10 mV in 5 gradient runs; the bounds
     (12 runs, 1e-6 mV, parameters to 1e-5 relative) leave room for platform noise, not for
     first-order convergence (Adam: 0.8 mV after 4 runs in test_tune)."""
-    checkpoint = Checkpoint(tmp_path / "lm.npz", run_description(problem, "lm", {}))
+    checkpoint = Checkpoint(tmp_path / "lm.npz", problem_description(problem, "lm", {}))
     run = run_lm(problem, Budget(12, rms_mV=1e-6), checkpoint, progress=False)
     rows = run.history.rows
     assert [r["simulations"] for r in rows] == list(range(1, len(rows) + 1))
@@ -117,7 +117,7 @@ def test_lm_converges_and_resumes(problem, tmp_path):
         assert final[name] == pytest.approx(value, rel=1e-5)
     assert run.start_jacobian.shape == (120, 3)
     # resume: an interrupted run continued from its checkpoint makes the same steps
-    interrupted = Checkpoint(tmp_path / "interrupted.npz", run_description(problem, "lm", {}))
+    interrupted = Checkpoint(tmp_path / "interrupted.npz", problem_description(problem, "lm", {}))
     run_lm(problem, Budget(3), interrupted, progress=False)
     resumed = run_lm(problem, Budget(12, rms_mV=1e-6), interrupted, progress=False).history.rows
     assert [r["loss"] for r in resumed] == [r["loss"] for r in rows]

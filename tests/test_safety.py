@@ -357,7 +357,7 @@ def test_a_non_finite_state_is_never_saved(tmp_path):
     iteration and a rerun resumes from it (before, NaN was saved and every rerun crashed)."""
     import dataclasses
 
-    from gradgen.tuning.checkpoint import Checkpoint, run_description
+    from gradgen.tuning.checkpoint import Checkpoint, problem_description
     from gradgen.tuning.config import load_config
     from gradgen.tuning.optim import Budget, run_adam
     from gradgen.tuning.run import setup
@@ -380,7 +380,7 @@ def test_a_non_finite_state_is_never_saved(tmp_path):
             evaluation = problem.evaluate(z)
             return evaluation if self.calls <= self.n else dataclasses.replace(evaluation, loss=float("nan"))
 
-    checkpoint = Checkpoint(tmp_path / "adam.npz", run_description(problem, "adam", {"learning_rate": 0.05}))
+    checkpoint = Checkpoint(tmp_path / "adam.npz", problem_description(problem, "adam", {"learning_rate": 0.05}))
     with pytest.raises(GradgenError, match="iteration 1: .* non-finite loss"):
         run_adam(NaNAfter(1), Budget(3), 0.05, checkpoint, progress=False)
     header, arrays = checkpoint.load()

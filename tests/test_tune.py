@@ -12,7 +12,7 @@ from conftest import ROOT
 
 from gradgen.cli import main
 from gradgen.errors import GradgenError
-from gradgen.tuning.checkpoint import Checkpoint, run_description
+from gradgen.tuning.checkpoint import Checkpoint, problem_description
 from gradgen.tuning.config import load_config
 from gradgen.tuning.optim import Budget, run_adam, run_cmaes
 from gradgen.tuning.params import TunedParameter
@@ -101,7 +101,7 @@ def test_population_equals_single_runs(problem):
 
 
 def test_adam_and_cmaes_reduce_the_loss_and_resume(problem, tmp_path):
-    checkpoint = Checkpoint(tmp_path / "adam.npz", run_description(problem, "adam", {"learning_rate": 0.05}))
+    checkpoint = Checkpoint(tmp_path / "adam.npz", problem_description(problem, "adam", {"learning_rate": 0.05}))
     short = run_adam(problem, Budget(2), 0.05, checkpoint, progress=False)
     resumed = run_adam(problem, Budget(4), 0.05, checkpoint, progress=False)
     assert resumed.rows[:2] == short.rows
@@ -109,7 +109,7 @@ def test_adam_and_cmaes_reduce_the_loss_and_resume(problem, tmp_path):
     assert losses[-1] < losses[0]
     cmaes = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, progress=False)
     assert cmaes.simulations == 18
-    checkpoint = Checkpoint(tmp_path / "c.npz", run_description(problem, "cmaes", {"population": 6}))
+    checkpoint = Checkpoint(tmp_path / "c.npz", problem_description(problem, "cmaes", {"population": 6}))
     run_cmaes(problem, Budget(2), population=6, sigma0=0.1, checkpoint=checkpoint, progress=False)
     resumed = run_cmaes(problem, Budget(3), population=6, sigma0=0.1, checkpoint=checkpoint,
                         progress=False)

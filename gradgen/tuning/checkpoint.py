@@ -2,8 +2,9 @@
 
 A checkpoint belongs to the run that wrote it: its header holds a description of that run
 (tuned parameters, target, protocol, model files, method and settings — see
-:func:`run_description`) and its hash. Resuming under another description, from a file
-that does not read back, or from one that holds a non-finite number is a clear error,
+:func:`problem_description` for a problem built in code, or
+:func:`gradgen.tuning.run.run_description` for a config file) and its hash. Resuming under
+another description, from a file that does not read back, or from one that holds a non-finite number is a clear error,
 never a silent continuation of another run; nothing non-finite is ever written.
 """
 from __future__ import annotations
@@ -36,8 +37,10 @@ def _model_files(directory: Path) -> dict[str, str]:
     return {f.relative_to(directory).as_posix(): _digest(f.read_bytes()) for f in files}
 
 
-def run_description(problem: TuningProblem, method: str, settings: dict, extra: dict | None = None) -> dict:
-    """Everything that shapes an optimisation run except its budget (which a resume may raise)."""
+def problem_description(problem: TuningProblem, method: str, settings: dict, extra: dict | None = None) -> dict:
+    """Everything that shapes an optimisation run of a problem built in code, except its
+    budget (which a resume may raise); ``gradgen tune`` describes its run by the config
+    instead (:func:`gradgen.tuning.run.run_description`), before anything is built."""
     return {
         "method": method,
         "settings": settings,
