@@ -4,8 +4,9 @@ A checkpoint belongs to the run that wrote it: its header holds a description of
 (tuned parameters, target, protocol, model files, method and settings — see
 :func:`problem_description` for a problem built in code, or
 :func:`gradgen.tuning.run.run_description` for a config file) and its hash. Resuming under
-another description, from a file that does not read back, or from one that holds a non-finite number is a clear error,
-never a silent continuation of another run; nothing non-finite is ever written.
+another description, from a file that does not read back, or from one that holds a
+non-finite number is a clear error, never a silent continuation of another run; nothing
+non-finite is ever written.
 """
 from __future__ import annotations
 
