@@ -15,11 +15,8 @@ import numpy as np
 
 from gradgen.errors import NonFiniteSimulation
 from gradgen.extras import require
-from gradgen.tuning.optim import Budget, History, progress_bar
+from gradgen.tuning.optim import FAILED_RUN_LOSS, Budget, History, progress_bar
 from gradgen.tuning.problem import TuningProblem
-
-#: The loss scipy sees for a failed run: larger than any real one, finite.
-FAILED_RUN_LOSS = 1e300
 
 
 class _Stop(Exception):

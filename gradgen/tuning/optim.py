@@ -151,8 +151,9 @@ def _history(checkpoint: Checkpoint, header: dict) -> History:
     raise checkpoint.refuse("has no readable history")
 
 
-#: The loss CMA-ES is told for a member whose run blew up: worse than any real loss (it only
-#: ranks), and finite, so that checkpoints and their replay stay data.
+#: The loss an optimiser is told for a run that blew up: worse than any real loss, and
+#: finite, so that CMA-ES checkpoints and their replay stay data and scipy's line search
+#: (L-BFGS-B) rejects the step.
 FAILED_RUN_LOSS = 1e300
 
 
