@@ -112,6 +112,7 @@ CABLE_SITES = ["(location 0 0)", "(location 0 1)"]
 DEFAULT_IONS = ("na", "k", "ca")
 POINT_WEIGHT = 0.005  # µS per event to a point process under test
 POINT_EVERY_MS = 5.0  # a spike every 5 ms from 2 ms
+DETECTOR_THRESHOLD_MV = -10.0  # a spike of the cell, for mechanisms with POST_EVENT
 
 
 def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path | None = None
@@ -120,7 +121,7 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
 
     The uniform test cable (or an SWC file) with every density mechanism everywhere, every
     point process at the middle of the cable (the root of a morphology) driven by a spike
-    train, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
+    train (and a spike detector there when one has a POST_EVENT block), a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
     diffusivity where they use ``xd``).
     """
     parsed = {name: parse_file(m.source) for name, m in model.mechanisms.items()}
@@ -139,6 +140,8 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     for i, name in enumerate(points):
         spec.decor.place(where, arbor.synapse(name), f"point{i}")
         spec.inputs.append(SpikeInput(f"point{i}", times, POINT_WEIGHT))
+    if any(mech.post_event is not None for mech in parsed.values()):  # spikes of the cell reach them
+        spec.decor.place(where, arbor.threshold_detector(DETECTOR_THRESHOLD_MV * U.mV), "spike")
     for mech in parsed.values():
         for ion in mech.ions:
             if ion.name in DEFAULT_IONS:

@@ -77,6 +77,7 @@ class ContributorSystem:
     currents: list[Assignment]  # the original current assignments, kept whole for modcc
     phase_b: Code
     events: Code  # NET_RECEIVE: state jumps and their sensitivities
+    post_events: Code  # POST_EVENT (a spike of the cell): state jumps and their sensitivities
     current_locals: list[str] = field(default_factory=list)  # LOCALs the currents use
 
     @property
@@ -211,6 +212,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
+    # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
+    update.update({s: sympy.Symbol(s) for s in low.states
+                   if s not in update and (s in low.events or s in low.post_events)})
     outputs = []
     for name, phi in update.items():
         for k in range(K):
@@ -226,18 +230,23 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
 
-    # NET_RECEIVE: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u split alike.
-    outputs = []
-    for name, jump in low.events.items():
-        for k in range(K):
-            pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
-            if k in owned:
-                pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
-            outputs.append(Assignment(sens_pre(name, k), pre))
-        outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
-                                                            for s in states])))
-    outputs += [Assignment(name, jump) for name, jump in low.events.items()]
-    events = _simultaneous(outputs, LOCAL_PREFIX["events"])
+    # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
+    # split alike (both are applied between one step's state update and the next step's currents).
+    def jump_code(jumps: dict[str, sympy.Expr]) -> Code:
+        outputs = []
+        for name, jump in jumps.items():
+            for k in range(K):
+                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
+                if k in owned:
+                    pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
+                outputs.append(Assignment(sens_pre(name, k), pre))
+            outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
+                                                                for s in states])))
+        outputs += [Assignment(name, jump) for name, jump in jumps.items()]
+        return _simultaneous(outputs, LOCAL_PREFIX["events"])
+
+    events = jump_code(low.events)
+    post_events = jump_code(low.post_events)
 
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
     outputs = [Assignment(name, expr) for name, expr in low.initial.items()]
@@ -260,7 +269,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
-                             current_locals)
+                             post_events, current_locals)
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:

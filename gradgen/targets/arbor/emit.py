@@ -104,8 +104,8 @@ def emit_contributor(system: ContributorSystem) -> str:
     # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
     # name such as pas/e=-70 sets) is then painted like any other value.
     range_names = low.parameter_names() + list(weights.values())
-    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
-             for s in code.statements]
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
+                                 system.post_events) for s in code.statements]
     return template("contributor.mod.j2").render(
         name=gradient_name(low.name),
         original=low.name,
@@ -127,6 +127,8 @@ def emit_contributor(system: ContributorSystem) -> str:
         phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
         events=_render_code(system.events, LOCAL_PREFIX["events_lines"]) if system.lowered.events else None,
         event_args=system.lowered.event_args,
+        post_events=_render_code(system.post_events, LOCAL_PREFIX["events_lines"])
+        if system.lowered.post_events else None,
         needs_dexprelr=uses_dexprelr(exprs),
     )
 
