@@ -152,6 +152,17 @@ def dcond(k: int) -> str:
 #: V^n, remembered for the conductance-change term.
 VPREV = "gg_vprev"
 
+
+def peer_carrier(k: int) -> str:
+    """ASSIGNED of a junction's gradient version: u_k on the peer CV (the peer's carrier Xd),
+    filled by the line :mod:`gradgen.targets.arbor.junction_patch` adds to modcc's C++."""
+    return f"gg_peer{k}"
+
+
+#: The C++ error of a junction whose carrier ion does not cover every CV (the peer's
+#: carrier is then not at the peer's CV index).
+PEER_INDEX_ERROR = "gradgen: a carrier ion does not cover every CV"
+
 #: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",

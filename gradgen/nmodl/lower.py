@@ -47,6 +47,8 @@ BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
 FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 
 V = sympy.Symbol("v")
+#: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
+V_PEER = sympy.Symbol("v_peer")
 
 
 @dataclass
@@ -312,9 +314,6 @@ def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None],
 
 def _refuse_events(mech: Mechanism) -> None:
     """Constructs that parse but have no lowering (and so no gradient) yet."""
-    if mech.kind == "junction":
-        raise GradgenError("JUNCTION_PROCESS mechanisms cannot be converted yet", mech.pos,
-                           hint="gap-junction gradients would need the peer's sensitivity")
     if mech.white_noise:
         raise GradgenError("WHITE_NOISE (stochastic states) cannot be converted", mech.pos,
                            hint="sensitivities of a stochastic mechanism are not defined here")
@@ -511,7 +510,11 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state, expr in low.post_events.items():
         checks.append((f"POST_EVENT update of '{state}'", expr, mech.post_event.pos))
     for what, expr, pos in checks:
-        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known | set(low.event_args))
+        if mech.kind == "junction" and what.startswith("current"):
+            known_here = known | {V_PEER.name}  # a junction's current reads the peer's voltage
+        else:
+            known_here = known
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known_here | set(low.event_args))
         if unknown:
             raise GradgenError(
                 f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "

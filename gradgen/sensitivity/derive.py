@@ -24,7 +24,7 @@ from typing import Mapping
 import sympy
 
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import LoweredMechanism, V
+from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     CONDUCTANCE_ION,
@@ -36,6 +36,7 @@ from gradgen.protocol import (
     current_store,
     dcond,
     diffusive,
+    peer_carrier,
     scratch_ion,
     sens,
     sens_dv,
@@ -90,6 +91,8 @@ class ContributorSystem:
         names += [sens_dv(s) for s in self.lowered.states]
         names += [sens(c, k) for c in self.concentrations_read() for k in range(len(self.params))]
         names += [dcond(k) for k in range(len(self.params))] + [VPREV]
+        if self.lowered.mechanism.kind == "junction":
+            names += [peer_carrier(k) for k in range(len(self.params))]
         return names
 
     def concentrations_read(self) -> list[str]:
@@ -186,8 +189,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                   for s in low.states for k in range(K)]
     completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * u[k])
                    for c in conc_read for k in range(K)]
-    # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm².
-    scale = 100 / sympy.Symbol("area") if low.mechanism.kind == "point" else 1
+    # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
+    # junction's is in nA too, but Arbor weights its xd writes by gj-weight·1000/area already.
+    scale = {"point": 100 / sympy.Symbol("area"), "junction": sympy.Rational(1, 10)}.get(low.mechanism.kind, 1)
     current = low.total_current() * scale
     # Arbor's implicit step uses modcc's conductance g; where it is not ∂I/∂V, the rest of
     # ∂I/∂V·u enters the source explicitly, as in Arbor's own step.
@@ -196,10 +200,15 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     g_rest = sympy.Add(*[sympy.diff(c.expr, V) - c.conductance for c in low.currents
                          if c.conductance is not None]) * scale
     outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
+    # A junction's current also reads the peer's V^n, explicitly: its sensitivity u_peer is a source.
+    peer_term = sympy.diff(current, V_PEER)
+    if peer_term != 0 and low.mechanism.kind != "junction":
+        raise GradgenError("only a JUNCTION_PROCESS can read v_peer", low.mechanism.pos)
     for k in range(K):
-        b_k = dtheta(current, k, with_u=False) + g_rest * u[k]
+        b_k = dtheta(current, k, with_u=False) + g_rest * u[k] + peer_term * sympy.Symbol(peer_carrier(k))
         outputs.append(Assignment(f"{scratch_ion(k)}d", xd(scratch_ion(k)) + b_k))
-        outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)))
+        outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)
+                                  + sympy.diff(g, V_PEER) * sympy.Symbol(peer_carrier(k))))
     for cur in low.currents:
         if cur.name in coupling.currents:
             for k in range(K):

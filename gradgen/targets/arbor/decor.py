@@ -111,6 +111,11 @@ class Decor:
         return {p.label: p.what.mech.name for p in self.places
                 if isinstance(p.what, arbor.synapse) and p.label is not None}
 
+    def junctions(self) -> dict[str, str]:
+        """Label -> mechanism of every labelled gap-junction placement."""
+        return {p.label: p.what.mech.name for p in self.places
+                if isinstance(p.what, arbor.junction) and p.label is not None}
+
     def diffusive_ions(self) -> list[str]:
         """Ions given a diffusivity by this decor (they would diffuse on the transformed geometry)."""
         out = [str(args[0] if args else kwargs.get("ion")) for args, kwargs in self.ions
@@ -140,6 +145,20 @@ class SpikeInput:
 
 
 @dataclass
+class GapJunction:
+    """A gap junction between two junction sites of one cell: at the site placed with label
+    ``local``, peer at ``peer`` (Arbor's ``gap_junction_connection``, unit-less ``weight``).
+    Arbor instantiates one side per connection: list both directions for a symmetric junction."""
+
+    local: str
+    peer: str
+    weight: float = 1.0
+
+    def connection(self, gid: int) -> arbor.gap_junction_connection:
+        return arbor.gap_junction_connection((gid, self.peer), self.local, self.weight)
+
+
+@dataclass
 class CellSpec:
     """A cable cell as the user describes it: Arbor's own ingredients."""
 
@@ -148,6 +167,7 @@ class CellSpec:
     labels: arbor.label_dict = field(default_factory=arbor.label_dict)
     cv_policy: Any = None
     inputs: list[SpikeInput] = field(default_factory=list)  # presynaptic spike trains
+    gap_junctions: list[GapJunction] = field(default_factory=list)  # within this cell
     #: ion species Arbor's default properties lack (e.g. Arbor's generic ``x``): name ->
     #: keywords of ``cable_cell_global_properties.set_ion`` (with units)
     ions: dict[str, dict[str, Any]] = field(default_factory=dict)
