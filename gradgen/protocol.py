@@ -122,6 +122,12 @@ def concentration_dv_store(concentration: str) -> str:
     return f"gv{concentration}"
 
 
+def clamp_store(k: int) -> str:
+    """Per-CV u_k(solved) − u_k(set) of the last step where a voltage process set V (else 0):
+    states were updated with the solved V, so they complete σ with the solved u."""
+    return f"gu{k}"
+
+
 # ---- variables inside a contributor -------------------------------------------------------
 
 def weight(k: int) -> str:
@@ -155,7 +161,7 @@ VPREV = "gg_vprev"
 
 def peer_carrier(k: int) -> str:
     """ASSIGNED of a junction's gradient version: u_k on the peer CV (the peer's carrier Xd),
-    filled by the line :mod:`gradgen.targets.arbor.junction_patch` adds to modcc's C++."""
+    filled by the line :mod:`gradgen.targets.arbor.process_patch` adds to modcc's C++."""
     return f"gg_peer{k}"
 
 
@@ -244,7 +250,7 @@ def membrane_value(k: int) -> str:
 CALIBRATION_ION = "gradgen_cal"
 
 #: Generated names inside a contributor: ions, weights, σ, LOCAL temporaries, stores.
-_RESERVED = re.compile(r"^(?:g[gspcjiabeklm]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|orig_\w*)$")
+_RESERVED = re.compile(r"^(?:g[gspcjiabeklmu]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|orig_\w*)$")
 
 
 def is_reserved(name: str) -> bool:

@@ -118,6 +118,9 @@ DETECTOR_THRESHOLD_MV = -10.0  # a spike of the cell, for mechanisms with POST_E
 #: g·dt/C ≈ 8 per step on a 10 µm CV of the r 0.5 µm cable at dt 0.0025.
 JUNCTION_SITES = ("(location 0 0.1)", "(location 0 0.9)")
 JUNCTION_WEIGHT = 0.002
+#: A voltage process under test acts on the middle fifth of the test cable (whole CVs),
+#: between the stimulus at one end and the far probe site.
+VOLTAGE_REGION = "(cable 0 0.4 0.6)"
 
 
 def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path | None = None
@@ -127,7 +130,7 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     The uniform test cable (or an SWC file) with every density mechanism everywhere, every
     point process at the middle of the cable (the root of a morphology) driven by a spike
     train (and a spike detector there when one has a POST_EVENT block), every junction
-    joining two points of the cable, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
+    joining two points of the cable, every voltage process on the middle of the cable, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
     diffusivity where they use ``xd``).
     """
     parsed = {name: parse_file(m.source) for name, m in model.mechanisms.items()}
@@ -137,6 +140,7 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     densities = [name for name, m in model.mechanisms.items() if m.kind == "density" and name not in methods]
     points = [name for name, m in model.mechanisms.items() if m.kind == "point"]
     junctions = [name for name, m in model.mechanisms.items() if m.kind == "junction"]
+    voltage_processes = [name for name, m in model.mechanisms.items() if m.kind == "voltage"]
     if morphology is not None:
         spec = swc_cell_spec(morphology, densities, stimulus_nA)
         sites, where = near_far_sites(spec.morphology), "(root)"
@@ -147,6 +151,8 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     for i, name in enumerate(points):
         spec.decor.place(where, arbor.synapse(name), f"point{i}")
         spec.inputs.append(SpikeInput(f"point{i}", times, POINT_WEIGHT))
+    for name in voltage_processes:
+        spec.decor.paint(VOLTAGE_REGION, arbor.voltage_process(name))
     for i, name in enumerate(junctions):
         near, far = f"junction{i}a", f"junction{i}b"
         spec.decor.place(JUNCTION_SITES[0], arbor.junction(name), near)

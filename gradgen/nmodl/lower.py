@@ -82,6 +82,8 @@ class LoweredMechanism:
     event_args: list[str] = field(default_factory=list)  # NET_RECEIVE arguments ("weight")
     #: state -> value after a spike of the cell (POST_EVENT; plasticity traces and weights)
     post_events: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: VOLTAGE_PROCESS: the voltage it sets, F(v, p), applied after the voltage solve
+    voltage: sympy.Expr | None = None
 
     @property
     def name(self) -> str:
@@ -349,6 +351,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     executor.currents = set(current_ions)
     executor.run(mech.breakpoint.body, breakpoint)
     executor.currents = set()
+    voltage = _voltage_process(mech, breakpoint.values, states, current_ions)
 
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
@@ -387,9 +390,29 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
-                               events, mech.net_receive.args if mech.net_receive else [], post_events)
+                               events, mech.net_receive.args if mech.net_receive else [], post_events,
+                               voltage)
     _check_symbols(lowered)
     return lowered
+
+
+def _voltage_process(mech: Mechanism, values: dict[str, sympy.Expr], states: list[str],
+                     currents: dict[str, str | None]) -> sympy.Expr | None:
+    """A VOLTAGE_PROCESS's BREAKPOINT as the voltage it sets (a clamp or a limit of v).
+
+    Only the stateless form Arbor's catalogue uses (``v = F(v, p)``, no current, no ion)."""
+    if mech.kind != "voltage":
+        if V.name in values:
+            raise GradgenError("only a VOLTAGE_PROCESS may assign v", mech.breakpoint.pos,
+                               hint="declare the mechanism as VOLTAGE_PROCESS")
+        return None
+    if states or currents or mech.ions or mech.net_receive is not None:
+        raise GradgenError("a VOLTAGE_PROCESS with states, currents, ions or events is not supported",
+                           mech.pos, hint="a voltage process that only sets v (v = F(v, p)) is")
+    if V.name not in values:
+        raise GradgenError("the VOLTAGE_PROCESS never assigns v", mech.breakpoint.pos,
+                           hint="assign the voltage it imposes, e.g. v = v0")
+    return values[V.name]
 
 
 def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
@@ -509,6 +532,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
         checks.append((f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos))
     for state, expr in low.post_events.items():
         checks.append((f"POST_EVENT update of '{state}'", expr, mech.post_event.pos))
+    if low.voltage is not None:
+        checks.append(("voltage set by the VOLTAGE_PROCESS", low.voltage, mech.breakpoint.pos))
     for what, expr, pos in checks:
         if mech.kind == "junction" and what.startswith("current"):
             known_here = known | {V_PEER.name}  # a junction's current reads the peer's voltage

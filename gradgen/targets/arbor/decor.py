@@ -80,7 +80,8 @@ class Decor:
         ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
         transformed geometry); the densities' regions are translated too. Membrane
         properties named in ``without`` are left out of the region paints. ``place_map``
-        replaces placed items (synapses by their gradient or original versions),
+        replaces placed items (synapses and gap junctions by their gradient or original
+        versions) and painted voltage processes,
         ``method_map`` the reversal-potential mechanisms of ``set_ion``.
         """
         decor = arbor.decor()
@@ -96,7 +97,7 @@ class Decor:
                 if kwargs:
                     decor.paint(region_map(p.region), **kwargs)
             elif not isinstance(p.what, arbor.density):
-                decor.paint(region_map(p.region), p.what, **p.kwargs)
+                decor.paint(region_map(p.region), place_map(p.what), **p.kwargs)
         for region, density in densities:
             decor.paint(region_map(region), density)
         for p in self.places:
@@ -110,6 +111,10 @@ class Decor:
         """Label -> mechanism of every labelled synapse placement."""
         return {p.label: p.what.mech.name for p in self.places
                 if isinstance(p.what, arbor.synapse) and p.label is not None}
+
+    def voltage_processes(self) -> list[str]:
+        """Mechanism of every painted voltage process."""
+        return [p.what.mech.name for p in self.paints if isinstance(p.what, arbor.voltage_process)]
 
     def junctions(self) -> dict[str, str]:
         """Label -> mechanism of every labelled gap-junction placement."""

@@ -158,6 +158,7 @@ class GradientModel:
         painted = {base_name(mech) for _, mech, _ in spec.decor.densities()}
         painted |= {base_name(mech) for mech in spec.decor.synapses().values()}
         painted |= {base_name(mech) for mech in spec.decor.junctions().values()}
+        painted |= {base_name(mech) for mech in spec.decor.voltage_processes()}
         for ref in self.params:
             if ref.mechanism not in painted:
                 raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not "
@@ -208,10 +209,10 @@ class GradientModel:
         return [(rest, arbor.density(HUB_NAME, {"cm": membrane.cm}))] + out
 
     def synapse_map(self, gradients: bool, values: dict[str, float]) -> Callable[[Any], Any]:
-        """Replaces each placed synapse or gap junction of a converted mechanism by its gradient
-        or original version."""
+        """Replaces each placed synapse or gap junction, and each painted voltage process, of a
+        converted mechanism by its gradient or original version."""
         def replace(what: Any) -> Any:
-            if not isinstance(what, (arbor.synapse, arbor.junction)):
+            if not isinstance(what, (arbor.synapse, arbor.junction, arbor.voltage_process)):
                 return what
             kind = type(what)
             derived = DerivedName.parse(what.mech.name)
@@ -228,7 +229,8 @@ class GradientModel:
                 if ref.mechanism != mech:
                     continue
                 if ref.region:
-                    raise GradgenError(f"parameter '{ref.name}': a synapse parameter cannot be bound "
+                    raise GradgenError(f"parameter '{ref.name}': a point, junction or voltage process "
+                                       "parameter cannot be bound "
                                        "to a region", hint=f"use {mech}.{ref.parameter}")
                 if ref.name in values and ref.parameter in self.mechanisms[mech].parameters:
                     vals[ref.parameter] = values[ref.name]

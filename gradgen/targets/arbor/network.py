@@ -2,7 +2,7 @@
 
 :meth:`GradientModel.simulate` runs one cell. Gap junctions between cells (the inferior
 olive's network) carry dV/dθ from one cell to the other through the junction's gradient
-version, which reads u_k on the peer CV (:mod:`gradgen.targets.arbor.junction_patch`), so
+version, which reads u_k on the peer CV (:mod:`gradgen.targets.arbor.process_patch`), so
 a θ that binds on one cell has a gradient on every cell joined to it. The cells run in one
 Arbor simulation (one cell group: Arbor keeps gap-junction-connected cells together), each
 built as :meth:`GradientModel.cell` builds it (the hub design; on its constant-radius
