@@ -1,7 +1,8 @@
 """Coverage of Arbor's own catalogue: `gradgen check DIR --all-params` on its 46 files.
 
 Each file as its authors wrote it, on its own (:func:`gradgen.checks.coverage.check_file`:
-the HH test cable, 20 ms at dt 0.0025, step from 10 ms, point processes driven every 5 ms;
+the HH test cable, 20 ms at dt 0.0025, step from 10 ms, point processes driven every 5 ms,
+junctions joining two points of the cable, voltage processes on its middle fifth;
 Ca pools and Ca-activated channels with the project mechanisms that close their ion links;
 files that cannot move V beside hh). Reads ../shared/corpus/arbor-catalogue by path.
 

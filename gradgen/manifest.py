@@ -55,7 +55,7 @@ class MechanismEntry:
 
     original: str
     gradient: str
-    kind: str  # "density" or "point"
+    kind: str  # "density", "point" or "junction"
     source: str
     source_copy: str  # path of the original's copy, relative to the output directory
     states: list[str]

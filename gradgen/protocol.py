@@ -122,6 +122,12 @@ def concentration_dv_store(concentration: str) -> str:
     return f"gv{concentration}"
 
 
+def clamp_store(k: int) -> str:
+    """Per-CV u_k(solved) − u_k(set) of the last step where a voltage process set V (else 0):
+    states were updated with the solved V, so they complete σ with the solved u."""
+    return f"gu{k}"
+
+
 # ---- variables inside a contributor -------------------------------------------------------
 
 def weight(k: int) -> str:
@@ -151,6 +157,17 @@ def dcond(k: int) -> str:
 
 #: V^n, remembered for the conductance-change term.
 VPREV = "gg_vprev"
+
+
+def peer_carrier(k: int) -> str:
+    """ASSIGNED of a junction's gradient version: u_k on the peer CV (the peer's carrier Xd),
+    filled by the line :mod:`gradgen.targets.arbor.process_patch` adds to modcc's C++."""
+    return f"gg_peer{k}"
+
+
+#: The C++ error of a junction whose carrier ion does not cover every CV (the peer's
+#: carrier is then not at the peer's CV index).
+PEER_INDEX_ERROR = "gradgen: a carrier ion does not cover every CV"
 
 #: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
@@ -233,7 +250,7 @@ def membrane_value(k: int) -> str:
 CALIBRATION_ION = "gradgen_cal"
 
 #: Generated names inside a contributor: ions, weights, σ, LOCAL temporaries, stores.
-_RESERVED = re.compile(r"^(?:g[gspcjiabeklm]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|orig_\w*)$")
+_RESERVED = re.compile(r"^(?:g[gspcjiabeklmu]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|orig_\w*)$")
 
 
 def is_reserved(name: str) -> bool:

@@ -2,9 +2,10 @@
 
 Each file goes through `gradgen check FILE --all-params` (:func:`gradgen.checks.coverage.check_file`:
 the HH test cable, 20 ms at dt 0.0025, the step from 10 ms, point processes driven every
-5 ms): forward fidelity ≤ 1e-8 mV and every dV/dθ within 2 % of central finite differences
-of the original. A file that cannot move V on its own (Arbor's ``inject``, ``decay``, ``nernst``)
-runs beside hh, whose θ are checked. Constructs not supported yet are expected refusals: one
+5 ms, a spike detector where a mechanism has POST_EVENT, a junction joining two points of the
+cable, a voltage process on its middle fifth): forward fidelity ≤ 1e-8 mV and every dV/dθ
+within 2 % of central finite differences of the original. A file that cannot move V on its
+own (Arbor's ``inject``, ``decay``, ``nernst``) runs beside hh, whose θ are checked. Constructs not supported yet are expected refusals: one
 line naming file:line and the construct.
 
 The files are read from ../shared/corpus/arbor-catalogue by path (skipped when absent, never
@@ -34,10 +35,6 @@ GRADIENT_BOUND = 0.02  # issue bound at dt 0.0025; measured ≤ 1.1e-3 (see docs
 
 #: Constructs refused for now, with the one-line reason each must give.
 REFUSED = {
-    "default/expsyn_stdp.mod": r"POST_EVENT \(spike-timing plasticity\) cannot be converted yet",
-    "default/gj.mod": r"JUNCTION_PROCESS mechanisms cannot be converted yet",
-    "default/v_clamp.mod": r"VOLTAGE_PROCESS is not supported yet",
-    "default/v_limit.mod": r"VOLTAGE_PROCESS is not supported yet",
     "allen/NaV.mod": r"SOLVE in INITIAL is only supported as STEADYSTATE of a KINETIC block",
 }
 #: Checked in every run (the rest with GRADGEN_CATALOGUE=all), one per feature:
@@ -51,6 +48,10 @@ SUBSET = {
     "allen/K_P.mod",  # vshift = 0: FD steps grow past rounding
     "allen/CaDynamics.mod",  # a Ca pool with partners closing its ion links
     "bbp/SK_E2.mod",  # a Ca-activated channel with partners, GLOBAL zTau
+    "default/expsyn_stdp.mod",  # POST_EVENT: a spike detector on the cell, plasticity states
+    "default/gj.mod",  # a junction joining two points of the cable (tests/test_processes.py: two cells)
+    "default/v_clamp.mod",  # a voltage process on the middle of the cable, GLOBAL v0
+    "default/v_limit.mod",  # a voltage process whose derivative is piecewise
 }
 #: Files that cannot move V: checked beside hh.
 BESIDE = {"default/decay.mod", "default/inject.mod", "default/inject_norm_amount.mod",

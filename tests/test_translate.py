@@ -81,12 +81,16 @@ def test_net_receive_lowers_to_its_jump_and_translates():
     assert "NET_RECEIVE(weight) {" in translate_lowered(syn)
 
 
-def test_post_event_is_refused_with_its_line(tmp_path):
+def test_post_event_lowers_to_its_jump_and_translates(tmp_path):
     stdp = tmp_path / "stdp.mod"
-    stdp.write_text((STYLES / "syn_netreceive.mod").read_text() + "POST_EVENT(t) {\n    g = 0\n}\n")
-    with pytest.raises(GradgenError) as info:
-        lower_file(stdp)
-    assert str(info.value).startswith(f"{stdp}:16:1: POST_EVENT")
+    stdp.write_text((STYLES / "syn_netreceive.mod").read_text() + "POST_EVENT(t) {\n    g = 0.5*g\n}\n")
+    low = lower_file(stdp)
+    assert low.post_events == {"g": 0.5 * sympy.Symbol("g")}
+    assert "POST_EVENT(time) {" in translate_lowered(low)
+    (tmp_path / "stdp_v.mod").write_text(stdp.read_text().replace("g = 0.5*g", "g = v"))
+    with pytest.raises(GradgenError) as info:  # a jump that reads v is refused at its block
+        lower_file(tmp_path / "stdp_v.mod")
+    assert str(info.value).startswith(f"{tmp_path / 'stdp_v.mod'}:16:1: POST_EVENT sets 'g' from the voltage v")
 
 
 def test_kinetic_scheme_translation_matches_modcc_kinetic(tmp_path):
@@ -106,12 +110,13 @@ def test_kinetic_scheme_translation_matches_modcc_kinetic(tmp_path):
 
 def test_coverage_table_over_a_directory(tmp_path, capsys):
     """A LINEAR gate (compared with modcc's own LINEAR solver), a NEURON-style synapse (on
-    the test cable with a spike train), a POST_EVENT synapse that conversion refuses and a
+    the test cable with a spike train), a POST_EVENT synapse that conversion refuses (its jump
+    reads v) and a
     file with a syntax error, one row each."""
     (tmp_path / "gate.mod").write_text((STYLES / "gate_linear.mod").read_text())
     syn = (STYLES / "syn_netreceive.mod").read_text()
     (tmp_path / "syn.mod").write_text(syn)
-    (tmp_path / "stdp.mod").write_text(syn.replace("expsyn2", "stdp") + "POST_EVENT(t) {\n    g = 0\n}\n")
+    (tmp_path / "stdp.mod").write_text(syn.replace("expsyn2", "stdp") + "POST_EVENT(t) {\n    g = v\n}\n")
     (tmp_path / "broken.mod").write_text("NEURON { SUFFIX b }\nBREAKPOINT { x = }\n")
     args = ["--all-params", "--dt", "0.01", "--tfinal", "15", "--tolerance", "0.02"]
     code = main(["check", str(tmp_path), "--json", *args])

@@ -15,7 +15,7 @@ from arbor import units as U
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.parser import parse_file
-from gradgen.targets.arbor.decor import CellSpec, Decor, SpikeInput
+from gradgen.targets.arbor.decor import CellSpec, Decor, GapJunction, SpikeInput
 from gradgen.targets.arbor.geometry.layout import branch_geometries
 from gradgen.targets.arbor.swc_check import check_swc
 
@@ -112,6 +112,15 @@ CABLE_SITES = ["(location 0 0)", "(location 0 1)"]
 DEFAULT_IONS = ("na", "k", "ca")
 POINT_WEIGHT = 0.005  # µS per event to a point process under test
 POINT_EVERY_MS = 5.0  # a spike every 5 ms from 2 ms
+DETECTOR_THRESHOLD_MV = -10.0  # a spike of the cell, for mechanisms with POST_EVENT
+#: A junction under test joins these two points of the test cable (both directions), with a
+#: connection weight that keeps its explicit peer term stable: gj.g = 1 µS alone would be
+#: g·dt/C ≈ 8 per step on a 10 µm CV of the r 0.5 µm cable at dt 0.0025.
+JUNCTION_SITES = ("(location 0 0.1)", "(location 0 0.9)")
+JUNCTION_WEIGHT = 0.002
+#: A voltage process under test acts on the middle fifth of the test cable (whole CVs),
+#: between the stimulus at one end and the far probe site.
+VOLTAGE_REGION = "(cable 0 0.4 0.6)"
 
 
 def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path | None = None
@@ -120,7 +129,8 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
 
     The uniform test cable (or an SWC file) with every density mechanism everywhere, every
     point process at the middle of the cable (the root of a morphology) driven by a spike
-    train, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
+    train (and a spike detector there when one has a POST_EVENT block), every junction
+    joining two points of the cable, every voltage process on the middle of the cable, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
     diffusivity where they use ``xd``).
     """
     parsed = {name: parse_file(m.source) for name, m in model.mechanisms.items()}
@@ -129,6 +139,8 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
                if f"e{ion.name}" in ion.write}
     densities = [name for name, m in model.mechanisms.items() if m.kind == "density" and name not in methods]
     points = [name for name, m in model.mechanisms.items() if m.kind == "point"]
+    junctions = [name for name, m in model.mechanisms.items() if m.kind == "junction"]
+    voltage_processes = [name for name, m in model.mechanisms.items() if m.kind == "voltage"]
     if morphology is not None:
         spec = swc_cell_spec(morphology, densities, stimulus_nA)
         sites, where = near_far_sites(spec.morphology), "(root)"
@@ -139,6 +151,15 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     for i, name in enumerate(points):
         spec.decor.place(where, arbor.synapse(name), f"point{i}")
         spec.inputs.append(SpikeInput(f"point{i}", times, POINT_WEIGHT))
+    for name in voltage_processes:
+        spec.decor.paint(VOLTAGE_REGION, arbor.voltage_process(name))
+    for i, name in enumerate(junctions):
+        near, far = f"junction{i}a", f"junction{i}b"
+        spec.decor.place(JUNCTION_SITES[0], arbor.junction(name), near)
+        spec.decor.place(JUNCTION_SITES[1], arbor.junction(name), far)
+        spec.gap_junctions += [GapJunction(near, far, JUNCTION_WEIGHT), GapJunction(far, near, JUNCTION_WEIGHT)]
+    if any(mech.post_event is not None for mech in parsed.values()):  # spikes of the cell reach them
+        spec.decor.place(where, arbor.threshold_detector(DETECTOR_THRESHOLD_MV * U.mV), "spike")
     for mech in parsed.values():
         for ion in mech.ions:
             if ion.name in DEFAULT_IONS:

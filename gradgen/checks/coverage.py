@@ -129,7 +129,7 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
                 params = None  # the background's: the file's own cannot move V
             else:
                 low = lower_file(path)
-                if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point" \
+                if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind != "density" \
                         or linked:
                     files.append(background)  # the background channel
                 # every parameter, GLOBALs too (the original's are set through derived names)

@@ -208,7 +208,7 @@ class Mechanism:
     """One parsed `.mod` file."""
 
     name: str
-    kind: Literal["density", "point", "junction"]
+    kind: Literal["density", "point", "junction", "voltage"]
     source: Path
     text: str
     pos: SourcePos  # of the SUFFIX / POINT_PROCESS name

@@ -47,6 +47,8 @@ BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
 FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 
 V = sympy.Symbol("v")
+#: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
+V_PEER = sympy.Symbol("v_peer")
 
 
 @dataclass
@@ -78,6 +80,10 @@ class LoweredMechanism:
     concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
     events: dict[str, sympy.Expr] = field(default_factory=dict)  # state -> value after NET_RECEIVE
     event_args: list[str] = field(default_factory=list)  # NET_RECEIVE arguments ("weight")
+    #: state -> value after a spike of the cell (POST_EVENT; plasticity traces and weights)
+    post_events: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: VOLTAGE_PROCESS: the voltage it sets, F(v, p), applied after the voltage solve
+    voltage: sympy.Expr | None = None
 
     @property
     def name(self) -> str:
@@ -310,12 +316,6 @@ def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None],
 
 def _refuse_events(mech: Mechanism) -> None:
     """Constructs that parse but have no lowering (and so no gradient) yet."""
-    if mech.post_event is not None:
-        raise GradgenError("POST_EVENT (spike-timing plasticity) cannot be converted yet",
-                           mech.post_event.pos, hint="NET_RECEIVE synapses without it are supported")
-    if mech.kind == "junction":
-        raise GradgenError("JUNCTION_PROCESS mechanisms cannot be converted yet", mech.pos,
-                           hint="gap-junction gradients would need the peer's sensitivity")
     if mech.white_noise:
         raise GradgenError("WHITE_NOISE (stochastic states) cannot be converted", mech.pos,
                            hint="sensitivities of a stochastic mechanism are not defined here")
@@ -351,6 +351,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     executor.currents = set(current_ions)
     executor.run(mech.breakpoint.body, breakpoint)
     executor.currents = set()
+    voltage = _voltage_process(mech, breakpoint.values, states, current_ions)
 
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
@@ -384,17 +385,39 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
-    events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech, carried).items()}
+    events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
+    post_events = {s: guards_to_exprelr(e)
+                   for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
-                               events, mech.net_receive.args if mech.net_receive else [])
+                               events, mech.net_receive.args if mech.net_receive else [], post_events,
+                               voltage)
     _check_symbols(lowered)
     return lowered
 
 
-def _event_jumps(executor: _Executor, mech: Mechanism, carried: dict[str, sympy.Expr]) -> dict[str, sympy.Expr]:
-    """NET_RECEIVE as closed forms: each state it assigns -> its value after the event."""
-    block = mech.net_receive
+def _voltage_process(mech: Mechanism, values: dict[str, sympy.Expr], states: list[str],
+                     currents: dict[str, str | None]) -> sympy.Expr | None:
+    """A VOLTAGE_PROCESS's BREAKPOINT as the voltage it sets (a clamp or a limit of v).
+
+    Only the stateless form Arbor's catalogue uses (``v = F(v, p)``, no current, no ion)."""
+    if mech.kind != "voltage":
+        if V.name in values:
+            raise GradgenError("only a VOLTAGE_PROCESS may assign v", mech.breakpoint.pos,
+                               hint="declare the mechanism as VOLTAGE_PROCESS")
+        return None
+    if states or currents or mech.ions or mech.net_receive is not None:
+        raise GradgenError("a VOLTAGE_PROCESS with states, currents, ions or events is not supported",
+                           mech.pos, hint="a voltage process that only sets v (v = F(v, p)) is")
+    if V.name not in values:
+        raise GradgenError("the VOLTAGE_PROCESS never assigns v", mech.breakpoint.pos,
+                           hint="assign the voltage it imposes, e.g. v = v0")
+    return values[V.name]
+
+
+def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
+                 carried: dict[str, sympy.Expr]) -> dict[str, sympy.Expr]:
+    """NET_RECEIVE or POST_EVENT as closed forms: each state it assigns -> its value after the event."""
     if block is None:
         return {}
     frame = _Frame(dict(carried))
@@ -403,7 +426,7 @@ def _event_jumps(executor: _Executor, mech: Mechanism, carried: dict[str, sympy.
     jumps = {name: value for name, value in frame.values.items() if name in states}
     for name, value in jumps.items():
         if V in value.free_symbols:
-            raise GradgenError(f"NET_RECEIVE sets '{name}' from the voltage v", block.pos,
+            raise GradgenError(f"{block.name} sets '{name}' from the voltage v", block.pos,
                                hint="event jumps that depend on v are not supported")
     return jumps
 
@@ -507,15 +530,24 @@ def _check_symbols(low: LoweredMechanism) -> None:
         checks.append(("LINEAR equation", expr, mech.pos))
     for state, expr in low.events.items():
         checks.append((f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos))
+    for state, expr in low.post_events.items():
+        checks.append((f"POST_EVENT update of '{state}'", expr, mech.post_event.pos))
+    if low.voltage is not None:
+        checks.append(("voltage set by the VOLTAGE_PROCESS", low.voltage, mech.breakpoint.pos))
     for what, expr, pos in checks:
-        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known | set(low.event_args))
+        if mech.kind == "junction" and what.startswith("current"):
+            known_here = known | {V_PEER.name}  # a junction's current reads the peer's voltage
+        else:
+            known_here = known
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known_here | set(low.event_args))
         if unknown:
             raise GradgenError(
                 f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "
                 "state, an ion variable nor set before use", pos,
                 hint="assign it before use, or declare it as PARAMETER")
     for state in low.states:
-        if low.solve_method not in (None, "linear") and state not in low.derivatives:
+        jumps_only = state in low.events or state in low.post_events  # constant between events
+        if low.solve_method not in (None, "linear") and state not in low.derivatives and not jumps_only:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 

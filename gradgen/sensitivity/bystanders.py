@@ -28,7 +28,7 @@ def bystanders(mechanisms: Sequence[Mechanism]) -> set[str]:
     """Names of the density or point mechanisms that no current depends on."""
     out = set()
     for mech in mechanisms:
-        if mech.kind == "junction" or has_current(mech):
+        if mech.kind in ("junction", "voltage") or has_current(mech):
             continue
         read_by_others = {var for other in mechanisms if other is not mech
                           for ion in other.ions for var in ion.read}

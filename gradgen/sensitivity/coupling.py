@@ -25,6 +25,12 @@ So per parameter θ_k:
   u-free part of dc^{n+1}/dθ_k and ∂c^{n+1}/∂V^{n+1} in phase B (and dc⁰/dθ_k in
   INITIAL); each reader completes dc/dθ_k = gc + gv·u_k in phase A and keeps that value
   for its own phase B, when the writer may already have published the next step's.
+
+A voltage process (a clamp, a limit) sets V after the voltage solve *and* after every state
+update, so the states moved with the solved V^{n+1} while the next currents see the set one.
+Its gradient version sets u_k as it sets V and adds u_k(solved) − u_k(set) to the **clamp
+store** (:func:`gradgen.protocol.clamp_store`), which the hub empties in phase B; the
+contributors complete σ = σpre + JV·(u_k + store), with the u their states saw.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from typing import Sequence
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism
-from gradgen.protocol import concentration_dv_store, concentration_store, current_store
+from gradgen.protocol import clamp_store, concentration_dv_store, concentration_store, current_store
 
 #: Stores must not diffuse, but Arbor gives an ion without diffusivity no ``Xd`` at all.
 STORE_DIFFUSIVITY = 1e-30  # m²/s: relative change per step ~ D·dt/h² ≈ 1e-23
@@ -45,12 +51,16 @@ class Coupling:
 
     currents: tuple[str, ...] = ()  # e.g. ("ica",): written by some, read by a state update
     concentrations: tuple[str, ...] = ()  # e.g. ("cai",): a STATE of one, read by another
+    #: a voltage process sets V after the state updates: clamp stores hand the solved u over
+    clamped: bool = False
 
     def store_ions(self, n_params: int) -> list[str]:
         """Every store ion of this coupling for ``n_params`` parameters."""
         names = [current_store(i, k) for i in self.currents for k in range(n_params)]
         for c in self.concentrations:
             names += [concentration_store(c, k) for k in range(n_params)] + [concentration_dv_store(c)]
+        if self.clamped:
+            names += [clamp_store(k) for k in range(n_params)]
         return names
 
 
@@ -67,7 +77,8 @@ def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
                 currents.append(var)
             if var in written_concentrations and var not in concentrations:
                 concentrations.append(var)
-    return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)))
+    clamped = any(m.voltage is not None for m in mechanisms)
+    return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)), clamped)
 
 
 def _check_current_reader(m: LoweredMechanism, var: str) -> None:

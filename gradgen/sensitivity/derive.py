@@ -24,18 +24,20 @@ from typing import Mapping
 import sympy
 
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import LoweredMechanism, V
+from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     CONDUCTANCE_ION,
     LOCAL_PREFIX,
     VPREV,
     carrier_ion,
+    clamp_store,
     concentration_dv_store,
     concentration_store,
     current_store,
     dcond,
     diffusive,
+    peer_carrier,
     scratch_ion,
     sens,
     sens_dv,
@@ -77,6 +79,7 @@ class ContributorSystem:
     currents: list[Assignment]  # the original current assignments, kept whole for modcc
     phase_b: Code
     events: Code  # NET_RECEIVE: state jumps and their sensitivities
+    post_events: Code  # POST_EVENT (a spike of the cell): state jumps and their sensitivities
     current_locals: list[str] = field(default_factory=list)  # LOCALs the currents use
 
     @property
@@ -89,6 +92,8 @@ class ContributorSystem:
         names += [sens_dv(s) for s in self.lowered.states]
         names += [sens(c, k) for c in self.concentrations_read() for k in range(len(self.params))]
         names += [dcond(k) for k in range(len(self.params))] + [VPREV]
+        if self.lowered.mechanism.kind == "junction":
+            names += [peer_carrier(k) for k in range(len(self.params))]
         return names
 
     def concentrations_read(self) -> list[str]:
@@ -109,6 +114,8 @@ class ContributorSystem:
                 for k in range(K):
                     stores[concentration_store(c, k)] = writes
                 stores[concentration_dv_store(c)] = writes
+        if self.coupling.clamped and (low.states or self.concentrations_read()):
+            stores.update({clamp_store(k): False for k in range(K)})
         return stores
 
 
@@ -165,6 +172,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     states = [sympy.Symbol(s) for s in low.states]
     u = [xd(carrier_ion(k)) for k in range(K)]
     w = [sympy.Symbol(weight(k)) for k in range(K)]
+    if low.voltage is not None:
+        return _voltage_process(low, params, owned, coupling, u, w)
     conc_read = [c for c in coupling.concentrations if c in low.ion_reads]
     current_read = [c for c in coupling.currents if c in low.ion_reads]
     # inputs whose dθ_k is a symbol: own states, read concentrations, read currents
@@ -180,13 +189,16 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
             total += sympy.diff(expr, V) * u[k]
         return total
 
-    # Phase A: complete σ, then the source terms at (V^n, s^n).
-    completion = [Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * u[k])
+    # Phase A: complete σ with the u the state updates saw (the solved one where a voltage
+    # process has set V since), then the source terms at (V^n, s^n).
+    solved = [u[k] + xd(clamp_store(k)) if coupling.clamped else u[k] for k in range(K)]
+    completion = [Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * solved[k])
                   for s in low.states for k in range(K)]
-    completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * u[k])
+    completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * solved[k])
                    for c in conc_read for k in range(K)]
-    # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm².
-    scale = 100 / sympy.Symbol("area") if low.mechanism.kind == "point" else 1
+    # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
+    # junction's is in nA too, but Arbor weights its xd writes by gj-weight·1000/area already.
+    scale = {"point": 100 / sympy.Symbol("area"), "junction": sympy.Rational(1, 10)}.get(low.mechanism.kind, 1)
     current = low.total_current() * scale
     # Arbor's implicit step uses modcc's conductance g; where it is not ∂I/∂V, the rest of
     # ∂I/∂V·u enters the source explicitly, as in Arbor's own step.
@@ -195,10 +207,15 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     g_rest = sympy.Add(*[sympy.diff(c.expr, V) - c.conductance for c in low.currents
                          if c.conductance is not None]) * scale
     outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
+    # A junction's current also reads the peer's V^n, explicitly: its sensitivity u_peer is a source.
+    peer_term = sympy.diff(current, V_PEER)
+    if peer_term != 0 and low.mechanism.kind != "junction":
+        raise GradgenError("only a JUNCTION_PROCESS can read v_peer", low.mechanism.pos)
     for k in range(K):
-        b_k = dtheta(current, k, with_u=False) + g_rest * u[k]
+        b_k = dtheta(current, k, with_u=False) + g_rest * u[k] + peer_term * sympy.Symbol(peer_carrier(k))
         outputs.append(Assignment(f"{scratch_ion(k)}d", xd(scratch_ion(k)) + b_k))
-        outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)))
+        outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)
+                                  + sympy.diff(g, V_PEER) * sympy.Symbol(peer_carrier(k))))
     for cur in low.currents:
         if cur.name in coupling.currents:
             for k in range(K):
@@ -211,6 +228,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
+    # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
+    update.update({s: sympy.Symbol(s) for s in low.states
+                   if s not in update and (s in low.events or s in low.post_events)})
     outputs = []
     for name, phi in update.items():
         for k in range(K):
@@ -226,18 +246,23 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
 
-    # NET_RECEIVE: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u split alike.
-    outputs = []
-    for name, jump in low.events.items():
-        for k in range(K):
-            pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
-            if k in owned:
-                pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
-            outputs.append(Assignment(sens_pre(name, k), pre))
-        outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
-                                                            for s in states])))
-    outputs += [Assignment(name, jump) for name, jump in low.events.items()]
-    events = _simultaneous(outputs, LOCAL_PREFIX["events"])
+    # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
+    # split alike (both are applied between one step's state update and the next step's currents).
+    def jump_code(jumps: dict[str, sympy.Expr]) -> Code:
+        outputs = []
+        for name, jump in jumps.items():
+            for k in range(K):
+                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
+                if k in owned:
+                    pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
+                outputs.append(Assignment(sens_pre(name, k), pre))
+            outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
+                                                                for s in states])))
+        outputs += [Assignment(name, jump) for name, jump in jumps.items()]
+        return _simultaneous(outputs, LOCAL_PREFIX["events"])
+
+    events = jump_code(low.events)
+    post_events = jump_code(low.post_events)
 
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
     outputs = [Assignment(name, expr) for name, expr in low.initial.items()]
@@ -260,7 +285,30 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
-                             current_locals)
+                             post_events, current_locals)
+
+
+def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,
+                     u: list[sympy.Symbol], w: list[sympy.Symbol]) -> ContributorSystem:
+    """A VOLTAGE_PROCESS sets V ← F(V, p) after the voltage solve and every state update, so
+    u_k ← ∂F/∂V·u_k + ∂F/∂p·w_k on its CVs (u = 0 where a clamp holds V at a θ-free value).
+
+    The one block (``phase_a``, its BREAKPOINT) writes the carriers before it sets v: the
+    contributors' next phase A then reads the set u^n, as their currents read the set V^n.
+    Their states were updated with the solved V^{n+1}: the clamp store gets u(solved) −
+    u(set), with which they complete σ (:mod:`gradgen.sensitivity.coupling`). Without it
+    dV/dθ was first-order wrong in dt (v_limit.v_high: 25 % at dt 0.01, 6.3 % at 0.0025).
+    """
+    outputs = []
+    for k in range(len(params)):
+        du = sympy.diff(low.voltage, V) * u[k]
+        if k in owned:
+            du += sympy.diff(low.voltage, sympy.Symbol(owned[k])) * w[k]
+        outputs.append(Assignment(f"{clamp_store(k)}d", xd(clamp_store(k)) + u[k] - du))
+        outputs.append(Assignment(f"{carrier_ion(k)}d", du))
+    outputs.append(Assignment(V.name, low.voltage))
+    clamp = _cse(outputs, LOCAL_PREFIX["phase_a"])
+    return ContributorSystem(low, params, owned, coupling, Code(), clamp, [], Code(), Code(), Code())
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:

@@ -455,6 +455,9 @@ class _Builder(Transformer):
     def junction_process(self, meta: Meta, c: list) -> _Part:
         return _Part("junction", str(c[0]), self._pos(c[0]))
 
+    def voltage_process(self, meta: Meta, c: list) -> _Part:
+        return _Part("voltage", str(c[0]), self._pos(c[0]))
+
     def ion_read(self, meta: Meta, c: list) -> tuple[str, list[str]]:
         return ("read", [str(t) for t in c])
 
@@ -532,7 +535,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
         functions.update(more_functions)
         procedures |= more_procedures
     parts = [part for each, name in trees for part in _transform(each, name, functions, procedures)]
-    kinds = [p for p in parts if p.kind in ("density", "point", "junction")]
+    kinds = [p for p in parts if p.kind in ("density", "point", "junction", "voltage")]
     if not kinds:
         raise GradgenError(
             "the mechanism has no SUFFIX or POINT_PROCESS",
@@ -554,7 +557,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
 
 def _add(mech: Mechanism, part: _Part) -> None:
     kind, value = part.kind, part.value
-    if kind in ("density", "point", "junction"):
+    if kind in ("density", "point", "junction", "voltage"):
         return
     if kind in ("initial", "breakpoint", "net_receive", "post_event"):
         if getattr(mech, kind) is not None:

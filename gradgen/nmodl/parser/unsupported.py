@@ -48,7 +48,6 @@ _HINTS: dict[str, str] = {
     "MATCH": _SOLVE,
     "SOLVEFOR": "delete SOLVEFOR; each SOLVE integrates its whole block",
     "IFERROR": "delete IFERROR",
-    "VOLTAGE_PROCESS": "a clamped voltage cannot depend on θ here; leave the clamp out of the gradient model",
 }
 # Other unsupported constructs: (pattern, what it is, hint). FROM is a loop only when a
 # name and "=" follow; "m FROM 0 TO 1" in STATE is a harmless range and parses.

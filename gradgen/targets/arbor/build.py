@@ -3,7 +3,9 @@
 Density mechanisms are built with modcc's SIMD printer (hh.mod runs 2.3× faster than built
 scalar on the HH axon; the IO mechanisms gain nothing), with its diffusive-concentration write
 repaired (:mod:`gradgen.targets.arbor.simd_patch`);
-point and junction processes are built scalar, since their SIMD writes count padded lanes.
+point and junction processes are built scalar, since their SIMD writes count padded lanes;
+a junction's gradient version gets the line that reads the peer's carriers
+(:mod:`gradgen.targets.arbor.process_patch`).
 ``vectorize=False`` builds everything scalar. Compiler flags follow the arbor wheel's build
 (``-march`` of ``arbor.config()``) plus ``-fno-math-errno``. Catalogues are cached by the
 hash of their sources, the Arbor version and the build flags, outside the repository.
@@ -29,6 +31,12 @@ from gradgen.cached_artefact import (
     remove_stale,
 )
 from gradgen.errors import GradgenError
+from gradgen.targets.arbor.process_patch import (
+    PROCESS_PATCH_VERSION,
+    needs_process_patch,
+    patch_junction_source,
+    patch_voltage_source,
+)
 from gradgen.targets.arbor.simd_patch import check_simd_writes, patch_simd_source
 
 ARBOR_DIR = Path(arbor.__file__).resolve().parent
@@ -79,7 +87,10 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
     The path is unique per content and build flags (dlopen caches by path, so a changed
     catalogue must be loaded from a new path).
     """
-    target = cache_dir() / source_hash(sources, name, build_key(vectorize)) / f"{name}.so"
+    key = build_key(vectorize)
+    if any(map(needs_process_patch, sources.values())):
+        key += f" process-patch{PROCESS_PATCH_VERSION}"
+    target = cache_dir() / source_hash(sources, name, key) / f"{name}.so"
     if intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +122,13 @@ def generate(work: Path, name: str, vectorize: bool) -> Path:
     gen = work / "gen"
     gen.mkdir()
     _run([tool("modcc"), "-t", "cpu", "-N", "arb", "-c", name, "-o", str(gen), *mods], "modcc", work)
+    for header in gen.glob("*.hpp"):  # junction and voltage processes (built scalar only)
+        source = gen / f"{header.stem}_cpu.cpp"
+        if "result.kind=arb_mechanism_kind_gap_junction;" in header.read_text():
+            source.write_text(patch_junction_source(source.read_text(), source.name))
+        elif "result.kind=arb_mechanism_kind_voltage;" in header.read_text() and \
+                "diffusive_concentration" in source.read_text():
+            source.write_text(patch_voltage_source(source.read_text(), source.name))
     if not vectorize:
         return gen
     simd = work / "simd"

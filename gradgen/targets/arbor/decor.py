@@ -80,7 +80,8 @@ class Decor:
         ``region_map`` / ``locset_map`` translate every region / locset expression (onto a
         transformed geometry); the densities' regions are translated too. Membrane
         properties named in ``without`` are left out of the region paints. ``place_map``
-        replaces placed items (synapses by their gradient or original versions),
+        replaces placed items (synapses and gap junctions by their gradient or original
+        versions) and painted voltage processes,
         ``method_map`` the reversal-potential mechanisms of ``set_ion``.
         """
         decor = arbor.decor()
@@ -96,7 +97,7 @@ class Decor:
                 if kwargs:
                     decor.paint(region_map(p.region), **kwargs)
             elif not isinstance(p.what, arbor.density):
-                decor.paint(region_map(p.region), p.what, **p.kwargs)
+                decor.paint(region_map(p.region), place_map(p.what), **p.kwargs)
         for region, density in densities:
             decor.paint(region_map(region), density)
         for p in self.places:
@@ -110,6 +111,15 @@ class Decor:
         """Label -> mechanism of every labelled synapse placement."""
         return {p.label: p.what.mech.name for p in self.places
                 if isinstance(p.what, arbor.synapse) and p.label is not None}
+
+    def voltage_processes(self) -> list[str]:
+        """Mechanism of every painted voltage process."""
+        return [p.what.mech.name for p in self.paints if isinstance(p.what, arbor.voltage_process)]
+
+    def junctions(self) -> dict[str, str]:
+        """Label -> mechanism of every labelled gap-junction placement."""
+        return {p.label: p.what.mech.name for p in self.places
+                if isinstance(p.what, arbor.junction) and p.label is not None}
 
     def diffusive_ions(self) -> list[str]:
         """Ions given a diffusivity by this decor (they would diffuse on the transformed geometry)."""
@@ -140,6 +150,20 @@ class SpikeInput:
 
 
 @dataclass
+class GapJunction:
+    """A gap junction between two junction sites of one cell: at the site placed with label
+    ``local``, peer at ``peer`` (Arbor's ``gap_junction_connection``, unit-less ``weight``).
+    Arbor instantiates one side per connection: list both directions for a symmetric junction."""
+
+    local: str
+    peer: str
+    weight: float = 1.0
+
+    def connection(self, gid: int) -> arbor.gap_junction_connection:
+        return arbor.gap_junction_connection((gid, self.peer), self.local, self.weight)
+
+
+@dataclass
 class CellSpec:
     """A cable cell as the user describes it: Arbor's own ingredients."""
 
@@ -148,6 +172,7 @@ class CellSpec:
     labels: arbor.label_dict = field(default_factory=arbor.label_dict)
     cv_policy: Any = None
     inputs: list[SpikeInput] = field(default_factory=list)  # presynaptic spike trains
+    gap_junctions: list[GapJunction] = field(default_factory=list)  # within this cell
     #: ion species Arbor's default properties lack (e.g. Arbor's generic ``x``): name ->
     #: keywords of ``cable_cell_global_properties.set_ion`` (with units)
     ions: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -14,6 +14,7 @@ from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit, uses_dexpre
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     CONDUCTANCE_ION,
+    clamp_store,
     HUB_NAME,
     LOCAL_PREFIX,
     carrier_ion,
@@ -88,6 +89,8 @@ def emit_contributor(system: ContributorSystem) -> str:
     low = system.lowered
     mech = low.mechanism
     K = len(system.params)
+    if mech.kind == "voltage":
+        return _emit_voltage_process(system)
     ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
     ions.append(dict(name=CONDUCTANCE_ION, read=[diffusive(CONDUCTANCE_ION)], write=[diffusive(CONDUCTANCE_ION)],
                      valence=None))
@@ -104,8 +107,8 @@ def emit_contributor(system: ContributorSystem) -> str:
     # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
     # name such as pas/e=-70 sets) is then painted like any other value.
     range_names = low.parameter_names() + list(weights.values())
-    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
-             for s in code.statements]
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
+                                 system.post_events) for s in code.statements]
     return template("contributor.mod.j2").render(
         name=gradient_name(low.name),
         original=low.name,
@@ -127,8 +130,26 @@ def emit_contributor(system: ContributorSystem) -> str:
         phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
         events=_render_code(system.events, LOCAL_PREFIX["events_lines"]) if system.lowered.events else None,
         event_args=system.lowered.event_args,
+        post_events=_render_code(system.post_events, LOCAL_PREFIX["events_lines"])
+        if system.lowered.post_events else None,
         needs_dexprelr=uses_dexprelr(exprs),
     )
+
+
+def _emit_voltage_process(system: ContributorSystem) -> str:
+    """NMODL text of a VOLTAGE_PROCESS's gradient version (see ``derive``'s voltage processes)."""
+    low = system.lowered
+    weights = {k: weight(k) for k in system.owned}
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
+                  for p in low.parameters]
+    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    return template("voltage.mod.j2").render(
+        name=gradient_name(low.name), original=low.name, version=__version__,
+        source=low.mechanism.source.name, params=system.params, owned=system.owned,
+        weight_names=weights,
+        ions=[ion for k in range(len(system.params)) for ion in (carrier_ion(k), clamp_store(k))],
+        range_names=low.parameter_names() + list(weights.values()), parameters=parameters,
+        clamp=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]))
 
 
 SCHEMES = ("corrected", "naive")
@@ -137,7 +158,8 @@ SCHEMES = ("corrected", "naive")
 def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupling = Coupling()) -> str:
     """NMODL text of the hub that owns the carriers of ``params``.
 
-    The hub also empties the coupling's current stores once every reader has used them.
+    The hub also empties the coupling's current stores once every reader has used them, and
+    the clamp stores of voltage processes.
 
     ``scheme="naive"`` drops the conductance-change term and the split compensation (the
     update of the original study); it exists to measure what the corrections buy.
@@ -146,5 +168,6 @@ def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupli
         raise ValueError(f"scheme must be one of {SCHEMES}")
     return template("hub.mod.j2").render(
         name=HUB_NAME, version=__version__, params=params, ks=list(range(len(params))),
-        corrected=scheme == "corrected",
-        current_stores=[current_store(c, k) for c in coupling.currents for k in range(len(params))])
+        corrected=scheme == "corrected", clamped=coupling.clamped,
+        current_stores=[current_store(c, k) for c in coupling.currents for k in range(len(params))],
+        clamp_stores=[clamp_store(k) for k in range(len(params))] if coupling.clamped else [])

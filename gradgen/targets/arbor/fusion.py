@@ -61,10 +61,11 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
         return "the naive update scheme"
     if model.manifest.homeostatic:
         return "the homeostatic hub"
-    placed = {p.what.mech.name for p in spec.decor.places if isinstance(p.what, arbor.synapse)}
+    placed = {p.what.mech.name for p in spec.decor.places if isinstance(p.what, (arbor.synapse, arbor.junction))}
+    placed |= {base_name(mech) for mech in spec.decor.voltage_processes()}
     placed &= set(model.mechanisms)
     if placed:
-        return f"point process(es) {', '.join(sorted(placed))}"
+        return f"point, junction or voltage process(es) {', '.join(sorted(placed))}"
     if any(entry.bystander for entry in model.mechanisms.values()):
         return "a mechanism that runs as its original (a bystander)"
     painted = [mech for _, mech, _ in spec.decor.densities()]

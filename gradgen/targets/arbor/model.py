@@ -157,6 +157,8 @@ class GradientModel:
                                hint="known: " + ", ".join(p.name for p in self.params))
         painted = {base_name(mech) for _, mech, _ in spec.decor.densities()}
         painted |= {base_name(mech) for mech in spec.decor.synapses().values()}
+        painted |= {base_name(mech) for mech in spec.decor.junctions().values()}
+        painted |= {base_name(mech) for mech in spec.decor.voltage_processes()}
         for ref in self.params:
             if ref.mechanism not in painted:
                 raise GradgenError(f"parameter '{ref.name}': mechanism '{ref.mechanism}' is not "
@@ -207,10 +209,12 @@ class GradientModel:
         return [(rest, arbor.density(HUB_NAME, {"cm": membrane.cm}))] + out
 
     def synapse_map(self, gradients: bool, values: dict[str, float]) -> Callable[[Any], Any]:
-        """Replaces each placed synapse of a converted mechanism by its gradient or original version."""
+        """Replaces each placed synapse or gap junction, and each painted voltage process, of a
+        converted mechanism by its gradient or original version."""
         def replace(what: Any) -> Any:
-            if not isinstance(what, arbor.synapse):
+            if not isinstance(what, (arbor.synapse, arbor.junction, arbor.voltage_process)):
                 return what
+            kind = type(what)
             derived = DerivedName.parse(what.mech.name)
             mech = derived.base
             if mech not in self.mechanisms:
@@ -225,13 +229,14 @@ class GradientModel:
                 if ref.mechanism != mech:
                     continue
                 if ref.region:
-                    raise GradgenError(f"parameter '{ref.name}': a synapse parameter cannot be bound "
+                    raise GradgenError(f"parameter '{ref.name}': a point, junction or voltage process "
+                                       "parameter cannot be bound "
                                        "to a region", hint=f"use {mech}.{ref.parameter}")
                 if ref.name in values and ref.parameter in self.mechanisms[mech].parameters:
                     vals[ref.parameter] = values[ref.name]
                 if gradients:
                     vals[weight(k)] = 1.0
-            return version(self.mechanisms[mech], derived, vals, gradients, arbor.synapse)
+            return version(self.mechanisms[mech], derived, vals, gradients, kind)
         return replace
 
     def generators(self, spec: CellSpec, values: dict[str, float] | None = None) -> list[arbor.event_generator]:
@@ -368,7 +373,8 @@ class GradientModel:
             props = self.properties(gradients, base)
             centres, hubs = [cv_centre(cell, site) for site in sites], None
         return SingleCellRun(cell, props, centres, len(self.params) if gradients else 0,
-                             self.generators(spec, values), hubs=hubs)
+                             self.generators(spec, values), hubs=hubs,
+                             gap_junctions=[j.connection(0) for j in spec.gap_junctions])
 
     def simulate(self, spec: CellSpec, sites: Sequence[str], t_end: float, dt: float,
                  gradients: bool = True, values: dict[str, float] | None = None,
@@ -388,7 +394,8 @@ class SingleCellRun(CellsRecipe):
 
     def __init__(self, cell, props, sites: Sequence[str], n_params: int,
                  generators: Sequence[arbor.event_generator] = (), threads: int = 1,
-                 hubs: Sequence[str] | None = None):
+                 hubs: Sequence[str] | None = None,
+                 gap_junctions: Sequence[arbor.gap_junction_connection] = ()):
         self.sites, self.n_params = list(sites), n_params
         # the mechanism that publishes u_k at each site: the hub, or a fused mechanism
         self.hubs = list(hubs) if hubs else [HUB_NAME] * len(self.sites)
@@ -400,7 +407,8 @@ class SingleCellRun(CellsRecipe):
                 probes.append(arbor.cable_probe_density_state(site, self.hubs[i], hub_state(k),
                                                               hub_probe_tag(i, k)))
                 self.tags.append(hub_probe_tag(i, k))
-        super().__init__([cell], props, [probes], [generators], threads=threads)
+        super().__init__([cell], props, [probes], [generators], threads=threads,
+                         gap_junctions=[gap_junctions])
 
     def run(self, t_end: float, dt: float, sample_dt: float | None = None) -> Traces:
         """Reset, run and return the samples."""

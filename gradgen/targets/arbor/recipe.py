@@ -1,4 +1,4 @@
-"""The one Arbor recipe gradgen runs: independent cable cells with probes and spike inputs.
+"""The one Arbor recipe gradgen runs: cable cells with probes, spike inputs and gap junctions.
 
 Single gradient runs, homeostatic runs, CMA-ES populations and the geometry checks all
 simulate unconnected cable cells; they differ only in which probes they sample, so they
@@ -20,16 +20,19 @@ SampleKey = tuple[int, str]  # (gid, probe tag)
 
 
 class CellsRecipe(arbor.recipe):
-    """Unconnected cable cells, each with its own probes and event generators, one set of
-    global properties, and a simulation that can be reset and run again with new samplers."""
+    """Cable cells, each with its own probes, event generators and gap junctions (no
+    synaptic connections), one set of global properties, and a simulation that can be reset
+    and run again with new samplers."""
 
     def __init__(self, cells: Sequence[arbor.cable_cell], props: arbor.cable_cell_global_properties,
                  probes: Sequence[Sequence] = (), generators: Sequence[Sequence[arbor.event_generator]] = (),
-                 seed: int = 0, threads: int = 1):
+                 seed: int = 0, threads: int = 1,
+                 gap_junctions: Sequence[Sequence[arbor.gap_junction_connection]] = ()):
         super().__init__()
         self._cells, self._props = list(cells), props
         self._probes = [list(p) for p in probes] or [[] for _ in self._cells]
         self._generators = [list(g) for g in generators] or [[] for _ in self._cells]
+        self._gap_junctions = [list(g) for g in gap_junctions] or [[] for _ in self._cells]
         self._seed, self._threads = seed, threads
         self._handles: dict[SampleKey, int] = {}
 
@@ -50,6 +53,9 @@ class CellsRecipe(arbor.recipe):
 
     def event_generators(self, gid):
         return self._generators[gid]
+
+    def gap_junctions_on(self, gid):
+        return self._gap_junctions[gid]
 
     @cached_property
     def sim(self) -> arbor.simulation:

@@ -106,6 +106,9 @@ def translate_lowered(low: LoweredMechanism) -> str:
     """NMODL text (Arbor dialect, no gradients) of a lowered mechanism."""
     mech = low.mechanism
     states = {sympy.Symbol(s) for s in low.states}
+    if mech.kind not in ("density", "point"):
+        raise GradgenError(f"a {mech.kind} process is Arbor's own NMODL: modcc reads it as written",
+                           mech.pos, hint="use the file itself; translate is for NEURON-dialect files")
     kind = {"density": "SUFFIX", "point": "POINT_PROCESS"}[mech.kind]
     head = [f": {mech.name}: translated by gradgen {__version__} from {mech.source.name} for Arbor.",
             ": FUNCTIONs and PROCEDUREs are inlined, TABLE is dropped, unit factors are folded.",
@@ -159,13 +162,15 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.equations:
         equations = [("~ 0", e) for e in low.equations]
         parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
-    if low.events:
+    for head, events in ((f"NET_RECEIVE({', '.join(low.event_args)})", low.events),
+                         ("POST_EVENT(time)", low.post_events)):
+        if not events:
+            continue
         # every jump is a function of the states before the event: stage, then assign
-        jumps = list(low.events.items())
+        jumps = list(events.items())
         staged = [f"pe{i}" for i in range(len(jumps))]
         targets = [(n, e) for n, (_, e) in zip(staged, jumps)]
         targets += [(state, sympy.Symbol(n)) for n, (state, _) in zip(staged, jumps)]
-        head = f"NET_RECEIVE({', '.join(low.event_args)})"
         parts.append("\n".join(_block(head, targets, "e", set(), staged=staged)))
     return "\n\n".join(parts) + "\n"
 
