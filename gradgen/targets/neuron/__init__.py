@@ -68,5 +68,5 @@ def instrument(h, params: Sequence[str], mod_files: Sequence[str | Path], out_di
 
     convert(list(mod_files), out_dir, parse_param_list(list(params)), target="neuron")
     model = NeuronModel.load(out_dir)
-    model.swap(list(h.allsec()) if sections is None else sections, regions)
+    model.swap(sections, regions)
     return model

@@ -93,7 +93,7 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
         convergence.append(relative_error(estimates[0], estimates[1]))
     set_values(model, cell, values, gradient=False)
     model.swap(cell.sections, cell.regions)
-    grad = simulate(h, cell.sites, t_end, dt, v_init, len(values))
+    grad = model.run(cell.sites, t_end, dt, v_init)
     residual = plain - target
     loss = 2.0 * np.einsum("st,skt->k", residual, grad.u) / residual.size
     loss_fd = np.array([2.0 * np.mean(residual * fd) for fd in fds])
