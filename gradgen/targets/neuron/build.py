@@ -88,7 +88,9 @@ def directory_sources(directory: Path | str) -> list[tuple[str, str]]:
     directory = Path(directory)
     manifest = Manifest.load(directory)
     hub = [(f"{HUB_NAME}.mod", (directory / f"{HUB_NAME}.mod").read_text())]
-    sources = [(f"{m.gradient}.mod", (directory / f"{m.gradient}.mod").read_text()) for m in manifest.mechanisms]
+    # a bystander (it cannot move V) runs as its original, which is built below
+    sources = [(f"{m.gradient}.mod", (directory / f"{m.gradient}.mod").read_text())
+               for m in manifest.mechanisms if not m.bystander]
     sources += [(f"{original_name(m.original)}.mod",
                  original_source((directory / m.source_copy).read_text(), m.original))
                 for m in manifest.mechanisms]

@@ -153,7 +153,8 @@ class NeuronModel:
         h = load_library(build_directory(directory))
         order = _mechanism_order(h)
         hub_last = manifest.scheme == "shadow"  # it runs first in the state updates
-        if any((order.index(HUB_NAME) < order.index(m.gradient)) == hub_last for m in manifest.mechanisms):
+        if any((order.index(HUB_NAME) < order.index(m.gradient)) == hub_last
+               for m in manifest.mechanisms if not m.bystander):
             raise GradgenError("the hub is registered on the wrong side of a gradient mechanism",
                                hint="build with gradgen.targets.neuron.build")
         for m in manifest.mechanisms:
@@ -234,10 +235,10 @@ class NeuronModel:
             if p.region is not None and p.region not in regions:
                 raise GradgenError(f"parameter '{p.name}': no region '{p.region}'",
                                    hint="pass regions={name: [sections]}")
-            where = {id(s) for s in regions[p.region]} if p.region else None
+            where = set(regions[p.region]) if p.region else None  # NEURON makes a new wrapper per lookup: not id()
             gradient = by_original[p.mechanism].gradient
             for sec in sections:
-                if sec.has_membrane(gradient) and (where is None or id(sec) in where):
+                if sec.has_membrane(gradient) and (where is None or sec in where):
                     for seg in sec:
                         setattr(getattr(seg, gradient), weight(k), 1.0)
 
