@@ -126,7 +126,7 @@ class Traces:
 
 
 class IonCarriers:
-    """The ion carrier: u_k is the inside concentration of ion ``gg<k>`` at the segment."""
+    """The ion carrier: u_k is the inside concentration of θ_k's carrier ion at the segment."""
 
     lag = 0
 
