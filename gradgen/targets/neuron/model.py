@@ -146,6 +146,15 @@ class NeuronModel:
         self.directory, self.manifest, self.h = directory, manifest, h
         self.shadows: list[ShadowCells] = []
 
+    @property
+    def params(self) -> list:
+        """θ as :class:`~gradgen.params.ParamRef`, in the carriers' order."""
+        return self.manifest.refs
+
+    @property
+    def defaults(self) -> dict[str, float | None]:
+        return self.manifest.defaults
+
     @staticmethod
     def load(directory: Path | str) -> "NeuronModel":
         directory = Path(directory)
