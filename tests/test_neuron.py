@@ -22,7 +22,8 @@ pytest.importorskip("neuron")
 ROOT = Path(__file__).resolve().parent.parent
 MECHANISMS = ROOT / "mechanisms"
 C4A = ROOT.parent / "shared" / "data" / "C4A.swc"
-#: the issue's bound on forward fidelity (measured: ≤ 2e-11 mV over 50 ms of HH spiking)
+#: the issue's bound on forward fidelity (measured: ≤ 2e-11 mV over 50 ms of HH spiking at dt
+#: 0.025, 2e-10 mV at dt 0.1)
 FORWARD_MV = 1e-9
 
 
@@ -122,9 +123,11 @@ def test_tapered_cable(dt, scheme, bound):
     assert r["loss_gradient_rel_error"] <= bound
 
 
-#: mechanism file and its NEURON name; with hh on the check cable, dt 0.025, 20 ms. Measured:
-#: V within 1.7e-11 mV of the originals; dV/dθ worst 0.10 % (nat) to 0.22 % (kdrn), loss
-#: gradient ≤ 0.081 %; the bounds are the issue's
+#: mechanism file and its NEURON name; with hh on the check cable, dt 0.025, 20 ms, shadow
+#: carrier. Measured: V within 1.7e-11 mV of the originals; dV/dθ worst 8.8e-5 (nat), loss
+#: gradient ≤ 7.8e-6 (kdr); the dV/dθ errors track the FD's own (its two steps differ by up to
+#: 7.9e-5 here), so the bound is FD-limited, 10× above them
+FD_LIMITED = 1e-3
 CHANNELS = [("cahva.mod", "cahva"), ("calva.mod", "calva"), ("ih.mod", "ih"), ("ka.mod", "ka"),
             ("kdr.mod", "kdr"), ("kdr_neuron.mod", "kdrn"), ("km.mod", "km"), ("nat.mod", "nat")]
 
@@ -137,7 +140,8 @@ def test_channel_set_forward_fidelity_and_gradients(mod, name):
     params = ",".join(f"{name}.{p}" for p in lower_file(MECHANISMS / mod).parameter_names())
     r = neuron_check(["hh.mod", mod], params, 0.025, 20)
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.01
+    assert max(max(e) for e in r["dv_rel_error"]) <= FD_LIMITED
+    assert r["loss_gradient_rel_error"] <= EXACT
 
 
 MSN = ROOT.parent / "shared" / "corpus" / "modeldb" / "150621"  # Mahon et al. 2000, striatal MSN
@@ -152,14 +156,15 @@ def test_published_neuron_mechanisms(mod):
     """Every channel of a published NEURON model (ModelDB 150621, as its authors ship them),
     each with hh on the check cable, dt 0.025, 20 ms, all its parameters: V against the file
     compiled by nrnivmodl, dV/dθ against FD of it. Measured: V within 1.9e-11 mV, dV/dθ within
-    0.22 %, loss gradients within 0.054 %."""
+    1.5e-4 (Krpm, whose FD steps differ by 9.7e-5), loss gradients within 3.9e-8."""
     from gradgen.nmodl.lower import lower_file
 
     low = lower_file(MSN / mod)
     params = ",".join(f"{low.name}.{p}" for p in low.parameter_names())
     r = neuron_check(["hh.mod", str(MSN / mod)], params, 0.025, 20)
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.01
+    assert max(max(e) for e in r["dv_rel_error"]) <= FD_LIMITED
+    assert r["loss_gradient_rel_error"] <= EXACT
 
 
 KINETIC_STATES = """
