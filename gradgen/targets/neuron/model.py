@@ -22,6 +22,7 @@ import numpy as np
 
 from gradgen.errors import GradgenError
 from gradgen.manifest import Manifest
+from gradgen.params import ParamRef
 from gradgen.protocol import (
     HUB_NAME,
     NEURON_CAPACITANCE,
@@ -147,7 +148,7 @@ class NeuronModel:
         self.shadows: list[ShadowCells] = []
 
     @property
-    def params(self) -> list:
+    def params(self) -> list[ParamRef]:
         """θ as :class:`~gradgen.params.ParamRef`, in the carriers' order."""
         return self.manifest.refs
 
@@ -177,7 +178,8 @@ class NeuronModel:
              regions: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Replace originals (``x`` or its :func:`~gradgen.protocol.original_name`) by their
         gradient versions, keeping their parameter values; paint θ's weights (a region names
-        a list of sections in ``regions``); insert the hub with each segment's cm and Ra."""
+        a list of sections in ``regions``); insert the hub (for the ion carrier with each
+        segment's cm and Ra) and, for the shadow carrier, build the cells' shadow copies."""
         if sections is None:  # every cell, not the shadow copies of earlier swaps
             sections = [s for s in self.h.allsec() if not s.has_membrane(SHADOW_MECHANISM)]
         sections = list(sections)
