@@ -90,6 +90,42 @@ def test_passive_cable(scheme, bound):
     assert max(r["dv_rel_error"][0]) <= bound
 
 
+#: a persistent Na current whose activation is a FUNCTION of v called inside the current
+#: (tests/data/conductance/napf.mod without its comments: nrnivmodl refuses non-ASCII text)
+NAPF = """
+NEURON {
+    SUFFIX napf
+    USEION na READ ena WRITE ina
+    RANGE gbar
+}
+PARAMETER {
+    gbar = 0.002 (S/cm2)
+    vhalf = -52 (mV)
+}
+STATE { h }
+INITIAL { h = 1/(1 + exp((v + 49)/10)) }
+BREAKPOINT {
+    SOLVE states METHOD cnexp
+    ina = gbar*minf(v)*h*(v - ena)
+}
+DERIVATIVE states {
+    h' = (1/(1 + exp((v + 49)/10)) - h)/50
+}
+FUNCTION minf(v) { minf = 1/(1 + exp(-(v - vhalf)/4.6)) }
+"""
+
+
+def test_a_current_nonlinear_in_v_uses_neurons_own_slope(tmp_path):
+    """NEURON linearises a mechanism's current with (I(v + 0.001) − I(v))/0.001; where I is
+    not linear in v (here minf(v) inside the current) the gradient system uses that same
+    quotient, so dV/dθ stays the derivative of NEURON's step. Measured, hh + napf, dt 0.025,
+    30 ms: 3.4e-8 (with the analytic ∂I/∂V instead: 9.0e-6, above the FD's 2.9e-6)."""
+    (tmp_path / "napf.mod").write_text(NAPF)
+    r = neuron_check(["hh.mod", str(tmp_path / "napf.mod")], "hh.gnabar,napf.gbar", 0.025, 30)
+    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
+    assert max(max(e) for e in r["dv_rel_error"]) <= 1e-6
+
+
 TAPER = """
 import json, sys, tempfile
 from gradgen.convert import convert

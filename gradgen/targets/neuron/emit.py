@@ -128,13 +128,15 @@ def emit_contributor(system: ContributorSystem) -> str:
     phase_a, phase_a_locals = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"],
                                       {**rename, V: sympy.Symbol(VPREV)})
     phase_b, phase_b_locals = _render(system.phase_b, LOCAL_PREFIX["phase_b_lines"], rename)
+    # each current as its expression: NEURON takes the slope of the whole current numerically
+    # (modcc's conductance form, system.currents, is Arbor's)
     currents, created = [], []
-    for stmt in system.currents:
-        lines, made = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
+    for c in low.currents:
+        lines, made = lower_piecewise(c.name, c.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
         currents += lines
         created += made
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
-             for s in code.statements] + [s.expr for s in system.currents]
+             for s in code.statements] + [c.expr for c in low.currents]
     free = {s.name for e in exprs for s in e.free_symbols}
     states = set(low.states)
     ion_vars = [v for i in mech.ions for v in i.read + i.write if v not in states]
