@@ -269,7 +269,9 @@ def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: floa
     h.secondorder = 0
     h.dt = dt
     h.steps_per_ms = 1.0 / dt
-    lag = carriers.lag if carriers is not None and n_params else 0
+    if n_params and carriers is None:
+        raise ValueError("recording carriers needs the model's carriers (NeuronModel.carriers())")
+    lag = carriers.lag if n_params else 0
     t = h.Vector().record(h._ref_t)
     vs = [h.Vector().record(seg._ref_v) for seg in sites]
     us = [[h.Vector().record(carriers.reference(seg, k)) for k in range(n_params)] for seg in sites]
