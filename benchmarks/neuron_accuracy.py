@@ -4,10 +4,11 @@ of the original NEURON model (the .mod files compiled by nrnivmodl as given).
 Cells: the uniform HH cable of the Arbor accuracy table (500 µm, diam 1 µm, Ra 100, 51
 segments, 0.1 nA at x = 0), a tapered HH cable (3 → 0.5 µm, 0.5 nA into the thick end),
 a soma (20 × 20 µm) with a 1 µm dendrite (a radius step between sections; pas, 0.1 nA) and
-C4A (hh + pas, 0.2 nA into the soma) when ../shared/data/C4A.swc exists. 50 ms (and 250 ms
-on the uniform cable); dt 0.025
-and 0.0025; "naive" drops the split compensation (measured at dt 0.025 on the uniform
-cable, as in the NEURON notes' first design). Relative L2 errors over time at the two sites (near / far), worst parameter; the
+C4A (hh + pas, 0.2 nA into the soma, and 2 nA, where it spikes) when
+../shared/data/C4A.swc exists. 50 ms (and 250 ms on the uniform cable). Carriers: "shadow"
+(the default, copies of the cell) at dt 0.1, 0.025 and 0.0025; the ion carrier "corrected"
+at dt 0.025 and 0.0025, and "naive", which drops its split compensation (dt 0.025 on the
+uniform cable, as in the NEURON notes' first design). ``--schemes shadow`` runs a subset. Relative L2 errors over time at the two sites (near / far), worst parameter; the
 loss is the θ-scaled MSE gradient against the model at θ/1.1. Each case runs in its own
 process (NEURON cannot unload a library). Writes benchmarks/results/neuron_accuracy.json.
 """
@@ -17,6 +18,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +31,9 @@ CASES = {  # name: (mechanisms, θ, cell)
     "tapered HH cable 3 -> 0.5 um": (["hh"], HH, "taper"),
     "soma + dendrite (radius step 20 -> 1 um), pas": (["pas"], ["pas.g"], "step"),
     "C4A, hh + pas": (["hh", "pas"], HH + ["pas.g"], "c4a"),
+    "C4A, hh + pas, 2 nA (spiking)": (["hh", "pas"], HH + ["pas.g"], "c4a spiking"),
 }
+DTS = {"shadow": (0.1, 0.025, 0.0025), "corrected": (0.025, 0.0025)}
 
 
 def worker(name: str, dt: float, scheme: str) -> dict:
@@ -61,6 +65,7 @@ def worker(name: str, dt: float, scheme: str) -> dict:
         "taper": lambda h: cable(h, mechanisms, diam=(3.0, 0.5), stimulus_nA=0.5),
         "step": step,
         "c4a": lambda h: swc_cell(h, str(C4A), mechanisms),
+        "c4a spiking": lambda h: swc_cell(h, str(C4A), mechanisms, stimulus_nA=2.0),
     }
     report = check_cell(NeuronModel.load(out), builders[cell], 250.0 if "250 ms" in name else T_END, dt)
     return {"case": name, "dt": dt, "scheme": scheme,
@@ -69,11 +74,13 @@ def worker(name: str, dt: float, scheme: str) -> dict:
             "forward_max_abs_diff_mV": report.forward_max_abs_diff_mV}
 
 
-def main() -> list[dict]:
-    runs = [(name, dt, "corrected") for name in CASES for dt in (0.025, 0.0025)
-            if CASES[name][2] != "c4a" or C4A.is_file()]
-    runs.insert(1, ("uniform HH cable", 0.025, "naive"))
+def main(schemes: list[str]) -> list[dict]:
+    runs = [(name, dt, scheme) for scheme in schemes for name in CASES for dt in DTS[scheme]
+            if not CASES[name][2].startswith("c4a") or C4A.is_file()]
+    if "corrected" in schemes:
+        runs.append(("uniform HH cable", 0.025, "naive"))
     rows = []
+    start = time.perf_counter()
     for name, dt, scheme in runs:
         proc = subprocess.run([sys.executable, __file__, "--worker", name, str(dt), scheme],
                               capture_output=True, text=True, cwd=ROOT)
@@ -84,7 +91,8 @@ def main() -> list[dict]:
         print(f"| {name} | {dt} | {scheme} | {r['near']:.3%} / {r['far']:.3%}, {r['loss_gradient']:.3%} | "
               f"{r['forward_max_abs_diff_mV']:.1e} | {r['fd_convergence']:.0e} |", flush=True)
     out = ROOT / "benchmarks" / "results" / "neuron_accuracy.json"
-    out.write_text(json.dumps({"t_end_ms": T_END, "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"t_end_ms": T_END, "rows": rows, "seconds": time.perf_counter() - start},
+                              indent=2) + "\n")
     print(f"wrote {out}")
     return rows
 
@@ -93,4 +101,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
         print(json.dumps(worker(sys.argv[2], float(sys.argv[3]), sys.argv[4])))
     else:
-        main()
+        main(sys.argv[sys.argv.index("--schemes") + 1].split(",") if "--schemes" in sys.argv else list(DTS))

@@ -3,10 +3,11 @@
 The shared benchmark cell of overhead.py built in NEURON: soma 20 µm × diam 20 µm (1
 segment), axon 400 µm × diam 1 µm in two sections of 5 segments, hh everywhere, 0.2 nA into
 the soma from 10 to 960 ms, 1000 ms at dt 0.025 ms (fixed step). K = 1, 3, 10 parameters
-(10: gnabar, gkbar, gl on soma / proximal / distal axon, and el). NEURON cannot unload a
-mechanism library, so each K runs in its own process, where the plain run (the original
-hh.mod, compiled in the same library) and the gradient run alternate; times are medians of
-the repeats. Run construction is excluded.
+(10: gnabar, gkbar, gl on soma / proximal / distal axon, and el), with the shadow carrier
+(the default: K copies of the cell) and the ion carrier (``corrected``). NEURON cannot unload
+a mechanism library, so each (K, carrier) runs in its own process, where the plain run (the
+original hh.mod, compiled in the same library) and the gradient run alternate; times are
+medians of the repeats. Run construction (the swap, the shadow cells) is excluded.
 
 Writes benchmarks/results/neuron_overhead.json.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 T_END, DT, REPEATS = 1000.0, 0.025, 5
 REGIONS = ("soma", "proximal", "distal")
+SCHEMES = ("shadow", "corrected")
 PARAM_SETS = {
     1: ["hh.gnabar"],
     3: ["hh.gnabar", "hh.gkbar", "hh.gl"],
@@ -31,15 +33,15 @@ PARAM_SETS = {
 }
 
 
-def worker(k: int) -> dict:
-    """One K: build, then alternate plain and gradient runs; median seconds of each."""
+def worker(k: int, scheme: str) -> dict:
+    """One K and carrier: build, then alternate plain and gradient runs; median seconds of each."""
     from gradgen.convert import convert
     from gradgen.params import parse_param_list
     from gradgen.protocol import original_name
     from gradgen.targets.neuron.model import NeuronModel, simulate
 
     out = tempfile.mkdtemp()
-    convert([ROOT / "mechanisms" / "hh.mod"], out, parse_param_list(PARAM_SETS[k]), target="neuron")
+    convert([ROOT / "mechanisms" / "hh.mod"], out, parse_param_list(PARAM_SETS[k]), scheme=scheme, target="neuron")
     model = NeuronModel.load(out)
     h = model.h
 
@@ -64,22 +66,26 @@ def worker(k: int) -> dict:
             if name == "gradient":
                 model.swap(sections, {r: [s] for r, s in zip(REGIONS, sections)})
             start = time.perf_counter()
-            simulate(h, sites, T_END, DT, n_params=k if name == "gradient" else 0)
+            if name == "gradient":
+                model.run(sites, T_END, DT)
+            else:
+                simulate(h, sites, T_END, DT)
             times[name].append(time.perf_counter() - start)
+            model.release()  # the shadow cells go before the cell they read
             del sections, sites, stim
     plain, grad = statistics.median(times["plain"]), statistics.median(times["gradient"])
-    return {"K": k, "plain_s": plain, "gradient_s": grad, "ratio": grad / plain, "repeats": times}
+    return {"K": k, "scheme": scheme, "plain_s": plain, "gradient_s": grad, "ratio": grad / plain, "repeats": times}
 
 
 def main() -> dict:
     rows = []
-    for k in PARAM_SETS:
-        proc = subprocess.run([sys.executable, __file__, "--worker", str(k)], capture_output=True, text=True,
-                              cwd=ROOT)
+    for k, scheme in [(k, scheme) for k in PARAM_SETS for scheme in SCHEMES]:
+        proc = subprocess.run([sys.executable, __file__, "--worker", str(k), scheme], capture_output=True,
+                              text=True, cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(proc.stderr[-3000:])
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"K = {k:2d}: plain {rows[-1]['plain_s']:.3f} s, gradient {rows[-1]['gradient_s']:.3f} s, "
+        print(f"K = {k:2d}, {scheme}: plain {rows[-1]['plain_s']:.3f} s, gradient {rows[-1]['gradient_s']:.3f} s, "
               f"ratio {rows[-1]['ratio']:.2f}")
     import neuron
 
@@ -93,7 +99,7 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        print(json.dumps(worker(int(sys.argv[2]))))
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(int(sys.argv[2]), sys.argv[3])))
     else:
         main()

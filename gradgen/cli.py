@@ -39,6 +39,8 @@ def _add_target_option(cmd: argparse.ArgumentParser) -> None:
     from gradgen.targets import TARGETS
 
     cmd.add_argument("--target", choices=TARGETS, default="arbor", help="simulator (default arbor)")
+    cmd.add_argument("--scheme", help="the target's carrier scheme (default its first; neuron: shadow, or "
+                     "corrected / naive for the ion carrier)")
 
 
 def cmd_convert(args) -> int:
@@ -54,7 +56,7 @@ def cmd_convert(args) -> int:
             raise GradgenError("--homeostatic is built for the Arbor target only", hint="drop --target")
         manifest = convert_homeostatic(args.mod, args.output, _params(args), config_from_args(args))
     else:
-        manifest = convert(args.mod, args.output, _params(args), target=args.target)
+        manifest = convert(args.mod, args.output, _params(args), scheme=args.scheme, target=args.target)
     names = ", ".join(p.name for p in manifest.parameters)
     print(f"wrote {len(manifest.mechanisms)} gradient mechanism(s) for {len(manifest.parameters)} "
           f"parameter(s) ({names}) to {args.output}")
@@ -126,6 +128,8 @@ def cmd_check(args) -> int:
         from gradgen.targets.neuron.check import check_command
 
         return check_command(args)
+    if args.scheme:
+        raise GradgenError("check --scheme is for --target neuron", hint="convert --scheme picks Arbor's hub update")
     if args.coverage or any(Path(m).is_dir() for m in args.mod):
         return cmd_coverage(args)
     from tqdm import tqdm

@@ -219,13 +219,29 @@ def concentration(ion: str) -> str:
     return f"{ion}i"
 
 
-def deferred(ion: str) -> str:
-    """A contributor's phase-A contribution to an accumulator ion, added in its state update.
+#: The NEURON carriers (``convert --target neuron --scheme``): ``shadow`` (the default) makes
+#: u_k the voltage of a copy of the cell per θ, solved in NEURON's own matrix step;
+#: ``corrected`` and ``naive`` carry u_k as an ion's concentration moved by longitudinal
+#: diffusion, with and without the split compensation.
+NEURON_SCHEMES = ("shadow", "corrected", "naive")
+#: The density mechanism of the shadow cells: current g·u + source, with g and the source
+#: read from the main cell's accumulators through these POINTERs.
+SHADOW_MECHANISM = "gg_shadow"
+SHADOW_CURRENT = "gg_i"
+SHADOW_CONDUCTANCE = "gg_gp"
+SHADOW_SOURCE = "gg_sp"
+#: The shadow hub's procedure: u_k from the shadow cells, accumulators zeroed.
+SHADOW_HUB_PROCEDURE = "gg_gather"
 
-    NEURON evaluates BREAKPOINT twice per step (at v + 0.001 and at v), so phase A may only
-    assign; the sums into shared ions happen once, in the SOLVEd procedure.
-    """
-    return f"gg_q{ion}"
+
+def shadow_voltage(k: int) -> str:
+    """The shadow hub's POINTER to the voltage of θ_k's shadow segment (u_k)."""
+    return f"gg_up{k}"
+
+
+def shadow_section(k: int, name: str) -> str:
+    """The name of θ_k's copy of section ``name``."""
+    return f"gg_shadow{k}_" + re.sub(r"\W", "_", name)
 
 
 def split_increment(k: int) -> str:

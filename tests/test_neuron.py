@@ -8,6 +8,8 @@ command line, or a short script).
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +22,15 @@ pytest.importorskip("neuron")
 ROOT = Path(__file__).resolve().parent.parent
 MECHANISMS = ROOT / "mechanisms"
 C4A = ROOT.parent / "shared" / "data" / "C4A.swc"
-#: the issue's bound on forward fidelity (measured: ≤ 2e-11 mV over 50 ms of HH spiking)
+#: the issue's bound on forward fidelity (measured: ≤ 2e-11 mV over 50 ms of HH spiking at dt
+#: 0.025, 2e-10 mV at dt 0.1)
 FORWARD_MV = 1e-9
+
+
+#: the shadow carrier is the derivative of NEURON's own step: what is left is the central
+#: FD's error (its two steps differ by up to 2.6e-4 on spiking C4A, 5e-5 on the HH cable;
+#: measured errors ≤ 2.9e-6); the issue's bound for it
+EXACT = 1e-5
 
 
 def neuron_check(mods: list[str], params: str, dt: float, t_end: float, *extra: str) -> dict:
@@ -46,33 +55,75 @@ HH = "hh.gnabar,hh.gkbar,hh.gl"
 
 
 @pytest.mark.slow
-def test_hh_cable_at_dt_0025():
-    """Uniform HH cable (500 µm, diam 1 µm, Ra 100, 51 segments, 0.1 nA), 50 ms at dt 0.025.
-    Measured: V 1.3e-11 mV from the original; dV/dθ 0.092 % near / 0.20 % far; loss 0.055 %
-    (without the split compensation: 17 % / 20 %, 14 %)."""
-    r = neuron_check(["hh.mod"], HH, 0.025, 50)
+@pytest.mark.parametrize("dt", [0.1, 0.025, 0.0025])
+def test_hh_cable_is_exact_at_every_dt(dt):
+    """Uniform HH cable (500 µm, diam 1 µm, Ra 100, 51 segments, 0.1 nA), 50 ms, shadow
+    carrier. Measured at dt 0.025: V 1.3e-11 mV from the original; dV/dθ 1.3e-7 near /
+    5.6e-7 far; loss 7.5e-8 (0.0025: 6.9e-7, 7.9e-8)."""
+    r = neuron_check(["hh.mod"], HH, dt, 50)
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(c for c in r["fd_convergence"]) < 1e-3  # the FD is converged well below the error
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.01  # the issue's bound at dt 0.025
-    assert r["loss_gradient_rel_error"] <= 0.01
+    assert max(c for c in r["fd_convergence"]) < 1e-3  # the FD steps agree: it measures something
+    assert max(max(e) for e in r["dv_rel_error"]) <= EXACT
+    assert r["loss_gradient_rel_error"] <= EXACT
 
 
 @pytest.mark.slow
-def test_hh_cable_at_dt_00025():
-    """Same cable at dt 0.0025. Measured: dV/dθ 1.3e-7 / 8.6e-7; loss 1.2e-7 (the FD's resolution)."""
-    r = neuron_check(["hh.mod"], HH, 0.0025, 50)
+@pytest.mark.parametrize("dt, bound", [(0.025, 0.01), (0.0025, 0.001)])
+def test_hh_cable_ion_carrier(dt, bound):
+    """The ion carrier (``--scheme corrected``) on the same cable, to the issue's bounds for a
+    first-order carrier. Measured: dt 0.025: dV/dθ 0.092 % / 0.20 %, loss 0.055 % (without
+    the split compensation, ``naive``: 17 % / 20 %, 14 %); dt 0.0025: 1.3e-7 / 8.6e-7."""
+    r = neuron_check(["hh.mod"], HH, dt, 50, "--scheme", "corrected")
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.001  # the issue's bound at dt 0.0025
-    assert r["loss_gradient_rel_error"] <= 0.001
+    assert max(max(e) for e in r["dv_rel_error"]) <= bound
+    assert r["loss_gradient_rel_error"] <= bound
 
 
-def test_passive_cable_is_exact_up_to_the_split():
-    """pas alone: dV/de is exact (e is uniform: no diffusion), dV/dg within 1e-5 at dt 0.025
-    (measured 1.4e-6 over 10 ms; the uncompensated split gives ~6e-4)."""
-    r = neuron_check(["pas.mod"], "pas.g,pas.e", 0.025, 10)
+@pytest.mark.parametrize("scheme, bound", [("shadow", 1e-8), ("corrected", 1e-5)])
+def test_passive_cable(scheme, bound):
+    """pas alone, dt 0.025, 10 ms: dV/de is exact with both carriers (e is uniform: no
+    axial current); dV/dg measured 2.2e-10 (shadow) and 1.4e-6 (ion carrier; the
+    uncompensated split gives ~6e-4)."""
+    r = neuron_check(["pas.mod"], "pas.g,pas.e", 0.025, 10, "--scheme", scheme)
     assert r["forward_max_abs_diff_mV"] == 0.0
     assert max(r["dv_rel_error"][1]) <= 1e-9
-    assert max(r["dv_rel_error"][0]) <= 1e-5
+    assert max(r["dv_rel_error"][0]) <= bound
+
+
+#: a persistent Na current whose activation is a FUNCTION of v called inside the current
+#: (tests/data/conductance/napf.mod without its comments: nrnivmodl refuses non-ASCII text)
+NAPF = """
+NEURON {
+    SUFFIX napf
+    USEION na READ ena WRITE ina
+    RANGE gbar
+}
+PARAMETER {
+    gbar = 0.002 (S/cm2)
+    vhalf = -52 (mV)
+}
+STATE { h }
+INITIAL { h = 1/(1 + exp((v + 49)/10)) }
+BREAKPOINT {
+    SOLVE states METHOD cnexp
+    ina = gbar*minf(v)*h*(v - ena)
+}
+DERIVATIVE states {
+    h' = (1/(1 + exp((v + 49)/10)) - h)/50
+}
+FUNCTION minf(v) { minf = 1/(1 + exp(-(v - vhalf)/4.6)) }
+"""
+
+
+def test_a_current_nonlinear_in_v_uses_neurons_own_slope(tmp_path):
+    """NEURON linearises a mechanism's current with (I(v + 0.001) − I(v))/0.001; where I is
+    not linear in v (here minf(v) inside the current) the gradient system uses that same
+    quotient, so dV/dθ stays the derivative of NEURON's step. Measured, hh + napf, dt 0.025,
+    30 ms: 3.4e-8 (with the analytic ∂I/∂V instead: 9.0e-6, above the FD's 2.9e-6)."""
+    (tmp_path / "napf.mod").write_text(NAPF)
+    r = neuron_check(["hh.mod", str(tmp_path / "napf.mod")], "hh.gnabar,napf.gbar", 0.025, 30)
+    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
+    assert max(max(e) for e in r["dv_rel_error"]) <= 1e-6
 
 
 TAPER = """
@@ -82,7 +133,8 @@ from gradgen.params import parse_param_list
 from gradgen.targets.neuron.check import cable, check_cell
 from gradgen.targets.neuron.model import NeuronModel
 out = tempfile.mkdtemp()
-convert(["mechanisms/hh.mod"], out, parse_param_list(["hh.gnabar,hh.gkbar,hh.gl"]), target="neuron")
+convert(["mechanisms/hh.mod"], out, parse_param_list(["hh.gnabar,hh.gkbar,hh.gl"]), scheme=sys.argv[3],
+        target="neuron")
 report = check_cell(NeuronModel.load(out), lambda h: cable(h, ["hh"], diam=(3.0, 0.5), stimulus_nA=float(sys.argv[2])),
                     50.0, float(sys.argv[1]))
 print(json.dumps(report.as_dict()))
@@ -90,22 +142,28 @@ print(json.dumps(report.as_dict()))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dt, bound", [(0.025, 0.01), (0.0025, 0.001)])
-def test_tapered_cable(dt, bound):
-    """Taper 3 → 0.5 µm, 0.5 nA into the thick end. NEURON's longitudinal diffusion with volume
-    ∝ cm·diam and diffusivity ∝ diam²/Ra follows the taper; the bounds are the issue's.
-    Measured: dt 0.025: 0.034 % / 0.22 %, loss 0.098 %; dt 0.0025: 0.02 % / 0.08 %, loss 0.08 %
-    (a floor from the taper's discretisation: segment diameters against NEURON's axial
-    resistances integrated over the 3-D points)."""
-    r = run_script(TAPER, str(dt), "0.5")
+@pytest.mark.parametrize("dt, scheme, bound", [(0.1, "shadow", EXACT), (0.025, "shadow", EXACT),
+                                               (0.0025, "shadow", EXACT),
+                                               (0.025, "corrected", 0.01), (0.0025, "corrected", 0.001)])
+def test_tapered_cable(dt, scheme, bound):
+    """Taper 3 → 0.5 µm, 0.5 nA into the thick end. The shadow cell has the taper's own
+    areas and axial resistances: exact (measured: see benchmarks/results/neuron_accuracy.json).
+    The ion carrier's longitudinal diffusion with volume ∝ cm·diam and diffusivity ∝ diam²/Ra
+    follows it to the issue's bounds for a first-order carrier. Measured: dt 0.025: 0.034 % /
+    0.22 %, loss 0.098 %; dt 0.0025: 0.02 % / 0.08 %, loss 0.08 % (a floor from the taper's
+    discretisation: segment diameters against NEURON's axial resistances integrated over the
+    3-D points)."""
+    r = run_script(TAPER, str(dt), "0.5", scheme)
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
     assert max(max(e) for e in r["dv_rel_error"]) <= bound
     assert r["loss_gradient_rel_error"] <= bound
 
 
-#: mechanism file and its NEURON name; with hh on the check cable, dt 0.025, 20 ms. Measured:
-#: V within 1.7e-11 mV of the originals; dV/dθ worst 0.10 % (nat) to 0.22 % (kdrn), loss
-#: gradient ≤ 0.081 %; the bounds are the issue's
+#: mechanism file and its NEURON name; with hh on the check cable, dt 0.025, 20 ms, shadow
+#: carrier. Measured: V within 1.7e-11 mV of the originals; dV/dθ worst 8.8e-5 (nat), loss
+#: gradient ≤ 7.8e-6 (kdr); the dV/dθ errors track the FD's own (its two steps differ by up to
+#: 7.9e-5 here), so the bound is FD-limited, 10× above them
+FD_LIMITED = 1e-3
 CHANNELS = [("cahva.mod", "cahva"), ("calva.mod", "calva"), ("ih.mod", "ih"), ("ka.mod", "ka"),
             ("kdr.mod", "kdr"), ("kdr_neuron.mod", "kdrn"), ("km.mod", "km"), ("nat.mod", "nat")]
 
@@ -118,7 +176,8 @@ def test_channel_set_forward_fidelity_and_gradients(mod, name):
     params = ",".join(f"{name}.{p}" for p in lower_file(MECHANISMS / mod).parameter_names())
     r = neuron_check(["hh.mod", mod], params, 0.025, 20)
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.01
+    assert max(max(e) for e in r["dv_rel_error"]) <= FD_LIMITED
+    assert r["loss_gradient_rel_error"] <= EXACT
 
 
 MSN = ROOT.parent / "shared" / "corpus" / "modeldb" / "150621"  # Mahon et al. 2000, striatal MSN
@@ -133,14 +192,15 @@ def test_published_neuron_mechanisms(mod):
     """Every channel of a published NEURON model (ModelDB 150621, as its authors ship them),
     each with hh on the check cable, dt 0.025, 20 ms, all its parameters: V against the file
     compiled by nrnivmodl, dV/dθ against FD of it. Measured: V within 1.9e-11 mV, dV/dθ within
-    0.22 %, loss gradients within 0.054 %."""
+    1.5e-4 (Krpm, whose FD steps differ by 9.7e-5), loss gradients within 3.9e-8."""
     from gradgen.nmodl.lower import lower_file
 
     low = lower_file(MSN / mod)
     params = ",".join(f"{low.name}.{p}" for p in low.parameter_names())
     r = neuron_check(["hh.mod", str(MSN / mod)], params, 0.025, 20)
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(max(e) for e in r["dv_rel_error"]) <= 0.01
+    assert max(max(e) for e in r["dv_rel_error"]) <= FD_LIMITED
+    assert r["loss_gradient_rel_error"] <= EXACT
 
 
 KINETIC_STATES = """
@@ -187,20 +247,19 @@ def test_kinetic_scheme_differs_only_by_neurons_iterative_steady_state():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not C4A.is_file(), reason="C4A.swc is not available")
-def test_c4a():
-    """C4A (hh + pas, 0.2 nA into the soma). Measured at dt 0.025 and 0.0025 alike: dV/dθ
-    0.74 % at the soma, 7.6 % at the farthest tip, loss 0.95 %. NEURON's longitudinal
-    diffusion joins each child section straight to its parent's last segment with the mean
-    of the two segments' diffusivities, where the cable has the branch point's node and the
-    series resistance of the two half segments: the carrier is not the cable at branch points
-    and diameter steps, and that error does not fall with dt. These bounds guard the
-    measured state; the issue's bounds are not met here."""
+@pytest.mark.parametrize("stimulus", [0.2, 2.0])
+def test_c4a(stimulus):
+    """C4A (hh + pas, into the soma; 2 nA makes it spike), dt 0.025, shadow carrier: exact at
+    branch points and diameter steps too, where NEURON joins each child section to its
+    parent. Measured: 0.2 nA: dV/dθ 2.0e-9 at the farthest tip, loss 3.7e-11; 2 nA: 2.9e-6,
+    loss 2.1e-7 (the FD's own convergence there: 2.6e-4). The ion carrier's longitudinal
+    diffusion joins a child straight to its parent's segment with the mean diffusivity,
+    which is not the cable's junction: 7.6 % at the tip at any dt (README)."""
     r = neuron_check(["hh.mod", "pas.mod"], HH + ",pas.g", 0.025, 50, "--morphology", str(C4A),
-                     "--stimulus", "0.2", "--tolerance", "0.08")
+                     "--stimulus", str(stimulus), "--tolerance", str(EXACT))
     assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    assert max(e[0] for e in r["dv_rel_error"]) <= 0.01
-    assert max(e[1] for e in r["dv_rel_error"]) <= 0.08
-    assert r["loss_gradient_rel_error"] <= 0.015
+    assert max(max(e) for e in r["dv_rel_error"]) <= EXACT
+    assert r["loss_gradient_rel_error"] <= EXACT
 
 
 SIDE_BY_SIDE = """
@@ -266,7 +325,7 @@ h.nrn_load_dll(str(build_library([("kdr_neuron.mod", open("mechanisms/kdr_neuron
 h.usetable_kdrn = 0  # the gradient version computes the rates exactly, not from the TABLE
 soma, dend = h.Section(name="soma"), h.Section(name="dend")
 dend.connect(soma(1))
-soma.L, soma.diam = 20.0, 2.0  # one diameter: a step between sections is the carrier's known limit
+soma.L, soma.diam = 20.0, 20.0  # a diameter step between sections: the shadow cell has it too
 dend.L, dend.diam, dend.nseg = 300.0, 2.0, 31
 for sec in (soma, dend):
     sec.Ra = 100.0
@@ -308,7 +367,28 @@ def test_drop_in_on_a_model_built_in_neuron():
     r = run_script(DROP_IN)
     assert r["kept"] == [0.05, 2e-4]
     assert r["forward"] <= FORWARD_MV
-    assert max(max(e) for e in r["errors"]) <= 1e-4
+    assert max(max(e) for e in r["errors"]) <= EXACT
+
+
+#: a published model with its own hoc (ModelDB 95960, Schmidt-Hieber et al. 2007): never copied
+#: here; set GRADGEN_MODELDB_95960 to a checkout of github.com/ModelDBRepository/95960
+MODELDB_95960 = Path(os.environ.get("GRADGEN_MODELDB_95960", ROOT.parent / "shared" / "modeldb-models" / "95960"))
+
+
+@pytest.mark.skipif(not (MODELDB_95960 / "cell_2" / "membrane.hoc").is_file(),
+                    reason="ModelDB 95960 is not available (set GRADGEN_MODELDB_95960 to its folder)")
+def test_published_model_with_its_own_hoc():
+    """examples/neuron_modeldb.py: the authors' hoc builds the reconstructed granule cell (34
+    sections, 3-D points, per-section spine scaling, their spines.mod), one ``instrument``
+    call, dV/dθ at soma and dendrite against central FD of the untouched model. Measured at
+    dt 0.025: V 7e-15 mV apart; dV/dg_pas 6.2e-11, dV/de_pas@den 2.6e-12."""
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "neuron_modeldb.py"), str(MODELDB_95960)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["sections"] == 34 and r["peak_dV_mV"] > 10  # the authors' cell, and the step moves it
+    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
+    assert max(max(e) for e in r["dv_rel_error"]) <= EXACT
 
 
 @pytest.mark.parametrize("mods, message", [
@@ -325,3 +405,95 @@ def test_what_the_neuron_target_refuses(tmp_path, mods, message):
     assert message in proc.stderr and "hint:" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+TUNE = f"""
+[model]
+target = "neuron"
+morphology = "{ROOT}/morphologies/io_like.swc"
+cv_policy = "extent:20"
+mechanisms = ["{ROOT}/mechanisms/hh.mod"]
+probe = "soma"
+
+[model.paint]
+all = ["hh"]
+
+[simulation]
+t_end = 50.0
+dt = 0.025
+sample_dt = 0.5
+
+[[protocol]]
+name = "step"
+stimuli = [{{ location = "soma", delay = 5.0, duration = 40.0, amplitude = 0.3 }}]
+
+[tune]
+parameters = ["hh.gnabar", "hh.gkbar", "hh.gl"]
+transform = "log"
+
+[target.values]
+"hh.gnabar" = 0.13
+"hh.gkbar" = 0.033
+
+[optimizer]
+method = "lm"
+iterations = 12
+
+[output]
+directory = "out"
+"""
+
+
+def test_tune_with_the_neuron_target(tmp_path):
+    """`gradgen tune` with target = "neuron": HH on the bundled IO-like morphology in NEURON,
+    three conductances from the .mod defaults to a spiking target with gnabar and gkbar
+    changed by 8 % and 8.3 %. Measured: LM from 20.6 mV RMS to 1.3e-12 mV in 9 runs, the
+    target values recovered."""
+    (tmp_path / "tune.toml").write_text(TUNE)
+    proc = subprocess.run([sys.executable, "-m", "gradgen.cli", "tune", str(tmp_path / "tune.toml")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert r["start_rms_mV"] > 10  # the target is far in V: the spikes move
+    assert r["final_rms_mV"] < 1e-6
+    for p in r["parameters"]:
+        assert p["final"] == pytest.approx(p["target"], rel=1e-6)
+
+
+TUNE_GRADIENT = """
+import json, sys, tempfile
+import numpy as np
+from pathlib import Path
+from gradgen.tuning.config import load_config
+from gradgen.tuning.run import setup
+problem = setup(load_config(sys.argv[1]), Path(tempfile.mkdtemp())).problem
+z = problem.param.z0() + np.array([0.05, -0.05, 0.03])
+gradient = problem.evaluate(z).gradient
+fd = []
+for i in range(len(z)):
+    up, down = z.copy(), z.copy()
+    up[i] += 1e-5
+    down[i] -= 1e-5
+    loss = lambda x: problem.loss_of_voltages(problem.voltages(problem.param.model_values(x)))
+    fd.append((loss(up) - loss(down)) / 2e-5)
+print(json.dumps({"gradient": gradient.tolist(), "fd": fd}))
+"""
+
+
+def test_neuron_tuning_gradient_matches_finite_differences(tmp_path):
+    """dL/dz of the NEURON tuning problem (log transform, a spiking protocol) against central
+    FD of its loss in z. Measured: within 3.5e-6 (the FD's own error)."""
+    (tmp_path / "tune.toml").write_text(TUNE)
+    r = run_script(TUNE_GRADIENT, str(tmp_path / "tune.toml"))
+    gradient, fd = np.array(r["gradient"]), np.array(r["fd"])
+    assert np.all(np.abs(gradient - fd) <= 1e-4 * np.abs(fd))
+
+
+def test_neuron_tune_locations_are_regions(tmp_path):
+    """With target = "neuron" a location is a region name: an expression is one line at file:line:col."""
+    (tmp_path / "tune.toml").write_text(TUNE.replace('probe = "soma"', 'probe = "(location 0 0.5)"'))
+    proc = subprocess.run([sys.executable, "-m", "gradgen.cli", "tune", str(tmp_path / "tune.toml")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert re.search(r"tune.toml:\d+:\d+: location '\(location 0 0.5\)'", proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

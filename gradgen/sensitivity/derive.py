@@ -152,13 +152,16 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
 
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
-                       methods: Mapping[str, str] = MODCC_METHODS) -> ContributorSystem:
+                       methods: Mapping[str, str] = MODCC_METHODS,
+                       slope_step: float | None = None) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
     ``coupling`` names the ion quantities shared with the model's other mechanisms (see
     :mod:`gradgen.sensitivity.coupling`); their sensitivities enter like those of states.
     ``methods`` maps SOLVE methods to the discrete updates the target applies
-    (:mod:`gradgen.sensitivity.discretize`).
+    (:mod:`gradgen.sensitivity.discretize`); ``slope_step`` is the voltage step of the
+    target's numerical slope of the currents (NEURON's 0.001 mV), None for modcc's symbolic
+    conductance (Arbor): the conductance of the implicit step is the one the simulator uses.
     """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
@@ -202,10 +205,13 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     current = low.total_current() * scale
     # Arbor's implicit step uses modcc's conductance g; where it is not ∂I/∂V, the rest of
     # ∂I/∂V·u enters the source explicitly, as in Arbor's own step.
-    g = sympy.Add(*[c.conductance if c.conductance is not None else sympy.diff(c.expr, V)
-                    for c in low.currents]) * scale
-    g_rest = sympy.Add(*[sympy.diff(c.expr, V) - c.conductance for c in low.currents
-                         if c.conductance is not None]) * scale
+    def slope(c) -> sympy.Expr:
+        if slope_step is not None:  # the simulator's own difference quotient, states fixed
+            return (c.expr.xreplace({V: V + slope_step}) - c.expr) / slope_step
+        return sympy.diff(c.expr, V) if c.conductance is None else c.conductance
+
+    g = sympy.Add(*[slope(c) for c in low.currents]) * scale
+    g_rest = sympy.Add(*[sympy.diff(c.expr, V) - slope(c) for c in low.currents]) * scale
     outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
     # A junction's current also reads the peer's V^n, explicitly: its sensitivity u_peer is a source.
     peer_term = sympy.diff(current, V_PEER)

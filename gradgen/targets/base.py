@@ -24,6 +24,10 @@ class Target(Protocol):
     schemes: tuple[str, ...]
     #: SOLVE method -> the discrete update it applies (:data:`gradgen.sensitivity.discretize.UPDATES`).
     state_updates: Mapping[str, str]
+    #: The voltage step of the simulator's numerical slope of a mechanism's current (NEURON:
+    #: (I(v + 0.001) − I(v))/0.001), or None where it uses modcc's symbolic conductance
+    #: (:func:`gradgen.sensitivity.derive.derive_contributor`).
+    slope_step: float | None
 
     def emit_contributor(self, system: ContributorSystem) -> str:
         """Mechanism source of one gradient (contributor) mechanism."""

@@ -27,6 +27,7 @@ from gradgen.tuning.protocols import read_protocols, read_target_files
 
 _SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
 _METHODS = ("adam", "cmaes", "de", "lbfgs", "lm")
+_TARGETS = ("arbor", "neuron")  # the simulator that runs the model ([model] target)
 # units of a maximal conductance (or permeability): the "auto" transform tunes them in log space
 _CONDUCTANCE_UNITS = re.compile(r"^[munp]?(S|mho|siemens)/cm2$|^cm/s$", re.IGNORECASE)
 
@@ -69,6 +70,7 @@ class TuneConfig:
     distributed: str | None = None  # cmaes, de: "local" (a LocalCluster) or a scheduler address
     workers: int = 2  # processes of the LocalCluster
     output: Path = Path("tuning-output")
+    target: str = "arbor"  # "neuron": probe and stimulus locations are region names
 
     def copies(self, name: str) -> list[str]:
         return self.ties.get(name, [name])
@@ -244,7 +246,11 @@ def load_config(path: Path | str) -> TuneConfig:
         bounds[name] = (float(pair[0]), float(pair[1]))
 
     windows = [(float(a), float(b)) for a, b in windows]
-    protocols, protocol_weights = read_protocols(r, sim, windows, lambda text: _probe(text, cell, r))
+    simulator = str(model.get("target", "arbor"))
+    if simulator not in _TARGETS:
+        raise r.error(f"[model] unknown target '{simulator}'", simulator, hint="targets: " + ", ".join(_TARGETS))
+    location = (lambda text: _region(text, r)) if simulator == "neuron" else (lambda text: _probe(text, cell, r))
+    protocols, protocol_weights = read_protocols(r, sim, windows, location)
     target = r.table("target")
     if sum(k in target for k in ("values", "file", "files")) != 1:
         raise r.error("[target] needs exactly one of 'values' (known parameters), 'file' or "
@@ -279,7 +285,7 @@ def load_config(path: Path | str) -> TuneConfig:
         values={k: float(v) for k, v in values.items()},
         v_init=r.number(model, "model", "v_init", -65.0), cm=r.number(model, "model", "cm", 1.0, True),
         rL=r.number(model, "model", "rL", 100.0, True),
-        probe=_probe(str(model.get("probe", "soma")), cell, r),
+        probe=location(str(model.get("probe", "soma"))), target=simulator,
         t_end=r.number(sim, "simulation", "t_end", positive=True),
         dt=r.number(sim, "simulation", "dt", 0.025, True),
         sample_dt=r.number(sim, "simulation", "sample_dt", 1.0, True),
@@ -321,6 +327,14 @@ def _auto_transform(name: str, copies: list[str], mechanisms: dict[str, LoweredM
                 and start is not None and start > 0):
             return "scaled"
     return "log"
+
+
+def _region(text: str, r: _Reader) -> str:
+    """A location for the NEURON target: a region name (the middle of its first section)."""
+    if text not in REGIONS:
+        raise r.error(f"location {text!r}: with target = \"neuron\" a location is a region name", text,
+                      hint="regions: " + ", ".join(REGIONS))
+    return text
 
 
 def _probe(text: str, cell: LoadedCell, r: _Reader) -> str:

@@ -112,10 +112,15 @@ class TuningProblem:
         self.model, self.spec, self.param, self.loss = model, spec, parameterisation, loss
         self.sites = [site] if isinstance(site, str) else list(site)
         self.protocols = {p.name: p for p in protocols}
-        self._specs = {p.name: p.spec(spec) for p in protocols}
+        self._specs = {p.name: self.prepare(p, spec) for p in protocols}
         self.blocks: list[ResidualBlock] = []
         if target is not None:
             self.set_target(target)
+
+    def prepare(self, protocol: Protocol, spec: CellSpec):
+        """What a run of ``protocol`` simulates: the cell with its stimuli (a target's problem
+        overrides it)."""
+        return protocol.spec(spec)
 
     @property
     def protocol(self) -> Protocol:

@@ -20,6 +20,7 @@ import hashlib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import arbor
 import numpy as np
@@ -91,7 +92,7 @@ def target_values(config: TuneConfig, param: Parameterisation) -> dict[str, floa
 @dataclass
 class Setup:
     config: TuneConfig
-    model: GradientModel
+    model: Any  # a GradientModel, or a NeuronModel for target "neuron"
     problem: TuningProblem
 
 
@@ -99,13 +100,19 @@ def setup(config: TuneConfig, work: Path) -> Setup:
     """Convert the mechanisms for the tuned copies and build the problem with its target."""
     model_dir = work / "model"
     convert([m.mechanism.source for m in config.mechanisms], model_dir,
-            [ParamRef.parse(t) for t in config.thetas()])
-    model = GradientModel.load(model_dir)
-    param = parameterisation(config, model.defaults)
+            [ParamRef.parse(t) for t in config.thetas()], target=config.target)
     protocols = config.protocols or [
         Protocol(config.t_end, config.dt, config.sample_dt, tuple(config.windows))]
-    problem = TuningProblem(model, cell_spec(config), config.probe, protocols, param,
-                            loss=LOSSES[config.loss])
+    if config.target == "neuron":
+        from gradgen.tuning.neuron_problem import neuron_problem
+
+        problem = neuron_problem(config, model_dir, protocols, lambda defaults: parameterisation(config, defaults))
+        model = problem.model
+    else:
+        model = GradientModel.load(model_dir)
+        problem = TuningProblem(model, cell_spec(config), config.probe, protocols,
+                                parameterisation(config, model.defaults), loss=LOSSES[config.loss])
+    param = problem.param
     if config.target_files:
         targets = {p.name: read_target(config.target_files[p.name], p)[None, :] for p in protocols}
     else:
@@ -148,7 +155,7 @@ def run_description(config: TuneConfig) -> dict:
     return {"method": c.method, "settings": settings, "loss": c.loss,
             "mechanisms": [hashlib.sha256(m.mechanism.text.encode()).hexdigest() for m in c.mechanisms],
             "morphology": _sha256(c.morphology), "cv_policy": c.cv_policy, "paint": c.paint,
-            "values": c.values, "membrane": [c.v_init, c.cm, c.rL], "probe": c.probe,
+            "values": c.values, "membrane": [c.v_init, c.cm, c.rL], "probe": c.probe, "target": c.target,
             "protocol": [c.t_end, c.dt, c.sample_dt, c.windows],
             "protocols": [repr(p) for p in c.protocols], "protocol_weights": c.protocol_weights,
             "parameters": c.parameters, "ties": c.ties, "transforms": c.transforms,

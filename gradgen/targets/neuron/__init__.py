@@ -2,7 +2,8 @@
 
 :mod:`.emit` renders gradient systems through the templates in ``templates/``, :mod:`.build`
 compiles one mechanism library per converted directory (cached by content), :mod:`.model`
-swaps a NEURON model's mechanisms for their gradient versions and records V and dV/dθ,
+swaps a NEURON model's mechanisms for their gradient versions and records V and dV/dθ
+(:mod:`.shadow` builds the shadow cells that carry dV/dθ by default),
 :mod:`.check` compares them with finite differences of the originals, and
 :func:`instrument` does convert, build and swap in one call for a model built in NEURON.
 Only the runtime imports ``neuron``.
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
 
 
 class NeuronTarget:
-    """NEURON through nrnivmodl-compiled mechanisms; u_k is an ion's inside concentration,
-    moved along the cable by NEURON's longitudinal diffusion."""
+    """NEURON through nrnivmodl-compiled mechanisms; u_k is the voltage of a shadow copy of
+    the cell (scheme ``shadow``) or an ion's inside concentration moved by NEURON's
+    longitudinal diffusion (``corrected``, ``naive``)."""
 
     name = "neuron"
     schemes = emit.SCHEMES
     state_updates = NEURON_METHODS  # cnexp is the exact exponential, derivimplicit backward Euler
+    slope_step = 0.001  # NEURON's slope of a mechanism's current: (I(v + 0.001) − I(v))/0.001
 
     def emit_contributor(self, system: ContributorSystem) -> str:
         return emit.emit_contributor(system)
@@ -51,7 +54,7 @@ TARGET = NeuronTarget()
 
 
 def instrument(h, params: Sequence[str], mod_files: Sequence[str | Path], out_dir: str | Path,
-               sections=None, regions=None) -> NeuronModel:
+               sections=None, regions=None, scheme: str | None = None) -> NeuronModel:
     """Gradients for a model already built in NEURON (hoc or Python), in place.
 
     ``mod_files`` are the files the model's mechanisms were compiled from (all of those on
@@ -60,13 +63,14 @@ def instrument(h, params: Sequence[str], mod_files: Sequence[str | Path], out_di
     sections in ``regions``). The mechanisms are swapped for their gradient versions
     keeping every parameter value the model set; returns the model, whose
     :meth:`~gradgen.targets.neuron.model.NeuronModel.run` records V and dV/dθ. ``h`` is the
-    model's NEURON; the converted directory is written to ``out_dir``.
+    model's NEURON; the converted directory is written to ``out_dir``; ``scheme`` picks the
+    carrier (default ``shadow``: copies of the cells, exact; ``corrected``: the ion carrier).
     """
     from gradgen.convert import convert
     from gradgen.params import parse_param_list
     from gradgen.targets.neuron.model import NeuronModel
 
-    convert(list(mod_files), out_dir, parse_param_list(list(params)), target="neuron")
+    convert(list(mod_files), out_dir, parse_param_list(list(params)), scheme=scheme, target="neuron")
     model = NeuronModel.load(out_dir)
-    model.swap(list(h.allsec()) if sections is None else sections, regions)
+    model.swap(sections, regions)
     return model

@@ -1,10 +1,11 @@
 """Build a converted directory into one NEURON mechanism library with ``nrnivmodl``.
 
 The library holds the hub, every gradient mechanism and every original (renamed with
-:func:`gradgen.protocol.original_name`, the reference for finite differences). NEURON runs
-the state updates of a library's mechanisms in reverse order of registration, and
-``nrnivmodl`` registers files in the order it is given them: the hub goes first so that it
-runs after every contributor. Libraries are cached by the hash of their sources and of the
+:func:`gradgen.protocol.original_name`, the reference for finite differences), and for the
+shadow carrier the shadow cells' mechanism. NEURON runs the state updates of a library's
+mechanisms in reverse order of registration, and ``nrnivmodl`` registers files in the order
+it is given them: the ion carrier's hub goes first so that it runs after every contributor,
+the shadow hub last so that it runs before them. Libraries are cached by the hash of their sources and of the
 NEURON version, outside the repository (``nrnivmodl`` writes into its working directory,
 so it runs in a temporary one).
 """
@@ -22,8 +23,8 @@ from pathlib import Path
 from gradgen.cached_artefact import cache_root, install, intact, remove_stale
 from gradgen.errors import GradgenError
 from gradgen.manifest import Manifest
-from gradgen.protocol import HUB_NAME, original_name
-from gradgen.targets.neuron.emit import original_source
+from gradgen.protocol import HUB_NAME, SHADOW_MECHANISM, original_name
+from gradgen.targets.neuron.emit import emit_shadow_mechanism, original_source
 
 LIBRARY = "libnrnmech.so"
 
@@ -82,16 +83,20 @@ def build_library(sources: list[tuple[str, str]]) -> Path:
 
 
 def directory_sources(directory: Path | str) -> list[tuple[str, str]]:
-    """The files of a converted directory in registration order: hub, gradients, originals."""
+    """The files of a converted directory in registration order: gradients and originals,
+    the hub first (ion carrier) or last after the shadow mechanism (shadow carrier)."""
     directory = Path(directory)
     manifest = Manifest.load(directory)
-    hub = directory / f"{HUB_NAME}.mod"
-    sources = [(hub.name, hub.read_text())]
-    sources += [(f"{m.gradient}.mod", (directory / f"{m.gradient}.mod").read_text()) for m in manifest.mechanisms]
+    hub = [(f"{HUB_NAME}.mod", (directory / f"{HUB_NAME}.mod").read_text())]
+    # a bystander (it cannot move V) runs as its original, which is built below
+    sources = [(f"{m.gradient}.mod", (directory / f"{m.gradient}.mod").read_text())
+               for m in manifest.mechanisms if not m.bystander]
     sources += [(f"{original_name(m.original)}.mod",
                  original_source((directory / m.source_copy).read_text(), m.original))
                 for m in manifest.mechanisms]
-    return sources
+    if manifest.scheme == "shadow":
+        return sources + [(f"{SHADOW_MECHANISM}.mod", emit_shadow_mechanism())] + hub
+    return hub + sources
 
 
 def build_directory(directory: Path | str) -> Path:

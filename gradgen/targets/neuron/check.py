@@ -93,7 +93,7 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
         convergence.append(relative_error(estimates[0], estimates[1]))
     set_values(model, cell, values, gradient=False)
     model.swap(cell.sections, cell.regions)
-    grad = simulate(h, cell.sites, t_end, dt, v_init, len(values))
+    grad = model.run(cell.sites, t_end, dt, v_init)
     residual = plain - target
     loss = 2.0 * np.einsum("st,skt->k", residual, grad.u) / residual.size
     loss_fd = np.array([2.0 * np.mean(residual * fd) for fd in fds])
@@ -150,12 +150,12 @@ def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 
 
 
 def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir: str, dt: float, t_end: float,
-                stimulus_nA: float, morphology: str | None = None) -> NeuronReport:
+                stimulus_nA: float, morphology: str | None = None, scheme: str | None = None) -> NeuronReport:
     """``gradgen check --target neuron``: convert, build and check on the cable of the Arbor
     check (500 µm, diam 1 µm, 51 segments, step at x = 0) or on an SWC morphology."""
     from gradgen.convert import convert
 
-    manifest = convert(mod_files, out_dir, params, target="neuron")
+    manifest = convert(mod_files, out_dir, params, scheme=scheme, target="neuron")
     mechanisms = [m.original for m in manifest.mechanisms]
     model = NeuronModel.load(out_dir)
     if morphology:
@@ -176,13 +176,13 @@ def check_command(args: Any) -> int:
     params: list[ParamRef] | None = None if args.all_params else parse_param_list(args.params)
     with tempfile.TemporaryDirectory() as tmp:
         report = check_files(args.mod, params, str(Path(tmp) / "out"), args.dt, args.tfinal,
-                             args.stimulus, args.morphology)
+                             args.stimulus, args.morphology, args.scheme)
     ok = report.forward_max_abs_diff_mV <= FORWARD_TOLERANCE_MV and all(
         max(errors) <= args.tolerance for errors in report.dv_rel_error)
     if args.json:
         print(json.dumps({"ok": ok, **report.as_dict()}))
         return 0 if ok else 1
-    print(f"NEURON, dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
+    print(f"NEURON ({args.scheme or 'shadow'} carrier), dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
           f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {FORWARD_TOLERANCE_MV:g})")
     print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
     for name, errors, conv in zip(report.parameters, report.dv_rel_error, report.fd_convergence):

@@ -5,9 +5,11 @@ differs is where NEURON keeps and sums per-segment values:
 
 - an accumulator is an ion's inside concentration (``<ion>i``), not Arbor's diffusive
   ``<ion>d``;
-- NEURON evaluates BREAKPOINT twice per step (at v + 0.001 mV and at v), so the phase-A
-  sums into shared ions become assignments to the contributor's own variables
-  (:func:`gradgen.protocol.deferred`), added once at the start of the SOLVEd procedure;
+- NEURON evaluates BREAKPOINT twice per step (at v + 0.001 mV and at v), so BREAKPOINT
+  only computes the currents; phase A runs in the SOLVEd procedure, before phase B, at the
+  step's start voltage V^n kept in :data:`gradgen.protocol.VPREV` (nothing that phase A
+  reads changes between BREAKPOINT and the state update but V). There u_k^n is known with
+  either carrier, including the shadow cells', which NEURON solves in the matrix step;
 - NEURON has no ``exprelr``: a file that uses it gets it as a FUNCTION (same text in the
   gradient mechanism and in the original built for comparison, see :func:`original_source`).
 """
@@ -25,6 +27,7 @@ import sympy
 from gradgen import protocol
 from gradgen.errors import GradgenError
 from gradgen.nmodl.ir import exprelr
+from gradgen.nmodl.lower import V
 from gradgen.nmodl.parser import parse_text
 from gradgen.nmodl.printer import Line, lower_piecewise, uses_dexprelr
 from gradgen.params import ParamRef
@@ -32,9 +35,9 @@ from gradgen.protocol import (
     CONDUCTANCE_ION,
     HUB_NAME,
     LOCAL_PREFIX,
+    VPREV,
     carrier_ion,
     concentration,
-    deferred,
     diffusive,
     gradient_name,
     original_name,
@@ -46,7 +49,7 @@ from gradgen.sensitivity.derive import Code, ContributorSystem
 from gradgen.version import __version__
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SCHEMES = ("corrected", "naive")
+SCHEMES = protocol.NEURON_SCHEMES  # the first is the default
 #: Names NMODL provides in NEURON that a lowered expression may read (declared, not RANGE).
 _BUILTIN_ASSIGNED = ("v", "diam", "area")
 
@@ -75,29 +78,22 @@ def _neuron_symbols(system: ContributorSystem) -> dict[sympy.Symbol, sympy.Symbo
     return {sympy.Symbol(diffusive(i)): sympy.Symbol(concentration(i)) for i in _gradient_ions(system)}
 
 
-def _render(code: Code, prefix: str, rename: dict, defer: set[str] | None = None) -> tuple[list[Line], list[str], list[str]]:
-    """Lines and LOCALs of ``code``; with ``defer``, sums into those ions become assignments
-    to :func:`gradgen.protocol.deferred` (returned as the third item)."""
+def _render(code: Code, prefix: str, rename: dict) -> tuple[list[Line], list[str]]:
+    """Lines and LOCALs of ``code``, its symbols renamed by ``rename``; an assignment that the
+    renaming makes ``x = x`` is dropped."""
     counter = itertools.count()
     lines: list[Line] = []
     locals_ = list(code.locals)
-    pending: list[str] = []
     for stmt in code.statements:
         target, expr = stmt.target, stmt.expr.xreplace(rename)
-        ion = next((i for i in defer or () if target == diffusive(i)), None)
-        if ion is not None:
-            own = sympy.Symbol(concentration(ion))
-            expr = expr - own  # derive writes x = x + b: keep b
-            if expr.has(own):
-                raise AssertionError(f"phase A of {target} is not a sum")
-            target = deferred(ion)
-            pending.append(ion)
-        elif sympy.Symbol(target) in rename:
+        if sympy.Symbol(target) in rename:
             target = rename[sympy.Symbol(target)].name
+        if expr == sympy.Symbol(target):
+            continue
         new, created = lower_piecewise(target, expr, lambda: f"{prefix}{next(counter)}")
         lines += new
         locals_ += created
-    return lines, locals_, pending
+    return lines, locals_
 
 
 def _uses_exprelr(exprs: Sequence[sympy.Expr]) -> bool:
@@ -127,23 +123,27 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
     range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
 
-    initial, initial_locals, _ = _render(system.initial, LOCAL_PREFIX["initial_lines"], rename)
-    phase_a, phase_a_locals, pending = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"], rename, set(accum))
-    phase_b, phase_b_locals, _ = _render(system.phase_b, LOCAL_PREFIX["phase_b_lines"], rename)
+    initial, initial_locals = _render(system.initial, LOCAL_PREFIX["initial_lines"], rename)
+    # phase A at V^n, in the state update (V^{n+1} is v there); its V^n := V drops out
+    phase_a, phase_a_locals = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"],
+                                      {**rename, V: sympy.Symbol(VPREV)})
+    phase_b, phase_b_locals = _render(system.phase_b, LOCAL_PREFIX["phase_b_lines"], rename)
+    # each current as its expression: NEURON takes the slope of the whole current numerically
+    # (modcc's conductance form, system.currents, is Arbor's)
     currents, created = [], []
-    for stmt in system.currents:
-        lines, made = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
+    for c in low.currents:
+        lines, made = lower_piecewise(c.name, c.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
         currents += lines
         created += made
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
-             for s in code.statements] + [s.expr for s in system.currents]
+             for s in code.statements] + [c.expr for c in low.currents]
     free = {s.name for e in exprs for s in e.free_symbols}
     states = set(low.states)
     ion_vars = [v for i in mech.ions for v in i.read + i.write if v not in states]
     builtin = [n for n in _BUILTIN_ASSIGNED if n in free or n == "v"]
     assigned = list(dict.fromkeys(builtin + ion_vars + list(mech.nonspecific_currents)
                                   + [concentration(i) for i in accum + [carrier_ion(k) for k in range(K)]]
-                                  + [deferred(i) for i in pending] + system.assigned_names()))
+                                  + system.assigned_names()))
     if "celsius" in free:
         parameters.append(dict(name="celsius", value=None, unit="degC"))
     return template("contributor.mod.j2").render(
@@ -153,19 +153,25 @@ def emit_contributor(system: ContributorSystem) -> str:
         global_names=[n for n in mech.global_names if n in low.parameter_names()],
         parameters=parameters, states=low.states, assigned=assigned,
         initial=dict(lines=initial, locals=initial_locals),
-        phase_a=dict(lines=phase_a, locals=phase_a_locals + created),
-        currents=dict(lines=currents),
-        phase_b=dict(lines=phase_b, locals=phase_b_locals),
-        deferred=[dict(variable=concentration(i), pending=deferred(i)) for i in pending],
+        phase_a=dict(lines=phase_a, locals=phase_a_locals),
+        currents=dict(lines=currents, locals=created),
+        phase_b=dict(lines=phase_b, locals=phase_b_locals), vprev=VPREV,
         needs_exprelr=_uses_exprelr(exprs), needs_dexprelr=uses_dexprelr(exprs))
 
 
-def emit_hub(params: list[ParamRef], scheme: str = "corrected", coupling: Coupling = Coupling()) -> str:
-    """NMODL text of the NEURON hub that owns the carriers of ``params``."""
+def emit_hub(params: list[ParamRef], scheme: str = SCHEMES[0], coupling: Coupling = Coupling()) -> str:
+    """NMODL text of the NEURON hub that owns the carriers of ``params``: for ``shadow`` the
+    hub that exchanges sums and u_k with the shadow cells, otherwise the ion carrier's."""
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}")
-    return template("hub.mod.j2").render(name=HUB_NAME, version=__version__, params=params,
-                                         ks=list(range(len(params))), corrected=scheme == "corrected")
+    name = "hub_shadow.mod.j2" if scheme == "shadow" else "hub.mod.j2"
+    return template(name).render(name=HUB_NAME, version=__version__, params=params,
+                                 ks=list(range(len(params))), corrected=scheme == "corrected")
+
+
+def emit_shadow_mechanism() -> str:
+    """NMODL text of the shadow cells' membrane mechanism (one for every model)."""
+    return template("shadow.mod.j2").render(version=__version__)
 
 
 _NAME_LINE = re.compile(r"^(\s*(?:SUFFIX|POINT_PROCESS)\s+)(\w+)", re.MULTILINE)

@@ -2,8 +2,9 @@
 
 A model is built the NEURON way (sections, ``insert``, RANGE values); :meth:`NeuronModel.swap`
 replaces the original mechanisms by their gradient versions in place (keeping every
-parameter value the model set), paints the weights of θ and inserts the hub;
-:meth:`NeuronModel.run` records V and u_k = dV/dθ_k at chosen segments. NEURON cannot unload a
+parameter value the model set), paints the weights of θ, inserts the hub and, for the
+shadow carrier, builds the shadow cells (:mod:`.shadow`); :meth:`NeuronModel.run` records
+V and u_k = dV/dθ_k at chosen segments. NEURON cannot unload a
 library, so one process holds one gradgen library; a second, different one is refused.
 """
 from __future__ import annotations
@@ -21,16 +22,19 @@ import numpy as np
 
 from gradgen.errors import GradgenError
 from gradgen.manifest import Manifest
+from gradgen.params import ParamRef
 from gradgen.protocol import (
     HUB_NAME,
     NEURON_CAPACITANCE,
     NEURON_RESISTIVITY,
+    SHADOW_MECHANISM,
     carrier_ion,
     concentration,
     original_name,
     weight,
 )
 from gradgen.targets.neuron.build import build_directory
+from gradgen.targets.neuron.shadow import ShadowCells
 
 _LOADED: dict[str, Path] = {}  # "library" -> the one gradgen library of this process
 
@@ -122,11 +126,35 @@ class Traces:
     u: np.ndarray
 
 
+class IonCarriers:
+    """The ion carrier: u_k is the inside concentration of θ_k's carrier ion at the segment."""
+
+    lag = 0
+
+    def reference(self, seg: Any, k: int) -> Any:
+        return getattr(seg, f"_ref_{concentration(carrier_ion(k))}")
+
+
+#: point processes that add no conductance to the membrane (a current independent of V
+#: and θ): a shadow or ion carrier needs nothing from them
+_INDEPENDENT_SOURCES = {"IClamp"}
+
+
 class NeuronModel:
     """A converted directory, built and loaded into this process's NEURON."""
 
     def __init__(self, directory: Path, manifest: Manifest, h: Any):
         self.directory, self.manifest, self.h = directory, manifest, h
+        self.shadows: list[ShadowCells] = []
+
+    @property
+    def params(self) -> list[ParamRef]:
+        """θ as :class:`~gradgen.params.ParamRef`, in the carriers' order."""
+        return self.manifest.refs
+
+    @property
+    def defaults(self) -> dict[str, float | None]:
+        return self.manifest.defaults
 
     @staticmethod
     def load(directory: Path | str) -> "NeuronModel":
@@ -134,9 +162,11 @@ class NeuronModel:
         manifest = Manifest.load(directory)
         h = load_library(build_directory(directory))
         order = _mechanism_order(h)
-        if any(order.index(HUB_NAME) > order.index(m.gradient) for m in manifest.mechanisms):
-            raise GradgenError("the hub is registered after a gradient mechanism",
-                               hint="build with gradgen.targets.neuron.build (hub first)")
+        hub_last = manifest.scheme == "shadow"  # it runs first in the state updates
+        if any((order.index(HUB_NAME) < order.index(m.gradient)) == hub_last
+               for m in manifest.mechanisms if not m.bystander):
+            raise GradgenError("the hub is registered on the wrong side of a gradient mechanism",
+                               hint="build with gradgen.targets.neuron.build")
         for m in manifest.mechanisms:
             # A TABLE is an optimisation the gradient version drops (it computes the rates
             # exactly); the reference original computes them exactly too.
@@ -148,11 +178,30 @@ class NeuronModel:
              regions: Mapping[str, Sequence[Any]] | None = None) -> None:
         """Replace originals (``x`` or its :func:`~gradgen.protocol.original_name`) by their
         gradient versions, keeping their parameter values; paint θ's weights (a region names
-        a list of sections in ``regions``); insert the hub with each segment's cm and Ra."""
-        sections = list(self.h.allsec()) if sections is None else list(sections)
+        a list of sections in ``regions``); insert the hub (for the ion carrier with each
+        segment's cm and Ra) and, for the shadow carrier, build the cells' shadow copies."""
+        if sections is None:  # every cell, not the shadow copies of earlier swaps
+            sections = [s for s in self.h.allsec() if not s.has_membrane(SHADOW_MECHANISM)]
+        sections = list(sections)
         with _without_shared_write_warnings():
             self._swap(sections)
         self.paint_weights(sections, regions or {})
+        if self.manifest.scheme == "shadow":
+            self.shadows.append(ShadowCells(self.h, sections, len(self.manifest.parameters)))
+
+    def release(self) -> None:
+        """Delete the shadow cells of every swap (before their cells are deleted)."""
+        for shadow in self.shadows:
+            shadow.release()
+        self.shadows.clear()
+
+    def carriers(self) -> IonCarriers | ShadowCells:
+        if self.manifest.scheme != "shadow":
+            return IonCarriers()
+        if len(self.shadows) != 1:
+            raise GradgenError(f"{len(self.shadows)} instrumented cell sets: run() records from one",
+                               hint="swap all cells in one call, or release() the others")
+        return self.shadows[0]
 
     def _swap(self, sections: list[Any]) -> None:
         known = {HUB_NAME} | {n for m in self.manifest.mechanisms
@@ -167,6 +216,8 @@ class NeuronModel:
                                    f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})",
                                    hint="instrument whole cells")
             unknown = sorted({m.name() for seg in sec for m in seg if not m.name().endswith("_ion")} - known)
+            unknown += sorted({p.hname().split("[")[0] for seg in sec for p in seg.point_processes()}
+                              - _INDEPENDENT_SOURCES)
             if unknown:  # its conductance and states would be missing from every u_k
                 raise GradgenError(f"section {sec.name()} has mechanism(s) {', '.join(unknown)} without a "
                                    "gradient version", hint="convert their .mod files too")
@@ -182,6 +233,8 @@ class NeuronModel:
                         for key, value in values.items():
                             set_value(self.h, seg, entry.gradient, key, value)
             sec.insert(HUB_NAME)
+            if self.manifest.scheme == "shadow":
+                continue
             for seg in sec:
                 hub = getattr(seg, HUB_NAME)
                 setattr(hub, NEURON_CAPACITANCE, seg.cm)
@@ -193,37 +246,42 @@ class NeuronModel:
             if p.region is not None and p.region not in regions:
                 raise GradgenError(f"parameter '{p.name}': no region '{p.region}'",
                                    hint="pass regions={name: [sections]}")
-            where = {id(s) for s in regions[p.region]} if p.region else None
+            where = set(regions[p.region]) if p.region else None  # NEURON makes a new wrapper per lookup: not id()
             gradient = by_original[p.mechanism].gradient
             for sec in sections:
-                if sec.has_membrane(gradient) and (where is None or id(sec) in where):
+                if sec.has_membrane(gradient) and (where is None or sec in where):
                     for seg in sec:
                         setattr(getattr(seg, gradient), weight(k), 1.0)
 
     def run(self, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
             gradients: bool = True) -> Traces:
         """Fixed-step run (NEURON's backward Euler); V and, with ``gradients``, every u_k at ``sites``."""
-        return simulate(self.h, sites, tstop, dt, v_init,
-                        len(self.manifest.parameters) if gradients else 0)
+        n_params = len(self.manifest.parameters) if gradients else 0
+        return simulate(self.h, sites, tstop, dt, v_init, n_params, self.carriers() if n_params else None)
 
 
 def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
-             n_params: int = 0) -> Traces:
-    """Run ``h`` at fixed step ``dt``, recording V and the first ``n_params`` carriers at ``sites``."""
+             n_params: int = 0, carriers: IonCarriers | ShadowCells | None = None) -> Traces:
+    """Run ``h`` at fixed step ``dt``, recording V and the first ``n_params`` carriers at
+    ``sites``. A carrier that lags V by a step (the shadow cells) runs that step more."""
     h.load_file("stdrun.hoc")
     h.cvode_active(0)
     h.secondorder = 0
     h.dt = dt
     h.steps_per_ms = 1.0 / dt
+    if n_params and carriers is None:
+        raise ValueError("recording carriers needs the model's carriers (NeuronModel.carriers())")
+    lag = carriers.lag if n_params else 0
     t = h.Vector().record(h._ref_t)
     vs = [h.Vector().record(seg._ref_v) for seg in sites]
-    us = [[h.Vector().record(getattr(seg, f"_ref_{concentration(carrier_ion(k))}")) for k in range(n_params)]
-          for seg in sites]
+    us = [[h.Vector().record(carriers.reference(seg, k)) for k in range(n_params)] for seg in sites]
     h.finitialize(v_init)
-    h.continuerun(tstop)  # the standard run system's loop: what a NEURON user's h.run() does
-    if len(t) != int(round(tstop / dt)) + 1:
-        raise GradgenError(f"NEURON took {len(t) - 1} steps of {dt} ms to reach {tstop} ms",
+    h.continuerun(tstop + lag * dt)  # the standard run system's loop: what a NEURON user's h.run() does
+    steps = int(round(tstop / dt))
+    if len(t) != steps + 1 + lag:
+        raise GradgenError(f"NEURON took {len(t) - 1 - lag} steps of {dt} ms to reach {tstop} ms",
                            hint="choose tstop as a multiple of dt")
-    v = np.array([np.array(x) for x in vs])
-    u = np.array([[np.array(x) for x in row] for row in us]) if n_params else np.zeros((len(sites), 0, v.shape[1]))
-    return Traces(np.array(t), v, u)
+    v = np.array([np.array(x)[:steps + 1] for x in vs])
+    u = (np.array([[np.array(x)[lag:lag + steps + 1] for x in row] for row in us]) if n_params
+         else np.zeros((len(sites), 0, v.shape[1])))
+    return Traces(np.array(t)[:steps + 1], v, u)
