@@ -24,6 +24,7 @@ from gradgen.tuning.keys import check_keys, key_pos
 from gradgen.tuning.params import TRANSFORMS
 from gradgen.tuning.problem import Protocol
 from gradgen.tuning.protocols import read_protocols, read_target_files
+from gradgen.tuning.recordings import TargetFile
 
 _SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
 _METHODS = ("adam", "cmaes", "de", "lbfgs", "lm")
@@ -54,7 +55,7 @@ class TuneConfig:
     transforms: dict[str, str]
     bounds: dict[str, tuple[float, float]]
     target_values: dict[str, float] = field(default_factory=dict)
-    target_files: dict[str, Path] = field(default_factory=dict)  # protocol name -> NPZ
+    target_files: dict[str, TargetFile] = field(default_factory=dict)  # protocol name -> file
     protocols: list[Protocol] = field(default_factory=list)  # [[protocol]]; none: [simulation]
     protocol_weights: dict[str, float] = field(default_factory=dict)
     loss: str = "least_squares"
@@ -259,7 +260,10 @@ def load_config(path: Path | str) -> TuneConfig:
             raise r.error(f"[target] values: '{name}' is not tuned", name,
                           hint="a target made from known parameters may change tuned ones only; "
                                "fixed values belong in [model.values]")
-    target_files = read_target_files(r, target, protocols) if "values" not in target else {}
+    main = Protocol(r.number(sim, "simulation", "t_end", positive=True),
+                    r.number(sim, "simulation", "dt", 0.025, True),
+                    r.number(sim, "simulation", "sample_dt", 1.0, True), tuple(windows))
+    target_files = read_target_files(r, target, protocols, main) if "values" not in target else {}
 
     loss = r.table("loss", required=False).get("kind", "least_squares")
     if loss not in LOSSES:
