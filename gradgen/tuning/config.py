@@ -312,19 +312,28 @@ def _is_finite_number(value: Any) -> bool:
 
 def _auto_transform(name: str, copies: list[str], mechanisms: dict[str, LoweredMechanism],
                     values: dict[str, float]) -> str:
-    """``log`` for a conductance (or permeability) that starts positive, else ``scaled``.
+    """``log`` for a conductance (or permeability) that starts positive, ``shift`` for a
+    potential (mV), else ``scaled``.
 
     LM on the IO cell stalled in scaled space and reached 0.5 mV in a few runs in log space
-    (issue 12); log also keeps a conductance positive and makes steps relative.
+    (issue 12); log also keeps a conductance positive and makes steps relative. Reversal
+    potentials in scaled space (one unit of z = the start value, 10 mV for V_l, 120 mV for
+    V_Ca) stalled LM on C4A with 17 parameters at 2.6 mV after 20 runs; with ``shift`` (10 mV
+    per unit) it reached 0.5 mV (docs/io.md).
     """
+    units = set()
     for copy in copies:
         mech, _, param = copy.partition(".")
         variable = next(v for v in mechanisms[mech].parameters if v.name == param)
         start = values.get(copy, variable.value)
-        if not (variable.unit and _CONDUCTANCE_UNITS.match(variable.unit.replace(" ", ""))
-                and start is not None and start > 0):
-            return "scaled"
-    return "log"
+        unit = (variable.unit or "").replace(" ", "")
+        if _CONDUCTANCE_UNITS.match(unit) and start is not None and start > 0:
+            units.add("log")
+        elif unit == "mV":
+            units.add("shift")
+        else:
+            units.add("scaled")
+    return units.pop() if len(units) == 1 else "scaled"
 
 
 def _probe(text: str, cell: LoadedCell, r: _Reader) -> str:
