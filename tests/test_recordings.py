@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_least_squares import LOG_BASE
+from test_least_squares import LOG_BASE, PROTOCOLS
 from test_tune import write
 
 from gradgen.cli import main
@@ -120,7 +120,9 @@ def recordings(tmp_path):
     # pyabf reads back only files of ≥ ~2000 samples (its ABF1 header reads), so these are longer
     pa = write_abf(tmp_path / "current.abf", wave(np.arange(0.0, 300.0, 0.1))[None, :], 10e3, unit="pA")
     short = write_abf(tmp_path / "short.abf", wave(np.arange(0.0, 50.0, 0.02))[None, :], 50e3)
-    return nwb, pa, short
+    npz = tmp_path / "target.npz"
+    np.savez(npz, t=np.arange(120.0), v=wave(np.arange(120.0)))
+    return nwb, pa, short, npz
 
 
 @pytest.mark.parametrize("target, message", [
@@ -133,10 +135,11 @@ def recordings(tmp_path):
     ('[target]\nfile = "{short}"', r"tune.toml:\d+:\d+: .*short.abf: the recording covers 0–49.98 ms; "
                                    r"the protocol needs 0–119 ms"),
     ('[target]\nfile = "{nwb}"\nseries = "ccs"\nsweeps = 2', r"tune.toml:\d+:\d+: \[target\] unknown key 'sweeps'"),
+    ('[target]\nfile = "{npz}"\nsweep = 1', r"tune.toml:\d+:\d+: \[target\] sweep is for NWB or ABF recordings"),
 ])
 def test_recording_config_errors_are_exit_2_with_position(tmp_path, capsys, recordings, target, message):
-    nwb, pa, short = recordings
-    path = write(tmp_path, replace_target(LOG_BASE, target.format(nwb=nwb, pa=pa, short=short)))
+    nwb, pa, short, npz = recordings
+    path = write(tmp_path, replace_target(LOG_BASE, target.format(nwb=nwb, pa=pa, short=short, npz=npz)))
     assert main(["tune", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert re.search(message, err), err
@@ -150,6 +153,17 @@ def test_the_only_voltage_series_needs_no_name(tmp_path, recordings):
     assert target.series is None and target.start == 0.5
     times = np.arange(0.0, 120.0)
     np.testing.assert_allclose(read_target(target, times, 1.0, 120.0), wave(times + 0.5), atol=1e-3)
+
+
+def test_one_recording_per_protocol(tmp_path, recordings):
+    """``files`` maps each protocol to a path or to a table with its own series/sweep/start."""
+    nwb = recordings[0]
+    text = replace_target(LOG_BASE.replace("[tune]", PROTOCOLS + "\n[tune]"),
+                          f'[target]\nfiles = {{ rest = {{ file = "{nwb}", series = "ccs", start = 2.0 }}, '
+                          f'step = "{nwb}" }}')
+    files = load_config(write(tmp_path, text)).target_files
+    assert (files["rest"].series, files["rest"].start) == ("ccs", 2.0)
+    assert (files["step"].series, files["step"].start) == (None, 0.0)
 
 
 def test_a_file_that_is_not_a_recording_is_one_error(tmp_path):

@@ -119,6 +119,10 @@ def _target_file(r, defaults: dict, name: str, entry: Any, protocol: Protocol) -
         raise r.error("[target] series must be a string (an NWB acquisition name)", "series")
     target = TargetFile(path, series, r.integer(options, "target", "sweep", 0),
                         r.integer(options, "target", "channel", 0), r.number(options, "target", "start", 0.0))
+    if options and not target.is_recording:
+        key = min(options)
+        raise r.error(f"[target] {key} is for NWB or ABF recordings, not {path.name}", key,
+                      hint="an NPZ target is sampled at the protocol's times already")
     try:
         read_target(target, protocol.times(), protocol.sample_dt, protocol.t_end)
     except GradgenError as error:
