@@ -10,7 +10,9 @@ transform (p = p₀·eᶻ) from the same start (the .mod defaults, z = 0).
   per trial point, at most LM_RUNS runs, stops at STOP_LM_MV (below the 0.5 mV mark, to show
   where it converges).
 - ``cmaes``: population 20, σ0 0.1, seed 1, each generation 20 original cells in one Arbor
-  simulation; at most CMAES_GENERATIONS generations, i.e. ≥ 20× LM's budget in simulations.
+  simulation; at most CMAES_GENERATIONS generations, i.e. ≥ 25× LM's budget in simulations
+  (CMAES_GENERATIONS_BY_VARIANT for the 17-parameter variants, where CMA-ES is far from
+  0.5 mV after 25).
 - ``adam``: learning rate 1e-2, one gradient run per iteration.
 - ``de`` (``--methods``): scipy's differential evolution, population 20 drawn like CMA-ES's
   first generation, box z0 ± 1, one Arbor simulation per generation, CMA-ES's caps.
@@ -24,7 +26,8 @@ Variants (``--variants``, comma-separated; default ``12``):
 - ``12``: 12 conductances (keys ``bundled`` / ``C4A`` → method → ``final_rms_mV``,
   ``simulations``, ``seconds``, ``sims_to_0.5mV``, ``seconds_to_0.5mV``, …);
 - ``17``: + the 5 reversal potentials, each tied across the mechanisms that use it
-  (scaled transform), keys ``bundled_17`` / ``C4A_17``; ``17bounded``: the same with each
+  (``shift`` transform, 10 mV per unit z: what ``transform = "auto"`` picks for a potential),
+  keys ``bundled_17`` / ``C4A_17``; ``17bounded``: the same with each
   reversal potential bounded to its start ± 30 mV (all methods), keys ``*_17bounded``;
 - ``noisy``: the target with 0.5 mV Gaussian noise (seed 0): RMS to the noisy target, RMS to
   the clean one and parameter recovery, keys ``bundled_noisy`` / ``C4A_noisy``;
@@ -72,6 +75,11 @@ from gradgen.tuning.run import (
 LM_RUNS = 20
 STOP_LM_MV = 1e-3
 CMAES_GENERATIONS = 25  # x 20 candidates = 500 simulations = 25x LM_RUNS
+# 17 parameters: CMA-ES was at 3.6 mV after 25 generations on C4A and at 1.4 mV after 40,
+# and a gradient run with 23 carriers costs ~20 plain runs: with 100 generations (2000
+# simulations, 100x LM_RUNS) or its wall-time budget CMA-ES runs long enough that "5x LM's
+# wall time" lies inside its budget. 17bounded was run with 40.
+CMAES_GENERATIONS_BY_VARIANT = {"17": 100, "17bounded": 40}
 STOP_RMS_MV = 0.5
 ADAM_ITERATIONS = 300
 BUDGET_S = {"bundled": {"adam": 150.0, "cmaes": 300.0}, "C4A": {"adam": 150.0, "cmaes": 600.0}}
@@ -90,7 +98,7 @@ REVERSAL_TIES = {
 
 
 def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None) -> TuneConfig:
-    """12 conductances (log), or + the 5 tied reversal potentials (scaled), optionally
+    """12 conductances (log), or + the 5 tied reversal potentials (shift), optionally
     bounded to their start ± ``reversal_bounds_mV``."""
     base = load_config(ROOT / "examples" / "io.toml")
     logs = {n: "log" for n in base.parameters}
@@ -105,7 +113,7 @@ def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None =
             bounds[name] = (start - reversal_bounds_mV, start + reversal_bounds_mV)
     return dataclasses.replace(
         base, morphology=morphology, parameters=base.parameters + names, ties=dict(REVERSAL_TIES),
-        transforms={**logs, **{n: "scaled" for n in names}}, bounds=bounds)
+        transforms={**logs, **{n: "shift" for n in names}}, bounds=bounds)
 
 
 def cost(problem: TuningProblem, repeats: int = 3) -> dict:
@@ -150,10 +158,13 @@ def summary(history: History, problem: TuningProblem, clean: np.ndarray | None,
 
 
 def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarray | None,
-                truth: dict[str, float], stop_rms_mV: float, methods: list[str]) -> dict:
+                truth: dict[str, float], stop_rms_mV: float, methods: list[str],
+                generations: int) -> dict:
     """Every method from the same start on the same target, LM first."""
     entry: dict = {"start_rms_mV": rms_of_loss(problem.loss_of(problem.trace(
-        problem.param.model_values(problem.param.z0())))), "stop_rms_mV": stop_rms_mV}
+        problem.param.model_values(problem.param.z0())))), "stop_rms_mV": stop_rms_mV,
+        "transforms": {p.name: p.transform for p in problem.param.parameters},
+        "cmaes_generation_cap": generations}
     histories = {}
     lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
     histories["LM (sensitivity Jacobian)"] = lm.history
@@ -165,7 +176,7 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
     print("\n".join(format_report(r, f"{key}, {when}") for when, r in reports.items()), flush=True)
     plot_identifiability(reports, RESULTS / f"io_identifiability_{key}.png",
                          f"IO, {key}: what the somatic trace determines (LM start and end)")
-    population = Budget(CMAES_GENERATIONS, budgets["cmaes"], stop_rms_mV)
+    population = Budget(generations, budgets["cmaes"], stop_rms_mV)
     runs = {"cmaes": ("CMA-ES (population 20)", lambda: run_cmaes(
                 problem, population, population=20, sigma0=0.1, seed=1, progress=False)),
             "de": ("differential evolution (population 20)", lambda: run_de(
@@ -213,7 +224,9 @@ def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) ->
     key = name if kind == "12" else f"{name}_{kind}"
     # the noisy target cannot be fitted below its noise: stop within 0.1 mV (RMS) of it
     stop = math.hypot(NOISE_MV, 0.1) if kind == "noisy" else STOP_RMS_MV
-    return {**extra, **run_methods(key, problem, BUDGET_S[name], clean, truth, stop, methods)}
+    generations = CMAES_GENERATIONS_BY_VARIANT.get(kind, CMAES_GENERATIONS)
+    return {**extra, **run_methods(key, problem, BUDGET_S[name], clean, truth, stop, methods,
+                                   generations)}
 
 
 def main() -> None:
@@ -227,10 +240,12 @@ def main() -> None:
     path = RESULTS / "io_tuning.json"
     out = json.loads(path.read_text()) if path.exists() else {}
     out.setdefault("setting", {}).update({
-        "t_end_ms": 1000.0, "dt_ms": 0.025, "sample_dt_ms": 1.0, "transform": "log (conductances)",
+        "t_end_ms": 1000.0, "dt_ms": 0.025, "sample_dt_ms": 1.0,
+        "transform": "log (conductances); shift, 10 mV per unit z (reversal potentials)",
         "loss": "0.5*mean((V-V*)^2), somatic V", "lm_runs_cap": LM_RUNS, "lm_stop_rms_mV": STOP_LM_MV,
         "adam_learning_rate": 1e-2, "adam_iteration_cap": ADAM_ITERATIONS, "cmaes_population": 20,
-        "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS, "stop_rms_mV": STOP_RMS_MV,
+        "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS,
+        "cmaes_generation_cap_by_variant": CMAES_GENERATIONS_BY_VARIANT, "stop_rms_mV": STOP_RMS_MV,
         "budget_s": BUDGET_S, "threads": 1, "machine": f"{platform.machine()}, {platform.python_version()}",
         f"methods_{args.variants}": ["lm"] + args.methods.split(",")})
     with tempfile.TemporaryDirectory() as tmp:

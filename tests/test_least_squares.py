@@ -51,8 +51,8 @@ def column_errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a - b, axis=0) / np.linalg.norm(b, axis=0)
 
 
-def test_auto_transform_is_log_for_conductances(problem):
-    assert [p.transform for p in problem.param.parameters] == ["log", "log", "scaled"]
+def test_auto_transform_is_log_for_conductances_shift_for_potentials(problem):
+    assert [p.transform for p in problem.param.parameters] == ["log", "log", "shift"]
 
 
 def test_jacobian_matches_finite_differences_of_the_original(problem):

@@ -15,7 +15,7 @@ from gradgen.errors import GradgenError
 from gradgen.tuning.checkpoint import Checkpoint, problem_description
 from gradgen.tuning.config import load_config
 from gradgen.tuning.optim import Budget, run_adam, run_cmaes
-from gradgen.tuning.params import TunedParameter
+from gradgen.tuning.params import SHIFT_UNIT, TunedParameter
 from gradgen.tuning.problem import Protocol
 from gradgen.tuning.run import setup
 
@@ -131,13 +131,17 @@ def test_cli_tune_writes_results(tmp_path):
 
 
 def test_transforms_round_trip():
-    for kind in ("scaled", "log", "softplus"):
+    for kind in ("scaled", "log", "softplus", "shift"):
         p = TunedParameter("g", ("m.g",), 0.02, kind, (0.001, 1.0))
         assert p.value(p.z0) == pytest.approx(0.02)
         for value in (0.005, 0.3):
             assert p.value(p.z_of(value)) == pytest.approx(value)
         h = 1e-6
         assert p.slope(0.3) == pytest.approx((p.value(0.3 + h) - p.value(0.3 - h)) / (2 * h), rel=1e-6)
+    # shift: one unit of z is SHIFT_UNIT (10 mV for a potential) from any start, 0 or negative
+    for start in (-75.0, 0.0):
+        p = TunedParameter("E", ("m.E",), start, "shift")
+        assert (p.z0, p.value(1.0), p.z_of(start - 20.0)) == (0.0, start + SHIFT_UNIT, -20.0 / SHIFT_UNIT)
 
 
 @pytest.mark.parametrize("old, new, message", [

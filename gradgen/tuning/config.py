@@ -24,6 +24,7 @@ from gradgen.tuning.keys import check_keys, key_pos
 from gradgen.tuning.params import TRANSFORMS
 from gradgen.tuning.problem import Protocol
 from gradgen.tuning.protocols import read_protocols, read_target_files
+from gradgen.tuning.recordings import TargetFile
 
 _SECTIONS = {"model", "simulation", "protocol", "loss", "tune", "target", "optimizer", "output"}
 _METHODS = ("adam", "cmaes", "de", "lbfgs", "lm")
@@ -55,7 +56,7 @@ class TuneConfig:
     transforms: dict[str, str]
     bounds: dict[str, tuple[float, float]]
     target_values: dict[str, float] = field(default_factory=dict)
-    target_files: dict[str, Path] = field(default_factory=dict)  # protocol name -> NPZ
+    target_files: dict[str, TargetFile] = field(default_factory=dict)  # protocol name -> file
     protocols: list[Protocol] = field(default_factory=list)  # [[protocol]]; none: [simulation]
     protocol_weights: dict[str, float] = field(default_factory=dict)
     loss: str = "least_squares"
@@ -265,7 +266,10 @@ def load_config(path: Path | str) -> TuneConfig:
             raise r.error(f"[target] values: '{name}' is not tuned", name,
                           hint="a target made from known parameters may change tuned ones only; "
                                "fixed values belong in [model.values]")
-    target_files = read_target_files(r, target, protocols) if "values" not in target else {}
+    main = Protocol(r.number(sim, "simulation", "t_end", positive=True),
+                    r.number(sim, "simulation", "dt", 0.025, True),
+                    r.number(sim, "simulation", "sample_dt", 1.0, True), tuple(windows))
+    target_files = read_target_files(r, target, protocols, main) if "values" not in target else {}
 
     loss = r.table("loss", required=False).get("kind", "least_squares")
     if loss not in LOSSES:
@@ -314,19 +318,28 @@ def _is_finite_number(value: Any) -> bool:
 
 def _auto_transform(name: str, copies: list[str], mechanisms: dict[str, LoweredMechanism],
                     values: dict[str, float]) -> str:
-    """``log`` for a conductance (or permeability) that starts positive, else ``scaled``.
+    """``log`` for a conductance (or permeability) that starts positive, ``shift`` for a
+    potential (mV), else ``scaled``.
 
     LM on the IO cell stalled in scaled space and reached 0.5 mV in a few runs in log space
-    (issue 12); log also keeps a conductance positive and makes steps relative.
+    (issue 12); log also keeps a conductance positive and makes steps relative. Reversal
+    potentials in scaled space (one unit of z = the start value, 10 mV for V_l, 120 mV for
+    V_Ca) stalled LM on C4A with 17 parameters at 2.6 mV after 20 runs; with ``shift`` (10 mV
+    per unit) it reached 0.5 mV (docs/io.md).
     """
+    units = set()
     for copy in copies:
         mech, _, param = copy.partition(".")
         variable = next(v for v in mechanisms[mech].parameters if v.name == param)
         start = values.get(copy, variable.value)
-        if not (variable.unit and _CONDUCTANCE_UNITS.match(variable.unit.replace(" ", ""))
-                and start is not None and start > 0):
-            return "scaled"
-    return "log"
+        unit = (variable.unit or "").replace(" ", "")
+        if _CONDUCTANCE_UNITS.match(unit) and start is not None and start > 0:
+            units.add("log")
+        elif unit == "mV":
+            units.add("shift")
+        else:
+            units.add("scaled")
+    return units.pop() if len(units) == 1 else "scaled"
 
 
 def _region(text: str, r: _Reader) -> str:

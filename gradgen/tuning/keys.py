@@ -22,7 +22,7 @@ KNOWN_KEYS: dict[str, set[str] | None] = {
     "tune.transforms": None,
     "tune.tie": None,
     "tune.bounds": None,
-    "target": {"values", "file", "files"},
+    "target": {"values", "file", "files", "series", "sweep", "channel", "start"},
     "target.values": None,
     "target.files": None,
     "loss": {"kind"},

@@ -17,7 +17,12 @@ step that lowers the loss is accepted; Δ follows the gain ratio ρ (actual / pr
 decrease): ×¼ of the step if ρ < ¼, ×2 if ρ > ¾ at the boundary. A step that does not
 lower the loss, or whose run is not finite (a failed simulation), is rejected and Δ shrinks
 to ¼ of it. Δ0 = 1: the first step changes z by at most one unit (one e-fold of a
-log-transformed conductance). Measured on C4A (12 conductances, log): with λ set by
+log-transformed conductance, 10 mV of a ``shift``-transformed potential). The radius is
+only as meaningful as the units of z: with reversal potentials in ``scaled`` z (a unit = the
+start value, 120 mV for the IO cell's V_Ca but 10 mV for its V_l) the first two steps on C4A
+took V_Ca from 120 to 5 mV and LM stalled at 2.6 mV after 20 runs; in ``shift`` z the same
+LM reached 0.5 mV after 13 runs and 3e-4 mV after 20, V_Ca at 119.4 mV (docs/io.md, 17
+parameters). Measured on C4A (12 conductances, log): with λ set by
 Nielsen's schedule instead (λ0 = 1e-3·s_max², no radius) steps of 2–5 e-folds landed on the
 phase-mismatch plateau and stalled at 3.3 mV after 20 runs; with the trust radius, 0.37 mV
 after 8 runs (bundled: 0.29 mV after 6); capping Δ at 2 made it slower on both (12, 6).

@@ -8,7 +8,13 @@ comparable across parameters of very different size (0.3 S/cm² next to 1e-6 S/c
 
 - ``scaled``: p = d·z, starting at z = 1 (the paper's "scaled by defaults");
 - ``log``: p = d·exp(z), starting at z = 0 (keeps the sign, suits conductances);
-- ``softplus``: p = d·softplus(z)/ln 2, starting at z = 0 (positive, near-linear for large z).
+- ``softplus``: p = d·softplus(z)/ln 2, starting at z = 0 (positive, near-linear for large z);
+- ``shift``: p = d + SHIFT_UNIT·z, starting at z = 0: one unit of z is 10 of the parameter's
+  unit whatever its start, for potentials (mV) such as reversal potentials. ``scaled`` would
+  make a unit of z the start value itself — 10 mV for the IO cell's leak reversal, 120 mV for
+  its Ca reversal — so one trust radius would allow a 12× larger move in one than in the
+  other; ``log`` cannot cross 0 and measures a potential relative to an arbitrary 0 mV.
+  10 mV is the scale on which gating and driving forces change (Boltzmann slopes of 4–10 mV).
 
 Bounds are on the physical value; the optimisers clip z to their image.
 """
@@ -22,7 +28,8 @@ import numpy as np
 
 from gradgen.errors import GradgenError
 
-TRANSFORMS = ("scaled", "log", "softplus")
+TRANSFORMS = ("scaled", "log", "softplus", "shift")
+SHIFT_UNIT = 10.0  # physical units (mV for a potential) per unit z of the shift transform
 _LN2 = math.log(2.0)
 
 
@@ -48,12 +55,12 @@ class TunedParameter:
         if self.transform not in TRANSFORMS:
             raise GradgenError(f"parameter '{self.name}': unknown transform '{self.transform}'",
                                hint="use one of " + ", ".join(TRANSFORMS))
-        if self.default == 0.0:
+        if self.default == 0.0 and self.transform != "shift":
             raise GradgenError(f"parameter '{self.name}' starts at 0, which a transform relative "
                                "to the default cannot move", hint="give it a nonzero start value")
-        if self.transform != "scaled" and self.default < 0:
+        if self.transform in ("log", "softplus") and self.default < 0:
             raise GradgenError(f"parameter '{self.name}': the {self.transform} transform needs a "
-                               "positive start value", hint="use transform 'scaled'")
+                               "positive start value", hint="use transform 'scaled' or 'shift'")
         low, high = self.bounds
         if not low < high or not low <= self.default <= high:
             raise GradgenError(f"parameter '{self.name}': bounds {list(self.bounds)} must be "
@@ -66,6 +73,8 @@ class TunedParameter:
     def value(self, z: float) -> float:
         if self.transform == "scaled":
             return self.default * z
+        if self.transform == "shift":
+            return self.default + SHIFT_UNIT * z
         if self.transform == "log":
             return self.default * math.exp(z)
         return self.default * _softplus(z) / _LN2
@@ -74,6 +83,8 @@ class TunedParameter:
         """dp/dz."""
         if self.transform == "scaled":
             return self.default
+        if self.transform == "shift":
+            return SHIFT_UNIT
         if self.transform == "log":
             return self.default * math.exp(z)
         return self.default * _sigmoid(z) / _LN2
@@ -82,6 +93,8 @@ class TunedParameter:
         """The inverse transform (for bounds and for reporting targets in z)."""
         if self.transform == "scaled":
             return value / self.default
+        if self.transform == "shift":
+            return (value - self.default) / SHIFT_UNIT
         ratio = value / self.default
         if ratio <= 0:
             return -math.inf

@@ -50,6 +50,7 @@ from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes
 from gradgen.tuning.params import Parameterisation, TunedParameter
 from gradgen.tuning.plots import plot_loss, plot_traces
 from gradgen.tuning.problem import Protocol, TuningProblem
+from gradgen.tuning.recordings import TargetFile, read_target
 
 
 def cell_spec(config: TuneConfig) -> CellSpec:
@@ -114,7 +115,8 @@ def setup(config: TuneConfig, work: Path) -> Setup:
                                 parameterisation(config, model.defaults), loss=LOSSES[config.loss])
     param = problem.param
     if config.target_files:
-        targets = {p.name: read_target(config.target_files[p.name], p)[None, :] for p in protocols}
+        targets = {p.name: read_target(config.target_files[p.name], p.times(), p.sample_dt,
+                                   p.t_end)[None, :] for p in protocols}
     else:
         targets = problem.voltages(target_values(config, param))
     problem.set_blocks([ResidualBlock(p.name, 0, targets[p.name][0], p.mask(),
@@ -122,24 +124,16 @@ def setup(config: TuneConfig, work: Path) -> Setup:
     return Setup(config, model, problem)
 
 
-def read_target(path: Path, protocol: Protocol) -> np.ndarray:
-    """``v`` from an NPZ with arrays ``t`` (ms) and ``v`` (mV) sampled like the protocol."""
-    try:
-        with np.load(path) as data:
-            t, v = np.asarray(data["t"], float), np.asarray(data["v"], float)
-    except (OSError, KeyError, ValueError) as error:
-        raise GradgenError(f"{path}: cannot read a target trace ({error})",
-                           hint="write it with numpy.savez(path, t=..., v=...)") from None
-    expected = protocol.times()
-    if t.shape != expected.shape or not np.allclose(t, expected):
-        raise GradgenError(f"{path}: target samples do not match the protocol",
-                           hint=f"sample every {protocol.sample_dt} ms from 0 to "
-                                f"{protocol.t_end} ms (exclusive)")
-    return v
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _file_description(target: TargetFile) -> str | dict:
+    """The target file's hash, with the choice of trace in a recording (it changes the target)."""
+    if not target.is_recording:
+        return _sha256(target.path)
+    return {"sha256": _sha256(target.path), "series": target.series, "sweep": target.sweep,
+            "channel": target.channel, "start_ms": target.start}
 
 
 def run_description(config: TuneConfig) -> dict:
@@ -161,7 +155,7 @@ def run_description(config: TuneConfig) -> dict:
             "parameters": c.parameters, "ties": c.ties, "transforms": c.transforms,
             "bounds": {k: [repr(low), repr(high)] for k, (low, high) in c.bounds.items()},
             "target_values": c.target_values,
-            "target_files": {name: _sha256(path) for name, path in c.target_files.items()}}
+            "target_files": {name: _file_description(f) for name, f in c.target_files.items()}}
 
 
 def optimise(s: Setup, out: OutputDir, checkpoint: Checkpoint,
@@ -202,7 +196,7 @@ def run_tuning(config_path: Path | str, progress: bool = True) -> dict:
 def run_config(config: TuneConfig, progress: bool = True) -> dict:
     """Run a config end to end; resumes from the output directory's checkpoint if present."""
     inputs = [config.path, config.morphology, *(m.mechanism.source for m in config.mechanisms)]
-    out = OutputDir.claim(config.output, inputs + list(config.target_files.values()))
+    out = OutputDir.claim(config.output, inputs + [f.path for f in config.target_files.values()])
     checkpoint = Checkpoint(out.path / f"{config.method}.npz", run_description(config), out.replacing)
     checkpoint.load()  # another run's or a damaged checkpoint: refused before anything is written
     out.mark()  # before convert writes model/ into it
