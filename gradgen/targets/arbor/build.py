@@ -29,6 +29,7 @@ from gradgen.cached_artefact import (
     remove_stale,
 )
 from gradgen.errors import GradgenError
+from gradgen.targets.arbor.exact_patch import EXACT_PATCH_VERSION, patch_exact_source
 from gradgen.targets.arbor.simd_patch import check_simd_writes, patch_simd_source
 
 ARBOR_DIR = Path(arbor.__file__).resolve().parent
@@ -73,13 +74,18 @@ def source_hash(sources: dict[str, str], name: str, key: str = "") -> str:
     return digest.hexdigest()[:20]
 
 
-def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True) -> Path:
+def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True,
+                    exact: dict[str, int] | None = None) -> Path:
     """Compile ``{file name: NMODL text}`` into a catalogue and return the ``.so`` path.
 
-    The path is unique per content and build flags (dlopen caches by path, so a changed
-    catalogue must be loaded from a new path).
+    ``exact`` names the exact-carrier mechanisms with their number of parameters: their C++
+    gets the tree solve (:mod:`gradgen.targets.arbor.exact_patch`). The path is unique per
+    content and build flags (dlopen caches by path, so a changed catalogue must be loaded from
+    a new path).
     """
-    target = cache_dir() / source_hash(sources, name, build_key(vectorize)) / f"{name}.so"
+    exact = exact or {}
+    key = build_key(vectorize) + (f" exact-patch{EXACT_PATCH_VERSION}" if exact else "")
+    target = cache_dir() / source_hash(sources, name, key) / f"{name}.so"
     if intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,9 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
         for file, text in sources.items():
             (work / "mod" / file).write_text(text)
         generated = generate(work, name, vectorize)
+        for mech, n_params in exact.items():
+            source = generated / f"{mech}_cpu.cpp"
+            source.write_text(patch_exact_source(source.read_text(), n_params, source.name))
         sofile = work / f"{name}.so"
         _run([find_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
               *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)

@@ -34,6 +34,7 @@ from gradgen.protocol import (
     carrier_ion,
     coverage,
     diffusive,
+    exact_name,
     fused_name,
     gradient_name,
     member_prefix,
@@ -133,6 +134,17 @@ def _member(system: ContributorSystem) -> _Member:
 
 def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
     """NMODL text of the fused mechanism of ``systems`` (one painted set)."""
+    return _render(systems, params, "fused.mod.j2", fused_name([s.name for s in systems]))
+
+
+def emit_exact(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
+    """NMODL text of the exact-carrier mechanism of a cell's ``systems``: the members as in
+    :func:`emit_fused`, the sources B_k and dG_k·ΔV kept per CV and u_k as STATEs, which the
+    C++ of :mod:`gradgen.targets.arbor.exact_patch` solves on the CV tree."""
+    return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]))
+
+
+def _render(systems: list[ContributorSystem], params: list[ParamRef], template_name: str, mechanism: str) -> str:
     for system in systems:
         reason = fusable(system)
         if reason:
@@ -152,8 +164,8 @@ def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
             sums.setdefault(name if ion else FUSED_NONSPECIFIC, []).append(expr)
     currents = [Line(name, nmodl(sympy.Add(*exprs, evaluate=False))) for name, exprs in sums.items()]
     exprs = [c.expr for s in ordered for code in (s.initial, s.phase_a, s.phase_b) for c in code.statements]
-    return template("fused.mod.j2").render(
-        name=fused_name([s.name for s in ordered]), version=__version__,
+    return template(template_name).render(
+        name=mechanism, version=__version__, carriers=[diffusive(carrier_ion(k)) for k in range(K)],
         members=members, params=params, ks=list(range(K)), ions=list(ions.values()),
         nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
         conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],

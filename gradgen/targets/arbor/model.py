@@ -46,6 +46,7 @@ from gradgen.targets.arbor.blowup import check_finite
 from gradgen.targets.arbor.build import build_catalogue, build_directory
 from gradgen.targets.arbor.decor import CellSpec, Membrane, membrane_of
 from gradgen.targets.arbor.derived import DerivedName, base_name
+from gradgen.targets.arbor.exact_carrier import exact_cell
 from gradgen.targets.arbor.fusion import derive_systems, fused_cell
 from gradgen.targets.arbor.geometry.cell import CellGeometry, cell_geometry
 from gradgen.targets.arbor.geometry.transform import (
@@ -77,13 +78,19 @@ class GradientModel:
     carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
     vectorize: bool = True  # SIMD build of density mechanisms (targets.arbor.build); False: all scalar
     fusion: bool = True  # simulate with fused mechanisms where they apply (targets.arbor.fusion)
+    #: How u_k = dV/dθ_k travels: "ion" (diffusive carrier ions, the published method) or
+    #: "exact" (solved on the CV tree inside one mechanism; targets.arbor.exact_carrier),
+    #: which falls back to "ion" (logged) for what it does not cover.
+    carrier: Literal["ion", "exact"] = "ion"
     #: Regions where the hub gets extra RANGE values (e.g. the homeostatic error weight);
     #: the rest of the cell gets the hub with its defaults.
     hub_paints: tuple[tuple[str, dict[str, float]], ...] = ()
 
     @staticmethod
-    def load(directory: Path | str) -> "GradientModel":
-        return GradientModel(Path(directory), Manifest.load(directory))
+    def load(directory: Path | str, carrier: Literal["ion", "exact"] = "ion") -> "GradientModel":
+        if carrier not in ("ion", "exact"):
+            raise GradgenError(f"unknown carrier {carrier!r}", hint="carrier='ion' or 'exact'")
+        return GradientModel(Path(directory), Manifest.load(directory), carrier=carrier)
 
     def with_hub_paints(self, paints: Sequence[tuple[str, dict[str, float]]]) -> "GradientModel":
         """This model with the hub painted with extra values on some regions."""
@@ -357,6 +364,10 @@ class GradientModel:
         for ion, settings in spec.ions.items():
             base.set_ion(ion, **settings)
         membrane = membrane_of(spec, base)
+        exact = exact_cell(self, spec, values, membrane, sites) if gradients and self.carrier == "exact" else None
+        if exact is not None:
+            cell, props, centres, hubs = exact
+            return SingleCellRun(cell, props, centres, len(self.params), self.generators(spec, values), hubs=hubs)
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]

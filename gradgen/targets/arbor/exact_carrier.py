@@ -1,0 +1,237 @@
+"""The exact carrier: u_k = dV/dθ_k solved on the cell's own CV tree inside one mechanism.
+
+The ion carrier rides on Arbor's ion diffusion, which is solved after the voltage (a split:
+first order in dt) and conserves volume instead of charge (hence the constant-radius cell).
+The exact carrier differentiates Arbor's discrete step itself: one generated mechanism per
+cell (:func:`gradgen.targets.arbor.emit_fused.emit_exact`, every converted mechanism as a
+member scaled by its covered fraction) is painted alone on every CV with membrane, on the
+ORIGINAL geometry, and its C++ (:mod:`gradgen.targets.arbor.exact_patch`) solves all K
+sensitivities with the tree of that cell once per step. This module hands the tree in: per
+CV its capacitance, area and face conductance, computed with Arbor's discretisation rules
+(frustum areas π(r0+r1)·√(Δr²+Δx²), face spans between CV reference points, resistance
+rL·∫dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
+instance. Zero-area fork CVs have no instance; each is held by its first child.
+
+What it does not cover (point processes, ion coupling, per-region rL or cm, ...) runs the ion
+carrier, with the reason logged (:func:`exact_blocker`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import arbor
+import numpy as np
+
+from gradgen.errors import GradgenError
+from gradgen.protocol import HUB_NAME, TREE_PARAMETERS, coverage, exact_name, member_prefix
+from gradgen.targets.arbor.build import build_catalogue
+from gradgen.targets.arbor.decor import CellSpec, Membrane
+from gradgen.targets.arbor.emit_fused import emit_exact
+from gradgen.targets.arbor.fusion import fusion_blocker
+from gradgen.targets.arbor.geometry.layout import (
+    BranchGeometry,
+    CvLayout,
+    branch_geometries,
+    cable_expr,
+    cv_layout,
+    join_regions,
+)
+from gradgen.targets.arbor.sites import cv_centre, cv_of
+
+if TYPE_CHECKING:  # the model imports this module
+    from gradgen.targets.arbor.model import GradientModel
+
+log = logging.getLogger("gradgen")
+
+
+@dataclass(frozen=True)
+class CvTree:
+    """Arbor's CV tree of one cell: parent CV (-1 at a root), membrane area (µm²),
+    capacitance (pF) and the conductance of the face to the parent (µS, 0 at a root)."""
+
+    layout: CvLayout
+    area: np.ndarray
+    capacitance: np.ndarray
+    face: np.ndarray
+
+    @property
+    def parents(self) -> tuple[int, ...]:
+        return self.layout.parents
+
+
+def face_span(layout: CvLayout, cv: int) -> tuple[int, float, float]:
+    """(branch, prox, dist) of the face between ``cv`` and its parent (Arbor's fvm_layout
+    rule: on the child's first branch, from the parent's reference point — the midpoint of a
+    one-cable CV, else the fork — to the child's)."""
+    cables, parent = layout.cables[cv], layout.cables[layout.parents[cv]]
+    branch = cables[0][0]
+    lo, hi = 0.0, 1.0
+    if len(cables) == 1:
+        hi = 0.5 * (cables[0][1] + cables[0][2])
+    if len(parent) == 1 and parent[0][0] == branch:
+        lo = 0.5 * (parent[0][1] + parent[0][2])
+    return branch, lo, hi
+
+
+def cv_tree(cell: arbor.cable_cell, geoms: list[BranchGeometry], membrane: Membrane) -> CvTree:
+    """The CV tree of ``cell`` (one cm and one rL; per-region values are refused upstream)."""
+    layout = cv_layout(cell)
+    area = np.array([sum(geoms[b].area(x0, x1) for b, x0, x1 in cables) for cables in layout.cables])
+    face = np.zeros(len(area))
+    for i, parent in enumerate(layout.parents):
+        if parent >= 0:
+            branch, lo, hi = face_span(layout, i)
+            face[i] = 100.0 / (membrane.rL * geoms[branch].ixa(lo, hi))
+    return CvTree(layout, area, area * membrane.cm * 0.01, face)
+
+
+def tree_parameters(tree: CvTree) -> list[tuple[int, dict[str, float]]]:
+    """(CV, tree parameters) of every CV with membrane — the instances of the exact mechanism,
+    in Arbor's instance order (ascending CV) — with each zero-area fork held by its first child.
+    """
+    cvs = [i for i in range(len(tree.area)) if tree.area[i] > 0]
+    instance = {cv: j for j, cv in enumerate(cvs)}
+    children: dict[int, list[int]] = {}
+    for i, parent in enumerate(tree.parents):
+        children.setdefault(parent, []).append(i)
+    holder = {}
+    for i in range(len(tree.area)):
+        if tree.area[i] > 0:
+            continue
+        kids = [c for c in children.get(i, []) if tree.area[c] > 0]
+        if not kids or len(kids) != len(children.get(i, [])):
+            raise GradgenError(f"CV {i} has no membrane and is not a fork between CVs with membrane",
+                               hint="use a cv_policy without empty CVs, or carrier='ion'")
+        holder[i] = min(kids)
+    out = []
+    for j, cv in enumerate(cvs):
+        parent = tree.parents[cv]
+        values = dict.fromkeys(TREE_PARAMETERS, 0.0)
+        values.update(gx_cap=float(tree.capacitance[cv]), gx_area=float(tree.area[cv]))
+        if parent >= 0:
+            values["gx_gf"] = float(tree.face[cv])
+            if parent in holder:
+                values.update(gx_par=float(j - instance[holder[parent]]), gx_pf=1.0)
+            else:
+                values["gx_par"] = float(j - instance[parent])
+        out.append((cv, values))
+    for fork, h in holder.items():
+        values = out[instance[h]][1]
+        values["gx_hf"] = 1.0
+        parent = tree.parents[fork]
+        if parent >= 0:
+            if parent in holder:
+                raise GradgenError(f"CVs {parent} and {fork} are adjacent forks without membrane",
+                                   hint="use a cv_policy without empty CVs, or carrier='ion'")
+            values.update(gx_fpar=float(instance[h] - instance[parent]), gx_fgf=float(tree.face[fork]))
+    return out
+
+
+@dataclass
+class ExactLayout:
+    """The exact mechanism of one cell: its name, members and per-CV paints."""
+
+    name: str
+    members: list[str]
+    paints: list[tuple[str, arbor.density]]
+
+
+def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTree,
+                 pieces: list[tuple[str, str, dict[str, float]]],
+                 defaults: dict[str, dict[str, float]]) -> ExactLayout:
+    """One paint per CV with membrane: the tree parameters, and per member its covered
+    fraction of the CV's area and its parameters averaged over the part it covers (what
+    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults."""
+    members = sorted({mech for _, mech, _ in pieces})
+    name = exact_name(members)
+    painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
+    paints = []
+    for cv, values in tree_parameters(tree):
+        cables = tree.layout.cables[cv]
+        shares: dict[str, list[tuple[float, dict[str, float]]]] = {}
+        for mech, cables_m, vals in painted:
+            covered = _covered_area(cables, cables_m, geoms)
+            if covered > 0:
+                shares.setdefault(mech, []).append((covered, vals))
+        for mech in members:
+            parts = shares.get(mech, [])
+            fraction = sum(a for a, _ in parts) / tree.area[cv]
+            values[coverage(mech)] = 1.0 if fraction > 1 - 1e-9 else fraction
+            params = _area_average(parts, defaults[mech]) if parts else defaults[mech]
+            values.update({member_prefix(mech) + k: v for k, v in params.items()})
+        region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
+        paints.append((region, arbor.density(name, values)))
+    return ExactLayout(name, members, paints)
+
+
+def _covered_area(cables, cables_m, geoms: list[BranchGeometry]) -> float:
+    total = 0.0
+    for b, x0, x1 in cables:
+        for c in cables_m:
+            if c.branch == b:
+                lo, hi = max(x0, c.prox), min(x1, c.dist)
+                if hi > lo:
+                    total += geoms[b].area(lo, hi)
+    return total
+
+
+def _area_average(parts: list[tuple[float, dict[str, float]]], defaults: dict[str, float]) -> dict[str, float]:
+    """Parameters averaged by covered area (a value shared by every part is kept exactly)."""
+    out = dict(defaults)
+    for key in {k for _, values in parts for k in values}:
+        vals = [values.get(key, defaults.get(key, 0.0)) for _, values in parts]
+        out[key] = vals[0] if all(v == vals[0] for v in vals) else \
+            sum(a * v for (a, _), v in zip(parts, vals)) / sum(a for a, _ in parts)
+    return out
+
+
+def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) -> str | None:
+    """Why the exact carrier cannot run this model and cell (None if it can)."""
+    if membrane.rL_regions:
+        return "rL painted per region"
+    return fusion_blocker(model, spec)
+
+
+def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
+    """The compiled exact mechanism (cached on disk by content, in the model by members)."""
+    key = ("exact", *layout.members)
+    if key not in model.fused_catalogues:
+        source = emit_exact([model.systems[m] for m in layout.members], model.params)
+        model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
+                                                      model.vectorize, {layout.name: len(model.params)})
+    return model.fused_catalogues[key]
+
+
+def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] | None,
+               membrane: Membrane, sites: Sequence[str]) -> tuple | None:
+    """The gradient cell with the exact carrier on the original geometry, its properties, the
+    probe centres and the mechanism that publishes u_k at each; None (logged) where the ion
+    carrier must run instead."""
+    reason = exact_blocker(model, spec, membrane)
+    if reason is None:
+        blank = spec.build(arbor.decor())
+        centres = [cv_centre(blank, site) for site in sites]
+        geoms = branch_geometries(spec.morphology)
+        tree = cv_tree(blank, geoms, membrane)
+        if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
+            reason = "a probe site in a CV without membrane"
+    if reason is not None:
+        log.info("gradient cell: ion carrier, the exact carrier does not cover %s", reason)
+        return None
+    original = {entry.gradient: name for name, entry in model.mechanisms.items()}
+    pieces = [(region, original[d.mech.name], dict(d.mech.values))
+              for region, d in model.densities(spec, True, values or {}, membrane)
+              if d.mech.name != HUB_NAME]
+    defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
+                for m in model.mechanisms}
+    layout = exact_layout(blank, geoms, tree, pieces, defaults)
+    decor = spec.decor.to_arbor([], place_map=model.synapse_map(True, values or {}))
+    for region, density in layout.paints:
+        decor.paint(region, density)
+    props = arbor.neuron_cable_properties()
+    props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
+    log.info("gradient cell: exact carrier %s", layout.name)
+    return spec.build(decor), props, centres, [layout.name] * len(centres)

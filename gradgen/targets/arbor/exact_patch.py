@@ -1,0 +1,130 @@
+"""The exact carrier's tree solve, inserted into modcc's C++ of the exact mechanism.
+
+NMODL cannot see other CVs, so the solve of every u_k = dV/dθ_k on the cell's CV tree is C++
+that gradgen adds to the code modcc generates (scalar or SIMD: both are plain loops over the
+instances here). It runs at the end of ``advance_state``, after the members' state updates
+have added the conductance-change sources dG_k·(V^{n+1} − V^n) to the sources B_k of
+``compute_currents``, and it is the derivative of Arbor's own backward-Euler step:
+
+    (C_i/Δt + a_i g_i) u_i⁺ + Σ_f g_f (u_i⁺ − u_j⁺) = (C_i/Δt) u_i − a_i S_ik
+
+with g_i read from ``vec_g`` — the total conductance Arbor's voltage solve used in this step,
+mechanisms gradgen did not generate included (Arbor zeroes it at the start of the next step).
+The tree (parent offsets, face conductances, capacitances, areas) comes in as painted per-CV
+parameters (:mod:`gradgen.targets.arbor.exact_carrier`); zero-area fork CVs have no instance,
+so each is held by its first child (flags ``gx_hf``/``gx_pf``). Units are Arbor's: pF, µm²,
+µS, kS/m² (``vec_g``), mA/cm² for the sources (×10 to A/m², as modcc scales currents).
+
+:func:`patch_exact_source` refuses code whose ``advance_state`` does not have the shape modcc
+0.12.2 emits, so a changed modcc cannot silently run without the solve.
+"""
+from __future__ import annotations
+
+import re
+
+from gradgen.errors import GradgenError
+from gradgen.protocol import (
+    EXACT_DIAGONAL,
+    EXACT_FORK_DIAGONAL,
+    EXACT_SOLVE_FUNCTION,
+    TREE_PARAMETERS,
+    exact_fork_source,
+    exact_source,
+    hub_state,
+)
+
+#: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
+EXACT_PATCH_VERSION = 1
+
+#: modcc 0.12.2's advance_state: its header line, the ppack macro, a body, and a closing brace
+#: alone on a line (functions are not nested in modcc's output).
+ADVANCE_STATE = re.compile(
+    r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n    PPACK_IFACE_BLOCK;\n(?P<body>.*?)^\}\n",
+    re.M | re.S)
+
+_SOLVE = """\
+// gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides)
+static void SOLVE(arb_mechanism_ppack* pp) {
+    PPACK_IFACE_BLOCK;
+    constexpr int K = NPARAMS;
+    arb_value_type* u[K] = {STATES};
+    arb_value_type* b[K] = {SOURCES};
+    arb_value_type* f[K] = {FORKS};
+    const arb_size_type n = _pp_var_width;
+    const arb_value_type rate = 1e-3/pp->dt;  // pF/ms -> µS
+    auto offset = [](arb_value_type x) { return (arb_size_type)(x + 0.5); };  // painted integers
+    for (arb_size_type i = 0; i < n; ++i) {
+        const arb_value_type ci = rate*_pp_var_gx_cap[i];
+        const arb_value_type ai = 1e-3*_pp_var_gx_area[i];
+        _pp_var_DIAG[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_gx_gf[i];
+        _pp_var_FDIAG[i] = _pp_var_gx_fgf[i];
+        for (int k = 0; k < K; ++k) {
+            b[k][i] = ci*u[k][i] - 10.0*ai*b[k][i];
+            f[k][i] = 0;
+        }
+    }
+    for (arb_size_type i = n; i-- > 0;) {  // children before parents
+        const arb_size_type p = i - offset(_pp_var_gx_par[i]);
+        const bool to_fork = _pp_var_gx_pf[i] > 0.5;
+        if (p != i || to_fork) {
+            const arb_value_type gf = _pp_var_gx_gf[i];
+            const arb_value_type r = gf/_pp_var_DIAG[i];
+            arb_value_type* const* target = to_fork ? f : b;
+            (to_fork ? _pp_var_FDIAG : _pp_var_DIAG)[p] += gf - r*gf;
+            for (int k = 0; k < K; ++k) target[k][p] += r*b[k][i];
+        }
+        if (_pp_var_gx_hf[i] > 0.5) {  // the fork this instance holds, after its own node
+            const arb_size_type q = i - offset(_pp_var_gx_fpar[i]);
+            if (q != i) {
+                const arb_value_type gf = _pp_var_gx_fgf[i];
+                const arb_value_type r = gf/_pp_var_FDIAG[i];
+                _pp_var_DIAG[q] += gf - r*gf;
+                for (int k = 0; k < K; ++k) b[k][q] += r*f[k][i];
+            }
+        }
+    }
+    for (arb_size_type i = 0; i < n; ++i) {  // parents before children
+        if (_pp_var_gx_hf[i] > 0.5) {
+            const arb_size_type q = i - offset(_pp_var_gx_fpar[i]);
+            const arb_value_type gf = q != i ? _pp_var_gx_fgf[i] : 0.0;
+            for (int k = 0; k < K; ++k) f[k][i] = (f[k][i] + gf*u[k][q])/_pp_var_FDIAG[i];
+        }
+        const arb_size_type p = i - offset(_pp_var_gx_par[i]);
+        const bool to_fork = _pp_var_gx_pf[i] > 0.5;
+        const arb_value_type gf = (p != i || to_fork) ? _pp_var_gx_gf[i] : 0.0;
+        for (int k = 0; k < K; ++k) {
+            const arb_value_type up = to_fork ? f[k][p] : u[k][p];
+            u[k][i] = (b[k][i] + gf*up)/_pp_var_DIAG[i];
+        }
+    }
+}
+
+"""
+
+
+def solve_source(n_params: int) -> str:
+    """The C++ function that solves u_0..u_{K-1} on the tree (uses modcc's ppack macro)."""
+    def names(f) -> str:
+        return ", ".join(f"_pp_var_{f(k)}" for k in range(n_params))
+    text = (_SOLVE.replace("SOLVE", EXACT_SOLVE_FUNCTION).replace("NPARAMS", str(n_params))
+            .replace("STATES", names(hub_state)).replace("SOURCES", names(exact_source))
+            .replace("FORKS", names(exact_fork_source)).replace("FDIAG", EXACT_FORK_DIAGONAL)
+            .replace("DIAG", EXACT_DIAGONAL))
+    for name in TREE_PARAMETERS:  # every tree parameter the code reads must be painted
+        if f"_pp_var_{name}[" not in text:
+            raise AssertionError(f"tree parameter {name} unused by the solve")
+    return text
+
+
+def patch_exact_source(text: str, n_params: int, where: str) -> str:
+    """modcc's C++ of an exact mechanism with the tree solve called at the end of advance_state."""
+    found = list(ADVANCE_STATE.finditer(text))
+    if len(found) != 1 or "PPACK_IFACE_BLOCK" not in text[:found[0].start()]:
+        raise GradgenError(
+            f"{where}: modcc's advance_state does not have the shape gradgen patches "
+            f"({len(found)} matches)",
+            hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+    m = found[0]
+    call = f"    {EXACT_SOLVE_FUNCTION}(pp);\n"
+    return (text[:m.start()] + solve_source(n_params) + text[m.start():m.end("body")] + call
+            + text[m.end("body"):])
