@@ -367,7 +367,8 @@ class GradientModel:
         exact = exact_cell(self, spec, values, membrane, sites) if gradients and self.carrier == "exact" else None
         if exact is not None:
             cell, props, centres, hubs = exact
-            return SingleCellRun(cell, props, centres, len(self.params), self.generators(spec, values), hubs=hubs)
+            return SingleCellRun(cell, props, centres, len(self.params), self.generators(spec, values), hubs=hubs,
+                                 exact=True)
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]
@@ -385,9 +386,10 @@ class GradientModel:
                  gradients: bool = True, values: dict[str, float] | None = None,
                  sample_dt: float | None = None) -> Traces:
         """Run one cell and return V (and dV/dθ) sampled every ``sample_dt`` (default ``dt``)."""
-        if gradients:
+        run = self.simulation(spec, sites, gradients, values)
+        if gradients and not run.exact:  # the exact carrier has no coarse-dt error to warn of
             warn_for_model(self, spec, dt, values or {})
-        return self.simulation(spec, sites, gradients, values).run(t_end, dt, sample_dt)
+        return run.run(t_end, dt, sample_dt)
 
 
 def _memberships(n: int) -> list[tuple[bool, ...]]:
@@ -399,8 +401,9 @@ class SingleCellRun(CellsRecipe):
 
     def __init__(self, cell, props, sites: Sequence[str], n_params: int,
                  generators: Sequence[arbor.event_generator] = (), threads: int = 1,
-                 hubs: Sequence[str] | None = None):
+                 hubs: Sequence[str] | None = None, exact: bool = False):
         self.sites, self.n_params = list(sites), n_params
+        self.exact = exact  # u_k from the exact carrier (targets.arbor.exact_carrier)
         # the mechanism that publishes u_k at each site: the hub, or a fused mechanism
         self.hubs = list(hubs) if hubs else [HUB_NAME] * len(self.sites)
         probes, self.tags = [], []
