@@ -63,7 +63,10 @@ EXACT_PREFIX = "gradx_"
 #: capacitance (pF), area (µm²), offset to the parent instance, face conductance to the
 #: parent node (µS), parent-is-a-fork flag, holds-a-fork flag, the held fork's parent offset
 #: and face conductance (µS).
-TREE_PARAMETERS = ("gx_cap", "gx_area", "gx_par", "gx_gf", "gx_pf", "gx_hf", "gx_fpar", "gx_fgf")
+TREE_CAPACITANCE, TREE_AREA, TREE_PARENT, TREE_FACE = "gx_cap", "gx_area", "gx_par", "gx_gf"
+TREE_TO_FORK, TREE_HOLDS_FORK, TREE_FORK_PARENT, TREE_FORK_FACE = "gx_pf", "gx_hf", "gx_fpar", "gx_fgf"
+TREE_PARAMETERS = (TREE_CAPACITANCE, TREE_AREA, TREE_PARENT, TREE_FACE, TREE_TO_FORK, TREE_HOLDS_FORK,
+                   TREE_FORK_PARENT, TREE_FORK_FACE)
 #: ASSIGNED work arrays of the tree solve: the CV's diagonal, the held fork's diagonal.
 EXACT_DIAGONAL = "gx_d"
 EXACT_FORK_DIAGONAL = "gx_fd"

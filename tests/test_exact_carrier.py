@@ -12,7 +12,7 @@ import subprocess
 
 import arbor
 import pytest
-from conftest import MECHANISMS
+from conftest import C4A, MECHANISMS
 
 from gradgen.checks.cells import cable_cell_spec, example_cells, morphology_cell_spec, near_far_sites
 from gradgen.checks.fd import check_model
@@ -111,3 +111,28 @@ def test_patch_finds_modccs_advance_state(tmp_path, simd):
     assert patched.count(f"{EXACT_SOLVE_FUNCTION}(pp);") == 1
     with pytest.raises(GradgenError, match="advance_state"):
         patch_exact_source(text.replace("    PPACK_IFACE_BLOCK;\n", "    PPACK_IFACE_BLOCK; \n"), 2, "m")
+
+
+@pytest.mark.parametrize("cell", ["hh_axon", "cone", "branched", "branched_forkcv", "c4a"])
+def test_tree_reproduces_arbors_voltage_step(cell):
+    """The start-up check: the tree (capacitances, areas, face conductances) equals Arbor's
+    own matrix on every test geometry (measured 6e-16 to 1.8e-13), and a face conductance
+    off by 1e-6 is refused."""
+    import dataclasses
+
+    from gradgen.targets.arbor.decor import membrane_of
+    from gradgen.targets.arbor.exact_carrier import TREE_CHECK_TOLERANCE, check_tree, cv_tree
+    from gradgen.targets.arbor.geometry.layout import branch_geometries
+
+    cells = example_cells(C4A)
+    if cell not in cells:
+        pytest.skip("C4A.swc is not available")
+    morph, labels, policy = cells[cell]
+    spec = morphology_cell_spec(morph, labels, policy, ["hh"])
+    membrane = membrane_of(spec, arbor.neuron_cable_properties())
+    tree = cv_tree(spec.build(arbor.decor()), branch_geometries(morph), membrane)
+    assert check_tree(spec, tree, membrane) <= TREE_CHECK_TOLERANCE / 100
+    face = tree.face.copy()
+    face[len(face) // 2] *= 1 + 1e-6
+    with pytest.raises(GradgenError, match="voltage step"):
+        check_tree(spec, dataclasses.replace(tree, face=face), membrane)

@@ -24,9 +24,24 @@ from typing import TYPE_CHECKING, Sequence
 
 import arbor
 import numpy as np
+from arbor import units as U
 
 from gradgen.errors import GradgenError
-from gradgen.protocol import HUB_NAME, TREE_PARAMETERS, coverage, exact_name, member_prefix
+from gradgen.protocol import (
+    HUB_NAME,
+    TREE_AREA,
+    TREE_CAPACITANCE,
+    TREE_FACE,
+    TREE_FORK_FACE,
+    TREE_FORK_PARENT,
+    TREE_HOLDS_FORK,
+    TREE_PARAMETERS,
+    TREE_PARENT,
+    TREE_TO_FORK,
+    coverage,
+    exact_name,
+    member_prefix,
+)
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
 from gradgen.targets.arbor.emit_fused import emit_exact
@@ -39,6 +54,7 @@ from gradgen.targets.arbor.geometry.layout import (
     cv_layout,
     join_regions,
 )
+from gradgen.targets.arbor.recipe import CellsRecipe
 from gradgen.targets.arbor.sites import cv_centre, cv_of
 
 if TYPE_CHECKING:  # the model imports this module
@@ -88,6 +104,68 @@ def cv_tree(cell: arbor.cable_cell, geoms: list[BranchGeometry], membrane: Membr
     return CvTree(layout, area, area * membrane.cm * 0.01, face)
 
 
+#: How far Arbor's own voltage step may be from the tree's equations (relative): measured
+#: 6e-16 (HH axon) to 1.8e-13 (C4A, 94 CVs); one face conductance off by 1e-6 shows as
+#: 1.5e-9 (C4A) to 5e-7.
+TREE_CHECK_TOLERANCE = 1e-10
+_CHECK_DT, _CHECK_G = 0.025, 1e-3  # ms, S/cm² (built-in pas, e = 0)
+
+
+def check_tree(spec: CellSpec, tree: CvTree, membrane: Membrane) -> float:
+    """Relative residual of one Arbor voltage step of the cell (passive, V⁰ varying per CV)
+    in the tree's equations; refuses the tree above :data:`TREE_CHECK_TOLERANCE`.
+
+    This guards the discretisation rules of :func:`cv_tree` against the Arbor at hand: the
+    tree is what the exact carrier's solve uses, and u_k is exact only if it is Arbor's.
+    """
+    decor = arbor.decor()
+    decor.set_property(Vm=0 * U.mV, cm=membrane.cm * 0.01 * U.F / U.m2, rL=membrane.rL * U.Ohm * U.cm)
+    decor.paint("(all)", arbor.density("pas/e=0", {"g": _CHECK_G}))
+    for cv, cables in enumerate(tree.layout.cables):
+        if tree.area[cv] > 0:
+            region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
+            decor.paint(region, Vm=10.0 * np.sin(1.7 * cv + 0.3) * U.mV)
+    probe = arbor.cable_probe_membrane_voltage_cell("v")
+    recipe = CellsRecipe([spec.build(decor)], arbor.neuron_cable_properties(), [[probe]])
+    handles = recipe.sample_run([(0, "v")], 1.5 * _CHECK_DT, _CHECK_DT,
+                                arbor.explicit_schedule([0 * U.ms, _CHECK_DT * U.ms]))
+    (data, _meta), = recipe.sim.samples(handles[(0, "v")])
+    first = []  # the first cable of each CV in the probe's metadata (CVs in order)
+    seen = 0
+    for cables in tree.layout.cables:
+        first.append(seen)
+        seen += len(cables)
+    v0, v1 = data[0, 1:][first], data[1, 1:][first]
+    cap = 1e-3 * tree.capacitance / _CHECK_DT
+    residual = cap * (v1 - v0) + 1e-2 * tree.area * _CHECK_G * v1
+    for i, parent in enumerate(tree.parents):
+        if parent >= 0:
+            flow = tree.face[i] * (v1[i] - v1[parent])
+            residual[i] += flow
+            residual[parent] -= flow
+    error = float(np.max(np.abs(residual)) / np.max(np.abs(cap * v0)))
+    if not error <= TREE_CHECK_TOLERANCE:
+        raise GradgenError(
+            f"the exact carrier's CV tree does not reproduce Arbor's voltage step on this cell "
+            f"(relative residual {error:.2g})",
+            hint="this Arbor discretises differently from 0.12; use carrier='ion'")
+    return error
+
+
+def checked_tree(spec: CellSpec, cell: arbor.cable_cell, geoms: list[BranchGeometry],
+                 membrane: Membrane) -> CvTree:
+    """The cell's tree, checked against Arbor once per spec (kept in ``spec.derived``)."""
+    key = ("exact_tree", membrane.cm, membrane.rL, str(spec.cv_policy))
+    hit = spec.derived.get(key)
+    if hit is not None and hit[0] is spec.morphology:
+        return hit[1]
+    tree = cv_tree(cell, geoms, membrane)
+    log.info("exact carrier: CV tree of %d CVs, Arbor's step reproduced to %.1e",
+             len(tree.area), check_tree(spec, tree, membrane))
+    spec.derived[key] = (spec.morphology, tree)
+    return tree
+
+
 def tree_parameters(tree: CvTree) -> list[tuple[int, dict[str, float]]]:
     """(CV, tree parameters) of every CV with membrane — the instances of the exact mechanism,
     in Arbor's instance order (ascending CV) — with each zero-area fork held by its first child.
@@ -110,23 +188,24 @@ def tree_parameters(tree: CvTree) -> list[tuple[int, dict[str, float]]]:
     for j, cv in enumerate(cvs):
         parent = tree.parents[cv]
         values = dict.fromkeys(TREE_PARAMETERS, 0.0)
-        values.update(gx_cap=float(tree.capacitance[cv]), gx_area=float(tree.area[cv]))
+        values[TREE_CAPACITANCE], values[TREE_AREA] = float(tree.capacitance[cv]), float(tree.area[cv])
         if parent >= 0:
-            values["gx_gf"] = float(tree.face[cv])
+            values[TREE_FACE] = float(tree.face[cv])
             if parent in holder:
-                values.update(gx_par=float(j - instance[holder[parent]]), gx_pf=1.0)
+                values[TREE_PARENT], values[TREE_TO_FORK] = float(j - instance[holder[parent]]), 1.0
             else:
-                values["gx_par"] = float(j - instance[parent])
+                values[TREE_PARENT] = float(j - instance[parent])
         out.append((cv, values))
     for fork, h in holder.items():
         values = out[instance[h]][1]
-        values["gx_hf"] = 1.0
+        values[TREE_HOLDS_FORK] = 1.0
         parent = tree.parents[fork]
         if parent >= 0:
             if parent in holder:
                 raise GradgenError(f"CVs {parent} and {fork} are adjacent forks without membrane",
                                    hint="use a cv_policy without empty CVs, or carrier='ion'")
-            values.update(gx_fpar=float(instance[h] - instance[parent]), gx_fgf=float(tree.face[fork]))
+            values[TREE_FORK_PARENT] = float(instance[h] - instance[parent])
+            values[TREE_FORK_FACE] = float(tree.face[fork])
     return out
 
 
@@ -215,7 +294,7 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
         blank = spec.build(arbor.decor())
         centres = [cv_centre(blank, site) for site in sites]
         geoms = branch_geometries(spec.morphology)
-        tree = cv_tree(blank, geoms, membrane)
+        tree = checked_tree(spec, blank, geoms, membrane)
         if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
             reason = "a probe site in a CV without membrane"
     if reason is not None:

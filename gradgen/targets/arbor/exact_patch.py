@@ -12,7 +12,7 @@ with g_i read from ``vec_g`` — the total conductance Arbor's voltage solve use
 mechanisms gradgen did not generate included (Arbor zeroes it at the start of the next step).
 The tree (parent offsets, face conductances, capacitances, areas) comes in as painted per-CV
 parameters (:mod:`gradgen.targets.arbor.exact_carrier`); zero-area fork CVs have no instance,
-so each is held by its first child (flags ``gx_hf``/``gx_pf``). Units are Arbor's: pF, µm²,
+so each is held by its first child (the holds-a-fork and parent-is-a-fork flags). Units are Arbor's: pF, µm²,
 µS, kS/m² (``vec_g``), mA/cm² for the sources (×10 to A/m², as modcc scales currents).
 
 :func:`patch_exact_source` refuses code whose ``advance_state`` does not have the shape modcc
@@ -21,6 +21,7 @@ so each is held by its first child (flags ``gx_hf``/``gx_pf``). Units are Arbor'
 from __future__ import annotations
 
 import re
+import string
 
 from gradgen.errors import GradgenError
 from gradgen.protocol import (
@@ -42,77 +43,74 @@ ADVANCE_STATE = re.compile(
     r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n    PPACK_IFACE_BLOCK;\n(?P<body>.*?)^\}\n",
     re.M | re.S)
 
-_SOLVE = """\
+_SOLVE = string.Template("""\
 // gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides)
-static void SOLVE(arb_mechanism_ppack* pp) {
+static void ${solve}(arb_mechanism_ppack* pp) {
     PPACK_IFACE_BLOCK;
-    constexpr int K = NPARAMS;
-    arb_value_type* u[K] = {STATES};
-    arb_value_type* b[K] = {SOURCES};
-    arb_value_type* f[K] = {FORKS};
+    constexpr int K = ${n};
+    arb_value_type* u[K] = {${states}};
+    arb_value_type* b[K] = {${sources}};
+    arb_value_type* f[K] = {${forks}};
     const arb_size_type n = _pp_var_width;
     const arb_value_type rate = 1e-3/pp->dt;  // pF/ms -> µS
     auto offset = [](arb_value_type x) { return (arb_size_type)(x + 0.5); };  // painted integers
     for (arb_size_type i = 0; i < n; ++i) {
-        const arb_value_type ci = rate*_pp_var_gx_cap[i];
-        const arb_value_type ai = 1e-3*_pp_var_gx_area[i];
-        _pp_var_DIAG[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_gx_gf[i];
-        _pp_var_FDIAG[i] = _pp_var_gx_fgf[i];
+        const arb_value_type ci = rate*_pp_var_$cap[i];
+        const arb_value_type ai = 1e-3*_pp_var_$area[i];
+        _pp_var_${diag}[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
+        _pp_var_${fdiag}[i] = _pp_var_$fgf[i];
         for (int k = 0; k < K; ++k) {
             b[k][i] = ci*u[k][i] - 10.0*ai*b[k][i];
             f[k][i] = 0;
         }
     }
     for (arb_size_type i = n; i-- > 0;) {  // children before parents
-        const arb_size_type p = i - offset(_pp_var_gx_par[i]);
-        const bool to_fork = _pp_var_gx_pf[i] > 0.5;
+        const arb_size_type p = i - offset(_pp_var_$par[i]);
+        const bool to_fork = _pp_var_$pf[i] > 0.5;
         if (p != i || to_fork) {
-            const arb_value_type gf = _pp_var_gx_gf[i];
-            const arb_value_type r = gf/_pp_var_DIAG[i];
+            const arb_value_type gf = _pp_var_$gf[i];
+            const arb_value_type r = gf/_pp_var_${diag}[i];
             arb_value_type* const* target = to_fork ? f : b;
-            (to_fork ? _pp_var_FDIAG : _pp_var_DIAG)[p] += gf - r*gf;
+            (to_fork ? _pp_var_${fdiag} : _pp_var_${diag})[p] += gf - r*gf;
             for (int k = 0; k < K; ++k) target[k][p] += r*b[k][i];
         }
-        if (_pp_var_gx_hf[i] > 0.5) {  // the fork this instance holds, after its own node
-            const arb_size_type q = i - offset(_pp_var_gx_fpar[i]);
+        if (_pp_var_$hf[i] > 0.5) {  // the fork this instance holds, after its own node
+            const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             if (q != i) {
-                const arb_value_type gf = _pp_var_gx_fgf[i];
-                const arb_value_type r = gf/_pp_var_FDIAG[i];
-                _pp_var_DIAG[q] += gf - r*gf;
+                const arb_value_type gf = _pp_var_$fgf[i];
+                const arb_value_type r = gf/_pp_var_${fdiag}[i];
+                _pp_var_${diag}[q] += gf - r*gf;
                 for (int k = 0; k < K; ++k) b[k][q] += r*f[k][i];
             }
         }
     }
     for (arb_size_type i = 0; i < n; ++i) {  // parents before children
-        if (_pp_var_gx_hf[i] > 0.5) {
-            const arb_size_type q = i - offset(_pp_var_gx_fpar[i]);
-            const arb_value_type gf = q != i ? _pp_var_gx_fgf[i] : 0.0;
-            for (int k = 0; k < K; ++k) f[k][i] = (f[k][i] + gf*u[k][q])/_pp_var_FDIAG[i];
+        if (_pp_var_$hf[i] > 0.5) {
+            const arb_size_type q = i - offset(_pp_var_$fpar[i]);
+            const arb_value_type gf = q != i ? _pp_var_$fgf[i] : 0.0;
+            for (int k = 0; k < K; ++k) f[k][i] = (f[k][i] + gf*u[k][q])/_pp_var_${fdiag}[i];
         }
-        const arb_size_type p = i - offset(_pp_var_gx_par[i]);
-        const bool to_fork = _pp_var_gx_pf[i] > 0.5;
-        const arb_value_type gf = (p != i || to_fork) ? _pp_var_gx_gf[i] : 0.0;
+        const arb_size_type p = i - offset(_pp_var_$par[i]);
+        const bool to_fork = _pp_var_$pf[i] > 0.5;
+        const arb_value_type gf = (p != i || to_fork) ? _pp_var_$gf[i] : 0.0;
         for (int k = 0; k < K; ++k) {
             const arb_value_type up = to_fork ? f[k][p] : u[k][p];
-            u[k][i] = (b[k][i] + gf*up)/_pp_var_DIAG[i];
+            u[k][i] = (b[k][i] + gf*up)/_pp_var_${diag}[i];
         }
     }
 }
 
-"""
+""")
 
 
 def solve_source(n_params: int) -> str:
     """The C++ function that solves u_0..u_{K-1} on the tree (uses modcc's ppack macro)."""
     def names(f) -> str:
         return ", ".join(f"_pp_var_{f(k)}" for k in range(n_params))
-    text = (_SOLVE.replace("SOLVE", EXACT_SOLVE_FUNCTION).replace("NPARAMS", str(n_params))
-            .replace("STATES", names(hub_state)).replace("SOURCES", names(exact_source))
-            .replace("FORKS", names(exact_fork_source)).replace("FDIAG", EXACT_FORK_DIAGONAL)
-            .replace("DIAG", EXACT_DIAGONAL))
-    for name in TREE_PARAMETERS:  # every tree parameter the code reads must be painted
-        if f"_pp_var_{name}[" not in text:
-            raise AssertionError(f"tree parameter {name} unused by the solve")
+    tree = dict(zip(("cap", "area", "par", "gf", "pf", "hf", "fpar", "fgf"), TREE_PARAMETERS))
+    text = _SOLVE.substitute(solve=EXACT_SOLVE_FUNCTION, n=n_params, states=names(hub_state),
+                             sources=names(exact_source), forks=names(exact_fork_source),
+                             diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL, **tree)
     return text
 
 
