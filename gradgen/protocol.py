@@ -72,6 +72,8 @@ EXACT_DIAGONAL = "gx_d"
 EXACT_FORK_DIAGONAL = "gx_fd"
 #: The C++ function the patch inserts into the exact mechanism's advance_state.
 EXACT_SOLVE_FUNCTION = "gx_tree_solve"
+#: The C++ helper that tells whether a SIMD chunk holds a member (patched SIMD builds).
+EXACT_LIVE_FUNCTION = "gx_live"
 
 
 def exact_name(members: list[str]) -> str:

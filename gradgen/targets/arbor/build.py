@@ -29,7 +29,7 @@ from gradgen.cached_artefact import (
     remove_stale,
 )
 from gradgen.errors import GradgenError
-from gradgen.targets.arbor.exact_patch import EXACT_PATCH_VERSION, patch_exact_source
+from gradgen.targets.arbor.exact_patch import EXACT_PATCH_VERSION, patch_exact_source, skip_absent_members
 from gradgen.targets.arbor.simd_patch import check_simd_writes, patch_simd_source
 
 ARBOR_DIR = Path(arbor.__file__).resolve().parent
@@ -75,11 +75,12 @@ def source_hash(sources: dict[str, str], name: str, key: str = "") -> str:
 
 
 def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True,
-                    exact: dict[str, int] | None = None) -> Path:
+                    exact: dict[str, tuple[int, tuple[str, ...]]] | None = None) -> Path:
     """Compile ``{file name: NMODL text}`` into a catalogue and return the ``.so`` path.
 
-    ``exact`` names the exact-carrier mechanisms with their number of parameters: their C++
-    gets the tree solve (:mod:`gradgen.targets.arbor.exact_patch`). The path is unique per
+    ``exact`` names the exact-carrier mechanisms with their number of parameters and the
+    covered-fraction guards of their members: their C++ gets the tree solve, and SIMD code
+    skips chunks without a guarded member (:mod:`gradgen.targets.arbor.exact_patch`). The path is unique per
     content and build flags (dlopen caches by path, so a changed catalogue must be loaded from
     a new path).
     """
@@ -97,9 +98,12 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
         for file, text in sources.items():
             (work / "mod" / file).write_text(text)
         generated = generate(work, name, vectorize)
-        for mech, n_params in exact.items():
+        for mech, (n_params, guards) in exact.items():
             source = generated / f"{mech}_cpu.cpp"
-            source.write_text(patch_exact_source(source.read_text(), n_params, source.name))
+            text = patch_exact_source(source.read_text(), n_params, source.name)
+            if guards and vectorize:
+                text = skip_absent_members(text, list(guards), source.name)
+            source.write_text(text)
         sofile = work / f"{name}.so"
         _run([find_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
               *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)

@@ -216,6 +216,7 @@ class ExactLayout:
     name: str
     members: list[str]
     paints: list[tuple[str, arbor.density]]
+    everywhere: bool  # every member covers part of every CV with membrane
 
 
 def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTree,
@@ -228,6 +229,7 @@ def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTr
     name = exact_name(members)
     painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
     paints = []
+    everywhere = True
     for cv, values in tree_parameters(tree):
         cables = tree.layout.cables[cv]
         shares: dict[str, list[tuple[float, dict[str, float]]]] = {}
@@ -238,12 +240,13 @@ def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTr
         for mech in members:
             parts = shares.get(mech, [])
             fraction = sum(a for a, _ in parts) / tree.area[cv]
+            everywhere &= fraction > 0
             values[coverage(mech)] = 1.0 if fraction > 1 - 1e-9 else fraction
             params = _area_average(parts, defaults[mech]) if parts else defaults[mech]
             values.update({member_prefix(mech) + k: v for k, v in params.items()})
         region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
         paints.append((region, arbor.density(name, values)))
-    return ExactLayout(name, members, paints)
+    return ExactLayout(name, members, paints, everywhere)
 
 
 def _covered_area(cables, cables_m, geoms: list[BranchGeometry]) -> float:
@@ -275,12 +278,20 @@ def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) ->
 
 
 def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
-    """The compiled exact mechanism (cached on disk by content, in the model by members)."""
-    key = ("exact", *layout.members)
+    """The compiled exact mechanism (cached on disk by content, in the model by members).
+
+    Where some member is absent from some CV (members on different regions, as on the IO
+    cell), each member runs only where it covers part of the CV: guarded by its covered
+    fraction, and in SIMD code skipped for chunks without it. Unguarded, every member runs on
+    every CV (measured on the bundled IO cell, K = 12: 9.1× a plain run; guarded scalar 6.0×).
+    """
+    guarded = not layout.everywhere
+    key = ("exact", guarded, *layout.members)
     if key not in model.fused_catalogues:
-        source = emit_exact([model.systems[m] for m in layout.members], model.params)
+        source = emit_exact([model.systems[m] for m in layout.members], model.params, guarded)
+        guards = tuple(coverage(m) for m in layout.members) if guarded else ()
         model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
-                                                      model.vectorize, {layout.name: len(model.params)})
+                                                      model.vectorize, {layout.name: (len(model.params), guards)})
     return model.fused_catalogues[key]
 
 

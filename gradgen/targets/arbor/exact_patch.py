@@ -27,6 +27,7 @@ from gradgen.errors import GradgenError
 from gradgen.protocol import (
     EXACT_DIAGONAL,
     EXACT_FORK_DIAGONAL,
+    EXACT_LIVE_FUNCTION,
     EXACT_SOLVE_FUNCTION,
     TREE_PARAMETERS,
     exact_fork_source,
@@ -35,7 +36,7 @@ from gradgen.protocol import (
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 1
+EXACT_PATCH_VERSION = 2
 
 #: modcc 0.12.2's advance_state: its header line, the ppack macro, a body, and a closing brace
 #: alone on a line (functions are not nested in modcc's output).
@@ -112,6 +113,61 @@ def solve_source(n_params: int) -> str:
                              sources=names(exact_source), forks=names(exact_fork_source),
                              diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL, **tree)
     return text
+
+
+#: modcc 0.12.2's SIMD form of ``if (<member>_gg_c > 0) {`` (a member's guard): a mask.
+_GUARD = re.compile(r"^\s*simd_mask (?P<mask>mask_\d+_) = S::cmp_gt\(simd_cast<simd_value>\(indirect\("
+                    r"(?P<coverage>_pp_var_\w+)\+index_, simd_width_\)\), \(double\)0\.\);$")
+
+_LIVE = """\
+// gradgen: whether any lane of a SIMD chunk has the member (its covered fraction > 0)
+static inline bool ${live}(const arb_value_type* coverage) {
+    for (unsigned j = 0; j < simd_width_; ++j) if (coverage[j] > 0) return true;
+    return false;
+}
+
+"""
+
+
+def skip_absent_members(text: str, coverages: list[str], where: str) -> str:
+    """SIMD code in which each member's masked block is skipped for chunks without the member.
+
+    modcc's SIMD printer runs both sides of an ``if`` under a mask, so the members' guards of
+    a guarded exact mechanism would save nothing; wrapping each guarded block (from its mask
+    to the last line that uses the mask) in a C++ ``if`` over the chunk's covered fractions
+    skips it where no lane has the member — the masked stores it skips would store nothing.
+    """
+    lines = text.split("\n")
+    opens: dict[int, str] = {}  # line index -> coverage array of the block that starts after it
+    closes: dict[int, int] = {}  # line index -> number of blocks that end after it
+    for i, line in enumerate(lines):
+        found = _GUARD.match(line)
+        if not found or found.group("coverage").removeprefix("_pp_var_") not in coverages:
+            continue
+        mask = re.compile(rf"\b{found.group('mask')}\b")
+        last = i
+        for j in range(i + 1, len(lines)):
+            if _GUARD.match(lines[j]) or lines[j].strip() == "}":
+                break
+            if mask.search(lines[j]):
+                last = j
+        if last > i:
+            opens[i] = found.group("coverage")
+            closes[last] = closes.get(last, 0) + 1
+    if not opens:
+        raise GradgenError(f"{where}: no member guard in modcc's SIMD code",
+                           hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        indent = line[:len(line) - len(line.lstrip())]
+        if i in opens:
+            out.append(f"{indent}if ({EXACT_LIVE_FUNCTION}({opens[i]}+index_)) {{")
+        out += [indent + "}"] * closes.get(i, 0)
+    head = string.Template(_LIVE).substitute(live=EXACT_LIVE_FUNCTION)
+    patched = "\n".join(out)
+    at = patched.index("// interface methods")
+    return patched[:at] + head + patched[at:]
 
 
 def patch_exact_source(text: str, n_params: int, where: str) -> str:
