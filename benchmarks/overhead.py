@@ -69,7 +69,7 @@ def gradient_run(directory: Path, spec, fusion: bool, vectorize: bool, carrier: 
     model.fusion, model.vectorize = fusion, vectorize
     run = model.simulation(spec, SITES, gradients=gradients)
     if threads != 1:
-        run = SingleCellRun(run._cell, run._props, run.sites, run.n_params, threads=threads, hubs=run.hubs)
+        run = SingleCellRun(run._cells[0], run._props, run.sites, run.n_params, threads=threads, hubs=run.hubs)
     return run
 
 

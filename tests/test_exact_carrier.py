@@ -136,3 +136,15 @@ def test_tree_reproduces_arbors_voltage_step(cell):
     face[len(face) // 2] *= 1 + 1e-6
     with pytest.raises(GradgenError, match="voltage step"):
         check_tree(spec, dataclasses.replace(tree, face=face), membrane)
+
+
+def test_tuning_config_selects_the_carrier(tmp_path):
+    from test_tune import BASE, write
+
+    from gradgen.tuning.config import load_config
+
+    assert load_config(write(tmp_path, BASE)).carrier == "ion"
+    exact = BASE.replace("[model]\n", '[model]\ncarrier = "exact"\n', 1)
+    assert load_config(write(tmp_path, exact)).carrier == "exact"
+    with pytest.raises(GradgenError, match="unknown carrier 'tree'"):
+        load_config(write(tmp_path, exact.replace('"exact"', '"tree"')))

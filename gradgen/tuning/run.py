@@ -100,7 +100,7 @@ def setup(config: TuneConfig, work: Path) -> Setup:
     model_dir = work / "model"
     convert([m.mechanism.source for m in config.mechanisms], model_dir,
             [ParamRef.parse(t) for t in config.thetas()])
-    model = GradientModel.load(model_dir)
+    model = GradientModel.load(model_dir, carrier=config.carrier)
     param = parameterisation(config, model.defaults)
     protocols = config.protocols or [
         Protocol(config.t_end, config.dt, config.sample_dt, tuple(config.windows))]
