@@ -86,11 +86,6 @@ def exact_source(k: int) -> str:
     return f"gx_b{k}"
 
 
-def exact_fork_source(k: int) -> str:
-    """ASSIGNED per-instance right-hand side (then value) of θ_k at the fork the instance holds."""
-    return f"gx_f{k}"
-
-
 def member_prefix(mechanism: str) -> str:
     """Prefix of a member's names (states, parameters, σ, temporaries) in a fused mechanism."""
     return f"{mechanism}_"

@@ -30,13 +30,12 @@ from gradgen.protocol import (
     EXACT_LIVE_FUNCTION,
     EXACT_SOLVE_FUNCTION,
     TREE_PARAMETERS,
-    exact_fork_source,
     exact_source,
     hub_state,
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 2
+EXACT_PATCH_VERSION = 3
 
 #: modcc 0.12.2's advance_state: its header line, the ppack macro, a body, and a closing brace
 #: alone on a line (functions are not nested in modcc's output).
@@ -45,24 +44,34 @@ ADVANCE_STATE = re.compile(
     re.M | re.S)
 
 _SOLVE = string.Template("""\
-// gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides)
+// gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides,
+// interleaved per node so that the K updates of a node are contiguous)
 static void ${solve}(arb_mechanism_ppack* pp) {
     PPACK_IFACE_BLOCK;
-    constexpr int K = ${n};
+    constexpr arb_size_type K = ${n};
     arb_value_type* u[K] = {${states}};
     arb_value_type* b[K] = {${sources}};
-    arb_value_type* f[K] = {${forks}};
     const arb_size_type n = _pp_var_width;
+    static thread_local std::unique_ptr<arb_value_type[]> buffer;
+    static thread_local arb_size_type capacity = 0;
+    if (capacity < 2*n*K) {
+        capacity = 2*n*K;
+        buffer.reset(new arb_value_type[capacity]);
+    }
+    arb_value_type* const x = buffer.get();  // right-hand side, then u, of each CV node
+    arb_value_type* const y = x + n*K;       // the same for the fork an instance holds
+    arb_value_type* const d = _pp_var_${diag};
+    arb_value_type* const fd = _pp_var_${fdiag};
     const arb_value_type rate = 1e-3/pp->dt;  // pF/ms -> µS
-    auto offset = [](arb_value_type x) { return (arb_size_type)(x + 0.5); };  // painted integers
+    auto offset = [](arb_value_type v) { return (arb_size_type)(v + 0.5); };  // painted integers
     for (arb_size_type i = 0; i < n; ++i) {
         const arb_value_type ci = rate*_pp_var_$cap[i];
         const arb_value_type ai = 1e-3*_pp_var_$area[i];
-        _pp_var_${diag}[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
-        _pp_var_${fdiag}[i] = _pp_var_$fgf[i];
-        for (int k = 0; k < K; ++k) {
-            b[k][i] = ci*u[k][i] - 10.0*ai*b[k][i];
-            f[k][i] = 0;
+        d[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
+        fd[i] = _pp_var_$fgf[i];
+        for (arb_size_type k = 0; k < K; ++k) {
+            x[i*K + k] = ci*u[k][i] - 10.0*ai*b[k][i];
+            y[i*K + k] = 0;
         }
     }
     for (arb_size_type i = n; i-- > 0;) {  // children before parents
@@ -70,18 +79,21 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         const bool to_fork = _pp_var_$pf[i] > 0.5;
         if (p != i || to_fork) {
             const arb_value_type gf = _pp_var_$gf[i];
-            const arb_value_type r = gf/_pp_var_${diag}[i];
-            arb_value_type* const* target = to_fork ? f : b;
-            (to_fork ? _pp_var_${fdiag} : _pp_var_${diag})[p] += gf - r*gf;
-            for (int k = 0; k < K; ++k) target[k][p] += r*b[k][i];
+            const arb_value_type r = gf/d[i];
+            arb_value_type* __restrict__ target = (to_fork ? y : x) + p*K;
+            const arb_value_type* __restrict__ source = x + i*K;
+            (to_fork ? fd : d)[p] += gf - r*gf;
+            for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
         }
         if (_pp_var_$hf[i] > 0.5) {  // the fork this instance holds, after its own node
             const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             if (q != i) {
                 const arb_value_type gf = _pp_var_$fgf[i];
-                const arb_value_type r = gf/_pp_var_${fdiag}[i];
-                _pp_var_${diag}[q] += gf - r*gf;
-                for (int k = 0; k < K; ++k) b[k][q] += r*f[k][i];
+                const arb_value_type r = gf/fd[i];
+                arb_value_type* __restrict__ target = x + q*K;
+                const arb_value_type* __restrict__ source = y + i*K;
+                d[q] += gf - r*gf;
+                for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
             }
         }
     }
@@ -89,15 +101,16 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         if (_pp_var_$hf[i] > 0.5) {
             const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             const arb_value_type gf = q != i ? _pp_var_$fgf[i] : 0.0;
-            for (int k = 0; k < K; ++k) f[k][i] = (f[k][i] + gf*u[k][q])/_pp_var_${fdiag}[i];
+            for (arb_size_type k = 0; k < K; ++k) y[i*K + k] = (y[i*K + k] + gf*x[q*K + k])/fd[i];
         }
         const arb_size_type p = i - offset(_pp_var_$par[i]);
         const bool to_fork = _pp_var_$pf[i] > 0.5;
         const arb_value_type gf = (p != i || to_fork) ? _pp_var_$gf[i] : 0.0;
-        for (int k = 0; k < K; ++k) {
-            const arb_value_type up = to_fork ? f[k][p] : u[k][p];
-            u[k][i] = (b[k][i] + gf*up)/_pp_var_${diag}[i];
-        }
+        const arb_value_type* up = (to_fork ? y : x) + p*K;
+        for (arb_size_type k = 0; k < K; ++k) x[i*K + k] = (x[i*K + k] + gf*up[k])/d[i];
+    }
+    for (arb_size_type k = 0; k < K; ++k) {
+        for (arb_size_type i = 0; i < n; ++i) u[k][i] = x[i*K + k];
     }
 }
 
@@ -110,8 +123,8 @@ def solve_source(n_params: int) -> str:
         return ", ".join(f"_pp_var_{f(k)}" for k in range(n_params))
     tree = dict(zip(("cap", "area", "par", "gf", "pf", "hf", "fpar", "fgf"), TREE_PARAMETERS))
     text = _SOLVE.substitute(solve=EXACT_SOLVE_FUNCTION, n=n_params, states=names(hub_state),
-                             sources=names(exact_source), forks=names(exact_fork_source),
-                             diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL, **tree)
+                             sources=names(exact_source), diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL,
+                             **tree)
     return text
 
 
