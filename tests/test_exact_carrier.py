@@ -11,7 +11,9 @@ import logging
 import subprocess
 
 import arbor
+import numpy as np
 import pytest
+from arbor import units as U
 from conftest import C4A, MECHANISMS
 
 from gradgen.checks.cells import cable_cell_spec, example_cells, morphology_cell_spec, near_far_sites
@@ -148,3 +150,40 @@ def test_tuning_config_selects_the_carrier(tmp_path):
     assert load_config(write(tmp_path, exact)).carrier == "exact"
     with pytest.raises(GradgenError, match="unknown carrier 'tree'"):
         load_config(write(tmp_path, exact.replace('"exact"', '"tree"')))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_several_cells_in_one_group(tmp_path, threads):
+    """Two different cells (the branched cell and the HH axon) in one cell group: each is
+    solved on its own tree (instances of a cell are contiguous; offsets are relative), so each
+    gives the u_k of its single-cell run (measured: bit-identical)."""
+    from gradgen.protocol import hub_state
+    from gradgen.targets.arbor.recipe import CellsRecipe
+
+    model = _model(tmp_path, ["hh.mod"], ["hh.gnabar", "hh.gkbar"])
+    cells = example_cells()
+    runs = []
+    for name in ("branched", "hh_axon"):
+        morph, labels, policy = cells[name]
+        spec = morphology_cell_spec(morph, labels, policy, ["hh"], stimulus_nA=0.5, t_off=40)
+        runs.append(model.simulation(spec, near_far_sites(morph)))
+    alone = [run.run(50.0, 0.025) for run in runs]
+
+    class OneGroup(CellsRecipe):
+        def __init__(self):
+            probes = [[arbor.cable_probe_density_state(run.sites[1], run.hubs[1], hub_state(k), f"u{k}")
+                       for k in range(2)] for run in runs]
+            super().__init__([run._cells[0] for run in runs], runs[0]._props, probes, threads=threads)
+
+    recipe = OneGroup()
+    context = arbor.context(threads=threads)
+    hint = arbor.partition_hint(cpu_group_size=2)
+    decomposition = arbor.partition_load_balance(recipe, context, {arbor.cell_kind.cable: hint})
+    assert len(decomposition.groups) == 1
+    sim = arbor.simulation(recipe, context, decomposition)
+    handles = {(gid, k): sim.sample((gid, f"u{k}"), arbor.regular_schedule(0.025 * U.ms))
+               for gid in range(2) for k in range(2)}
+    sim.run(50 * U.ms, 0.025 * U.ms)
+    for (gid, k), handle in handles.items():
+        together = sim.samples(handle)[0][0][:, 1]
+        assert np.max(np.abs(together - alone[gid].dv[1, k][:len(together)])) <= 1e-12 * np.max(np.abs(together))
