@@ -58,10 +58,10 @@ def measure(path: Path, work: Path) -> dict:
             call()
             seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(s) for name, s in seconds.items()}
-    hubs = problems["fused_simd"].model.simulation(problems["fused_simd"].spec, [problems["fused_simd"].site]).hubs
+    hubs = problems["fused_simd"].model.simulation(problems["fused_simd"].spec, problems["fused_simd"].sites).hubs
     return {"tuned_parameters": len(z), "model_parameters": len(problems["fused_simd"].model.params),
             "fused": hubs[0].startswith("gradf_"), "seconds": median,
-            "exact_ran": problems["exact"].model.simulation(problems["exact"].spec, [problems["exact"].site]).exact,
+            "exact_ran": problems["exact"].model.simulation(problems["exact"].spec, problems["exact"].sites).exact,
             "ratio_to_plain_simd": {name: t / median["plain_simd"] for name, t in median.items()}}
 
 
