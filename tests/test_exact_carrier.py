@@ -16,15 +16,22 @@ import pytest
 from arbor import units as U
 from conftest import C4A, MECHANISMS
 
-from gradgen.checks.cells import cable_cell_spec, example_cells, morphology_cell_spec, near_far_sites
+from gradgen.checks.cells import (
+    HH_AXON_SITES,
+    cable_cell_spec,
+    example_cells,
+    hh_axon_spec,
+    morphology_cell_spec,
+    near_far_sites,
+)
 from gradgen.checks.fd import check_model
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
 from gradgen.params import ParamRef
-from gradgen.protocol import EXACT_PREFIX, EXACT_SOLVE_FUNCTION
+from gradgen.protocol import EXACT_LIVE_FUNCTION, EXACT_PREFIX, EXACT_SOLVE_FUNCTION, coverage
 from gradgen.targets.arbor.build import tool
 from gradgen.targets.arbor.emit_fused import emit_exact
-from gradgen.targets.arbor.exact_patch import patch_exact_source
+from gradgen.targets.arbor.exact_patch import patch_exact_source, skip_absent_members
 from gradgen.targets.arbor.model import GradientModel
 
 DTS = (0.1, 0.025, 0.0025)
@@ -87,6 +94,14 @@ def test_several_mechanisms_with_partial_covers(tmp_path):
     _assert_exact(check_model(model, spec, sites, 50.0, 0.025))
 
 
+def test_parameters_bound_to_regions(tmp_path):
+    """θ bound to thirds of the HH axon (the border at 2/3 inside a CV: the weight is
+    area-averaged there, as Arbor averages a painted parameter); measured ≤ 7e-7."""
+    thirds = {f"r{i}": f"(cable 0 {i / 3!r} {(i + 1) / 3!r})" for i in range(3)}
+    model = _model(tmp_path, ["hh.mod"], [f"hh.{p}@{r}" for p in ("gnabar", "gkbar") for r in thirds] + ["hh.el"])
+    _assert_exact(check_model(model, hh_axon_spec(100.0, labels=thirds), HH_AXON_SITES, 100.0, 0.025))
+
+
 def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path, caplog):
     from test_synapses import synapse_cell
 
@@ -113,6 +128,25 @@ def test_patch_finds_modccs_advance_state(tmp_path, simd):
     assert patched.count(f"{EXACT_SOLVE_FUNCTION}(pp);") == 1
     with pytest.raises(GradgenError, match="advance_state"):
         patch_exact_source(text.replace("    PPACK_IFACE_BLOCK;\n", "    PPACK_IFACE_BLOCK; \n"), 2, "m")
+
+
+def test_simd_skip_wraps_each_members_guard(tmp_path):
+    """Members guarded by their covered fraction: in modcc's SIMD code each guarded block is
+    wrapped in a skip over chunks without the member (one per member and loop branch of
+    compute_currents and advance_state); code without the guard's mask stops the build."""
+    model = _model(tmp_path, ["hh.mod", "pas.mod"], ["hh.gkbar", "pas.g"])
+    source = emit_exact([model.systems["hh"], model.systems["pas"]], model.params, guarded=True)
+    (tmp_path / "m.mod").write_text(source)
+    subprocess.run([tool("modcc"), "-t", "cpu", "--simd", "-N", "arb", "-o", str(tmp_path), str(tmp_path / "m.mod")],
+                   check=True, capture_output=True)
+    text = (tmp_path / f"{EXACT_PREFIX}hh_pas_cpu.cpp").read_text()
+    guards = [coverage("hh"), coverage("pas")]
+    patched = skip_absent_members(text, guards, "m")
+    masks = text.count(f"_pp_var_{guards[0]}+index_, simd_width_)), (double)0.);")
+    assert masks >= 2 and patched.count(f"{EXACT_LIVE_FUNCTION}(_pp_var_{guards[0]}+index_)) {{") == masks
+    assert patched.count("{") - text.count("{") == patched.count("}") - text.count("}")  # balanced
+    with pytest.raises(GradgenError, match="no member guard"):
+        skip_absent_members(text.replace("S::cmp_gt(", "S::cmp_ge("), guards, "m")
 
 
 @pytest.mark.parametrize("cell", ["hh_axon", "cone", "branched", "branched_forkcv", "c4a"])
