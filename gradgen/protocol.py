@@ -72,6 +72,10 @@ EXACT_DIAGONAL = "gx_d"
 EXACT_FORK_DIAGONAL = "gx_fd"
 #: The C++ function the patch inserts into the exact mechanism's advance_state.
 EXACT_SOLVE_FUNCTION = "gx_tree_solve"
+#: LOCALs of a guarded exact mechanism's linearised current I + G·(v − V): the members' summed
+#: current and the voltage it was computed at (modcc takes G, the sum of the members' ∂I/∂V).
+EXACT_CURRENT = "gx_i"
+EXACT_VOLTAGE = "gx_v"
 #: The C++ helper that tells whether a SIMD chunk holds a member (patched SIMD builds).
 EXACT_LIVE_FUNCTION = "gx_live"
 

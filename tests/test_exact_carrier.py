@@ -81,15 +81,18 @@ def test_hh_is_exact_at_every_dt(tmp_path, cell):
         _assert_exact(check_model(model, spec, sites, 100.0, dt))
 
 
-def test_several_mechanisms_with_partial_covers(tmp_path):
-    """hh on 0-0.86 and pas on 0.33-0.7 of a cable: CVs covered partly by one, both or none,
-    each member scaled by its covered fraction."""
+@pytest.mark.parametrize("channel,theta", [("hh", "hh.gkbar"), ("ih", "ih.gbar")])
+def test_several_mechanisms_with_partial_covers(tmp_path, channel, theta):
+    """A channel on 0-0.86 and pas on 0.33-0.7 of a cable: CVs covered partly by one, both or
+    none, each member scaled by its covered fraction and run only where it is painted. With ih
+    (nonspecific currents only) the members' currents are computed inside their guards and
+    modcc gets the linearised current I + G·(v − V) with G = Σ ∂I/∂V."""
     spec = cable_cell_spec(["pas"], n_cv=10, stimulus_nA=0.1, t_off=40,
-                           labels={"mid": "(cable 0 0.33 0.7)", "hhpart": "(cable 0 0 0.86)"})
+                           labels={"mid": "(cable 0 0.33 0.7)", "part": "(cable 0 0 0.86)"})
     spec.decor.paints = [p for p in spec.decor.paints if not isinstance(p.what, arbor.density)]
-    spec.decor.paint('"hhpart"', arbor.density("hh"))
+    spec.decor.paint('"part"', arbor.density(channel))
     spec.decor.paint('"mid"', arbor.density("pas", {"g": 2e-4}))
-    model = _model(tmp_path, ["hh.mod", "pas.mod"], ["hh.gkbar", "pas.g", "pas.e"])
+    model = _model(tmp_path, [f"{channel}.mod", "pas.mod"], [theta, "pas.g", "pas.e"])
     sites = ["(location 0 0.05)", "(location 0 0.35)", "(location 0 0.95)"]
     _assert_exact(check_model(model, spec, sites, 50.0, 0.025))
 

@@ -166,10 +166,15 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         for ion, name, expr in member.currents:
             sums.setdefault(name if ion else FUSED_NONSPECIFIC, []).append(expr)
     currents = [Line(name, nmodl(sympy.Add(*exprs, evaluate=False))) for name, exprs in sums.items()]
+    # a guarded mechanism with nonspecific currents only computes each member's current inside
+    # its guard and hands modcc the linearised form (see templates/exact.mod.j2)
+    linearised = (bool(extra.get("guarded")) and any(m.currents for m in members)
+                  and all(ion is None for m in members for ion, _, _ in m.currents))
+    member_currents = [nmodl(sympy.Add(*[e for _, _, e in m.currents])) if m.currents else "0" for m in members]
     exprs = [c.expr for s in ordered for code in (s.initial, s.phase_a, s.phase_b) for c in code.statements]
     return template(template_name).render(
         name=mechanism, version=__version__, carriers=[diffusive(carrier_ion(k)) for k in range(K)],
         members=members, params=params, ks=list(range(K)), ions=list(ions.values()),
         nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
         conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],
-        needs_dexprelr=uses_dexprelr(exprs), **extra)
+        needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents, **extra)
