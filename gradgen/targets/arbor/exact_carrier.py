@@ -18,6 +18,7 @@ carrier, with the reason logged (:func:`exact_blocker`).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -26,7 +27,7 @@ import arbor
 import numpy as np
 from arbor import units as U
 
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.protocol import (
     HUB_NAME,
     TREE_AREA,
@@ -308,8 +309,9 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
         tree = checked_tree(spec, blank, geoms, membrane)
         if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
             reason = "a probe site in a CV without membrane"
-    if reason is not None:
-        log.info("gradient cell: ion carrier, the exact carrier does not cover %s", reason)
+    if reason is not None:  # the user asked for the exact carrier: say so, not only in the log
+        warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover {reason}",
+                      GradgenWarning, stacklevel=3)
         return None
     original = {entry.gradient: name for name, entry in model.mechanisms.items()}
     pieces = [(region, original[d.mech.name], dict(d.mech.values))
