@@ -12,8 +12,8 @@ CV its capacitance, area and face conductance, computed with Arbor's discretisat
 rL·∫dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
 instance. Zero-area fork CVs have no instance; each is held by its first child.
 
-What it does not cover (point processes, ion coupling, per-region rL or cm, ...) runs the ion
-carrier, with the reason logged (:func:`exact_blocker`).
+What it does not cover (point processes, ion coupling, per-region rL, ...) runs the ion
+carrier, with the reason in a GradgenWarning (:func:`exact_blocker`).
 """
 from __future__ import annotations
 
@@ -299,8 +299,8 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
 def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] | None,
                membrane: Membrane, sites: Sequence[str]) -> tuple | None:
     """The gradient cell with the exact carrier on the original geometry, its properties, the
-    probe centres and the mechanism that publishes u_k at each; None (logged) where the ion
-    carrier must run instead."""
+    probe centres and the mechanism that publishes u_k at each; None (with a GradgenWarning)
+    where the ion carrier must run instead."""
     reason = exact_blocker(model, spec, membrane)
     if reason is None:
         blank = spec.build(arbor.decor())
