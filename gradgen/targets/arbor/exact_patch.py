@@ -35,7 +35,7 @@ from gradgen.protocol import (
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 3
+EXACT_PATCH_VERSION = 5
 
 #: modcc 0.12.2's advance_state: its header line, the ppack macro, a body, and a closing brace
 #: alone on a line (functions are not nested in modcc's output).
@@ -45,7 +45,8 @@ ADVANCE_STATE = re.compile(
 
 _SOLVE = string.Template("""\
 // gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides,
-// interleaved per node so that the K updates of a node are contiguous)
+// interleaved per node so that the K updates of a node are contiguous, and vectorised:
+// the pragma tells GCC that the K values of two nodes never overlap)
 static void ${solve}(arb_mechanism_ppack* pp) {
     PPACK_IFACE_BLOCK;
     constexpr arb_size_type K = ${n};
@@ -69,6 +70,7 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         const arb_value_type ai = 1e-3*_pp_var_$area[i];
         d[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
         fd[i] = _pp_var_$fgf[i];
+        #pragma GCC ivdep
         for (arb_size_type k = 0; k < K; ++k) {
             x[i*K + k] = ci*u[k][i] - 10.0*ai*b[k][i];
             y[i*K + k] = 0;
@@ -83,6 +85,7 @@ static void ${solve}(arb_mechanism_ppack* pp) {
             arb_value_type* __restrict__ target = (to_fork ? y : x) + p*K;
             const arb_value_type* __restrict__ source = x + i*K;
             (to_fork ? fd : d)[p] += gf - r*gf;
+            #pragma GCC ivdep
             for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
         }
         if (_pp_var_$hf[i] > 0.5) {  // the fork this instance holds, after its own node
@@ -93,6 +96,7 @@ static void ${solve}(arb_mechanism_ppack* pp) {
                 arb_value_type* __restrict__ target = x + q*K;
                 const arb_value_type* __restrict__ source = y + i*K;
                 d[q] += gf - r*gf;
+                #pragma GCC ivdep
                 for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
             }
         }
@@ -101,14 +105,19 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         if (_pp_var_$hf[i] > 0.5) {
             const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             const arb_value_type gf = q != i ? _pp_var_$fgf[i] : 0.0;
-            for (arb_size_type k = 0; k < K; ++k) y[i*K + k] = (y[i*K + k] + gf*x[q*K + k])/fd[i];
+            const arb_value_type inv = 1.0/fd[i];
+            #pragma GCC ivdep
+            for (arb_size_type k = 0; k < K; ++k) y[i*K + k] = (y[i*K + k] + gf*x[q*K + k])*inv;
         }
         const arb_size_type p = i - offset(_pp_var_$par[i]);
         const bool to_fork = _pp_var_$pf[i] > 0.5;
         const arb_value_type gf = (p != i || to_fork) ? _pp_var_$gf[i] : 0.0;
         const arb_value_type* up = (to_fork ? y : x) + p*K;
-        for (arb_size_type k = 0; k < K; ++k) x[i*K + k] = (x[i*K + k] + gf*up[k])/d[i];
+        const arb_value_type inv = 1.0/d[i];
+        #pragma GCC ivdep
+        for (arb_size_type k = 0; k < K; ++k) x[i*K + k] = (x[i*K + k] + gf*up[k])*inv;
     }
+    #pragma GCC ivdep
     for (arb_size_type k = 0; k < K; ++k) {
         for (arb_size_type i = 0; i < n; ++i) u[k][i] = x[i*K + k];
     }
