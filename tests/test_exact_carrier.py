@@ -222,3 +222,14 @@ def test_several_cells_in_one_group(tmp_path, threads):
     for (gid, k), handle in handles.items():
         together = sim.samples(handle)[0][0][:, 1]
         assert np.max(np.abs(together - alone[gid].dv[1, k][:len(together)])) <= 1e-12 * np.max(np.abs(together))
+
+
+def test_cli_check_with_the_exact_carrier(capsys):
+    """`gradgen check --carrier exact` at dt 0.1 passes a 1e-4 tolerance (measured 1.6e-7)."""
+    from gradgen.cli import main
+
+    args = ["check", str(MECHANISMS / "hh.mod"), "--params", "hh.gnabar,hh.gkbar", "--dt", "0.1",
+            "--tolerance", "1e-4", "--carrier", "exact"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("OK") and "constant-radius" not in out
