@@ -86,8 +86,17 @@ def exact_name(members: list[str]) -> str:
 
 
 def exact_source(k: int) -> str:
-    """ASSIGNED per-CV source of θ_k (mA/cm²): B_k at V^n, plus dG_k·(V^{n+1} − V^n)."""
+    """ASSIGNED per-CV source of θ_k at V^n (mA/cm²): the members' B_k."""
     return f"gx_b{k}"
+
+
+def exact_conductance_change(k: int) -> str:
+    """ASSIGNED per-CV dG_k (S/cm² per unit θ_k): the solve adds dG_k·(V^{n+1} − V^n)."""
+    return f"gx_g{k}"
+
+
+#: ASSIGNED per-CV V^n, for the conductance-change term of the solve.
+EXACT_PREVIOUS_VOLTAGE = "gx_vn"
 
 
 def member_prefix(mechanism: str) -> str:

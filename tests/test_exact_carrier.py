@@ -115,20 +115,19 @@ def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path):
 
 @pytest.mark.parametrize("simd", [False, True])
 def test_patch_finds_modccs_advance_state(tmp_path, simd):
-    """The solve is inserted once, at the end of advance_state, in modcc's scalar and SIMD
+    """The solve is inserted once, at the start of advance_state, in modcc's scalar and SIMD
     output; a changed construct stops the build instead of running without the solve."""
     model = _model(tmp_path, ["hh.mod"], ["hh.gnabar", "hh.gkbar"])
-    (tmp_path / "m.mod").write_text(emit_exact([model.systems["hh"]], model.params))
+    (tmp_path / "m.mod").write_text(emit_exact([model.exact_systems["hh"]], model.params))
     subprocess.run([tool("modcc"), "-t", "cpu", *(["--simd"] if simd else []), "-N", "arb", "-o",
                     str(tmp_path), str(tmp_path / "m.mod")], check=True, capture_output=True)
     text = (tmp_path / f"{EXACT_PREFIX}hh_cpu.cpp").read_text()
     patched = patch_exact_source(text, 2, "m")
     advance = patched[patched.index("static void advance_state"):]
-    body = advance[:advance.index("\n}\n")]
-    assert body.rstrip().endswith(f"{EXACT_SOLVE_FUNCTION}(pp);")
+    assert advance.split("\n")[1] == f"    {EXACT_SOLVE_FUNCTION}(pp);"  # first
     assert patched.count(f"{EXACT_SOLVE_FUNCTION}(pp);") == 1
     with pytest.raises(GradgenError, match="advance_state"):
-        patch_exact_source(text.replace("    PPACK_IFACE_BLOCK;\n", "    PPACK_IFACE_BLOCK; \n"), 2, "m")
+        patch_exact_source(text.replace("advance_state(arb_mechanism_ppack* pp) {", "advance_state(arb_mechanism_ppack* p) {"), 2, "m")
 
 
 def test_simd_skip_wraps_each_members_guard(tmp_path):
@@ -136,7 +135,7 @@ def test_simd_skip_wraps_each_members_guard(tmp_path):
     wrapped in a skip over chunks without the member (one per member and loop branch of
     compute_currents and advance_state); code without the guard's mask stops the build."""
     model = _model(tmp_path, ["hh.mod", "pas.mod"], ["hh.gkbar", "pas.g"])
-    source = emit_exact([model.systems["hh"], model.systems["pas"]], model.params, guarded=True)
+    source = emit_exact([model.exact_systems["hh"], model.exact_systems["pas"]], model.params, guarded=True)
     (tmp_path / "m.mod").write_text(source)
     subprocess.run([tool("modcc"), "-t", "cpu", "--simd", "-N", "arb", "-o", str(tmp_path), str(tmp_path / "m.mod")],
                    check=True, capture_output=True)

@@ -145,13 +145,16 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
 
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
-                       methods: Mapping[str, str] = MODCC_METHODS) -> ContributorSystem:
+                       methods: Mapping[str, str] = MODCC_METHODS, direct: bool = False) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
     ``coupling`` names the ion quantities shared with the model's other mechanisms (see
     :mod:`gradgen.sensitivity.coupling`); their sensitivities enter like those of states.
     ``methods`` maps SOLVE methods to the discrete updates the target applies
-    (:mod:`gradgen.sensitivity.discretize`).
+    (:mod:`gradgen.sensitivity.discretize`). ``direct``: u^{n+1} is known when phase B runs
+    (a carrier that solves u before the state updates, as the exact carrier does), so phase B
+    updates σ itself and phase A needs no completion; the conductance-change source is left
+    to the carrier (phase A's dG_k).
     """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
@@ -181,8 +184,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         return total
 
     # Phase A: complete σ, then the source terms at (V^n, s^n).
-    completion = [Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * u[k])
-                  for s in low.states for k in range(K)]
+    completion = [] if direct else [
+        Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * u[k])
+        for s in low.states for k in range(K)]
     completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * u[k])
                    for c in conc_read for k in range(K)]
     # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm².
@@ -211,6 +215,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
+    if direct:
+        if coupling.currents or coupling.concentrations or low.events:
+            raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
+        return _direct(low, params, owned, coupling, phase_a, methods, update, dtheta, u)
     outputs = []
     for name, phi in update.items():
         for k in range(K):
@@ -261,6 +269,26 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     initial.statements.append(Assignment(VPREV, V))
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
                              current_locals)
+
+
+def _direct(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,
+            phase_a: Code, methods: Mapping[str, str], update: dict, dtheta, u: list[sympy.Symbol]
+            ) -> ContributorSystem:
+    """The system of :func:`derive_contributor` with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺
+    in phase B (into LOCALs first: every σ⁺ reads the σ from before the block)."""
+    K = len(params)
+    prefix = LOCAL_PREFIX["phase_b"]
+    temps = [(f"{prefix}s{i}", sens(name, k))
+             for i, (name, k) in enumerate((n, k) for n in update for k in range(K))]
+    outputs = [Assignment(temp, dtheta(phi, k, with_u=False) + sympy.diff(phi, V) * u[k])
+               for (temp, _), (phi, k) in zip(temps, ((p, k) for p in update.values() for k in range(K)))]
+    outputs += [Assignment(name, phi) for name, phi in update.items()]
+    phase_b = _cse(outputs, prefix)
+    phase_b.locals += [temp for temp, _ in temps]
+    phase_b.statements += [Assignment(target, sympy.Symbol(temp)) for temp, target in temps]
+    full = derive_contributor(low, params, coupling, methods)  # initial and currents as usual
+    return ContributorSystem(low, params, owned, coupling, full.initial, phase_a, full.currents, phase_b,
+                             full.events, full.current_locals)
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:

@@ -289,7 +289,7 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
     guarded = not layout.everywhere
     key = ("exact", guarded, *layout.members)
     if key not in model.fused_catalogues:
-        source = emit_exact([model.systems[m] for m in layout.members], model.params, guarded)
+        source = emit_exact([model.exact_systems[m] for m in layout.members], model.params, guarded)
         guards = tuple(coverage(m) for m in layout.members) if guarded else ()
         model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
                                                       model.vectorize, {layout.name: (len(model.params), guards)})

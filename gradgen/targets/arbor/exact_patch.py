@@ -2,13 +2,14 @@
 
 NMODL cannot see other CVs, so the solve of every u_k = dV/dθ_k on the cell's CV tree is C++
 that gradgen adds to the code modcc generates (scalar or SIMD: both are plain loops over the
-instances here). It runs at the end of ``advance_state``, after the members' state updates
-have added the conductance-change sources dG_k·(V^{n+1} − V^n) to the sources B_k of
-``compute_currents``, and it is the derivative of Arbor's own backward-Euler step:
+instances here). It runs at the start of ``advance_state``, before the members update their
+states and σ with the u^{n+1} it leaves in the u_k STATEs, and it is the derivative of
+Arbor's own backward-Euler step:
 
-    (C_i/Δt + a_i g_i) u_i⁺ + Σ_f g_f (u_i⁺ − u_j⁺) = (C_i/Δt) u_i − a_i S_ik
+    (C_i/Δt + a_i g_i) u_i⁺ + Σ_f g_f (u_i⁺ − u_j⁺) = (C_i/Δt) u_i − a_i (B_ik + dG_ik (V_i⁺ − V_i))
 
-with g_i read from ``vec_g`` — the total conductance Arbor's voltage solve used in this step,
+with B_k and dG_k kept per CV by ``compute_currents`` (with V^n) and V^{n+1} from ``vec_v``,
+and g_i read from ``vec_g`` — the total conductance Arbor's voltage solve used in this step,
 mechanisms gradgen did not generate included (Arbor zeroes it at the start of the next step).
 The tree (parent offsets, face conductances, capacitances, areas) comes in as painted per-CV
 parameters (:mod:`gradgen.targets.arbor.exact_carrier`); zero-area fork CVs have no instance,
@@ -27,21 +28,20 @@ from gradgen.errors import GradgenError
 from gradgen.protocol import (
     EXACT_DIAGONAL,
     EXACT_FORK_DIAGONAL,
+    EXACT_PREVIOUS_VOLTAGE,
     EXACT_LIVE_FUNCTION,
     EXACT_SOLVE_FUNCTION,
     TREE_PARAMETERS,
+    exact_conductance_change,
     exact_source,
     hub_state,
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 5
+EXACT_PATCH_VERSION = 6
 
-#: modcc 0.12.2's advance_state: its header line, the ppack macro, a body, and a closing brace
-#: alone on a line (functions are not nested in modcc's output).
-ADVANCE_STATE = re.compile(
-    r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n    PPACK_IFACE_BLOCK;\n(?P<body>.*?)^\}\n",
-    re.M | re.S)
+#: modcc 0.12.2's advance_state header (the body follows; it is empty where no member has states).
+ADVANCE_STATE = re.compile(r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n", re.M)
 
 _SOLVE = string.Template("""\
 // gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides,
@@ -52,6 +52,7 @@ static void ${solve}(arb_mechanism_ppack* pp) {
     constexpr arb_size_type K = ${n};
     arb_value_type* u[K] = {${states}};
     arb_value_type* b[K] = {${sources}};
+    arb_value_type* g[K] = {${changes}};
     const arb_size_type n = _pp_var_width;
     static thread_local std::unique_ptr<arb_value_type[]> buffer;
     static thread_local arb_size_type capacity = 0;
@@ -68,11 +69,12 @@ static void ${solve}(arb_mechanism_ppack* pp) {
     for (arb_size_type i = 0; i < n; ++i) {
         const arb_value_type ci = rate*_pp_var_$cap[i];
         const arb_value_type ai = 1e-3*_pp_var_$area[i];
+        const arb_value_type dv = _pp_var_vec_v[_pp_var_node_index[i]] - _pp_var_${vn}[i];  // V^{n+1} - V^n
         d[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
         fd[i] = _pp_var_$fgf[i];
         #pragma GCC ivdep
         for (arb_size_type k = 0; k < K; ++k) {
-            x[i*K + k] = ci*u[k][i] - 10.0*ai*b[k][i];
+            x[i*K + k] = ci*u[k][i] - 10.0*ai*(b[k][i] + g[k][i]*dv);
             y[i*K + k] = 0;
         }
     }
@@ -132,8 +134,8 @@ def solve_source(n_params: int) -> str:
         return ", ".join(f"_pp_var_{f(k)}" for k in range(n_params))
     tree = dict(zip(("cap", "area", "par", "gf", "pf", "hf", "fpar", "fgf"), TREE_PARAMETERS))
     text = _SOLVE.substitute(solve=EXACT_SOLVE_FUNCTION, n=n_params, states=names(hub_state),
-                             sources=names(exact_source), diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL,
-                             **tree)
+                             sources=names(exact_source), changes=names(exact_conductance_change),
+                             vn=EXACT_PREVIOUS_VOLTAGE, diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL, **tree)
     return text
 
 
@@ -193,7 +195,7 @@ def skip_absent_members(text: str, coverages: list[str], where: str) -> str:
 
 
 def patch_exact_source(text: str, n_params: int, where: str) -> str:
-    """modcc's C++ of an exact mechanism with the tree solve called at the end of advance_state."""
+    """modcc's C++ of an exact mechanism with the tree solve called at the start of advance_state."""
     found = list(ADVANCE_STATE.finditer(text))
     if len(found) != 1 or "PPACK_IFACE_BLOCK" not in text[:found[0].start()]:
         raise GradgenError(
@@ -202,5 +204,4 @@ def patch_exact_source(text: str, n_params: int, where: str) -> str:
             hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
     m = found[0]
     call = f"    {EXACT_SOLVE_FUNCTION}(pp);\n"
-    return (text[:m.start()] + solve_source(n_params) + text[m.start():m.end("body")] + call
-            + text[m.end("body"):])
+    return text[:m.start()] + solve_source(n_params) + text[m.start():m.end()] + call + text[m.end():]

@@ -125,6 +125,11 @@ class GradientModel:
         return derive_systems(self)
 
     @cached_property
+    def exact_systems(self) -> dict[str, ContributorSystem]:
+        """The systems in the exact carrier's form (σ updated with u^{n+1}; derived once)."""
+        return derive_systems(self, direct=True)
+
+    @cached_property
     def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
         """Built fused catalogues by their mechanisms (filled by :mod:`.fusion`)."""
         return {}
