@@ -8,7 +8,8 @@ included), interleaved in rounds, medians:
 - gradient, hub design built scalar (before the issue #13 levers);
 - gradient, hub design built SIMD;
 - gradient, fused mechanisms built scalar;
-- gradient, fused + SIMD (what `simulate` uses now).
+- gradient, fused + SIMD (what `simulate` uses now);
+- gradient, exact carrier (u_k solved on the CV tree inside one mechanism, no ions).
 Ratios are to the SIMD plain run. Writes benchmarks/results/io_cost.json.
 """
 from __future__ import annotations
@@ -31,16 +32,17 @@ from gradgen.tuning.run import setup  # noqa: E402
 ROUNDS = 3
 MORPHOLOGIES = {"bundled": ROOT / "morphologies" / "io_like.swc",
                 "C4A": ROOT.parent / "shared" / "data" / "C4A.swc"}
-DESIGNS = {"hub_scalar": (False, False), "hub_simd": (False, True), "fused_scalar": (True, False),
-           "fused_simd": (True, True)}
+DESIGNS = {"hub_scalar": (False, False, "ion"), "hub_simd": (False, True, "ion"),
+           "fused_scalar": (True, False, "ion"), "fused_simd": (True, True, "ion"),
+           "exact": (True, True, "exact")}
 
 
 def measure(path: Path, work: Path) -> dict:
     config = dataclasses.replace(load_config(ROOT / "examples" / "io.toml"), morphology=path)
     problems = {}
-    for name, (fusion, vectorize) in DESIGNS.items():
+    for name, (fusion, vectorize, carrier) in DESIGNS.items():
         problem = setup(config, work / name).problem
-        problem.model.fusion, problem.model.vectorize = fusion, vectorize
+        problem.model.fusion, problem.model.vectorize, problem.model.carrier = fusion, vectorize, carrier
         problems[name] = problem
     z = problems["fused_simd"].param.z0()
     values = problems["fused_simd"].param.model_values(z)
@@ -56,9 +58,10 @@ def measure(path: Path, work: Path) -> dict:
             call()
             seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(s) for name, s in seconds.items()}
-    hubs = problems["fused_simd"].model.simulation(problems["fused_simd"].spec, [problems["fused_simd"].site]).hubs
+    hubs = problems["fused_simd"].model.simulation(problems["fused_simd"].spec, problems["fused_simd"].sites).hubs
     return {"tuned_parameters": len(z), "model_parameters": len(problems["fused_simd"].model.params),
             "fused": hubs[0].startswith("gradf_"), "seconds": median,
+            "exact_ran": problems["exact"].model.simulation(problems["exact"].spec, problems["exact"].sites).exact,
             "ratio_to_plain_simd": {name: t / median["plain_simd"] for name, t in median.items()}}
 
 

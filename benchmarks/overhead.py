@@ -10,7 +10,9 @@ Configurations, to show what each lever buys (issue #13):
 - the project's hh.mod without gradients (K = 0), built scalar and SIMD;
 - for K = 1, 3, 10, 12: the hub design built scalar (the design before the levers), the hub
   design built SIMD, fused mechanisms built scalar, and fused + SIMD — what `simulate` uses;
-- K = 3 fused + SIMD with a 2-thread context (single-cell runs now use 1 thread).
+- K = 3 fused + SIMD with a 2-thread context (single-cell runs now use 1 thread);
+- for every K, the exact carrier (one mechanism, u_k solved on the CV tree, no ions; SIMD),
+  on the original geometry (`gradient_runs[].ratio_exact_simd`).
 Jaxley's reverse-mode gradient of the same loss on the same cell is timed in the same run when
 jaxley is installed (`make bench`).
 
@@ -46,11 +48,12 @@ PARAM_SETS = {
     10: [f"hh.{p}@{r}" for p in ("gnabar", "gkbar", "gl") for r in THIRDS] + ["hh.el"],
     12: [f"hh.{p}@{r}" for p in ("gnabar", "gkbar", "gl", "el") for r in THIRDS],
 }
-DESIGNS = {  # name -> (fusion, vectorize)
-    "hub_scalar": (False, False),
-    "hub_simd": (False, True),
-    "fused_scalar": (True, False),
-    "fused_simd": (True, True),
+DESIGNS = {  # name -> (fusion, vectorize, carrier)
+    "hub_scalar": (False, False, "ion"),
+    "hub_simd": (False, True, "ion"),
+    "fused_scalar": (True, False, "ion"),
+    "fused_simd": (True, True, "ion"),
+    "exact_simd": (True, True, "exact"),  # u_k solved on the CV tree (targets.arbor.exact_carrier)
 }
 SITES = HH_AXON_SITES
 
@@ -60,13 +63,13 @@ def builtin_hh_run(spec, threads: int = 1) -> SingleCellRun:
     return SingleCellRun(spec.build(decor), arbor.neuron_cable_properties(), SITES, 0, threads=threads)
 
 
-def gradient_run(directory: Path, spec, fusion: bool, vectorize: bool, gradients: bool = True,
-                 threads: int = 1) -> SingleCellRun:
-    model = GradientModel.load(directory)
+def gradient_run(directory: Path, spec, fusion: bool, vectorize: bool, carrier: str = "ion",
+                 gradients: bool = True, threads: int = 1) -> SingleCellRun:
+    model = GradientModel.load(directory, carrier=carrier)
     model.fusion, model.vectorize = fusion, vectorize
     run = model.simulation(spec, SITES, gradients=gradients)
     if threads != 1:
-        run = SingleCellRun(run._cell, run._props, run.sites, run.n_params, threads=threads, hubs=run.hubs)
+        run = SingleCellRun(run._cells[0], run._props, run.sites, run.n_params, threads=threads, hubs=run.hubs)
     return run
 
 
@@ -111,10 +114,11 @@ def main() -> dict:
                 "hh_mod_scalar": gradient_run(dirs[1], spec, False, False, gradients=False),
                 "hh_mod_simd": gradient_run(dirs[1], spec, False, True, gradients=False)}
         for k, directory in dirs.items():
-            for design, (fusion, vectorize) in DESIGNS.items():
-                runs[f"K{k}_{design}"] = gradient_run(directory, spec, fusion, vectorize)
+            for design, (fusion, vectorize, carrier) in DESIGNS.items():
+                runs[f"K{k}_{design}"] = gradient_run(directory, spec, fusion, vectorize, carrier)
         runs["K3_fused_simd_2threads"] = gradient_run(dirs[3], spec, True, True, threads=2)
         assert all(h.startswith("gradf_") for h in runs["K3_fused_simd"].hubs)  # fusion applied
+        assert all(runs[f"K{k}_exact_simd"].exact for k in PARAM_SETS)  # the exact carrier ran
         times = interleaved(runs)
     plain = times["builtin_hh"]
     results["seconds"] = times
@@ -126,7 +130,8 @@ def main() -> dict:
                                   "ratio_to_builtin": times[f"K{k}_fused_simd"] / plain,
                                   "ratio_hub_scalar": times[f"K{k}_hub_scalar"] / plain,
                                   "ratio_hub_simd": times[f"K{k}_hub_simd"] / plain,
-                                  "ratio_fused_scalar": times[f"K{k}_fused_scalar"] / plain}
+                                  "ratio_fused_scalar": times[f"K{k}_fused_scalar"] / plain,
+                                  "ratio_exact_simd": times[f"K{k}_exact_simd"] / plain}
                                  for k in PARAM_SETS]
     results["jaxley_reverse_gradient"] = jaxley_gradient()
     out = ROOT / "benchmarks" / "results" / "overhead.json"

@@ -144,7 +144,7 @@ def cmd_check(args) -> int:
         from gradgen.checks.coverage import use_translated_references
 
         use_translated_references(Path(tmp) / "out")  # NEURON-dialect originals: their translation
-        model = GradientModel.load(Path(tmp) / "out")
+        model = GradientModel.load(Path(tmp) / "out", carrier=args.carrier)
         if not model.params:
             raise GradgenError("no parameter to differentiate: no input can move V",
                                hint="add the mechanisms they run beside, e.g. a channel")
@@ -164,8 +164,9 @@ def cmd_check(args) -> int:
     else:
         print(f"dt {report.dt} ms, {args.tfinal} ms: forward max |V_gradient - V_original| = "
               f"{report.forward_max_abs_diff_mV:.3g} mV (tolerance {forward_tolerance:g})")
-        print(f"constant-radius equivalent vs original cell (hh + pas, 50 ms): max |dV| = "
-              f"{report.geometry_max_abs_dV_mV:.3g} mV")
+        if math.isfinite(report.geometry_max_abs_dV_mV):  # the ion carrier's transformed cell
+            print(f"constant-radius equivalent vs original cell (hh + pas, 50 ms): max |dV| = "
+                  f"{report.geometry_max_abs_dV_mV:.3g} mV")
         print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
         for p in report.parameters:
             still = "" if p["moves_v"] else "  (does not move V)"
@@ -225,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
                      help="check on this SWC morphology (mechanisms everywhere, step into the "
                           "root, V at the root and the farthest tip) instead of the cable")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument("--carrier", choices=("ion", "exact"), default="ion",
+                     help="how dV/dθ travels in Arbor: diffusive ions (default) or the exact "
+                          "CV-tree solve")
     _add_target_option(cmd)
     cmd.add_argument("--coverage", action="store_true",
                      help="check each file on its own and print a coverage table (implied by a "

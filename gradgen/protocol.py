@@ -55,6 +55,50 @@ def fused_name(members: list[str]) -> str:
     return FUSED_PREFIX + "_".join(sorted(members))
 
 
+# ---- the exact carrier (one mechanism per cell, u_k solved on the CV tree inside it) -----
+
+#: The exact mechanism is painted alone on every CV with membrane.
+EXACT_PREFIX = "gradx_"
+#: Per-CV tree parameters painted on the exact mechanism (see targets/arbor/exact_carrier.py):
+#: capacitance (pF), area (µm²), offset to the parent instance, face conductance to the
+#: parent node (µS), parent-is-a-fork flag, holds-a-fork flag, the held fork's parent offset
+#: and face conductance (µS).
+TREE_CAPACITANCE, TREE_AREA, TREE_PARENT, TREE_FACE = "gx_cap", "gx_area", "gx_par", "gx_gf"
+TREE_TO_FORK, TREE_HOLDS_FORK, TREE_FORK_PARENT, TREE_FORK_FACE = "gx_pf", "gx_hf", "gx_fpar", "gx_fgf"
+TREE_PARAMETERS = (TREE_CAPACITANCE, TREE_AREA, TREE_PARENT, TREE_FACE, TREE_TO_FORK, TREE_HOLDS_FORK,
+                   TREE_FORK_PARENT, TREE_FORK_FACE)
+#: ASSIGNED work arrays of the tree solve: the CV's diagonal, the held fork's diagonal.
+EXACT_DIAGONAL = "gx_d"
+EXACT_FORK_DIAGONAL = "gx_fd"
+#: The C++ function the patch inserts into the exact mechanism's advance_state.
+EXACT_SOLVE_FUNCTION = "gx_tree_solve"
+#: LOCALs of a guarded exact mechanism's linearised current I + G·(v − V): the members' summed
+#: current and the voltage it was computed at (modcc takes G, the sum of the members' ∂I/∂V).
+EXACT_CURRENT = "gx_i"
+EXACT_VOLTAGE = "gx_v"
+#: The C++ helper that tells whether a SIMD chunk holds a member (patched SIMD builds).
+EXACT_LIVE_FUNCTION = "gx_live"
+
+
+def exact_name(members: list[str]) -> str:
+    """Name of the exact-carrier mechanism of a cell's converted mechanisms."""
+    return EXACT_PREFIX + "_".join(sorted(members))
+
+
+def exact_source(k: int) -> str:
+    """ASSIGNED per-CV source of θ_k at V^n (mA/cm²): the members' B_k."""
+    return f"gx_b{k}"
+
+
+def exact_conductance_change(k: int) -> str:
+    """ASSIGNED per-CV dG_k (S/cm² per unit θ_k): the solve adds dG_k·(V^{n+1} − V^n)."""
+    return f"gx_g{k}"
+
+
+#: ASSIGNED per-CV V^n, for the conductance-change term of the solve.
+EXACT_PREVIOUS_VOLTAGE = "gx_vn"
+
+
 def member_prefix(mechanism: str) -> str:
     """Prefix of a member's names (states, parameters, σ, temporaries) in a fused mechanism."""
     return f"{mechanism}_"
@@ -266,7 +310,7 @@ def membrane_value(k: int) -> str:
 CALIBRATION_ION = "gradgen_cal"
 
 #: Generated names inside a contributor: ions, weights, σ, LOCAL temporaries, stores.
-_RESERVED = re.compile(r"^(?:g[gspcjiabeklmu]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|orig_\w*)$")
+_RESERVED = re.compile(r"^(?:g[gspcjiabeklmu]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|gradx_\w*|gx_\w*|orig_\w*)$")
 
 
 def is_reserved(name: str) -> bool:

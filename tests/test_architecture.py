@@ -29,14 +29,14 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
               "gradgen.targets.arbor.emit_fused", "gradgen.targets.arbor.translate", "gradgen.convert",
               "gradgen.homeostasis.convert", "gradgen.targets.neuron.emit")),
     ("build", ("gradgen.targets.arbor.build", "gradgen.targets.arbor.simd_patch",
-               "gradgen.targets.arbor.process_patch",
+               "gradgen.targets.arbor.process_patch", "gradgen.targets.arbor.exact_patch",
                "gradgen.targets.neuron.build")),
     ("run", ("gradgen.targets.arbor.derived", "gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites",
              "gradgen.targets.arbor.recipe", "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
              "gradgen.targets.arbor.blowup", "gradgen.targets.arbor.step_check",
              "gradgen.targets.arbor.swc_check", "gradgen.targets.arbor.versions", "gradgen.targets.arbor.fusion",
-             "gradgen.targets.arbor.model", "gradgen.targets.arbor.network", "gradgen.targets.neuron.shadow",
-             "gradgen.targets.neuron.model")),
+             "gradgen.targets.arbor.exact_carrier", "gradgen.targets.arbor.model", "gradgen.targets.arbor.network",
+             "gradgen.targets.neuron.shadow", "gradgen.targets.neuron.model")),
     ("use", ("gradgen.targets.neuron.check", "gradgen.losses", "gradgen.tuning", "gradgen.homeostasis",
              "gradgen.checks")),
     ("interface", ("gradgen.cli",)),
@@ -122,7 +122,7 @@ def test_no_private_name_crosses_modules():
 
 #: Generated identifiers (ions gg<k>, gs<k>, gsg, gp<k>, stores gj/gc/gv/gu, contributor
 #: variables gg_*, mechanism prefixes); an attribute such as ``err.orig_exc`` is not one.
-LITERAL = re.compile(r"(?<![.\w])(gg[0-9{<_]|gs[0-9{<]|gsg|gradz_|grad_|orig_|gp[0-9{<]|gj[0-9{<]|gc[0-9{<]|gv[{<]"
+LITERAL = re.compile(r"(?<![.\w])(gg[0-9{<_]|gs[0-9{<]|gsg|gradz_|gradx_|gx_|grad_|orig_|gp[0-9{<]|gj[0-9{<]|gc[0-9{<]|gv[{<]"
                      r"|gu[0-9{<])")
 
 

@@ -103,7 +103,7 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     grad = model.simulate(spec, sites, t_end, dt, gradients=True, values=values)
     plain = model.simulate(spec, sites, t_end, dt, gradients=False, values=values)
     report = CheckReport(dt, float(np.max(np.abs(grad.v - plain.v))))
-    if model.carrier_geometry == "exact":
+    if model.carrier_geometry == "exact" and model.carrier == "ion":
         report.geometry_max_abs_dV_mV = model.geometry(spec).max_abs_dV_mV
     target_values = {p.name: values.get(p.name, model.defaults[p.name]) / 1.1 for p in model.params}
     target = model.simulate(spec, sites, t_end, dt, gradients=False, values=target_values).v

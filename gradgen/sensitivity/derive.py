@@ -153,7 +153,7 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS,
-                       slope_step: float | None = None) -> ContributorSystem:
+                       slope_step: float | None = None, direct: bool = False) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
     ``coupling`` names the ion quantities shared with the model's other mechanisms (see
@@ -162,6 +162,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     (:mod:`gradgen.sensitivity.discretize`); ``slope_step`` is the voltage step of the
     target's numerical slope of the currents (NEURON's 0.001 mV), None for modcc's symbolic
     conductance (Arbor): the conductance of the implicit step is the one the simulator uses.
+    ``direct``: u^{n+1} is known when phase B runs (a carrier that solves u before the state
+    updates, as the exact carrier does), so phase B updates σ itself and phase A needs no
+    completion; the conductance-change source is left to the carrier (phase A's dG_k).
     """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
@@ -195,8 +198,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     # Phase A: complete σ with the u the state updates saw (the solved one where a voltage
     # process has set V since), then the source terms at (V^n, s^n).
     solved = [u[k] + xd(clamp_store(k)) if coupling.clamped else u[k] for k in range(K)]
-    completion = [Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * solved[k])
-                  for s in low.states for k in range(K)]
+    completion = [] if direct else [
+        Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * solved[k])
+        for s in low.states for k in range(K)]
     completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * solved[k])
                    for c in conc_read for k in range(K)]
     # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
@@ -237,6 +241,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
     update.update({s: sympy.Symbol(s) for s in low.states
                    if s not in update and (s in low.events or s in low.post_events)})
+    if direct:
+        if coupling.currents or coupling.concentrations or coupling.clamped or low.events or low.post_events:
+            raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
+        return _direct(low, params, owned, coupling, phase_a, methods, update, dtheta, u)
     outputs = []
     for name, phi in update.items():
         for k in range(K):
@@ -315,6 +323,26 @@ def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[
     outputs.append(Assignment(V.name, low.voltage))
     clamp = _cse(outputs, LOCAL_PREFIX["phase_a"])
     return ContributorSystem(low, params, owned, coupling, Code(), clamp, [], Code(), Code(), Code())
+
+
+def _direct(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,
+            phase_a: Code, methods: Mapping[str, str], update: dict, dtheta, u: list[sympy.Symbol]
+            ) -> ContributorSystem:
+    """The system of :func:`derive_contributor` with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺
+    in phase B (into LOCALs first: every σ⁺ reads the σ from before the block)."""
+    K = len(params)
+    prefix = LOCAL_PREFIX["phase_b"]
+    temps = [(f"{prefix}s{i}", sens(name, k))
+             for i, (name, k) in enumerate((n, k) for n in update for k in range(K))]
+    outputs = [Assignment(temp, dtheta(phi, k, with_u=False) + sympy.diff(phi, V) * u[k])
+               for (temp, _), (phi, k) in zip(temps, ((p, k) for p in update.values() for k in range(K)))]
+    outputs += [Assignment(name, phi) for name, phi in update.items()]
+    phase_b = _cse(outputs, prefix)
+    phase_b.locals += [temp for temp, _ in temps]
+    phase_b.statements += [Assignment(target, sympy.Symbol(temp)) for temp, target in temps]
+    full = derive_contributor(low, params, coupling, methods)  # initial and currents as usual
+    return ContributorSystem(low, params, owned, coupling, full.initial, phase_a, full.currents, phase_b,
+                             full.events, full.post_events, full.current_locals)
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:

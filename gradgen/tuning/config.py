@@ -72,6 +72,7 @@ class TuneConfig:
     workers: int = 2  # processes of the LocalCluster
     output: Path = Path("tuning-output")
     target: str = "arbor"  # "neuron": probe and stimulus locations are region names
+    carrier: str = "ion"  # how dV/dθ travels: "ion" or "exact" (GradientModel.carrier)
 
     def copies(self, name: str) -> list[str]:
         return self.ties.get(name, [name])
@@ -283,9 +284,12 @@ def load_config(path: Path | str) -> TuneConfig:
     if distributed is not None and (not isinstance(distributed, str) or method not in ("cmaes", "de")):
         raise r.error("[optimizer] distributed must be \"local\" or a scheduler address, for "
                       "cmaes or de", "distributed", hint='e.g. distributed = "local"')
+    carrier = model.get("carrier", "ion")
+    if carrier not in ("ion", "exact"):
+        raise r.error(f"[model] unknown carrier {carrier!r}", str(carrier), hint='carrier = "ion" or "exact"')
     out = r.table("output", required=False)
     return TuneConfig(
-        path=r.path, morphology=morphology, cv_policy=policy, mechanisms=mechanisms, paint=paint,
+        carrier=carrier, path=r.path, morphology=morphology, cv_policy=policy, mechanisms=mechanisms, paint=paint,
         values={k: float(v) for k, v in values.items()},
         v_init=r.number(model, "model", "v_init", -65.0), cm=r.number(model, "model", "cm", 1.0, True),
         rL=r.number(model, "model", "rL", 100.0, True),

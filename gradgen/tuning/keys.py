@@ -14,7 +14,7 @@ from gradgen.errors import GradgenError, SourcePos
 #: (regions, parameters).
 KNOWN_KEYS: dict[str, set[str] | None] = {
     "model": {"morphology", "cv_policy", "mechanisms", "v_init", "cm", "rL", "probe", "paint",
-              "values", "target"},
+              "values", "target", "carrier"},
     "model.paint": None,
     "model.values": None,
     "simulation": {"t_end", "dt", "sample_dt", "windows"},

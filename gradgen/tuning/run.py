@@ -110,7 +110,7 @@ def setup(config: TuneConfig, work: Path) -> Setup:
         problem = neuron_problem(config, model_dir, protocols, lambda defaults: parameterisation(config, defaults))
         model = problem.model
     else:
-        model = GradientModel.load(model_dir)
+        model = GradientModel.load(model_dir, carrier=config.carrier)
         problem = TuningProblem(model, cell_spec(config), config.probe, protocols,
                                 parameterisation(config, model.defaults), loss=LOSSES[config.loss])
     param = problem.param

@@ -31,6 +31,11 @@ from gradgen.cached_artefact import (
     remove_stale,
 )
 from gradgen.errors import GradgenError
+from gradgen.targets.arbor.exact_patch import (
+    EXACT_PATCH_VERSION,
+    patch_exact_source,
+    skip_absent_members,
+)
 from gradgen.targets.arbor.process_patch import (
     PROCESS_PATCH_VERSION,
     needs_process_patch,
@@ -81,13 +86,18 @@ def source_hash(sources: dict[str, str], name: str, key: str = "") -> str:
     return digest.hexdigest()[:20]
 
 
-def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True) -> Path:
+def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True,
+                    exact: dict[str, tuple[int, tuple[str, ...]]] | None = None) -> Path:
     """Compile ``{file name: NMODL text}`` into a catalogue and return the ``.so`` path.
 
-    The path is unique per content and build flags (dlopen caches by path, so a changed
-    catalogue must be loaded from a new path).
+    ``exact`` names the exact-carrier mechanisms with their number of parameters and the
+    covered-fraction guards of their members: their C++ gets the tree solve, and SIMD code
+    skips chunks without a guarded member (:mod:`gradgen.targets.arbor.exact_patch`). The path is unique per
+    content and build flags (dlopen caches by path, so a changed catalogue must be loaded from
+    a new path).
     """
-    key = build_key(vectorize)
+    exact = exact or {}
+    key = build_key(vectorize) + (f" exact-patch{EXACT_PATCH_VERSION}" if exact else "")
     if any(map(needs_process_patch, sources.values())):
         key += f" process-patch{PROCESS_PATCH_VERSION}"
     target = cache_dir() / source_hash(sources, name, key) / f"{name}.so"
@@ -102,6 +112,12 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
         for file, text in sources.items():
             (work / "mod" / file).write_text(text)
         generated = generate(work, name, vectorize)
+        for mech, (n_params, guards) in exact.items():
+            source = generated / f"{mech}_cpu.cpp"
+            text = patch_exact_source(source.read_text(), n_params, source.name)
+            if guards and vectorize:
+                text = skip_absent_members(text, list(guards), source.name)
+            source.write_text(text)
         sofile = work / f"{name}.so"
         _run([find_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
               *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)

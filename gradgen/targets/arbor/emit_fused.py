@@ -34,6 +34,7 @@ from gradgen.protocol import (
     carrier_ion,
     coverage,
     diffusive,
+    exact_name,
     fused_name,
     gradient_name,
     member_prefix,
@@ -133,6 +134,20 @@ def _member(system: ContributorSystem) -> _Member:
 
 def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
     """NMODL text of the fused mechanism of ``systems`` (one painted set)."""
+    return _render(systems, params, "fused.mod.j2", fused_name([s.name for s in systems]))
+
+
+def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded: bool = False) -> str:
+    """NMODL text of the exact-carrier mechanism of a cell's ``systems``: the members as in
+    :func:`emit_fused`, the sources B_k and dG_k·ΔV kept per CV and u_k as STATEs, which the
+    C++ of :mod:`gradgen.targets.arbor.exact_patch` solves on the CV tree. ``guarded``: each
+    member's phases run only where it covers part of the CV (worth it in a scalar build
+    where members are painted on different regions; SIMD would compute both branches)."""
+    return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]), guarded=guarded)
+
+
+def _render(systems: list[ContributorSystem], params: list[ParamRef], template_name: str, mechanism: str,
+            **extra) -> str:
     for system in systems:
         reason = fusable(system)
         if reason:
@@ -151,10 +166,15 @@ def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
         for ion, name, expr in member.currents:
             sums.setdefault(name if ion else FUSED_NONSPECIFIC, []).append(expr)
     currents = [Line(name, nmodl(sympy.Add(*exprs, evaluate=False))) for name, exprs in sums.items()]
+    # a guarded mechanism with nonspecific currents only computes each member's current inside
+    # its guard and hands modcc the linearised form (see templates/exact.mod.j2)
+    linearised = (bool(extra.get("guarded")) and any(m.currents for m in members)
+                  and all(ion is None for m in members for ion, _, _ in m.currents))
+    member_currents = [nmodl(sympy.Add(*[e for _, _, e in m.currents])) if m.currents else "0" for m in members]
     exprs = [c.expr for s in ordered for code in (s.initial, s.phase_a, s.phase_b) for c in code.statements]
-    return template("fused.mod.j2").render(
-        name=fused_name([s.name for s in ordered]), version=__version__,
+    return template(template_name).render(
+        name=mechanism, version=__version__, carriers=[diffusive(carrier_ion(k)) for k in range(K)],
         members=members, params=params, ks=list(range(K)), ions=list(ions.values()),
         nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
         conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],
-        needs_dexprelr=uses_dexprelr(exprs))
+        needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents, **extra)

@@ -80,14 +80,15 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
     return None
 
 
-def derive_systems(model: "GradientModel") -> dict[str, ContributorSystem]:
-    """Each converted mechanism's gradient system (from its stored source, no coupling)."""
+def derive_systems(model: "GradientModel", direct: bool = False) -> dict[str, ContributorSystem]:
+    """Each converted mechanism's gradient system (from its stored source, no coupling);
+    ``direct``: σ updated with u^{n+1} in phase B (the exact carrier's form)."""
     out = {}
     for name, entry in model.mechanisms.items():
         if entry.bystander:
             continue
         out[name] = derive_contributor(lower_file(model.directory / entry.source_copy), model.params,
-                                       Coupling())
+                                       Coupling(), direct=direct)
     return out
 
 

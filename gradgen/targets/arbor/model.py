@@ -46,6 +46,7 @@ from gradgen.targets.arbor.blowup import check_finite
 from gradgen.targets.arbor.build import build_catalogue, build_directory
 from gradgen.targets.arbor.decor import CellSpec, Membrane, membrane_of
 from gradgen.targets.arbor.derived import DerivedName, base_name
+from gradgen.targets.arbor.exact_carrier import exact_cell
 from gradgen.targets.arbor.fusion import derive_systems, fused_cell
 from gradgen.targets.arbor.geometry.cell import CellGeometry, cell_geometry
 from gradgen.targets.arbor.geometry.transform import (
@@ -77,13 +78,19 @@ class GradientModel:
     carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
     vectorize: bool = True  # SIMD build of density mechanisms (targets.arbor.build); False: all scalar
     fusion: bool = True  # simulate with fused mechanisms where they apply (targets.arbor.fusion)
+    #: How u_k = dV/dθ_k travels: "ion" (diffusive carrier ions, the published method) or
+    #: "exact" (solved on the CV tree inside one mechanism; targets.arbor.exact_carrier),
+    #: which falls back to "ion" (logged) for what it does not cover.
+    carrier: Literal["ion", "exact"] = "ion"
     #: Regions where the hub gets extra RANGE values (e.g. the homeostatic error weight);
     #: the rest of the cell gets the hub with its defaults.
     hub_paints: tuple[tuple[str, dict[str, float]], ...] = ()
 
     @staticmethod
-    def load(directory: Path | str) -> "GradientModel":
-        return GradientModel(Path(directory), Manifest.load(directory))
+    def load(directory: Path | str, carrier: Literal["ion", "exact"] = "ion") -> "GradientModel":
+        if carrier not in ("ion", "exact"):
+            raise GradgenError(f"unknown carrier {carrier!r}", hint="carrier='ion' or 'exact'")
+        return GradientModel(Path(directory), Manifest.load(directory), carrier=carrier)
 
     def with_hub_paints(self, paints: Sequence[tuple[str, dict[str, float]]]) -> "GradientModel":
         """This model with the hub painted with extra values on some regions."""
@@ -116,6 +123,11 @@ class GradientModel:
     def systems(self) -> dict[str, ContributorSystem]:
         """Each mechanism's gradient system, for fused mechanisms (derived once per model)."""
         return derive_systems(self)
+
+    @cached_property
+    def exact_systems(self) -> dict[str, ContributorSystem]:
+        """The systems in the exact carrier's form (σ updated with u^{n+1}; derived once)."""
+        return derive_systems(self, direct=True)
 
     @cached_property
     def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
@@ -362,6 +374,11 @@ class GradientModel:
         for ion, settings in spec.ions.items():
             base.set_ion(ion, **settings)
         membrane = membrane_of(spec, base)
+        exact = exact_cell(self, spec, values, membrane, sites) if gradients and self.carrier == "exact" else None
+        if exact is not None:
+            cell, props, centres, hubs = exact
+            return SingleCellRun(cell, props, centres, len(self.params), self.generators(spec, values), hubs=hubs,
+                                 exact=True)
         if gradients and self.carrier_geometry == "exact":
             geo = cell_geometry(spec, membrane).equivalent
             sites = [geo.map_locset(site) for site in sites]
@@ -380,9 +397,10 @@ class GradientModel:
                  gradients: bool = True, values: dict[str, float] | None = None,
                  sample_dt: float | None = None) -> Traces:
         """Run one cell and return V (and dV/dθ) sampled every ``sample_dt`` (default ``dt``)."""
-        if gradients:
+        run = self.simulation(spec, sites, gradients, values)
+        if gradients and not run.exact:  # the exact carrier has no coarse-dt error to warn of
             warn_for_model(self, spec, dt, values or {})
-        return self.simulation(spec, sites, gradients, values).run(t_end, dt, sample_dt)
+        return run.run(t_end, dt, sample_dt)
 
 
 def _memberships(n: int) -> list[tuple[bool, ...]]:
@@ -395,8 +413,9 @@ class SingleCellRun(CellsRecipe):
     def __init__(self, cell, props, sites: Sequence[str], n_params: int,
                  generators: Sequence[arbor.event_generator] = (), threads: int = 1,
                  hubs: Sequence[str] | None = None,
-                 gap_junctions: Sequence[arbor.gap_junction_connection] = ()):
+                 gap_junctions: Sequence[arbor.gap_junction_connection] = (), exact: bool = False):
         self.sites, self.n_params = list(sites), n_params
+        self.exact = exact  # u_k from the exact carrier (targets.arbor.exact_carrier)
         # the mechanism that publishes u_k at each site: the hub, or a fused mechanism
         self.hubs = list(hubs) if hubs else [HUB_NAME] * len(self.sites)
         probes, self.tags = [], []

@@ -1,0 +1,207 @@
+"""The exact carrier's tree solve, inserted into modcc's C++ of the exact mechanism.
+
+NMODL cannot see other CVs, so the solve of every u_k = dV/dθ_k on the cell's CV tree is C++
+that gradgen adds to the code modcc generates (scalar or SIMD: both are plain loops over the
+instances here). It runs at the start of ``advance_state``, before the members update their
+states and σ with the u^{n+1} it leaves in the u_k STATEs, and it is the derivative of
+Arbor's own backward-Euler step:
+
+    (C_i/Δt + a_i g_i) u_i⁺ + Σ_f g_f (u_i⁺ − u_j⁺) = (C_i/Δt) u_i − a_i (B_ik + dG_ik (V_i⁺ − V_i))
+
+with B_k and dG_k kept per CV by ``compute_currents`` (with V^n) and V^{n+1} from ``vec_v``,
+and g_i read from ``vec_g`` — the total conductance Arbor's voltage solve used in this step,
+mechanisms gradgen did not generate included (Arbor zeroes it at the start of the next step).
+The tree (parent offsets, face conductances, capacitances, areas) comes in as painted per-CV
+parameters (:mod:`gradgen.targets.arbor.exact_carrier`); zero-area fork CVs have no instance,
+so each is held by its first child (the holds-a-fork and parent-is-a-fork flags). Units are Arbor's: pF, µm²,
+µS, kS/m² (``vec_g``), mA/cm² for the sources (×10 to A/m², as modcc scales currents).
+
+:func:`patch_exact_source` refuses code whose ``advance_state`` does not have the shape modcc
+0.12.2 emits, so a changed modcc cannot silently run without the solve.
+"""
+from __future__ import annotations
+
+import re
+import string
+
+from gradgen.errors import GradgenError
+from gradgen.protocol import (
+    EXACT_DIAGONAL,
+    EXACT_FORK_DIAGONAL,
+    EXACT_PREVIOUS_VOLTAGE,
+    EXACT_LIVE_FUNCTION,
+    EXACT_SOLVE_FUNCTION,
+    TREE_PARAMETERS,
+    exact_conductance_change,
+    exact_source,
+    hub_state,
+)
+
+#: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
+EXACT_PATCH_VERSION = 6
+
+#: modcc 0.12.2's advance_state header (the body follows; it is empty where no member has states).
+ADVANCE_STATE = re.compile(r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n", re.M)
+
+_SOLVE = string.Template("""\
+// gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides,
+// interleaved per node so that the K updates of a node are contiguous, and vectorised:
+// the pragma tells GCC that the K values of two nodes never overlap)
+static void ${solve}(arb_mechanism_ppack* pp) {
+    PPACK_IFACE_BLOCK;
+    constexpr arb_size_type K = ${n};
+    arb_value_type* u[K] = {${states}};
+    arb_value_type* b[K] = {${sources}};
+    arb_value_type* g[K] = {${changes}};
+    const arb_size_type n = _pp_var_width;
+    static thread_local std::unique_ptr<arb_value_type[]> buffer;
+    static thread_local arb_size_type capacity = 0;
+    if (capacity < 2*n*K) {
+        capacity = 2*n*K;
+        buffer.reset(new arb_value_type[capacity]);
+    }
+    arb_value_type* const x = buffer.get();  // right-hand side, then u, of each CV node
+    arb_value_type* const y = x + n*K;       // the same for the fork an instance holds
+    arb_value_type* const d = _pp_var_${diag};
+    arb_value_type* const fd = _pp_var_${fdiag};
+    const arb_value_type rate = 1e-3/pp->dt;  // pF/ms -> µS
+    auto offset = [](arb_value_type v) { return (arb_size_type)(v + 0.5); };  // painted integers
+    for (arb_size_type i = 0; i < n; ++i) {
+        const arb_value_type ci = rate*_pp_var_$cap[i];
+        const arb_value_type ai = 1e-3*_pp_var_$area[i];
+        const arb_value_type dv = _pp_var_vec_v[_pp_var_node_index[i]] - _pp_var_${vn}[i];  // V^{n+1} - V^n
+        d[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
+        fd[i] = _pp_var_$fgf[i];
+        #pragma GCC ivdep
+        for (arb_size_type k = 0; k < K; ++k) {
+            x[i*K + k] = ci*u[k][i] - 10.0*ai*(b[k][i] + g[k][i]*dv);
+            y[i*K + k] = 0;
+        }
+    }
+    for (arb_size_type i = n; i-- > 0;) {  // children before parents
+        const arb_size_type p = i - offset(_pp_var_$par[i]);
+        const bool to_fork = _pp_var_$pf[i] > 0.5;
+        if (p != i || to_fork) {
+            const arb_value_type gf = _pp_var_$gf[i];
+            const arb_value_type r = gf/d[i];
+            arb_value_type* __restrict__ target = (to_fork ? y : x) + p*K;
+            const arb_value_type* __restrict__ source = x + i*K;
+            (to_fork ? fd : d)[p] += gf - r*gf;
+            #pragma GCC ivdep
+            for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
+        }
+        if (_pp_var_$hf[i] > 0.5) {  // the fork this instance holds, after its own node
+            const arb_size_type q = i - offset(_pp_var_$fpar[i]);
+            if (q != i) {
+                const arb_value_type gf = _pp_var_$fgf[i];
+                const arb_value_type r = gf/fd[i];
+                arb_value_type* __restrict__ target = x + q*K;
+                const arb_value_type* __restrict__ source = y + i*K;
+                d[q] += gf - r*gf;
+                #pragma GCC ivdep
+                for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
+            }
+        }
+    }
+    for (arb_size_type i = 0; i < n; ++i) {  // parents before children
+        if (_pp_var_$hf[i] > 0.5) {
+            const arb_size_type q = i - offset(_pp_var_$fpar[i]);
+            const arb_value_type gf = q != i ? _pp_var_$fgf[i] : 0.0;
+            const arb_value_type inv = 1.0/fd[i];
+            #pragma GCC ivdep
+            for (arb_size_type k = 0; k < K; ++k) y[i*K + k] = (y[i*K + k] + gf*x[q*K + k])*inv;
+        }
+        const arb_size_type p = i - offset(_pp_var_$par[i]);
+        const bool to_fork = _pp_var_$pf[i] > 0.5;
+        const arb_value_type gf = (p != i || to_fork) ? _pp_var_$gf[i] : 0.0;
+        const arb_value_type* up = (to_fork ? y : x) + p*K;
+        const arb_value_type inv = 1.0/d[i];
+        #pragma GCC ivdep
+        for (arb_size_type k = 0; k < K; ++k) x[i*K + k] = (x[i*K + k] + gf*up[k])*inv;
+    }
+    #pragma GCC ivdep
+    for (arb_size_type k = 0; k < K; ++k) {
+        for (arb_size_type i = 0; i < n; ++i) u[k][i] = x[i*K + k];
+    }
+}
+
+""")
+
+
+def solve_source(n_params: int) -> str:
+    """The C++ function that solves u_0..u_{K-1} on the tree (uses modcc's ppack macro)."""
+    def names(f) -> str:
+        return ", ".join(f"_pp_var_{f(k)}" for k in range(n_params))
+    tree = dict(zip(("cap", "area", "par", "gf", "pf", "hf", "fpar", "fgf"), TREE_PARAMETERS))
+    text = _SOLVE.substitute(solve=EXACT_SOLVE_FUNCTION, n=n_params, states=names(hub_state),
+                             sources=names(exact_source), changes=names(exact_conductance_change),
+                             vn=EXACT_PREVIOUS_VOLTAGE, diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL, **tree)
+    return text
+
+
+#: modcc 0.12.2's SIMD form of ``if (<member>_gg_c > 0) {`` (a member's guard): a mask.
+_GUARD = re.compile(r"^\s*simd_mask (?P<mask>mask_\d+_) = S::cmp_gt\(simd_cast<simd_value>\(indirect\("
+                    r"(?P<coverage>_pp_var_\w+)\+index_, simd_width_\)\), \(double\)0\.\);$")
+
+_LIVE = """\
+// gradgen: whether any lane of a SIMD chunk has the member (its covered fraction > 0)
+static inline bool ${live}(const arb_value_type* coverage) {
+    for (unsigned j = 0; j < simd_width_; ++j) if (coverage[j] > 0) return true;
+    return false;
+}
+
+"""
+
+
+def skip_absent_members(text: str, coverages: list[str], where: str) -> str:
+    """SIMD code in which each member's masked block is skipped for chunks without the member.
+
+    modcc's SIMD printer runs both sides of an ``if`` under a mask, so the members' guards of
+    a guarded exact mechanism would save nothing; wrapping each guarded block (from its mask
+    to the last line that uses the mask) in a C++ ``if`` over the chunk's covered fractions
+    skips it where no lane has the member — the masked stores it skips would store nothing.
+    """
+    lines = text.split("\n")
+    opens: dict[int, str] = {}  # line index -> coverage array of the block that starts after it
+    closes: dict[int, int] = {}  # line index -> number of blocks that end after it
+    for i, line in enumerate(lines):
+        found = _GUARD.match(line)
+        if not found or found.group("coverage").removeprefix("_pp_var_") not in coverages:
+            continue
+        mask = re.compile(rf"\b{found.group('mask')}\b")
+        last = i
+        for j in range(i + 1, len(lines)):
+            if _GUARD.match(lines[j]) or lines[j].strip() == "}":
+                break
+            if mask.search(lines[j]):
+                last = j
+        if last > i:
+            opens[i] = found.group("coverage")
+            closes[last] = closes.get(last, 0) + 1
+    if not opens:
+        raise GradgenError(f"{where}: no member guard in modcc's SIMD code",
+                           hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        indent = line[:len(line) - len(line.lstrip())]
+        if i in opens:
+            out.append(f"{indent}if ({EXACT_LIVE_FUNCTION}({opens[i]}+index_)) {{")
+        out += [indent + "}"] * closes.get(i, 0)
+    head = string.Template(_LIVE).substitute(live=EXACT_LIVE_FUNCTION)
+    patched = "\n".join(out)
+    at = patched.index("// interface methods")
+    return patched[:at] + head + patched[at:]
+
+
+def patch_exact_source(text: str, n_params: int, where: str) -> str:
+    """modcc's C++ of an exact mechanism with the tree solve called at the start of advance_state."""
+    found = list(ADVANCE_STATE.finditer(text))
+    if len(found) != 1 or "PPACK_IFACE_BLOCK" not in text[:found[0].start()]:
+        raise GradgenError(
+            f"{where}: modcc's advance_state does not have the shape gradgen patches "
+            f"({len(found)} matches)",
+            hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+    m = found[0]
+    call = f"    {EXACT_SOLVE_FUNCTION}(pp);\n"
+    return text[:m.start()] + solve_source(n_params) + text[m.start():m.end()] + call + text[m.end():]
