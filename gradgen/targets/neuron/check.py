@@ -20,6 +20,7 @@ from gradgen.errors import GradgenError
 from gradgen.params import ParamRef, parse_param_list
 from gradgen.protocol import original_name
 from gradgen.targets.neuron.model import NeuronModel, set_value, simulate
+from gradgen.targets.neuron.point_processes import points_on, set_point_value
 
 
 @dataclass
@@ -62,6 +63,10 @@ def set_values(model: NeuronModel, cell: NeuronCell, values: Mapping[str, float]
             continue
         name = by_original[p.mechanism].gradient if gradient else original_name(p.mechanism)
         where = cell.regions[p.region] if p.region else cell.sections
+        if by_original[p.mechanism].kind == "point":
+            for point in points_on(where, name):
+                set_point_value(model.h, point, p.parameter, values[p.name])
+            continue
         for sec in where:
             if sec.has_membrane(name):
                 for seg in sec:
@@ -69,13 +74,19 @@ def set_values(model: NeuronModel, cell: NeuronCell, values: Mapping[str, float]
 
 
 def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: float, dt: float,
-               v_init: float = -65.0, rel_step: float = 1e-4) -> NeuronReport:
+               v_init: float = -65.0, rel_step: float = 1e-4, values: Mapping[str, float] | None = None
+               ) -> NeuronReport:
     """dV/dθ at the cell's sites and the gradient of L = mean((V − V*)²) against central
-    finite differences of the original model; V* is the model at θ/1.1. θ's values are the
-    .mod defaults (set explicitly, so both versions run at the same point)."""
+    finite differences of the original model; V* is the model at θ/1.1. θ's values are
+    ``values``, else the .mod defaults (set explicitly, so both versions run at the same
+    point; a NET_RECEIVE weight has no default: give it)."""
     h = model.h
     cell = build(h)
-    values = {p.name: float(p.default) for p in model.manifest.parameters}
+    given = dict(values or {})
+    missing = [p.name for p in model.manifest.parameters if p.name not in given and p.default is None]
+    if missing:
+        raise GradgenError(f"no value for {', '.join(missing)}", hint="an event weight has no default: give it")
+    values = {p.name: float(given.get(p.name, p.default)) for p in model.manifest.parameters}
 
     def run(vals: Mapping[str, float]) -> np.ndarray:
         set_values(model, cell, vals, gradient=False)
@@ -126,6 +137,27 @@ def cable(h: Any, mechanisms: Sequence[str], length: float = 500.0, diam: tuple[
     return NeuronCell([sec], [sec(x) for x in sites], keep=[stim])
 
 
+#: the weight (µS) of every event in the check's spike trains, and of a ``weight`` θ
+SYNAPSE_WEIGHT_US = 0.005
+#: two regular NetStim trains (start, interval, number; ms) that overlap irregularly
+SPIKE_TRAINS = ((2.0, 6.0, 8), (5.3, 9.7, 5))
+
+
+def drive_synapses(h: Any, cell: NeuronCell, mechanisms: Sequence[str], x: float = 0.3) -> None:
+    """Place each point process (original) at ``x`` on the cell's first section, driven by
+    :data:`SPIKE_TRAINS` through NetCons of weight :data:`SYNAPSE_WEIGHT_US`."""
+    seg = cell.sections[0](x)
+    for m in mechanisms:
+        synapse = getattr(h, original_name(m))(seg)
+        cell.keep.append(synapse)
+        for start, interval, number in SPIKE_TRAINS:
+            stim = h.NetStim()
+            stim.start, stim.interval, stim.number, stim.noise = start, interval, number, 0
+            nc = h.NetCon(stim, synapse)
+            nc.delay, nc.weight[0] = 1.0, SYNAPSE_WEIGHT_US
+            cell.keep += [stim, nc]
+
+
 def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 0.2, delay: float = 1.0,
              segment_length: float = 40.0, cm: float = 1.0, Ra: float = 100.0) -> NeuronCell:
     """An SWC reconstruction read by NEURON's Import3d, the mechanisms everywhere, a step
@@ -156,11 +188,18 @@ def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir:
     from gradgen.convert import convert
 
     manifest = convert(mod_files, out_dir, params, scheme=scheme, target="neuron")
-    mechanisms = [m.original for m in manifest.mechanisms]
+    mechanisms = [m.original for m in manifest.mechanisms if m.kind != "point"]
+    synapses = [m.original for m in manifest.mechanisms if m.kind == "point"]
     model = NeuronModel.load(out_dir)
-    if morphology:
-        return check_cell(model, lambda h: swc_cell(h, morphology, mechanisms, stimulus_nA), t_end, dt)
-    return check_cell(model, lambda h: cable(h, mechanisms, stimulus_nA=stimulus_nA), t_end, dt)
+    weights = {p.name: SYNAPSE_WEIGHT_US for p in manifest.parameters if p.default is None}
+
+    def build(h: Any) -> NeuronCell:
+        cell = swc_cell(h, morphology, mechanisms, stimulus_nA) if morphology else \
+            cable(h, mechanisms, stimulus_nA=stimulus_nA)
+        drive_synapses(h, cell, synapses)
+        return cell
+
+    return check_cell(model, build, t_end, dt, values=weights)
 
 
 #: the gradient mechanisms' V differs from the originals' by rounding (≤ 2e-11 mV measured
