@@ -32,6 +32,25 @@ class NeuronCell:
     sites: list[Any]
     regions: dict[str, list[Any]] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)
+    #: ions whose reversal potential is held at :data:`FIXED_REVERSAL_MV` (a written
+    #: concentration makes NEURON recompute it by Nernst each step, a path gradgen does not carry)
+    fixed_reversal: list[str] = field(default_factory=list)
+
+
+#: the reversal potential of a coupled ion in the check (mV)
+FIXED_REVERSAL_MV = 120.0
+
+
+def hold_reversal(h: Any, cell: NeuronCell) -> None:
+    """Reversal potentials of ``cell.fixed_reversal`` held constant (NEURON's ion_style:
+    concentrations a state, e an assigned value, neither initialised nor advanced by Nernst).
+    Inserting a mechanism resets the style, so this runs before every run."""
+    for ion in cell.fixed_reversal:
+        for sec in cell.sections:
+            if sec.has_membrane(f"{ion}_ion"):
+                h.ion_style(f"{ion}_ion", 3, 2, 0, 0, 1, sec=sec)
+                for seg in sec:
+                    setattr(seg, f"e{ion}", FIXED_REVERSAL_MV)
 
 
 @dataclass
@@ -90,6 +109,7 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
 
     def run(vals: Mapping[str, float]) -> np.ndarray:
         set_values(model, cell, vals, gradient=False)
+        hold_reversal(h, cell)
         return simulate(h, cell.sites, t_end, dt, v_init).v
 
     plain = run(values)
@@ -104,6 +124,7 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
         convergence.append(relative_error(estimates[0], estimates[1]))
     set_values(model, cell, values, gradient=False)
     model.swap(cell.sections, cell.regions)
+    hold_reversal(h, cell)
     grad = model.run(cell.sites, t_end, dt, v_init)
     residual = plain - target
     loss = 2.0 * np.einsum("st,skt->k", residual, grad.u) / residual.size
@@ -181,6 +202,11 @@ def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 
     return NeuronCell(sections, [root(0.5), far(1.0)], keep=[stim])
 
 
+def _ion_of(concentration: str) -> str:
+    """``cai`` -> ``ca``."""
+    return concentration[:-1]
+
+
 def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir: str, dt: float, t_end: float,
                 stimulus_nA: float, morphology: str | None = None, scheme: str | None = None) -> NeuronReport:
     """``gradgen check --target neuron``: convert, build and check on the cable of the Arbor
@@ -197,6 +223,7 @@ def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir:
         cell = swc_cell(h, morphology, mechanisms, stimulus_nA) if morphology else \
             cable(h, mechanisms, stimulus_nA=stimulus_nA)
         drive_synapses(h, cell, synapses)
+        cell.fixed_reversal = sorted({_ion_of(c) for c in manifest.coupling.concentrations})
         return cell
 
     return check_cell(model, build, t_end, dt, values=weights)

@@ -38,6 +38,8 @@ from gradgen.protocol import (
     VPREV,
     carrier_ion,
     concentration,
+    current_dv_store,
+    current_store,
     diffusive,
     gradient_name,
     original_name,
@@ -104,9 +106,6 @@ def emit_contributor(system: ContributorSystem) -> str:
     """NMODL text of a mechanism's gradient version for NEURON."""
     low = system.lowered
     mech = low.mechanism
-    if system.coupling.currents or system.coupling.concentrations:
-        raise GradgenError(f"'{low.name}': ion coupling between mechanisms is not supported by the NEURON target yet",
-                           mech.pos, hint="the Arbor target carries sensitivities between mechanisms through ions")
     if mech.kind not in ("density", "point") or system.lowered.post_events:
         raise GradgenError(f"'{low.name}': only density mechanisms and point processes (NET_RECEIVE, no "
                            "POST_EVENT) are supported by the NEURON target yet",
@@ -119,6 +118,11 @@ def emit_contributor(system: ContributorSystem) -> str:
         ions.append(dict(name=ion, read=[concentration(ion)], write=[concentration(ion)], valence=1))
     for k in range(K):
         ions.append(dict(name=carrier_ion(k), read=[concentration(carrier_ion(k))], write=[], valence=1))
+    # coupling stores (gradgen.sensitivity.coupling): inside concentrations of ions of their own
+    for store, writes in system.store_ions().items():
+        ions.append(dict(name=store, read=[concentration(store)], write=[concentration(store)] if writes else [],
+                         valence=1))
+        accum.append(store)
     weights = {k: weight(k) for k in system.owned}
     parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit) for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
@@ -170,8 +174,14 @@ def emit_hub(params: list[ParamRef], scheme: str = SCHEMES[0], coupling: Couplin
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}")
     name = "hub_shadow.mod.j2" if scheme == "shadow" else "hub.mod.j2"
+    if (coupling.currents or coupling.concentrations) and scheme != "shadow":
+        raise GradgenError("ion coupling between mechanisms needs the shadow carrier in the NEURON target",
+                           hint="drop --scheme (the default is shadow)")
+    current_stores = [current_store(c, k) for c in coupling.currents for k in range(len(params))]
+    current_stores += [current_dv_store(c) for c in coupling.currents]
     return template(name).render(name=HUB_NAME, version=__version__, params=params,
-                                 ks=list(range(len(params))), corrected=scheme == "corrected")
+                                 ks=list(range(len(params))), corrected=scheme == "corrected",
+                                 current_stores=current_stores)
 
 
 def emit_shadow_mechanism() -> str:
