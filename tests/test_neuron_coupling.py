@@ -97,3 +97,34 @@ def test_coupling_needs_the_shadow_carrier(kca, tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert "shadow carrier" in proc.stderr and "Traceback" not in proc.stderr
+
+
+NERNST_SCRIPT = r"""
+import sys
+from gradgen.convert import convert
+from gradgen.errors import GradgenError
+from gradgen.params import parse_param_list
+from gradgen.targets.neuron.check import cable
+from gradgen.targets.neuron.model import NeuronModel
+
+convert(sys.argv[3:], sys.argv[2], parse_param_list(sys.argv[1].split(",")), target="neuron")
+model = NeuronModel.load(sys.argv[2])
+cell = cable(model.h, ["hh", "cahva", "calva", "cad", "kca"], stimulus_nA=0.3)  # NEURON's default ion style
+model.swap(cell.sections)
+try:
+    model.run(cell.sites, 5.0, 0.025)
+except GradgenError as e:
+    print(e)
+"""
+
+
+def test_a_nernst_reversal_is_refused(kca, tmp_path):
+    """NEURON's default for an ion whose cai a mechanism writes is eca by Nernst, each step:
+    the gradients would silently miss dV/dθ through eca (cahva.gbar: 11 % on the check's
+    cable), so run() refuses it and names the ion_style that holds it."""
+    files = [str(MECHANISMS / m) for m in ("hh.mod", "cahva.mod", "calva.mod", "cad.mod")] + [kca]
+    proc = subprocess.run([sys.executable, "-c", NERNST_SCRIPT,
+                           "cahva.gbar,calva.gbar,cad.taur,cad.depth,kca.gbar,kca.kd,hh.gnabar",
+                           str(tmp_path / "out"), *files], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "computes eca from cai (Nernst)" in proc.stdout and 'ion_style("ca_ion", 3, 2, 0, 0, 1' in proc.stdout

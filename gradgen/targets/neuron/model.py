@@ -269,7 +269,29 @@ class NeuronModel:
             gradients: bool = True) -> Traces:
         """Fixed-step run (NEURON's backward Euler); V and, with ``gradients``, every u_k at ``sites``."""
         n_params = len(self.manifest.parameters) if gradients else 0
+        if n_params:
+            self._check_reversals()
         return simulate(self.h, sites, tstop, dt, v_init, n_params, self.carriers() if n_params else None)
+
+
+    def _check_reversals(self) -> None:
+        """Refuse a coupled ion whose reversal NEURON recomputes from its concentration
+        (Nernst: NEURON's default where a mechanism writes the concentration), a path of
+        dV/dθ the gradient mechanisms do not carry."""
+        sections = self.shadows[0].sections if self.shadows else []
+        for c in self.manifest.coupling.concentrations:
+            ion = f"{c[:-1]}_ion"
+            for sec in sections:
+                if sec.has_membrane(ion) and int(self.h.ion_style(ion, sec=sec)) & _REVERSAL_FROM_CONCENTRATION:
+                    raise GradgenError(f"section {sec.name()}: NEURON computes e{c[:-1]} from {c} (Nernst), a path "
+                                       "the gradients do not carry",
+                                       hint=f'hold it after swap(): h.ion_style("{ion}", 3, 2, 0, 0, 1, sec=sec)')
+
+
+#: ion_style bits for "reversal initialised and advanced from the concentrations" (measured in
+#: NEURON 9.0.2: 0o367 after inserting a concentration writer, 0o227 after
+#: ion_style(ion, 3, 2, 0, 0, 1))
+_REVERSAL_FROM_CONCENTRATION = 0o140
 
 
 def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
