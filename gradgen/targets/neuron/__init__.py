@@ -3,7 +3,8 @@
 :mod:`.emit` renders gradient systems through the templates in ``templates/``, :mod:`.build`
 compiles one mechanism library per converted directory (cached by content), :mod:`.model`
 swaps a NEURON model's mechanisms for their gradient versions and records V and dV/dθ
-(:mod:`.shadow` builds the shadow cells that carry dV/dθ by default),
+(:mod:`.shadow` builds the shadow cells that carry dV/dθ by default, :mod:`.point_processes`
+swaps synapses together with their NetCons),
 :mod:`.check` compares them with finite differences of the originals, and
 :func:`instrument` does convert, build and swap in one call for a model built in NEURON.
 Only the runtime imports ``neuron``.
