@@ -25,7 +25,7 @@ from gradgen.outputs import write_outputs
 from gradgen.params import ParamRef
 from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
 from gradgen.sensitivity.bystanders import bystanders
-from gradgen.sensitivity.coupling import Coupling, find_coupling
+from gradgen.sensitivity.coupling import Coupling, check_single_readers, find_coupling
 from gradgen.sensitivity.derive import derive_contributor
 from gradgen.targets import get_target
 
@@ -88,9 +88,12 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     if scheme not in backend.schemes:
         raise GradgenError(f"unknown scheme '{scheme}'", hint="schemes: " + ", ".join(backend.schemes))
     coupling = find_coupling(mechanisms) if couple_ions else Coupling()
+    if backend.pool_first:
+        check_single_readers(mechanisms, coupling)
     files: dict[str, str] = {f"{HUB_NAME}.mod": backend.emit_hub(params, scheme, coupling)}
     for m in mechanisms:
-        system = derive_contributor(m, params, coupling, backend.state_updates, backend.slope_step)
+        system = derive_contributor(m, params, coupling, backend.state_updates, backend.slope_step,
+                                    backend.pool_first)
         files[f"{gradient_name(m.name)}.mod"] = backend.emit_contributor(system)
         files[f"original/{m.name}.mod"] = m.mechanism.text
     for b in passive:

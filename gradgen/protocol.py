@@ -166,6 +166,19 @@ def concentration_dv_store(concentration: str) -> str:
     return f"gv{concentration}"
 
 
+def current_dv_store(current: str) -> str:
+    """Per-CV coefficient of u_k in d(ion current)/dθ_k, published ahead by the current's
+    writers where the reader runs first (NEURON: :func:`gradgen.sensitivity.derive.derive_contributor`'s
+    ``pool_first``)."""
+    return f"gw{current}"
+
+
+def seen(name: str) -> str:
+    """A concentration reader's copy of a coupled concentration (or of its store) as its
+    state update saw it, for its next phase A (the writer has moved on by then in NEURON)."""
+    return f"gg_{name}_seen"
+
+
 def clamp_store(k: int) -> str:
     """Per-CV u_k(solved) − u_k(set) of the last step where a voltage process set V (else 0):
     states were updated with the solved V, so they complete σ with the solved u."""
@@ -216,7 +229,8 @@ PEER_INDEX_ERROR = "gradgen: a carrier ion does not cover every CV"
 #: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
-                "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq"}
+                "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",
+                "publish": "gx"}
 
 # ---- homeostatic control ------------------------------------------------------------------
 
@@ -310,7 +324,7 @@ def membrane_value(k: int) -> str:
 CALIBRATION_ION = "gradgen_cal"
 
 #: Generated names inside a contributor: ions, weights, σ, LOCAL temporaries, stores.
-_RESERVED = re.compile(r"^(?:g[gspcjiabeklmu]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|gradx_\w*|gx_\w*|orig_\w*)$")
+_RESERVED = re.compile(r"^(?:g[gspcjiabeklmux]n?\d\w*|gg_\w*|gsg\w*|gv\w+|grad_\w*|gradz_\w*|gradx_\w*|gx_\w*|orig_\w*)$")
 
 
 def is_reserved(name: str) -> bool:

@@ -391,14 +391,19 @@ def test_published_model_with_its_own_hoc():
     assert max(max(e) for e in r["dv_rel_error"]) <= EXACT
 
 
+#: a second Ca pool (cad.mod renamed): two readers of one coupled current
+CAD2 = (MECHANISMS / "cad.mod").read_text().replace("SUFFIX cad", "SUFFIX cad2")
+
+
 @pytest.mark.parametrize("mods, message", [
-    (["cahva.mod", "cad.mod", "sk.mod"],  # sk reads cad's cai: without a reader cad cannot move V
-     "cahva.mod:5:12: 'cahva': ion coupling between mechanisms is not supported"),
-    (["expsyn.mod"], "expsyn.mod:4:19: 'expsyn': only density mechanisms are supported"),
+    (["cahva.mod", "cad.mod", "cad2", "sk.mod"],  # the pool empties the current's stores after using them
+     "cad2.mod:4:12: 'cad2' reads the ion current 'ica' that 'cad' reads too"),
 ])
 def test_what_the_neuron_target_refuses(tmp_path, mods, message):
     """One line with file:line:col and a hint, exit 2, no output directory."""
-    proc = subprocess.run([sys.executable, "-m", "gradgen.cli", "convert", *[str(MECHANISMS / m) for m in mods],
+    (tmp_path / "cad2.mod").write_text(CAD2)
+    files = [str(MECHANISMS / m) if m.endswith(".mod") else str(tmp_path / f"{m}.mod") for m in mods]
+    proc = subprocess.run([sys.executable, "-m", "gradgen.cli", "convert", *files,
                            "--all-params", "--target", "neuron", "-o", str(tmp_path / "out")],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2

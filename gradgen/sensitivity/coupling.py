@@ -81,6 +81,16 @@ def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
     return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)), clamped)
 
 
+def check_single_readers(mechanisms: Sequence[LoweredMechanism], coupling: Coupling) -> None:
+    """Where the pool runs first (NEURON), the one reader of a coupled current empties its
+    stores after using them: a second reader would see them empty."""
+    for c in coupling.currents:
+        readers = [m for m in mechanisms if c in m.ion_reads]
+        if len(readers) > 1:
+            raise GradgenError(f"'{readers[1].name}' reads the ion current '{c}' that '{readers[0].name}' reads too",
+                               readers[1].mechanism.pos, hint="the NEURON target hands a coupled current to one reader")
+
+
 def _check_current_reader(m: LoweredMechanism, var: str) -> None:
     """Coupled currents are only meaningful inside state updates (see the module notes)."""
     symbol_names = {s.name for c in m.currents for s in c.expr.free_symbols}

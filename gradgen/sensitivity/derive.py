@@ -34,6 +34,7 @@ from gradgen.protocol import (
     clamp_store,
     concentration_dv_store,
     concentration_store,
+    current_dv_store,
     current_store,
     dcond,
     diffusive,
@@ -42,6 +43,7 @@ from gradgen.protocol import (
     sens,
     sens_dv,
     sens_pre,
+    seen,
     weight,
 )
 from gradgen.sensitivity.coupling import Coupling
@@ -81,6 +83,7 @@ class ContributorSystem:
     events: Code  # NET_RECEIVE: state jumps and their sensitivities
     post_events: Code  # POST_EVENT (a spike of the cell): state jumps and their sensitivities
     current_locals: list[str] = field(default_factory=list)  # LOCALs the currents use
+    pool_first: bool = False  # the coupling's order (derive_contributor's ``pool_first``)
 
     @property
     def name(self) -> str:
@@ -94,6 +97,10 @@ class ContributorSystem:
         names += [dcond(k) for k in range(len(self.params))] + [VPREV]
         if self.lowered.mechanism.kind == "junction":
             names += [peer_carrier(k) for k in range(len(self.params))]
+        if self.pool_first:
+            for c in self.concentrations_read():
+                names += [seen(c), seen(concentration_dv_store(c))]
+                names += [seen(concentration_store(c, k)) for k in range(len(self.params))]
         return names
 
     def concentrations_read(self) -> list[str]:
@@ -106,8 +113,12 @@ class ContributorSystem:
         stores: dict[str, bool] = {}
         for c in self.coupling.currents:
             if c in low.ion_reads or any(cur.name == c for cur in low.currents):
+                # where the reader runs first it also empties the store (pool_first)
+                writes = self.pool_first or any(cur.name == c for cur in low.currents)
                 for k in range(K):
-                    stores[current_store(c, k)] = any(cur.name == c for cur in low.currents)
+                    stores[current_store(c, k)] = writes
+                if self.pool_first:
+                    stores[current_dv_store(c)] = writes
         for c in self.coupling.concentrations:
             if c in low.ion_reads or c in low.concentration_writes:
                 writes = c in low.concentration_writes
@@ -153,7 +164,8 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS,
-                       slope_step: float | None = None, direct: bool = False) -> ContributorSystem:
+                       slope_step: float | None = None, direct: bool = False,
+                       pool_first: bool = False) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
     ``coupling`` names the ion quantities shared with the model's other mechanisms (see
@@ -165,6 +177,13 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     ``direct``: u^{n+1} is known when phase B runs (a carrier that solves u before the state
     updates, as the exact carrier does), so phase B updates σ itself and phase A needs no
     completion; the conductance-change source is left to the carrier (phase A's dG_k).
+    ``pool_first``: the simulator runs the state update of a coupled current's reader (a Ca
+    pool, which writes the coupled concentration) before every other (NEURON does, for a
+    mechanism that writes a concentration): the current's writers publish its sensitivity
+    for the next step after their state update, split as u-free part + coefficient·u_k
+    (the reader completes it with u^n and empties the stores), and a concentration's readers
+    see the new value in their state update (its σ: the pool's stores, the u-coefficient into
+    JV) and keep what they saw for their next phase A (:func:`_pool_first_publish`).
     """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
@@ -201,8 +220,13 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     completion = [] if direct else [
         Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * solved[k])
         for s in low.states for k in range(K)]
-    completion += [Assignment(sens(c, k), xd(concentration_store(c, k)) + xd(concentration_dv_store(c)) * solved[k])
-                   for c in conc_read for k in range(K)]
+    if pool_first:  # what this mechanism's last state update saw (the pool has moved on)
+        completion += [Assignment(sens(c, k), sympy.Symbol(seen(concentration_store(c, k)))
+                                  + sympy.Symbol(seen(concentration_dv_store(c))) * solved[k])
+                       for c in conc_read for k in range(K)]
+    else:
+        completion += [Assignment(sens(c, k), xd(concentration_store(c, k))
+                                  + xd(concentration_dv_store(c)) * solved[k]) for c in conc_read for k in range(K)]
     # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
     # junction's is in nA too, but Arbor weights its xd writes by gj-weight·1000/area already.
     scale = {"point": 100 / sympy.Symbol("area"), "junction": sympy.Rational(1, 10)}.get(low.mechanism.kind, 1)
@@ -227,11 +251,14 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)
                                   + sympy.diff(g, V_PEER) * sympy.Symbol(peer_carrier(k))))
     for cur in low.currents:
-        if cur.name in coupling.currents:
+        if cur.name in coupling.currents and not pool_first:
             for k in range(K):
                 store = f"{current_store(cur.name, k)}d"
                 outputs.append(Assignment(store, sympy.Symbol(store) + dtheta(cur.expr, k, with_u=True)))
     outputs.append(Assignment(VPREV, V))
+    if pool_first:  # phase A is at step n: the concentrations this mechanism saw then
+        outputs = [Assignment(a.target, a.expr.xreplace({sympy.Symbol(c): sympy.Symbol(seen(c)) for c in conc_read}))
+                   for a in outputs]
     phase_a = _cse(outputs, LOCAL_PREFIX["phase_a"])
     phase_a.statements = completion + phase_a.statements
     currents, current_locals = modcc_currents(low)
@@ -246,10 +273,19 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
             raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
         return _direct(low, params, owned, coupling, phase_a, methods, update, dtheta, u)
     outputs = []
+    ahead = {}  # pool_first: a coupled input's dθ_k as the pool publishes it at this point
+    if pool_first:
+        ahead = {sympy.Symbol(c): (lambda k, c=c: xd(concentration_store(c, k))) for c in conc_read}
+        ahead.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k)) + xd(current_dv_store(c)) * u[k])
+                      for c in current_read})
     for name, phi in update.items():
         for k in range(K):
-            outputs.append(Assignment(sens_pre(name, k), dtheta(phi, k, with_u=False)))
-        outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V)))
+            d = dtheta(phi, k, with_u=False)
+            if ahead:
+                d = d.xreplace({carried[x](k): ahead[x](k) for x in ahead})
+            outputs.append(Assignment(sens_pre(name, k), d))
+        outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*[
+            sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c)) for c in conc_read if pool_first])))
     outputs += [Assignment(name, phi) for name, phi in update.items()]
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     for c in published:
@@ -259,6 +295,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         outputs.append(Assignment(f"{scratch_ion(k)}d",
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
+    if pool_first:
+        publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
+        phase_b.statements += publish.statements
+        phase_b.locals += publish.locals
 
     # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
     # split alike (both are applied between one step's state update and the next step's currents).
@@ -298,8 +338,48 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     for k in range(K):
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
+    if pool_first:  # the same hand-over after the initial states as after each state update
+        publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
+        initial.statements += publish.statements
+        initial.locals += publish.locals
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
-                             post_events, current_locals)
+                             post_events, current_locals, pool_first)
+
+
+def _pool_first_publish(low: LoweredMechanism, K: int, coupling: Coupling, owned: dict[int, str],
+                        w: list[sympy.Symbol], conc_read: list[str], current_read: list[str]) -> Code:
+    """The hand-over after a state update (and INITIAL) where the pool runs first.
+
+    A writer of a coupled current adds d i^{n+1}/dθ_k = ∂i/∂s·σpre + ∂i/∂θ_k·w_k (the u-free
+    part, to the current store) and ∂i/∂s·JV + ∂i/∂V (the coefficient of u_k^{n+1}, to the
+    dv store): the pool reads them in the next step's state update, which runs first, with
+    u^{n+1} then known, and empties them. A reader of a coupled concentration keeps the value
+    and the stores it used, for its next phase A (the pool will have moved on by then).
+    """
+    outputs = []
+    for cur in low.currents:
+        if cur.name not in coupling.currents:
+            continue
+        if any(sympy.Symbol(c) in cur.expr.free_symbols for c in conc_read):
+            raise GradgenError(f"'{low.name}': a coupled current that reads a coupled concentration is not "
+                               "supported by the NEURON target", low.mechanism.pos,
+                               hint="the Arbor target carries it")
+        for k in range(K):
+            d = sympy.Add(*[sympy.diff(cur.expr, sympy.Symbol(s)) * sympy.Symbol(sens_pre(s, k)) for s in low.states])
+            if k in owned:
+                d += sympy.diff(cur.expr, sympy.Symbol(owned[k])) * w[k]
+            outputs.append(Assignment(f"{current_store(cur.name, k)}d", xd(current_store(cur.name, k)) + d))
+        dv = sympy.diff(cur.expr, V) + sympy.Add(*[sympy.diff(cur.expr, sympy.Symbol(s)) * sympy.Symbol(sens_dv(s))
+                                                  for s in low.states])
+        outputs.append(Assignment(f"{current_dv_store(cur.name)}d", xd(current_dv_store(cur.name)) + dv))
+    for c in current_read:  # used: the writers refill them after this
+        outputs += [Assignment(f"{current_store(c, k)}d", sympy.Integer(0)) for k in range(K)]
+        outputs.append(Assignment(f"{current_dv_store(c)}d", sympy.Integer(0)))
+    for c in conc_read:
+        outputs.append(Assignment(seen(c), sympy.Symbol(c)))
+        outputs.append(Assignment(seen(concentration_dv_store(c)), xd(concentration_dv_store(c))))
+        outputs += [Assignment(seen(concentration_store(c, k)), xd(concentration_store(c, k))) for k in range(K)]
+    return _cse(outputs, LOCAL_PREFIX["publish"])
 
 
 def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,

@@ -28,6 +28,9 @@ class Target(Protocol):
     #: (I(v + 0.001) − I(v))/0.001), or None where it uses modcc's symbolic conductance
     #: (:func:`gradgen.sensitivity.derive.derive_contributor`).
     slope_step: float | None
+    #: Whether a coupled current's reader (a Ca pool) runs its state update before the other
+    #: mechanisms (NEURON) rather than with them (Arbor; ``derive_contributor``'s ``pool_first``).
+    pool_first: bool
 
     def emit_contributor(self, system: ContributorSystem) -> str:
         """Mechanism source of one gradient (contributor) mechanism."""

@@ -28,6 +28,7 @@ class ArborTarget:
     name = "arbor"
     schemes = emit.SCHEMES
     state_updates = MODCC_METHODS  # modcc: cnexp (Padé) and sparse (backward Euler) only
+    pool_first = False
     slope_step = None  # modcc's conductance, which Arbor's step uses
 
     def emit_contributor(self, system: ContributorSystem) -> str:

@@ -3,7 +3,8 @@
 :mod:`.emit` renders gradient systems through the templates in ``templates/``, :mod:`.build`
 compiles one mechanism library per converted directory (cached by content), :mod:`.model`
 swaps a NEURON model's mechanisms for their gradient versions and records V and dV/dθ
-(:mod:`.shadow` builds the shadow cells that carry dV/dθ by default),
+(:mod:`.shadow` builds the shadow cells that carry dV/dθ by default, :mod:`.point_processes`
+swaps synapses together with their NetCons),
 :mod:`.check` compares them with finite differences of the originals, and
 :func:`instrument` does convert, build and swap in one call for a model built in NEURON.
 Only the runtime imports ``neuron``.
@@ -31,6 +32,7 @@ class NeuronTarget:
     name = "neuron"
     schemes = emit.SCHEMES
     state_updates = NEURON_METHODS  # cnexp is the exact exponential, derivimplicit backward Euler
+    pool_first = True  # NEURON runs a mechanism that writes a concentration first
     slope_step = 0.001  # NEURON's slope of a mechanism's current: (I(v + 0.001) − I(v))/0.001
 
     def emit_contributor(self, system: ContributorSystem) -> str:

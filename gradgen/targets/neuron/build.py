@@ -22,7 +22,8 @@ from pathlib import Path
 
 from gradgen.cached_artefact import cache_root, install, intact, remove_stale
 from gradgen.errors import GradgenError
-from gradgen.manifest import Manifest
+from gradgen.manifest import Manifest, MechanismEntry
+from gradgen.nmodl.parser import parse_text
 from gradgen.protocol import HUB_NAME, SHADOW_MECHANISM, original_name
 from gradgen.targets.neuron.emit import emit_shadow_mechanism, original_source
 
@@ -82,18 +83,32 @@ def build_library(sources: list[tuple[str, str]]) -> Path:
     return target
 
 
+def _is_pool(directory: Path, entry: MechanismEntry, manifest: Manifest) -> bool:
+    """Whether ``entry`` reads a coupled ion current (a Ca pool). NEURON runs a mechanism
+    that writes a concentration before the others (the originals' pool does), and the
+    gradient mechanisms, which all write their accumulators, in reverse order of
+    registration: registered last, the pool's gradient version runs first too, as
+    :func:`gradgen.sensitivity.derive.derive_contributor` (``pool_first``) assumes."""
+    if not manifest.coupling.currents:
+        return False
+    mech = parse_text((directory / entry.source_copy).read_text(), entry.source)
+    return any(v in manifest.coupling.currents for i in mech.ions for v in i.read)
+
+
 def directory_sources(directory: Path | str) -> list[tuple[str, str]]:
     """The files of a converted directory in registration order: gradients and originals,
     the hub first (ion carrier) or last after the shadow mechanism (shadow carrier)."""
     directory = Path(directory)
     manifest = Manifest.load(directory)
     hub = [(f"{HUB_NAME}.mod", (directory / f"{HUB_NAME}.mod").read_text())]
+    # a Ca pool last: it runs its state update right after the shadow hub, before the others
+    mechanisms = sorted(manifest.mechanisms, key=lambda m: _is_pool(directory, m, manifest))
     # a bystander (it cannot move V) runs as its original, which is built below
     sources = [(f"{m.gradient}.mod", (directory / f"{m.gradient}.mod").read_text())
-               for m in manifest.mechanisms if not m.bystander]
+               for m in mechanisms if not m.bystander]
     sources += [(f"{original_name(m.original)}.mod",
                  original_source((directory / m.source_copy).read_text(), m.original))
-                for m in manifest.mechanisms]
+                for m in mechanisms]
     if manifest.scheme == "shadow":
         return sources + [(f"{SHADOW_MECHANISM}.mod", emit_shadow_mechanism())] + hub
     return hub + sources

@@ -20,6 +20,7 @@ from gradgen.errors import GradgenError
 from gradgen.params import ParamRef, parse_param_list
 from gradgen.protocol import original_name
 from gradgen.targets.neuron.model import NeuronModel, set_value, simulate
+from gradgen.targets.neuron.point_processes import points_on, set_point_value
 
 
 @dataclass
@@ -31,6 +32,25 @@ class NeuronCell:
     sites: list[Any]
     regions: dict[str, list[Any]] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)
+    #: ions whose reversal potential is held at :data:`FIXED_REVERSAL_MV` (a written
+    #: concentration makes NEURON recompute it by Nernst each step, a path gradgen does not carry)
+    fixed_reversal: list[str] = field(default_factory=list)
+
+
+#: the reversal potential of a coupled ion in the check (mV)
+FIXED_REVERSAL_MV = 120.0
+
+
+def hold_reversal(h: Any, cell: NeuronCell) -> None:
+    """Reversal potentials of ``cell.fixed_reversal`` held constant (NEURON's ion_style:
+    concentrations a state, e an assigned value, neither initialised nor advanced by Nernst).
+    Inserting a mechanism resets the style, so this runs before every run."""
+    for ion in cell.fixed_reversal:
+        for sec in cell.sections:
+            if sec.has_membrane(f"{ion}_ion"):
+                h.ion_style(f"{ion}_ion", 3, 2, 0, 0, 1, sec=sec)
+                for seg in sec:
+                    setattr(seg, f"e{ion}", FIXED_REVERSAL_MV)
 
 
 @dataclass
@@ -62,6 +82,10 @@ def set_values(model: NeuronModel, cell: NeuronCell, values: Mapping[str, float]
             continue
         name = by_original[p.mechanism].gradient if gradient else original_name(p.mechanism)
         where = cell.regions[p.region] if p.region else cell.sections
+        if by_original[p.mechanism].kind == "point":
+            for point in points_on(where, name):
+                set_point_value(model.h, point, p.parameter, values[p.name])
+            continue
         for sec in where:
             if sec.has_membrane(name):
                 for seg in sec:
@@ -69,16 +93,23 @@ def set_values(model: NeuronModel, cell: NeuronCell, values: Mapping[str, float]
 
 
 def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: float, dt: float,
-               v_init: float = -65.0, rel_step: float = 1e-4) -> NeuronReport:
+               v_init: float = -65.0, rel_step: float = 1e-4, values: Mapping[str, float] | None = None
+               ) -> NeuronReport:
     """dV/dθ at the cell's sites and the gradient of L = mean((V − V*)²) against central
-    finite differences of the original model; V* is the model at θ/1.1. θ's values are the
-    .mod defaults (set explicitly, so both versions run at the same point)."""
+    finite differences of the original model; V* is the model at θ/1.1. θ's values are
+    ``values``, else the .mod defaults (set explicitly, so both versions run at the same
+    point; a NET_RECEIVE weight has no default: give it)."""
     h = model.h
     cell = build(h)
-    values = {p.name: float(p.default) for p in model.manifest.parameters}
+    given = dict(values or {})
+    missing = [p.name for p in model.manifest.parameters if p.name not in given and p.default is None]
+    if missing:
+        raise GradgenError(f"no value for {', '.join(missing)}", hint="an event weight has no default: give it")
+    values = {p.name: float(given.get(p.name, p.default)) for p in model.manifest.parameters}
 
     def run(vals: Mapping[str, float]) -> np.ndarray:
         set_values(model, cell, vals, gradient=False)
+        hold_reversal(h, cell)
         return simulate(h, cell.sites, t_end, dt, v_init).v
 
     plain = run(values)
@@ -93,6 +124,7 @@ def check_cell(model: NeuronModel, build: Callable[[Any], NeuronCell], t_end: fl
         convergence.append(relative_error(estimates[0], estimates[1]))
     set_values(model, cell, values, gradient=False)
     model.swap(cell.sections, cell.regions)
+    hold_reversal(h, cell)
     grad = model.run(cell.sites, t_end, dt, v_init)
     residual = plain - target
     loss = 2.0 * np.einsum("st,skt->k", residual, grad.u) / residual.size
@@ -126,6 +158,27 @@ def cable(h: Any, mechanisms: Sequence[str], length: float = 500.0, diam: tuple[
     return NeuronCell([sec], [sec(x) for x in sites], keep=[stim])
 
 
+#: the weight (µS) of every event in the check's spike trains, and of a ``weight`` θ
+SYNAPSE_WEIGHT_US = 0.005
+#: two regular NetStim trains (start, interval, number; ms) that overlap irregularly
+SPIKE_TRAINS = ((2.0, 6.0, 8), (5.3, 9.7, 5))
+
+
+def drive_synapses(h: Any, cell: NeuronCell, mechanisms: Sequence[str], x: float = 0.3) -> None:
+    """Place each point process (original) at ``x`` on the cell's first section, driven by
+    :data:`SPIKE_TRAINS` through NetCons of weight :data:`SYNAPSE_WEIGHT_US`."""
+    seg = cell.sections[0](x)
+    for m in mechanisms:
+        synapse = getattr(h, original_name(m))(seg)
+        cell.keep.append(synapse)
+        for start, interval, number in SPIKE_TRAINS:
+            stim = h.NetStim()
+            stim.start, stim.interval, stim.number, stim.noise = start, interval, number, 0
+            nc = h.NetCon(stim, synapse)
+            nc.delay, nc.weight[0] = 1.0, SYNAPSE_WEIGHT_US
+            cell.keep += [stim, nc]
+
+
 def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 0.2, delay: float = 1.0,
              segment_length: float = 40.0, cm: float = 1.0, Ra: float = 100.0) -> NeuronCell:
     """An SWC reconstruction read by NEURON's Import3d, the mechanisms everywhere, a step
@@ -149,6 +202,11 @@ def swc_cell(h: Any, path: str, mechanisms: Sequence[str], stimulus_nA: float = 
     return NeuronCell(sections, [root(0.5), far(1.0)], keep=[stim])
 
 
+def _ion_of(concentration: str) -> str:
+    """``cai`` -> ``ca``."""
+    return concentration[:-1]
+
+
 def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir: str, dt: float, t_end: float,
                 stimulus_nA: float, morphology: str | None = None, scheme: str | None = None) -> NeuronReport:
     """``gradgen check --target neuron``: convert, build and check on the cable of the Arbor
@@ -156,11 +214,19 @@ def check_files(mod_files: Sequence[str], params: Sequence[Any] | None, out_dir:
     from gradgen.convert import convert
 
     manifest = convert(mod_files, out_dir, params, scheme=scheme, target="neuron")
-    mechanisms = [m.original for m in manifest.mechanisms]
+    mechanisms = [m.original for m in manifest.mechanisms if m.kind != "point"]
+    synapses = [m.original for m in manifest.mechanisms if m.kind == "point"]
     model = NeuronModel.load(out_dir)
-    if morphology:
-        return check_cell(model, lambda h: swc_cell(h, morphology, mechanisms, stimulus_nA), t_end, dt)
-    return check_cell(model, lambda h: cable(h, mechanisms, stimulus_nA=stimulus_nA), t_end, dt)
+    weights = {p.name: SYNAPSE_WEIGHT_US for p in manifest.parameters if p.default is None}
+
+    def build(h: Any) -> NeuronCell:
+        cell = swc_cell(h, morphology, mechanisms, stimulus_nA) if morphology else \
+            cable(h, mechanisms, stimulus_nA=stimulus_nA)
+        drive_synapses(h, cell, synapses)
+        cell.fixed_reversal = sorted({_ion_of(c) for c in manifest.coupling.concentrations})
+        return cell
+
+    return check_cell(model, build, t_end, dt, values=weights)
 
 
 #: the gradient mechanisms' V differs from the originals' by rounding (≤ 2e-11 mV measured

@@ -38,6 +38,8 @@ from gradgen.protocol import (
     VPREV,
     carrier_ion,
     concentration,
+    current_dv_store,
+    current_store,
     diffusive,
     gradient_name,
     original_name,
@@ -104,12 +106,10 @@ def emit_contributor(system: ContributorSystem) -> str:
     """NMODL text of a mechanism's gradient version for NEURON."""
     low = system.lowered
     mech = low.mechanism
-    if system.coupling.currents or system.coupling.concentrations:
-        raise GradgenError(f"'{low.name}': ion coupling between mechanisms is not supported by the NEURON target yet",
-                           mech.pos, hint="the Arbor target carries sensitivities between mechanisms through ions")
-    if mech.kind != "density":  # (so no NET_RECEIVE either)
-        raise GradgenError(f"'{low.name}': only density mechanisms are supported by the NEURON target yet",
-                           mech.pos, hint="point processes (synapses) work with the Arbor target")
+    if mech.kind not in ("density", "point") or system.lowered.post_events:
+        raise GradgenError(f"'{low.name}': only density mechanisms and point processes (NET_RECEIVE, no "
+                           "POST_EVENT) are supported by the NEURON target yet",
+                           mech.pos, hint="gap junctions and POST_EVENT work with the Arbor target")
     K = len(system.params)
     rename = _neuron_symbols(system)
     ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
@@ -118,6 +118,11 @@ def emit_contributor(system: ContributorSystem) -> str:
         ions.append(dict(name=ion, read=[concentration(ion)], write=[concentration(ion)], valence=1))
     for k in range(K):
         ions.append(dict(name=carrier_ion(k), read=[concentration(carrier_ion(k))], write=[], valence=1))
+    # coupling stores (gradgen.sensitivity.coupling): inside concentrations of ions of their own
+    for store, writes in system.store_ions().items():
+        ions.append(dict(name=store, read=[concentration(store)], write=[concentration(store)] if writes else [],
+                         valence=1))
+        accum.append(store)
     weights = {k: weight(k) for k in system.owned}
     parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=p.unit) for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
@@ -128,6 +133,9 @@ def emit_contributor(system: ContributorSystem) -> str:
     phase_a, phase_a_locals = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"],
                                       {**rename, V: sympy.Symbol(VPREV)})
     phase_b, phase_b_locals = _render(system.phase_b, LOCAL_PREFIX["phase_b_lines"], rename)
+    # NET_RECEIVE: NEURON delivers events after a step's state update and before the next
+    # step's currents, as Arbor does, so the split σ = σpre + JV·u is mapped as for Arbor
+    events, events_locals = _render(system.events, LOCAL_PREFIX["events_lines"], rename)
     # each current as its expression: NEURON takes the slope of the whole current numerically
     # (modcc's conductance form, system.currents, is Arbor's)
     currents, created = [], []
@@ -135,7 +143,7 @@ def emit_contributor(system: ContributorSystem) -> str:
         lines, made = lower_piecewise(c.name, c.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{len(created)}")
         currents += lines
         created += made
-    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b)
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements] + [c.expr for c in low.currents]
     free = {s.name for e in exprs for s in e.free_symbols}
     states = set(low.states)
@@ -156,6 +164,7 @@ def emit_contributor(system: ContributorSystem) -> str:
         phase_a=dict(lines=phase_a, locals=phase_a_locals),
         currents=dict(lines=currents, locals=created),
         phase_b=dict(lines=phase_b, locals=phase_b_locals), vprev=VPREV,
+        events=dict(lines=events, locals=events_locals) if low.events else None, event_args=low.event_args,
         needs_exprelr=_uses_exprelr(exprs), needs_dexprelr=uses_dexprelr(exprs))
 
 
@@ -165,8 +174,14 @@ def emit_hub(params: list[ParamRef], scheme: str = SCHEMES[0], coupling: Couplin
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}")
     name = "hub_shadow.mod.j2" if scheme == "shadow" else "hub.mod.j2"
+    if (coupling.currents or coupling.concentrations) and scheme != "shadow":
+        raise GradgenError("ion coupling between mechanisms needs the shadow carrier in the NEURON target",
+                           hint="drop --scheme (the default is shadow)")
+    current_stores = [current_store(c, k) for c in coupling.currents for k in range(len(params))]
+    current_stores += [current_dv_store(c) for c in coupling.currents]
     return template(name).render(name=HUB_NAME, version=__version__, params=params,
-                                 ks=list(range(len(params))), corrected=scheme == "corrected")
+                                 ks=list(range(len(params))), corrected=scheme == "corrected",
+                                 current_stores=current_stores)
 
 
 def emit_shadow_mechanism() -> str:

@@ -34,6 +34,7 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.targets.neuron.build import build_directory
+from gradgen.targets.neuron.point_processes import kind_of, points_on, swap_points
 from gradgen.targets.neuron.shadow import ShadowCells
 
 _LOADED: dict[str, Path] = {}  # "library" -> the one gradgen library of this process
@@ -50,14 +51,16 @@ def neuron_h() -> Any:
 
 
 def _mechanism_order(h: Any) -> list[str]:
-    types = h.MechanismType(0)
-    names = []
-    for i in range(int(types.count())):
-        types.select(i)
-        name = h.ref("")
-        types.selected(name)
-        names.append(name[0])
-    return names
+    """Density mechanisms and point processes in NEURON's registration order (its type numbers)."""
+    typed = []
+    for point in (0, 1):
+        types = h.MechanismType(point)
+        for i in range(int(types.count())):
+            types.select(i)
+            name = h.ref("")
+            types.selected(name)
+            typed.append((int(types.internal_type()), name[0]))
+    return [name for _, name in sorted(typed)]
 
 
 def load_library(library: Path) -> Any:
@@ -146,6 +149,7 @@ class NeuronModel:
     def __init__(self, directory: Path, manifest: Manifest, h: Any):
         self.directory, self.manifest, self.h = directory, manifest, h
         self.shadows: list[ShadowCells] = []
+        self.points: list[Any] = []  # gradient point processes and their NetCons, kept alive
 
     @property
     def params(self) -> list[ParamRef]:
@@ -216,15 +220,19 @@ class NeuronModel:
                                    f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})",
                                    hint="instrument whole cells")
             unknown = sorted({m.name() for seg in sec for m in seg if not m.name().endswith("_ion")} - known)
-            unknown += sorted({p.hname().split("[")[0] for seg in sec for p in seg.point_processes()}
-                              - _INDEPENDENT_SOURCES)
+            unknown += sorted({kind_of(p) for seg in sec for p in seg.point_processes()}
+                              - _INDEPENDENT_SOURCES - known)
             if unknown:  # its conductance and states would be missing from every u_k
                 raise GradgenError(f"section {sec.name()} has mechanism(s) {', '.join(unknown)} without a "
                                    "gradient version", hint="convert their .mod files too")
+        for entry in self.manifest.mechanisms:
+            if entry.kind == "point":
+                for present in {entry.original, original_name(entry.original)} - {entry.gradient}:
+                    self.points += swap_points(self.h, sections, present, entry.gradient, entry.parameters)
         for sec in sections:
             for entry in self.manifest.mechanisms:
                 for present in (entry.original, original_name(entry.original)):
-                    if not sec.has_membrane(present):
+                    if entry.kind == "point" or not sec.has_membrane(present):
                         continue
                     kept = [{p: get_value(self.h, seg, present, p) for p in entry.parameters} for seg in sec]
                     sec.uninsert(present)
@@ -248,6 +256,10 @@ class NeuronModel:
                                    hint="pass regions={name: [sections]}")
             where = set(regions[p.region]) if p.region else None  # NEURON makes a new wrapper per lookup: not id()
             gradient = by_original[p.mechanism].gradient
+            if by_original[p.mechanism].kind == "point":
+                for point in points_on([s for s in sections if where is None or s in where], gradient):
+                    setattr(point, weight(k), 1.0)
+                continue
             for sec in sections:
                 if sec.has_membrane(gradient) and (where is None or sec in where):
                     for seg in sec:
@@ -257,7 +269,29 @@ class NeuronModel:
             gradients: bool = True) -> Traces:
         """Fixed-step run (NEURON's backward Euler); V and, with ``gradients``, every u_k at ``sites``."""
         n_params = len(self.manifest.parameters) if gradients else 0
+        if n_params:
+            self._check_reversals()
         return simulate(self.h, sites, tstop, dt, v_init, n_params, self.carriers() if n_params else None)
+
+
+    def _check_reversals(self) -> None:
+        """Refuse a coupled ion whose reversal NEURON recomputes from its concentration
+        (Nernst: NEURON's default where a mechanism writes the concentration), a path of
+        dV/dθ the gradient mechanisms do not carry."""
+        sections = self.shadows[0].sections if self.shadows else []
+        for c in self.manifest.coupling.concentrations:
+            ion = f"{c[:-1]}_ion"
+            for sec in sections:
+                if sec.has_membrane(ion) and int(self.h.ion_style(ion, sec=sec)) & _REVERSAL_FROM_CONCENTRATION:
+                    raise GradgenError(f"section {sec.name()}: NEURON computes e{c[:-1]} from {c} (Nernst), a path "
+                                       "the gradients do not carry",
+                                       hint=f'hold it after swap(): h.ion_style("{ion}", 3, 2, 0, 0, 1, sec=sec)')
+
+
+#: ion_style bits for "reversal initialised and advanced from the concentrations" (measured in
+#: NEURON 9.0.2: 0o367 after inserting a concentration writer, 0o227 after
+#: ion_style(ion, 3, 2, 0, 0, 1))
+_REVERSAL_FROM_CONCENTRATION = 0o140
 
 
 def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: float = -65.0,
