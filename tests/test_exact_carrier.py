@@ -108,7 +108,7 @@ def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path):
     from test_synapses import synapse_cell
 
     model = _model(tmp_path, ["expsyn.mod", "hh.mod"], ["expsyn.tau", "hh.gkbar"])
-    with pytest.warns(GradgenWarning, match="ion carrier, the exact carrier does not cover point process"):
+    with pytest.warns(GradgenWarning, match="ion carrier, the exact carrier does not cover point, junction or voltage process"):
         run = model.simulation(synapse_cell("expsyn"), ["(location 0 0.5)"])
     assert not run.exact and not run.hubs[0].startswith(EXACT_PREFIX)
 
