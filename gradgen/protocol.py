@@ -157,6 +157,12 @@ LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq"}
 
+
+def elimination_local(block_prefix: str, n: int) -> str:
+    """The n-th LOCAL of a linear solve written out as elimination (a block's prefix + f)."""
+    return f"{block_prefix}f{n}"
+
+
 # ---- homeostatic control ------------------------------------------------------------------
 
 

@@ -73,7 +73,7 @@ def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
 def _check_current_reader(m: LoweredMechanism, var: str) -> None:
     """Coupled currents are only meaningful inside state updates (see the module notes)."""
     symbol_names = {s.name for c in m.currents for s in c.expr.free_symbols}
-    symbol_names |= {s.name for e in m.initial.values() for s in e.free_symbols}
+    symbol_names |= {s.name for e in [*m.initial.values(), *m.initial_equations.values()] for s in e.free_symbols}
     if var in symbol_names:
         raise GradgenError(
             f"'{m.name}' uses the ion current '{var}' outside its state update", m.mechanism.pos,

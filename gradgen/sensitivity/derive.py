@@ -19,7 +19,7 @@ parameter painted 1 on θ_k's region).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import sympy
 
@@ -43,7 +43,8 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import Coupling
-from gradgen.sensitivity.discretize import MODCC_METHODS, state_update
+from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
+from gradgen.sensitivity.linear_solve import eliminate
 
 
 @dataclass
@@ -212,10 +213,15 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
     outputs = []
-    for name, phi in update.items():
-        for k in range(K):
-            outputs.append(Assignment(sens_pre(name, k), dtheta(phi, k, with_u=False)))
-        outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V)))
+    solved: list[Assignment] = []
+    if isinstance(update, LinearStep):  # σpre and JV come with the solve
+        solved, update, outputs = _solved_step(update, K, lambda e, k: dtheta(e, k, with_u=False),
+                                               LOCAL_PREFIX["phase_b"])
+    else:
+        for name, phi in update.items():
+            for k in range(K):
+                outputs.append(Assignment(sens_pre(name, k), dtheta(phi, k, with_u=False)))
+            outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V)))
     outputs += [Assignment(name, phi) for name, phi in update.items()]
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     for c in published:
@@ -225,6 +231,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         outputs.append(Assignment(f"{scratch_ion(k)}d",
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
+    _prepend(phase_b, solved)
 
     # NET_RECEIVE: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u split alike.
     outputs = []
@@ -240,14 +247,23 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     events = _simultaneous(outputs, LOCAL_PREFIX["events"])
 
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
-    outputs = [Assignment(name, expr) for name, expr in low.initial.items()]
+    def dtheta0(expr: sympy.Expr, k: int) -> sympy.Expr:
+        d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
+        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
+                               for c in conc_read])
+
+    solved, outputs = [], []
+    if low.initial_equations:  # states set by a linear solve: solved in the generated code
+        step = linear_system(low.initial_equations, low)
+        solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"], with_v=False)
+        outputs += [Assignment(name, value) for name, value in values.items()]
     for name, expr in low.initial.items():
-        for k in range(K):
-            d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
-            d += sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
-                             for c in conc_read])
-            outputs.append(Assignment(sens_pre(name, k), d))
+        if name in low.initial_equations:
+            continue
+        outputs.append(Assignment(name, expr))
+        outputs += [Assignment(sens_pre(name, k), dtheta0(expr, k)) for k in range(K)]
     initial = _cse(outputs, LOCAL_PREFIX["initial"])
+    _prepend(initial, solved)
     for name in low.states:
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
@@ -261,6 +277,37 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     initial.statements.append(Assignment(VPREV, V))
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
                              current_locals)
+
+
+def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
+                 with_v: bool = True) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
+    """A linear update M·x = r solved by elimination, and its sensitivities from the same factors.
+
+    With R(x) = r − M·x = 0 at the solution, dx/dθ_k = M⁻¹·∂R/∂θ_k and ∂x/∂V = M⁻¹·∂R/∂V
+    (x held fixed): σpre and JV without ever forming M⁻¹ symbolically. Returns the
+    elimination statements, state -> new value, and the σpre (and JV) outputs.
+    """
+    elimination = eliminate(step.matrix, prefix)
+    statements, x = elimination.solve(step.rhs)
+    residual = [r - sum((step.matrix[i, j] * x[j] for j in range(len(x))), sympy.Integer(0))
+                for i, r in enumerate(step.rhs)]
+    outputs = []
+    for k in range(K):
+        more, dx = elimination.solve([dtheta(r, k) for r in residual])
+        statements += more
+        outputs += [Assignment(sens_pre(name, k), d) for name, d in zip(step.names, dx)]
+    if with_v:
+        more, dx = elimination.solve([sympy.diff(r, V) for r in residual])
+        statements += more
+        outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
+    code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]
+    return code, dict(zip(step.names, x)), outputs
+
+
+def _prepend(code: Code, statements: list[Assignment]) -> None:
+    """Put LOCAL ``statements`` (an elimination) before ``code``'s own."""
+    code.locals = [a.target for a in statements] + code.locals
+    code.statements = statements + code.statements
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:
