@@ -174,7 +174,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
 
     def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:
         """d expr/dθ_k through states, coupled ion inputs, the owned parameter and (optionally) V."""
-        total = sympy.Add(*[sympy.diff(expr, s) * d(k) for s, d in carried.items()])
+        free = expr.free_symbols
+        total = sympy.Add(*[sympy.diff(expr, s) * d(k) for s, d in carried.items() if s in free])
         if k in owned:
             total += sympy.diff(expr, sympy.Symbol(owned[k])) * w[k]
         if with_u:
@@ -289,15 +290,23 @@ def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], s
     """
     elimination = eliminate(step.matrix, prefix)
     statements, x = elimination.solve(step.rhs)
-    residual = [r - sum((step.matrix[i, j] * x[j] for j in range(len(x))), sympy.Integer(0))
-                for i, r in enumerate(step.rhs)]
+    n = len(x)
+    entries = [(i, j) for i in range(n) for j in range(n) if step.matrix[i, j] != 0 and x[j] != 0]
+
+    def residual_derivative(derivative: Callable[[sympy.Expr], sympy.Expr]) -> list[sympy.Expr]:
+        """∂R/∂· = ∂r/∂· − ∂M/∂··x, entry by entry (small expressions, no product rule over M·x)."""
+        out = [derivative(r) for r in step.rhs]
+        for i, j in entries:
+            out[i] -= derivative(step.matrix[i, j]) * x[j]
+        return out
+
     outputs = []
     for k in range(K):
-        more, dx = elimination.solve([dtheta(r, k) for r in residual])
+        more, dx = elimination.solve(residual_derivative(lambda e: dtheta(e, k)))
         statements += more
         outputs += [Assignment(sens_pre(name, k), d) for name, d in zip(step.names, dx)]
     if with_v:
-        more, dx = elimination.solve([sympy.diff(r, V) for r in residual])
+        more, dx = elimination.solve(residual_derivative(lambda e: sympy.diff(e, V)))
         statements += more
         outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
     code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]

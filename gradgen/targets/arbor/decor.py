@@ -6,8 +6,9 @@ with gradient or original mechanisms, on the original or the transformed geometr
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import arbor
 from arbor import units as U
@@ -29,32 +30,49 @@ class _Place:
     label: str | None
 
 
-class Decor:
-    """Records ``arbor.decor`` calls so the cell can be rebuilt with other mechanisms.
+class Decor(arbor.decor):
+    """An ``arbor.decor`` that also records its calls, so the cell can be rebuilt with other
+    mechanisms.
 
     Supports ``set_property``, ``paint`` (densities and membrane properties), ``place``
-    (stimuli, detectors, synapses) and ``set_ion``, with the arguments ``arbor.decor`` takes.
+    (stimuli, detectors, synapses) and ``set_ion``, with the arguments ``arbor.decor`` takes;
+    each call also goes to ``arbor.decor`` itself, so ``arbor.cable_cell(morphology, decor, …)``
+    builds the user's original cell unchanged (and :func:`recorded_cells` turns it into a
+    :class:`CellSpec`).
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.properties: dict[str, Any] = {}
         self.paints: list[_Paint] = []
         self.places: list[_Place] = []
         self.ions: list[tuple[tuple, dict]] = []
 
     def set_property(self, **kwargs) -> "Decor":
-        self.properties.update(kwargs)
+        super().set_property(**kwargs)
+        self.properties.update({k: v for k, v in kwargs.items() if v is not None})
         return self
 
     def paint(self, region: str, what: Any = None, **kwargs) -> "Decor":
-        self.paints.append(_Paint(region, what, kwargs))
+        if what is None:
+            super().paint(region, **kwargs)
+        else:
+            super().paint(region, what, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if what is not None or kwargs:
+            self.paints.append(_Paint(region, what, kwargs))
         return self
 
     def place(self, locset: str, what: Any, label: str | None = None) -> "Decor":
+        if label is None:
+            super().place(locset, what)
+        else:
+            super().place(locset, what, label)
         self.places.append(_Place(locset, what, label))
         return self
 
     def set_ion(self, *args, **kwargs) -> "Decor":
+        super().set_ion(*args, **kwargs)
         self.ions.append((args, kwargs))
         return self
 
@@ -159,6 +177,34 @@ class CellSpec:
         # an explicit policy even by default: arbor.cv_data returns None without one
         policy = self.cv_policy or arbor.default_cv_policy()
         return arbor.cable_cell(self.morphology, decor, self.labels, policy)
+
+
+@contextmanager
+def recorded_cells() -> Iterator[list[CellSpec]]:
+    """The :class:`CellSpec` of every ``arbor.cable_cell`` built from a :class:`Decor` inside
+    the block, so that a user's own cell-building code (``make_cell`` calling
+    ``arbor.cable_cell``) needs no change but ``arbor.decor()`` → ``gradgen.Decor()``.
+
+    ``arbor.cable_cell`` is wrapped only inside the block and still builds the cell.
+    """
+    specs: list[CellSpec] = []
+    build = arbor.cable_cell
+
+    def recording(morphology: Any, decor: Any, labels: Any = None, policy: Any = None, **kwargs) -> Any:
+        labels = kwargs.pop("labels", labels)
+        policy = kwargs.pop("discretization", policy)
+        cell = build(morphology, decor, labels, policy, **kwargs)
+        if isinstance(decor, Decor):
+            if not isinstance(morphology, arbor.morphology):
+                morphology = arbor.morphology(morphology)
+            specs.append(CellSpec(morphology, decor, labels or arbor.label_dict(), policy))
+        return cell
+
+    arbor.cable_cell = recording
+    try:
+        yield specs
+    finally:
+        arbor.cable_cell = build
 
 
 def _quantity(value: Any, unit: U.unit) -> float:
