@@ -3,11 +3,12 @@
 `gradgen convert FILE --all-params` on Arbor's allen NaV (12 states, LINEAR INITIAL) and the
 ModelDB mechanisms of ../shared/corpus/modeldb with 12 or more STATEs in a KINETIC block.
 Each file runs in its own Python process, so its peak resident memory (getrusage
-ru_maxrss) is its own; tracemalloc's peak counts Python allocations (SymPy's expressions).
+ru_maxrss, interpreter and imports included) is its own; tracemalloc is left off because it
+slows SymPy's allocations severalfold and the seconds are the point.
 Before the matrix form (gradgen.sensitivity.linear_solve) NaV ran out of 6 GB after 8 minutes.
 
 Writes benchmarks/results/kinetic_convert.json: per file, states, θ count, outcome
-("converted" or the one-line refusal), seconds, peak RSS and tracemalloc peak in MB.
+("converted" or the one-line refusal), seconds and peak RSS in MB.
 """
 from __future__ import annotations
 
@@ -25,9 +26,8 @@ MIN_STATES = 12
 TIMEOUT_S = 600  # the issue's "in seconds": anything near this is a failure anyway
 
 WORKER = r"""
-import json, resource, sys, tempfile, time, tracemalloc
+import json, resource, sys, tempfile, time
 from pathlib import Path
-tracemalloc.start()
 start = time.perf_counter()
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
@@ -39,8 +39,7 @@ except GradgenError as error:
     outcome, n_params = "refused: " + str(error).splitlines()[0], None
 seconds = time.perf_counter() - start
 print(json.dumps({"outcome": outcome, "params": n_params, "seconds": round(seconds, 2),
-                  "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                  "tracemalloc_peak_MB": round(tracemalloc.get_traced_memory()[1] / 2**20, 1)}))
+                  "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 """
 
 

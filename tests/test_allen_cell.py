@@ -1,0 +1,72 @@
+"""The Allen cell of Arbor's own example (examples/allen_cell.py): built by the example's own
+make_cell with only `A.decor()` → `gradgen.Decor()`, its mechanisms (the 12-state KINETIC NaV
+included) converted from Arbor's allen catalogue, dV/dθ against central finite differences
+of the original mechanisms. Reads ../shared/corpus by path; skips when it is absent."""
+import importlib.util
+from pathlib import Path
+
+import arbor
+import numpy as np
+import pytest
+from arbor import units as U
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("allen_cell_example", ROOT / "examples" / "allen_cell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+example = _example()
+pytestmark = pytest.mark.skipif(not example.available(), reason="Arbor's Allen example is not under ../shared/corpus")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from gradgen.convert import convert
+    from gradgen.params import parse_param_list
+    from gradgen.targets.arbor.model import GradientModel
+
+    out = tmp_path_factory.mktemp("allen") / "out"
+    convert(example.MECHANISMS, out, parse_param_list([example.PARAMS]))
+    return GradientModel.load(out)
+
+
+def test_the_cell_as_written_is_refused_in_one_line_not_given_a_partial_gradient(model):
+    from gradgen.errors import GradgenError
+
+    cell, spec = example.allen_cell()
+    assert isinstance(cell, arbor.cable_cell)  # the user's own arbor.cable_cell still builds
+    with pytest.raises(GradgenError, match="'cm' is painted on a region"):
+        model.simulate(spec, ['"midpoint"'], 1.0, 0.025)
+    variant = example.supported_variant(spec)
+    variant.decor.set_ion("ca", method="nernst/x=ca")  # one cm, but Nernst back
+    with pytest.raises(GradgenError, match="reversal potential of 'ca' follows its concentrations"):
+        model.simulate(variant, ['"midpoint"'], 1.0, 0.025)
+
+
+def test_allen_cell_gradients_match_finite_differences_of_the_original_mechanisms(model):
+    _cell, spec = example.allen_cell()
+    variant = example.supported_variant(spec)
+    # the example's stimulus starts at 200 ms; a short test drives the soma from 1 ms
+    variant.decor.place('"midpoint"', arbor.i_clamp(1 * U.ms, 20 * U.ms, 0.4 * U.nA))
+    sites, t_end, dt = ['"midpoint"'], 12.0, 0.01  # dt below the coarse-step warning's 0.012 ms
+    traces = model.simulate(variant, sites, t_end, dt)
+    assert traces.v[0].max() > 0.0, "the soma should fire: NaV's gradient is then exercised"
+    errors = {}
+    for k, ref in enumerate(model.params):
+        theta = model.defaults[ref.name]
+        painted = [vals for region, mech, vals in variant.decor.densities()
+                   if mech.partition("/")[0] == ref.mechanism and region == f'"{ref.region}"']
+        theta = painted[0].get(ref.parameter, theta) if painted else theta
+        h = 1e-3 * abs(theta)
+        up = model.simulate(variant, sites, t_end, dt, gradients=False, values={ref.name: theta + h}).v[0]
+        down = model.simulate(variant, sites, t_end, dt, gradients=False, values={ref.name: theta - h}).v[0]
+        fd = (up - down) / (2 * h)
+        errors[ref.name] = np.linalg.norm(traces.dv[0, k] - fd) / np.linalg.norm(fd)
+    print(errors)
+    # the issue's bound for dV/dθ against FD (2 %); measured values are printed above
+    assert max(errors.values()) < 0.02, errors
