@@ -34,6 +34,7 @@ from typing import Sequence
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism
 from gradgen.protocol import concentration_dv_store, concentration_store, current_store
+from gradgen.sensitivity.nernst import followed_reversals
 
 #: Stores must not diffuse, but Arbor gives an ion without diffusivity no ``Xd`` at all.
 STORE_DIFFUSIVITY = 1e-30  # m²/s: relative change per step ~ D·dt/h² ≈ 1e-23
@@ -67,7 +68,17 @@ def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
                 currents.append(var)
             if var in written_concentrations and var not in concentrations:
                 concentrations.append(var)
+        for conc in followed_reversals(m, written_concentrations).values():
+            if conc not in concentrations:  # a reversal potential that may follow it (nernst)
+                concentrations.append(conc)
     return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)))
+
+
+def concentrations_read(m: LoweredMechanism, coupling: Coupling) -> list[str]:
+    """Coupled concentrations ``m`` reads: directly, or through a reversal potential that
+    follows them (:mod:`gradgen.sensitivity.nernst`)."""
+    followed = followed_reversals(m, set(coupling.concentrations)).values()
+    return [c for c in coupling.concentrations if c in m.ion_reads or c in followed]
 
 
 def _check_current_reader(m: LoweredMechanism, var: str) -> None:

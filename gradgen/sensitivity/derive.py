@@ -42,9 +42,10 @@ from gradgen.protocol import (
     sens_pre,
     weight,
 )
-from gradgen.sensitivity.coupling import Coupling
+from gradgen.sensitivity.coupling import Coupling, concentrations_read
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
 from gradgen.sensitivity.linear_solve import eliminate
+from gradgen.sensitivity.nernst import followed_reversals, reversal_slope
 
 
 @dataclass
@@ -93,8 +94,13 @@ class ContributorSystem:
         return names
 
     def concentrations_read(self) -> list[str]:
-        """Coupled concentrations this mechanism reads (their dc/dθ is kept per phase A)."""
-        return [c for c in self.coupling.concentrations if c in self.lowered.ion_reads]
+        """Coupled concentrations this mechanism reads, directly or through a Nernst reversal
+        potential (their dc/dθ is kept per phase A)."""
+        return concentrations_read(self.lowered, self.coupling)
+
+    def nernst_reversals(self) -> dict[str, str]:
+        """Reversal potentials that follow a concentration where the flag is set: var -> conc."""
+        return followed_reversals(self.lowered, set(self.coupling.concentrations))
 
     def store_ions(self) -> dict[str, bool]:
         """Coupling store ions this mechanism uses -> whether it writes them."""
@@ -105,7 +111,7 @@ class ContributorSystem:
                 for k in range(K):
                     stores[current_store(c, k)] = any(cur.name == c for cur in low.currents)
         for c in self.coupling.concentrations:
-            if c in low.ion_reads or c in low.concentration_writes:
+            if c in self.concentrations_read() or c in low.concentration_writes:
                 writes = c in low.concentration_writes
                 for k in range(K):
                     stores[concentration_store(c, k)] = writes
@@ -166,10 +172,14 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     states = [sympy.Symbol(s) for s in low.states]
     u = [xd(carrier_ion(k)) for k in range(K)]
     w = [sympy.Symbol(weight(k)) for k in range(K)]
-    conc_read = [c for c in coupling.concentrations if c in low.ion_reads]
+    conc_read = concentrations_read(low, coupling)
     current_read = [c for c in coupling.currents if c in low.ion_reads]
-    # inputs whose dθ_k is a symbol: own states, read concentrations, read currents
+    # inputs whose dθ_k is a symbol: own states, read concentrations, read currents, and
+    # reversal potentials that follow a concentration (0 unless the nernst flag is painted)
     carried = {sympy.Symbol(s): (lambda k, s=s: sympy.Symbol(sens(s, k))) for s in low.states + conc_read}
+    for reversal, conc in followed_reversals(low, set(coupling.concentrations)).items():
+        slope = reversal_slope(low, reversal)
+        carried[sympy.Symbol(reversal)] = lambda k, slope=slope, conc=conc: slope * sympy.Symbol(sens(conc, k))
     carried.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k))) for c in current_read})
 
     def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:

@@ -37,6 +37,7 @@ from gradgen.protocol import (
     gradient_ions,
     hub_probe_tag,
     hub_state,
+    nernst_flag,
     original_name,
     weight,
 )
@@ -56,7 +57,7 @@ from gradgen.targets.arbor.geometry.transform import (
 from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
 from gradgen.targets.arbor.sites import cv_centre, cv_lengths
 from gradgen.targets.arbor.step_check import warn_for_model
-from gradgen.targets.arbor.versions import check_reversal_methods, method_map, version
+from gradgen.targets.arbor.versions import check_reversal_methods, method_map, nernst_ions, version
 
 
 @dataclass
@@ -165,6 +166,7 @@ class GradientModel:
                 raise GradgenError(f"parameter '{ref.name}': the cell has no region label "
                                    f"'{ref.region}'", hint="its labels: " + ", ".join(sorted(
                                        spec.labels.keys())) if len(spec.labels) else "it has no labels")
+        nernst = nernst_ions(spec.decor.ions + [((ion,), kw) for ion, kw in spec.ions.items()])
         out: list[tuple[str, arbor.density]] = []
         for region, painted_name, user_values in spec.decor.densities():
             derived = DerivedName.parse(painted_name)
@@ -190,6 +192,8 @@ class GradientModel:
                         vals[ref.parameter] = values[ref.name]
                     if gradients and applies:
                         vals[weight(k)] = 1.0
+                if gradients:  # the reversal potential follows the concentration (nernst)
+                    vals.update({nernst_flag(ion): 1.0 for ion in self.mechanisms[mech].nernst if ion in nernst})
                 out.append((piece, version(self.mechanisms[mech], derived, vals, gradients, arbor.density)))
         if gradients:
             out += self._hub(membrane)
@@ -271,7 +275,7 @@ class GradientModel:
         """
         densities = self.densities(spec, gradients, values or {}, membrane)
         synapses = self.synapse_map(gradients, values or {})
-        check_reversal_methods(spec.decor.ions, self.mechanisms)
+        check_reversal_methods(spec.decor.ions + [((ion,), kw) for ion, kw in spec.ions.items()], self.mechanisms)
         methods = method_map(self.mechanisms, gradients)
         if not gradients:
             return spec.build(spec.decor.to_arbor(densities, place_map=synapses, method_map=methods))
