@@ -35,22 +35,16 @@ def model(tmp_path_factory):
     return GradientModel.load(out)
 
 
-def test_the_cell_as_written_is_refused_in_one_line_not_given_a_partial_gradient(model):
-    from gradgen.errors import GradgenError
-
+def test_the_cell_as_written_builds_and_follows_nernst(model):
     cell, spec = example.allen_cell()
     assert isinstance(cell, arbor.cable_cell)  # the user's own arbor.cable_cell still builds
-    with pytest.raises(GradgenError, match="'cm' is painted on a region"):
-        model.simulate(spec, ['"midpoint"'], 1.0, 0.025)
-    variant = example.supported_variant(spec)
-    variant.decor.set_ion("ca", method="nernst/x=ca")  # one cm, but Nernst back
-    with pytest.raises(GradgenError, match="reversal potential of 'ca' follows its concentrations"):
-        model.simulate(variant, ['"midpoint"'], 1.0, 0.025)
+    assert len(spec.decor.membrane_property("cm")) == 4  # cm per region, as the fit has it
+    # Ca_HVA and Ca_LVA follow eca through cai (CaDynamics writes it; the cell uses nernst)
+    assert model.mechanisms["Ca_HVA"].nernst == ["ca"] and model.mechanisms["Ca_LVA"].nernst == ["ca"]
 
 
 def test_allen_cell_gradients_match_finite_differences_of_the_original_mechanisms(model):
-    _cell, spec = example.allen_cell()
-    variant = example.supported_variant(spec)
+    _cell, variant = example.allen_cell()  # per-region cm, nernst Ca: the cell as written
     # the example's stimulus starts at 200 ms; a short test drives the soma from 1 ms
     variant.decor.place('"midpoint"', arbor.i_clamp(1 * U.ms, 20 * U.ms, 2.0 * U.nA))
     sites, t_end, dt = ['"midpoint"'], 10.0, 0.01  # dt below the coarse-step warning's 0.012 ms

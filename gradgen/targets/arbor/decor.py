@@ -213,31 +213,30 @@ def _quantity(value: Any, unit: U.unit) -> float:
 
 @dataclass
 class Membrane:
-    """Membrane constants in the API units µF/cm² and Ω·cm: one cm, a default rL and the
-    per-region rL paints (region, Ω·cm) in paint order."""
+    """Membrane constants in the API units µF/cm² and Ω·cm: a default cm and rL and their
+    per-region paints (region, value) in paint order."""
 
     cm: float
     rL: float
     rL_regions: tuple[tuple[str, float], ...] = ()
+    cm_regions: tuple[tuple[str, float], ...] = ()
 
 
 def membrane_of(spec: CellSpec, props: arbor.cable_cell_global_properties) -> Membrane:
-    """The cell's capacitance and axial resistivities; per-region cm is refused.
+    """The cell's capacitances and axial resistivities.
 
-    The carrier needs vol/C equal on every CV, which a varying cm would break; per-region rL
-    is folded into the geometry transform's per-piece rL.
+    Per-region rL is folded into the geometry transform's per-piece rL; per-region cm into
+    its per-CV radius (the carrier needs vol/C equal on every CV).
     """
-    if spec.decor.membrane_property("cm"):
-        raise GradgenError(
-            "'cm' is painted on a region; gradient ions need one value per cell",
-            hint="set it with decor.set_property(cm=...)")
     cm = spec.decor.properties.get("cm")
     rL = spec.decor.properties.get("rL")
     cm_F_m2 = _quantity(cm, U.F / U.m2) if cm is not None else props.membrane_capacitance
     rL_ohm_cm = _quantity(rL, U.Ohm * U.cm) if rL is not None else props.axial_resistivity
     regions = tuple((region, _plain_quantity(value, U.Ohm * U.cm, "rL"))
                     for region, value in spec.decor.membrane_property("rL"))
-    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm, rL_regions=regions)
+    cm_regions = tuple((region, _plain_quantity(value, U.F / U.m2, "cm") * 100.0)
+                       for region, value in spec.decor.membrane_property("cm"))
+    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm, rL_regions=regions, cm_regions=cm_regions)
 
 
 def _plain_quantity(value: Any, unit: U.unit, name: str) -> float:

@@ -200,7 +200,15 @@ class GradientModel:
         return out
 
     def _hub(self, membrane: Membrane) -> list[tuple[str, arbor.density]]:
-        """The hub on the whole cell, with the extra values of :attr:`hub_paints` where given."""
+        """The hub on the whole cell, with the extra values of :attr:`hub_paints` where given,
+        and each region's cm where cm is painted per region (Arbor averages it per CV by area,
+        as it does the capacitance)."""
+        if membrane.cm_regions:
+            if self.hub_paints:
+                raise GradgenError("cm painted per region and a homeostatic hub cannot be combined yet",
+                                   hint="set one cm with decor.set_property(cm=...)")
+            return [(region, arbor.density(HUB_NAME, {"cm": cm}))
+                    for region, cm in disjoint_paints([("(all)", membrane.cm), *membrane.cm_regions])]
         if not self.hub_paints:
             return [("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm}))]
         rest = "(all)"
@@ -281,8 +289,8 @@ class GradientModel:
             return spec.build(spec.decor.to_arbor(densities, place_map=synapses, method_map=methods))
         ions = [carrier_ion(k) for k in range(len(self.params))]
         if self.carrier_geometry == "naive":
-            if membrane.rL_regions:
-                raise GradgenError("the naive carrier geometry assumes one rL")
+            if membrane.rL_regions or membrane.cm_regions:
+                raise GradgenError("the naive carrier geometry assumes one rL and one cm")
             decor = spec.decor.to_arbor(densities, place_map=synapses, method_map=methods)
             paints = naive_carrier_paints(spec.morphology, spec.labels,
                                           spec.cv_policy or arbor.default_cv_policy(),
@@ -330,8 +338,8 @@ class GradientModel:
         diffusion with the CV length, so one diffusivity is exact only for a constant radius
         and equal CVs; other cells are refused rather than given wrong gradients.
         """
-        if membrane.rL_regions:
-            raise GradgenError("'rL' is painted on a region; one carrier diffusivity cannot follow it",
+        if membrane.rL_regions or membrane.cm_regions:
+            raise GradgenError("'rL' or 'cm' is painted on a region; one carrier diffusivity cannot follow it",
                                hint="let GradientModel build the gradient cell (geometry transform)")
         ratio = worst_radius_ratio(spec.morphology)
         if ratio - 1.0 > 1e-9:
@@ -381,6 +389,20 @@ class GradientModel:
         if gradients:
             warn_for_model(self, spec, dt, values or {})
         return self.simulation(spec, sites, gradients, values).run(t_end, dt, sample_dt)
+
+
+def disjoint_paints(paints: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Region paints in order, later ones overriding earlier ones, as disjoint regions (a
+    density mechanism may be painted only once on any part of the cell)."""
+    def named(region: str) -> str:  # a bare label inside join/difference: Arbor needs its kind
+        return f"(region {region})" if region.strip().startswith('"') else region
+
+    out = []
+    for j, (region, value) in enumerate(paints):
+        later = [named(r) for r, _ in paints[j + 1:]]
+        rest = later[0] if len(later) == 1 else f"(join {' '.join(later)})"
+        out.append((f"(difference {named(region)} {rest})" if later else region, value))
+    return out
 
 
 def _memberships(n: int) -> list[tuple[bool, ...]]:
