@@ -397,6 +397,12 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         if cur.conductance is not None:
             cur.conductance = guards_to_exprelr(cur.conductance)
     derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
+    if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
+        used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
+                                   *equations, *initial_equations.values()] for sym in e.free_symbols}
+        for state in states:
+            if state not in derivatives and state not in used:
+                derivatives[state] = sympy.Integer(0)
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}

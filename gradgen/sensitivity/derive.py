@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 
 import sympy
 
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.lower import LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -227,7 +227,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     solved: list[Assignment] = []
     if isinstance(update, LinearStep):  # σpre and JV come with the solve
         solved, update, outputs = _solved_step(update, K, lambda e, k: dtheta(e, k, with_u=False),
-                                               LOCAL_PREFIX["phase_b"])
+                                               LOCAL_PREFIX["phase_b"], low.mechanism.pos)
     else:
         for name, phi in update.items():
             for k in range(K):
@@ -266,7 +266,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     solved, outputs = [], []
     if low.initial_equations:  # states set by a linear solve: solved in the generated code
         step = linear_system(low.initial_equations, low)
-        solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"], with_v=False)
+        solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"],
+                                               low.mechanism.initial.pos, with_v=False)
         outputs += [Assignment(name, value) for name, value in values.items()]
     for name, expr in low.initial.items():
         if name in low.initial_equations:
@@ -291,14 +292,19 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
 
 
 def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
-                 with_v: bool = True) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
+                 pos: SourcePos, with_v: bool = True
+                 ) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
     """A linear update M·x = r solved by elimination, and its sensitivities from the same factors.
 
     With R(x) = r − M·x = 0 at the solution, dx/dθ_k = M⁻¹·∂R/∂θ_k and ∂x/∂V = M⁻¹·∂R/∂V
     (x held fixed): σpre and JV without ever forming M⁻¹ symbolically. Returns the
     elimination statements, state -> new value, and the σpre (and JV) outputs.
     """
-    elimination = eliminate(step.matrix, prefix)
+    try:
+        elimination = eliminate(step.matrix, prefix)
+    except ValueError as error:
+        raise GradgenError(f"{error}: the states are not determined", pos,
+                           hint="write one independent equation per state") from None
     statements, x = elimination.solve(step.rhs)
     n = len(x)
     entries = [(i, j) for i in range(n) for j in range(n) if step.matrix[i, j] != 0 and x[j] != 0]

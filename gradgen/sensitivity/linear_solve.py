@@ -8,8 +8,9 @@ matrix entry, multiplier, updated entry and solution component is one LOCAL, str
 zeros are skipped (no fill-in where there is none), and the factors are computed once and
 reused for every right-hand side (the new states, each σ_k = ds/dθ_k, ∂s/∂V).
 
-No pivoting, like modcc's ``sparse`` solver: the matrices here are I − dt·J of a rate matrix
-(diagonally dominant by columns) or a steady state with one conservation row.
+Pivots stay on the diagonal where it is structurally nonzero (I − dt·J of a rate matrix is
+diagonally dominant by columns); a structurally zero pivot (a LINEAR block whose equations
+are not written state by state) swaps in the next row that has the column.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class Elimination:
     """The LU factors of a square matrix, as symbols assigned by :attr:`statements`."""
 
     size: int
+    rows: list[int]  # the equation at each position after row swaps
     multipliers: dict[tuple[int, int], sympy.Symbol]  # (i, k), i > k: row i −= l_ik · row k
     upper: dict[tuple[int, int], sympy.Expr]  # (i, j), j ≥ i: nonzero entries of U
     names: Iterator[sympy.Symbol]
@@ -46,7 +48,8 @@ class Elimination:
     def solve(self, rhs: list[sympy.Expr]) -> tuple[list[Statement], list[sympy.Expr]]:
         """Statements that solve ``A x = rhs`` with these factors, and x (symbols or 0)."""
         start = len(self.statements)
-        replacements, reduced = sympy.cse([sympy.sympify(r) for r in rhs], symbols=self.names, order="none")
+        replacements, reduced = sympy.cse([sympy.sympify(rhs[r]) for r in self.rows], symbols=self.names,
+                                          order="none")
         self.statements += replacements
         y = [self.local(r) for r in reduced]
         for k in range(self.size):  # forward substitution with the stored multipliers
@@ -67,19 +70,30 @@ def eliminate(matrix: sympy.Matrix, prefix: str) -> Elimination:
     """Factor ``matrix`` (entries in any symbols) by elimination without pivoting.
 
     Statements assign each nonzero entry, multiplier and updated entry to a LOCAL named
-    from ``prefix``; raises ZeroDivisionError if a pivot is structurally zero.
+    from ``prefix``; raises ValueError if the matrix is structurally singular.
     """
     n = matrix.rows
     names = (sympy.Symbol(elimination_local(prefix, i)) for i in count())
-    elim = Elimination(n, {}, {}, names)
+    elim = Elimination(n, list(range(n)), {}, {}, names)
     nonzero = [(i, j) for i in range(n) for j in range(n) if matrix[i, j] != 0]
     replacements, entries = sympy.cse([matrix[ij] for ij in nonzero], symbols=names, order="none")
     elim.statements += replacements
     a = {ij: elim.local(entry) for ij, entry in zip(nonzero, entries)}
     for k in range(n):
-        pivot = a.get((k, k))
-        if pivot is None:
-            raise ZeroDivisionError(f"pivot {k} of the linear system is structurally zero")
+        if (k, k) not in a:
+            swap = next((i for i in range(k + 1, n) if (i, k) in a), None)
+            if swap is None:
+                raise ValueError(f"the linear system is structurally singular (column {k})")
+            moved = {(k if i == swap else swap, j): v for (i, j), v in a.items() if i in (k, swap)}
+            a = {ij: v for ij, v in a.items() if ij[0] not in (k, swap)} | moved
+            elim.rows[k], elim.rows[swap] = elim.rows[swap], elim.rows[k]
+            for j in range(k):  # multipliers already taken follow their rows
+                mk, ms = elim.multipliers.pop((k, j), None), elim.multipliers.pop((swap, j), None)
+                if mk is not None:
+                    elim.multipliers[(swap, j)] = mk
+                if ms is not None:
+                    elim.multipliers[(k, j)] = ms
+        pivot = a[(k, k)]
         for i in range(k + 1, n):
             if (i, k) not in a:
                 continue
