@@ -8,7 +8,8 @@ slows SymPy's allocations severalfold and the seconds are the point.
 Before the matrix form (gradgen.sensitivity.linear_solve) NaV ran out of 6 GB after 8 minutes.
 
 Writes benchmarks/results/kinetic_convert.json: per file, states, θ count, outcome
-("converted" or the one-line refusal), seconds and peak RSS in MB.
+("converted" or the one-line refusal), wall and CPU seconds (imports included; the wall
+time grows with the load of a shared machine, the CPU time much less) and peak RSS in MB.
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ try:
 except GradgenError as error:
     outcome, n_params = "refused: " + str(error).splitlines()[0], None
 seconds = time.perf_counter() - start
+usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"outcome": outcome, "params": n_params, "seconds": round(seconds, 2),
-                  "peak_rss_MB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                  "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+                  "peak_rss_MB": round(usage.ru_maxrss / 1024, 1)}))
 """
 
 
