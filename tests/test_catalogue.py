@@ -38,8 +38,13 @@ REFUSED = {
     "default/gj.mod": r"JUNCTION_PROCESS mechanisms cannot be converted yet",
     "default/v_clamp.mod": r"VOLTAGE_PROCESS is not supported yet",
     "default/v_limit.mod": r"VOLTAGE_PROCESS is not supported yet",
-    "allen/NaV.mod": r"SOLVE in INITIAL is only supported as STEADYSTATE of a KINETIC block",
 }
+#: Forward fidelity above the 1e-8 mV bound, with the reason. allen/NaV's initial states solve
+#: an ill-conditioned 12×12 LINEAR system (rates 1e-4 to 1e3 /ms): modcc's Gauss–Jordan on the
+#: file's own LOCALs and gradgen's elimination differ by 5e-10 in the states (the original's
+#: sum of states misses 1 by 2.9e-14, gradgen's by 1e-16); every later step agrees to rounding.
+#: Measured 1.5e-6 mV over 20 ms (dV/dθ within 1.4e-3 of FD for all 13 parameters).
+FORWARD_EXCEPTIONS = {"allen/NaV.mod": 1e-5}
 #: Checked in every run (the rest with GRADGEN_CATALOGUE=all), one per feature:
 SUBSET = {
     "default/pas.mod",  # GLOBAL e as θ, FD through the original's derived name
@@ -51,6 +56,7 @@ SUBSET = {
     "allen/K_P.mod",  # vshift = 0: FD steps grow past rounding
     "allen/CaDynamics.mod",  # a Ca pool with partners closing its ion links
     "bbp/SK_E2.mod",  # a Ca-activated channel with partners, GLOBAL zTau
+    "allen/NaV.mod",  # a 12-state KINETIC with a LINEAR INITIAL (solved by elimination)
 }
 #: Files that cannot move V: checked beside hh.
 BESIDE = {"default/decay.mod", "default/inject.mod", "default/inject_norm_amount.mod",
@@ -77,5 +83,5 @@ def test_catalogue_file(name):
         return
     assert row.error is None, row.error
     assert row.runs_beside == (name in BESIDE), row
-    assert row.forward_max_abs_diff_mV <= FORWARD_BOUND_MV, row
+    assert row.forward_max_abs_diff_mV <= FORWARD_EXCEPTIONS.get(name, FORWARD_BOUND_MV), row
     assert row.worst_rel_error <= GRADIENT_BOUND, row
