@@ -48,6 +48,19 @@ class Decor(arbor.decor):
         self.places: list[_Place] = []
         self.ions: list[tuple[tuple, dict]] = []
 
+    def __copy__(self) -> "Decor":
+        """A new decor with the same calls replayed (arbor.decor itself cannot be copied)."""
+        new = Decor()
+        if self.properties:
+            new.set_property(**self.properties)
+        for args, kwargs in self.ions:
+            new.set_ion(*args, **kwargs)
+        for p in self.paints:
+            new.paint(p.region, p.what, **p.kwargs)
+        for p in self.places:
+            new.place(p.locset, p.what, p.label)
+        return new
+
     def set_property(self, **kwargs) -> "Decor":
         super().set_property(**kwargs)
         self.properties.update({k: v for k, v in kwargs.items() if v is not None})
