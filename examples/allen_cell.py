@@ -74,7 +74,7 @@ def allen_cell() -> tuple[arbor.cable_cell, gradgen.CellSpec]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--t-end", type=float, default=250.0, help="ms (the stimulus starts at 200 ms)")
-    parser.add_argument("--dt", type=float, default=0.01, help="ms (≤ 0.012 for gradients within 1 %%)")
+    parser.add_argument("--dt", type=float, default=0.01, help="ms (the coarse-step warning asks ≤ 0.015 on this cell)")
     args = parser.parse_args()
     if not available():
         print(f"skipped: Arbor's Allen example or its mechanisms are not under {CORPUS}")

@@ -47,7 +47,7 @@ def test_allen_cell_gradients_match_finite_differences_of_the_original_mechanism
     _cell, variant = example.allen_cell()  # per-region cm, nernst Ca: the cell as written
     # the example's stimulus starts at 200 ms; a short test drives the soma from 1 ms
     variant.decor.place('"midpoint"', arbor.i_clamp(1 * U.ms, 20 * U.ms, 2.0 * U.nA))
-    sites, t_end, dt = ['"midpoint"'], 10.0, 0.01  # dt below the coarse-step warning's 0.012 ms
+    sites, t_end, dt = ['"midpoint"'], 10.0, 0.01  # the coarse-step warning asks dt ≤ 0.015 ms here
     traces = model.simulate(variant, sites, t_end, dt)
     assert traces.v[0].max() > -20.0, "the soma should fire (peak 0.8 mV at 4.7 ms): NaV's gradient is then exercised"
     errors = {}
