@@ -24,6 +24,7 @@ _PUBLIC = {
     "CellSpec": "gradgen.targets.arbor.decor",
     "Decor": "gradgen.targets.arbor.decor",
     "SpikeInput": "gradgen.targets.arbor.decor",
+    "recorded_cells": "gradgen.targets.arbor.decor",
     "GradientModel": "gradgen.targets.arbor.model",
     "Traces": "gradgen.targets.arbor.model",
     "HomeostaticConfig": "gradgen.homeostasis.convert",

@@ -27,6 +27,7 @@ from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
 from gradgen.sensitivity.bystanders import bystanders
 from gradgen.sensitivity.coupling import Coupling, check_single_readers, find_coupling
 from gradgen.sensitivity.derive import derive_contributor
+from gradgen.sensitivity.nernst import followed_reversals
 from gradgen.targets import get_target
 
 
@@ -101,7 +102,8 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     manifest = Manifest(
         hub=HUB_NAME, scheme=scheme,
         parameters=parameter_entries(params, [_default(p, mechanisms) for p in params]),
-        mechanisms=[mechanism_entry(m, len(params)) for m in mechanisms]
+        mechanisms=[mechanism_entry(m, len(params), [m.ion_reads[e] for e in followed_reversals(
+            m, set(coupling.concentrations))]) for m in mechanisms]
         + [bystander_entry(b) for b in passive],
         coupling=CouplingEntry(list(coupling.currents), list(coupling.concentrations),
                                coupling.store_ions(len(params))))

@@ -68,6 +68,9 @@ class MechanismEntry:
     #: a mechanism that cannot move V (:mod:`gradgen.sensitivity.bystanders`): the gradient
     #: cell runs its original, ``gradient`` names that
     bystander: bool = False
+    #: ions whose reversal potential the gradient version follows through the internal
+    #: concentration where the cell uses Arbor's nernst method (:mod:`gradgen.sensitivity.nernst`)
+    nernst: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,14 +132,14 @@ class Manifest:
                                hint="convert again into a new directory") from None
 
 
-def mechanism_entry(low: LoweredMechanism, n_params: int) -> MechanismEntry:
-    """The manifest entry of one converted input mechanism."""
+def mechanism_entry(low: LoweredMechanism, n_params: int, nernst: Sequence[str] = ()) -> MechanismEntry:
+    """The manifest entry of one converted input mechanism (``nernst``: see MechanismEntry)."""
     return MechanismEntry(
         original=low.name, gradient=gradient_name(low.name), kind=low.mechanism.kind,
         source=str(low.mechanism.source), source_copy=f"original/{low.name}.mod",
         states=list(low.states), parameters=low.parameter_names(),
         sensitivities={s: [sens(s, k) for k in range(n_params)] for s in low.states},
-        reads_diam=reads_diam(low), globals=arbor_globals(low))
+        reads_diam=reads_diam(low), globals=arbor_globals(low), nernst=list(nernst))
 
 
 def arbor_globals(low: LoweredMechanism) -> list[str]:
@@ -170,4 +173,5 @@ def reads_diam(low: LoweredMechanism) -> bool:
     """Whether any expression reads the CV diameter (which the geometry transform changes)."""
     exprs = [c.expr for c in low.currents] + list(low.derivatives.values())
     exprs += list(low.initial.values()) + list(low.equations) + list(low.events.values())
+    exprs += list(low.initial_equations.values())
     return any(s.name == "diam" for e in exprs for s in e.free_symbols)

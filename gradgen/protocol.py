@@ -232,6 +232,18 @@ LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",
                 "publish": "gx"}
 
+
+def nernst_flag(ion: str) -> str:
+    """RANGE parameter of a gradient mechanism: 1 where the ion's reversal potential follows
+    its concentrations (Arbor's nernst method), 0 where it is fixed."""
+    return f"gg_nernst_{ion}"
+
+
+def elimination_local(block_prefix: str, n: int) -> str:
+    """The n-th LOCAL of a linear solve written out as elimination (a block's prefix + f)."""
+    return f"{block_prefix}f{n}"
+
+
 # ---- homeostatic control ------------------------------------------------------------------
 
 

@@ -82,12 +82,11 @@ def test_check_where_no_parameter_moves_v_says_so():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_nernst_method_is_refused_where_concentrations_depend_on_theta(tmp_path):
+def test_nernst_method_with_constant_or_followed_concentrations(tmp_path):
     import arbor
 
     from gradgen.checks.cells import CABLE_SITES, cable_cell_spec
     from gradgen.checks.fd import check_model
-    from gradgen.errors import GradgenError
 
     def model_with(files: list[str], params: list[str], name: str) -> tuple:
         convert([MECHANISMS / f for f in files], tmp_path / name, [ParamRef.parse(p) for p in params])
@@ -101,7 +100,8 @@ def test_nernst_method_is_refused_where_concentrations_depend_on_theta(tmp_path)
     report = check_model(model, spec, CABLE_SITES, 12, 0.01)
     assert report.forward_max_abs_diff_mV <= 1e-8  # measured 4e-12 mV
     assert all(p["rel_error"] <= 0.02 for p in report.parameters), report.parameters
-    # cad makes cai (so E_Ca) depend on θ: refused, not silently incomplete
+    # cad makes cai (so E_Ca) depend on θ: cahva follows E_Ca through cai (tests/test_nernst.py
+    # compares that gradient with FD), so the method is accepted
     model, spec = model_with(["cad.mod", "cahva.mod", "hh.mod"], ["cahva.gbar"], "pool")
-    with pytest.raises(GradgenError, match="reversal potential of 'ca' follows its concentrations"):
-        model.simulate(spec, CABLE_SITES, 1, 0.025)
+    assert model.mechanisms["cahva"].nernst == ["ca"]
+    assert model.simulate(spec, CABLE_SITES, 1, 0.025).dv is not None

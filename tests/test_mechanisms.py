@@ -86,10 +86,12 @@ def test_sparse_update_is_one_backward_euler_step():
     from gradgen.sensitivity.discretize import DT, state_update
 
     low = lower(parse_text(_kinetic("~ c <-> o (a*exp(v/20), b)\n~ o <-> i (b, a)\nCONSERVE c + o + i = 1"), "k.mod"))
-    update = state_update(low)
+    step = state_update(low)  # kept as the system M·s⁺ = r, solved in the generated code
     values = {"a": 0.3, "b": 0.1, "v": -20.0, DT.name: 0.5, "c": 0.6, "o": 0.3, "i": 0.1}
     subs = {sympy.Symbol(k): x for k, x in values.items()}
-    new = np.array([float(update[s].xreplace(subs)) for s in ("c", "o", "i")])
+    assert step.names == ["c", "o", "i"]
+    new = np.linalg.solve(np.array(step.matrix.xreplace(subs), dtype=float),
+                          np.array([float(r.xreplace(subs)) for r in step.rhs]))
     ka, kb = 0.3 * np.exp(-1.0), 0.1
     rates = np.array([[-ka, kb, 0], [ka, -kb - 0.1, 0.3], [0, 0.1, -0.3]])
     expected = np.linalg.solve(np.eye(3) - 0.5 * rates, [0.6, 0.3, 0.1])

@@ -131,6 +131,8 @@ def _expressions(low: LoweredMechanism) -> Iterator[tuple[str, sympy.Basic, Sour
         yield f"initial value of '{state}'", expr, mech.initial.pos if mech.initial else mech.pos
     for expr in low.equations:
         yield "LINEAR equation", expr, mech.pos
+    for state, expr in low.initial_equations.items():
+        yield f"initial equation of '{state}'", expr, mech.initial.pos
     for state, expr in low.events.items():
         yield f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos
     for _, total in low.conserved:

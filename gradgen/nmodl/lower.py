@@ -84,10 +84,24 @@ class LoweredMechanism:
     post_events: dict[str, sympy.Expr] = field(default_factory=dict)
     #: VOLTAGE_PROCESS: the voltage it sets, F(v, p), applied after the voltage solve
     voltage: sympy.Expr | None = None
+    #: States INITIAL sets by a linear solve (STEADYSTATE of a KINETIC block, SOLVE of a
+    #: LINEAR block): each expression is 0 at the initial states. Kept as equations, not
+    #: solved here: a closed form of a 12-state scheme outgrows memory. Their ``initial``
+    #: entries are the states' own symbols.
+    initial_equations: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.mechanism.name
+
+    def initial_closed_form(self) -> dict[str, sympy.Expr]:
+        """``initial`` with the linearly solved states in closed form (small systems only)."""
+        if not self.initial_equations:
+            return dict(self.initial)
+        symbols = [sympy.Symbol(n) for n in self.initial_equations]
+        equations = sympy.Matrix(list(self.initial_equations.values()))
+        solution = equations.jacobian(symbols).LUsolve(-equations.xreplace({s: 0 for s in symbols}))
+        return {**self.initial, **{s.name: value for s, value in zip(symbols, solution)}}
 
     def parameter_names(self) -> list[str]:
         return [p.name for p in self.parameters]
@@ -333,9 +347,10 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     executor = _Executor(mech, constants)
 
     initial = _Frame({})
+    initial_equations: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
         executor.run(mech.initial.body, initial)
-        _steady_states(executor, mech, initial)
+        initial_equations = _initial_solves(executor, mech, initial)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
     assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
@@ -383,15 +398,22 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         if cur.conductance is not None:
             cur.conductance = guards_to_exprelr(cur.conductance)
     derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
+    if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
+        used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
+                                   *equations, *initial_equations.values()] for sym in e.free_symbols}
+        for state in states:
+            if state not in derivatives and state not in used:
+                derivatives[state] = sympy.Integer(0)
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
+    initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
     events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
     post_events = {s: guards_to_exprelr(e)
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
-                               voltage)
+                               voltage, initial_equations)
     _check_symbols(lowered)
     return lowered
 
@@ -487,32 +509,40 @@ def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
     return block, solve.method
 
 
-def _steady_states(executor: _Executor, mech: Mechanism, initial: _Frame) -> None:
-    """``SOLVE kin STEADYSTATE sparse`` in INITIAL: states with ds/dt = 0 and the CONSERVE laws."""
+def _initial_solves(executor: _Executor, mech: Mechanism, initial: _Frame) -> dict[str, sympy.Expr]:
+    """SOLVEs in INITIAL: ``SOLVE kin STEADYSTATE sparse`` (ds/dt = 0 and the CONSERVE laws)
+    or ``SOLVE lin`` of a LINEAR block; state -> equation that is 0 at its initial value."""
+    out: dict[str, sympy.Expr] = {}
     for solve in initial.solves:
-        if not solve.steady_state:
-            raise GradgenError("SOLVE in INITIAL is only supported as STEADYSTATE of a KINETIC block",
-                               solve.pos, hint="assign the initial states directly")
-        block = mech.kinetics.get(solve.block)
-        if block is None:
-            raise GradgenError(f"STEADYSTATE needs a KINETIC block; '{solve.block}' is none", solve.pos)
         frame = initial.copy()
-        frame.derivatives, frame.conserved = {}, []
-        executor.run(block.body, frame)
-        names = list(frame.derivatives)
+        frame.derivatives, frame.conserved, frame.equations = {}, [], []
+        if solve.block in mech.linears and not solve.steady_state:
+            executor.run(mech.linears[solve.block].body, frame)
+            names = [s.name for s in mech.states if any(e.has(sympy.Symbol(s.name)) for e in frame.equations)]
+            if len(names) != len(frame.equations):
+                raise GradgenError(f"the LINEAR block '{solve.block}' has {len(frame.equations)} "
+                                   f"equation(s) for {len(names)} state(s)", solve.pos,
+                                   hint="write one ~ equation per STATE it determines")
+            equations = list(frame.equations)
+        elif solve.steady_state and solve.block in mech.kinetics:
+            executor.run(mech.kinetics[solve.block].body, frame)
+            names = list(frame.derivatives)
+            equations = [frame.derivatives[n] for n in names]
+            for weights, total in frame.conserved:
+                # A conservation law replaces the balance of its last state (that row is redundant).
+                row = max(names.index(n) for n in weights)
+                equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
+        else:
+            raise GradgenError("SOLVE in INITIAL is supported for a LINEAR block or as STEADYSTATE "
+                               "of a KINETIC block", solve.pos, hint="assign the initial states directly")
         symbols = [sympy.Symbol(n) for n in names]
-        equations = [frame.derivatives[n] for n in names]
-        for weights, total in frame.conserved:
-            # A conservation law replaces the balance of its last state (that row is redundant).
-            row = max(names.index(n) for n in weights)
-            equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
-        matrix = sympy.Matrix(equations).jacobian(symbols)
-        rhs = -sympy.Matrix(equations).xreplace({s: 0 for s in symbols})
-        if any(matrix.has(s) for s in symbols):
-            raise GradgenError(f"the steady state of '{solve.block}' is not a linear system",
+        if any(sympy.diff(e, s).has(*symbols) for e in equations for s in symbols):
+            raise GradgenError(f"the initial states solved by '{solve.block}' are not a linear system",
                                solve.pos, hint="assign the initial states directly")
-        for name, value in zip(names, matrix.LUsolve(rhs)):
-            initial.values[name] = value
+        for name, equation in zip(names, equations):
+            out[name] = equation
+            initial.values[name] = sympy.Symbol(name)
+    return out
 
 
 def _check_symbols(low: LoweredMechanism) -> None:
@@ -528,6 +558,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
                        mech.initial.pos if mech.initial else mech.pos))
     for expr in low.equations:
         checks.append(("LINEAR equation", expr, mech.pos))
+    for state, expr in low.initial_equations.items():
+        checks.append((f"initial equation of '{state}'", expr, mech.initial.pos))
     for state, expr in low.events.items():
         checks.append((f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos))
     for state, expr in low.post_events.items():

@@ -2,7 +2,8 @@
 
 A mechanism without a current (no ``NONSPECIFIC_CURRENT``, no ``WRITE i<ion>``) reaches V
 only through what it writes into an ion (a concentration, ``xd``, a reversal potential)
-and some current then reads. When no other input reads anything it writes, V — and so
+and some current then reads (a reversal potential read counts as a read of the internal
+concentration, which Arbor's nernst method may follow). When no other input reads anything it writes, V — and so
 every dV/dθ — does not depend on it: it runs unchanged beside the gradient mechanisms
 (e.g. Arbor's ``inject``, which adds to a diffusive ion's ``xd``, or ``decay``). Its
 parameters cannot be θ (their dV/dθ is zero by construction).
@@ -32,6 +33,9 @@ def bystanders(mechanisms: Sequence[Mechanism]) -> set[str]:
             continue
         read_by_others = {var for other in mechanisms if other is not mech
                           for ion in other.ions for var in ion.read}
+        # a reversal potential read may follow the internal concentration (nernst method)
+        read_by_others |= {f"{ion.name}i" for other in mechanisms if other is not mech
+                           for ion in other.ions if f"e{ion.name}" in ion.read}
         if not writes(mech) & read_by_others:
             out.add(mech.name)
     return out

@@ -40,6 +40,7 @@ from typing import Sequence
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism
 from gradgen.protocol import clamp_store, concentration_dv_store, concentration_store, current_store
+from gradgen.sensitivity.nernst import followed_reversals
 
 #: Stores must not diffuse, but Arbor gives an ion without diffusivity no ``Xd`` at all.
 STORE_DIFFUSIVITY = 1e-30  # m²/s: relative change per step ~ D·dt/h² ≈ 1e-23
@@ -77,6 +78,9 @@ def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
                 currents.append(var)
             if var in written_concentrations and var not in concentrations:
                 concentrations.append(var)
+        for conc in followed_reversals(m, written_concentrations).values():
+            if conc not in concentrations:  # a reversal potential that may follow it (nernst)
+                concentrations.append(conc)
     clamped = any(m.voltage is not None for m in mechanisms)
     return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)), clamped)
 
@@ -91,10 +95,17 @@ def check_single_readers(mechanisms: Sequence[LoweredMechanism], coupling: Coupl
                                readers[1].mechanism.pos, hint="the NEURON target hands a coupled current to one reader")
 
 
+def concentrations_read(m: LoweredMechanism, coupling: Coupling) -> list[str]:
+    """Coupled concentrations ``m`` reads: directly, or through a reversal potential that
+    follows them (:mod:`gradgen.sensitivity.nernst`)."""
+    followed = followed_reversals(m, set(coupling.concentrations)).values()
+    return [c for c in coupling.concentrations if c in m.ion_reads or c in followed]
+
+
 def _check_current_reader(m: LoweredMechanism, var: str) -> None:
     """Coupled currents are only meaningful inside state updates (see the module notes)."""
     symbol_names = {s.name for c in m.currents for s in c.expr.free_symbols}
-    symbol_names |= {s.name for e in m.initial.values() for s in e.free_symbols}
+    symbol_names |= {s.name for e in [*m.initial.values(), *m.initial_equations.values()] for s in e.free_symbols}
     if var in symbol_names:
         raise GradgenError(
             f"'{m.name}' uses the ion current '{var}' outside its state update", m.mechanism.pos,

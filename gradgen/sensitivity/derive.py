@@ -19,11 +19,11 @@ parameter painted 1 on θ_k's region).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import sympy
 
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -46,8 +46,10 @@ from gradgen.protocol import (
     seen,
     weight,
 )
-from gradgen.sensitivity.coupling import Coupling
-from gradgen.sensitivity.discretize import MODCC_METHODS, state_update
+from gradgen.sensitivity.coupling import Coupling, concentrations_read
+from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
+from gradgen.sensitivity.linear_solve import eliminate
+from gradgen.sensitivity.nernst import followed_reversals, reversal_slope
 
 
 @dataclass
@@ -104,8 +106,13 @@ class ContributorSystem:
         return names
 
     def concentrations_read(self) -> list[str]:
-        """Coupled concentrations this mechanism reads (their dc/dθ is kept per phase A)."""
-        return [c for c in self.coupling.concentrations if c in self.lowered.ion_reads]
+        """Coupled concentrations this mechanism reads, directly or through a Nernst reversal
+        potential (their dc/dθ is kept per phase A)."""
+        return concentrations_read(self.lowered, self.coupling)
+
+    def nernst_reversals(self) -> dict[str, str]:
+        """Reversal potentials that follow a concentration where the flag is set: var -> conc."""
+        return followed_reversals(self.lowered, set(self.coupling.concentrations))
 
     def store_ions(self) -> dict[str, bool]:
         """Coupling store ions this mechanism uses -> whether it writes them."""
@@ -120,7 +127,7 @@ class ContributorSystem:
                 if self.pool_first:
                     stores[current_dv_store(c)] = writes
         for c in self.coupling.concentrations:
-            if c in low.ion_reads or c in low.concentration_writes:
+            if c in self.concentrations_read() or c in low.concentration_writes:
                 writes = c in low.concentration_writes
                 for k in range(K):
                     stores[concentration_store(c, k)] = writes
@@ -199,15 +206,20 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     w = [sympy.Symbol(weight(k)) for k in range(K)]
     if low.voltage is not None:
         return _voltage_process(low, params, owned, coupling, u, w)
-    conc_read = [c for c in coupling.concentrations if c in low.ion_reads]
+    conc_read = concentrations_read(low, coupling)
     current_read = [c for c in coupling.currents if c in low.ion_reads]
-    # inputs whose dθ_k is a symbol: own states, read concentrations, read currents
+    # inputs whose dθ_k is a symbol: own states, read concentrations, read currents, and
+    # reversal potentials that follow a concentration (0 unless the nernst flag is painted)
     carried = {sympy.Symbol(s): (lambda k, s=s: sympy.Symbol(sens(s, k))) for s in low.states + conc_read}
+    for reversal, conc in followed_reversals(low, set(coupling.concentrations)).items():
+        slope = reversal_slope(low, reversal)
+        carried[sympy.Symbol(reversal)] = lambda k, slope=slope, conc=conc: slope * sympy.Symbol(sens(conc, k))
     carried.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k))) for c in current_read})
 
     def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:
         """d expr/dθ_k through states, coupled ion inputs, the owned parameter and (optionally) V."""
-        total = sympy.Add(*[sympy.diff(expr, s) * d(k) for s, d in carried.items()])
+        free = expr.free_symbols
+        total = sympy.Add(*[sympy.diff(expr, s) * d(k) for s, d in carried.items() if s in free])
         if k in owned:
             total += sympy.diff(expr, sympy.Symbol(owned[k])) * w[k]
         if with_u:
@@ -265,11 +277,13 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
 
     # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
     update = state_update(low, methods)
-    # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
-    update.update({s: sympy.Symbol(s) for s in low.states
-                   if s not in update and (s in low.events or s in low.post_events)})
+    if not isinstance(update, LinearStep):
+        # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
+        update.update({s: sympy.Symbol(s) for s in low.states
+                       if s not in update and (s in low.events or s in low.post_events)})
     if direct:
-        if coupling.currents or coupling.concentrations or coupling.clamped or low.events or low.post_events:
+        if coupling.currents or coupling.concentrations or coupling.clamped or low.events or low.post_events \
+                or isinstance(update, LinearStep):
             raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
         return _direct(low, params, owned, coupling, phase_a, methods, update, dtheta, u)
     outputs = []
@@ -278,14 +292,24 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         ahead = {sympy.Symbol(c): (lambda k, c=c: xd(concentration_store(c, k))) for c in conc_read}
         ahead.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k)) + xd(current_dv_store(c)) * u[k])
                       for c in current_read})
-    for name, phi in update.items():
-        for k in range(K):
-            d = dtheta(phi, k, with_u=False)
-            if ahead:
-                d = d.xreplace({carried[x](k): ahead[x](k) for x in ahead})
-            outputs.append(Assignment(sens_pre(name, k), d))
-        outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*[
-            sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c)) for c in conc_read if pool_first])))
+
+    def dtheta_pre(expr: sympy.Expr, k: int) -> sympy.Expr:
+        d = dtheta(expr, k, with_u=False)
+        return d.xreplace({carried[x](k): ahead[x](k) for x in ahead}) if ahead else d
+
+    solve_code: list[Assignment] = []
+    if isinstance(update, LinearStep):  # σpre and JV come with the solve
+        if pool_first and conc_read:
+            raise GradgenError(f"'{low.name}': a KINETIC or LINEAR scheme that reads a coupled concentration "
+                               "is not supported for the NEURON target", low.mechanism.pos)
+        solve_code, update, outputs = _solved_step(update, K, dtheta_pre, LOCAL_PREFIX["phase_b"],
+                                                   low.mechanism.pos)
+    else:
+        for name, phi in update.items():
+            for k in range(K):
+                outputs.append(Assignment(sens_pre(name, k), dtheta_pre(phi, k)))
+            outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*[
+                sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c)) for c in conc_read if pool_first])))
     outputs += [Assignment(name, phi) for name, phi in update.items()]
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     for c in published:
@@ -295,6 +319,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         outputs.append(Assignment(f"{scratch_ion(k)}d",
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
+    _prepend(phase_b, solve_code)
     if pool_first:
         publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
         phase_b.statements += publish.statements
@@ -319,14 +344,24 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     post_events = jump_code(low.post_events)
 
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
-    outputs = [Assignment(name, expr) for name, expr in low.initial.items()]
+    def dtheta0(expr: sympy.Expr, k: int) -> sympy.Expr:
+        d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
+        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
+                               for c in conc_read])
+
+    solved, outputs = [], []
+    if low.initial_equations:  # states set by a linear solve: solved in the generated code
+        step = linear_system(low.initial_equations, low)
+        solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"],
+                                               low.mechanism.initial.pos, with_v=False)
+        outputs += [Assignment(name, value) for name, value in values.items()]
     for name, expr in low.initial.items():
-        for k in range(K):
-            d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
-            d += sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
-                             for c in conc_read])
-            outputs.append(Assignment(sens_pre(name, k), d))
+        if name in low.initial_equations:
+            continue
+        outputs.append(Assignment(name, expr))
+        outputs += [Assignment(sens_pre(name, k), dtheta0(expr, k)) for k in range(K)]
     initial = _cse(outputs, LOCAL_PREFIX["initial"])
+    _prepend(initial, solved)
     for name in low.states:
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
@@ -423,6 +458,50 @@ def _direct(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str]
     full = derive_contributor(low, params, coupling, methods)  # initial and currents as usual
     return ContributorSystem(low, params, owned, coupling, full.initial, phase_a, full.currents, phase_b,
                              full.events, full.post_events, full.current_locals)
+
+
+def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
+                 pos: SourcePos, with_v: bool = True
+                 ) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
+    """A linear update M·x = r solved by elimination, and its sensitivities from the same factors.
+
+    With R(x) = r − M·x = 0 at the solution, dx/dθ_k = M⁻¹·∂R/∂θ_k and ∂x/∂V = M⁻¹·∂R/∂V
+    (x held fixed): σpre and JV without ever forming M⁻¹ symbolically. Returns the
+    elimination statements, state -> new value, and the σpre (and JV) outputs.
+    """
+    try:
+        elimination = eliminate(step.matrix, prefix)
+    except ValueError as error:
+        raise GradgenError(f"{error}: the states are not determined", pos,
+                           hint="write one independent equation per state") from None
+    statements, x = elimination.solve(step.rhs)
+    n = len(x)
+    entries = [(i, j) for i in range(n) for j in range(n) if step.matrix[i, j] != 0 and x[j] != 0]
+
+    def residual_derivative(derivative: Callable[[sympy.Expr], sympy.Expr]) -> list[sympy.Expr]:
+        """∂R/∂· = ∂r/∂· − ∂M/∂··x, entry by entry (small expressions, no product rule over M·x)."""
+        out = [derivative(r) for r in step.rhs]
+        for i, j in entries:
+            out[i] -= derivative(step.matrix[i, j]) * x[j]
+        return out
+
+    outputs = []
+    for k in range(K):
+        more, dx = elimination.solve(residual_derivative(lambda e: dtheta(e, k)))
+        statements += more
+        outputs += [Assignment(sens_pre(name, k), d) for name, d in zip(step.names, dx)]
+    if with_v:
+        more, dx = elimination.solve(residual_derivative(lambda e: sympy.diff(e, V)))
+        statements += more
+        outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
+    code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]
+    return code, dict(zip(step.names, x)), outputs
+
+
+def _prepend(code: Code, statements: list[Assignment]) -> None:
+    """Put LOCAL ``statements`` (an elimination) before ``code``'s own."""
+    code.locals = [a.target for a in statements] + code.locals
+    code.statements = statements + code.statements
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:

@@ -12,13 +12,15 @@ the sensitivities those of the simulated system.
 modcc's ``sparse`` (KINETIC schemes) is one backward-Euler step of the whole system,
 s⁺ = s + dt·f(s⁺, V^{n+1}), solved as a linear system; modcc replaces one balance row by
 each CONSERVE law, which for a scheme that conserves that quantity gives the same s⁺
-(up to rounding), so the update here is the plain backward-Euler solve.
+(up to rounding), so the update here is the plain backward-Euler solve. Such updates stay
+systems (:class:`LinearStep`), solved by elimination in the generated code.
 
 A LINEAR block is solved in advance_state too: its states become the solution of the
 block's equations at V^{n+1}, independent of their old values.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import sympy
@@ -71,8 +73,19 @@ def _per_state(low: LoweredMechanism, step: Callable[[sympy.Symbol, sympy.Expr, 
     return new
 
 
-def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
-    """Backward Euler of the whole (linear) system: s⁺ = (I − dt·A)⁻¹ (s + dt·b)."""
+@dataclass
+class LinearStep:
+    """An update whose new states x solve ``matrix · x = rhs`` (both at V^{n+1}; rhs may read
+    the old states). Kept as a system: the generated code solves it by elimination
+    (:mod:`gradgen.sensitivity.linear_solve`), as the simulator does."""
+
+    names: list[str]
+    matrix: sympy.Matrix
+    rhs: list[sympy.Expr]
+
+
+def sparse_update(low: LoweredMechanism) -> LinearStep:
+    """Backward Euler of the whole (linear) system: (I − dt·A) s⁺ = s + dt·b."""
     names = list(low.derivatives)
     symbols = [sympy.Symbol(n) for n in names]
     rhs = [low.derivatives[n] for n in names]
@@ -89,12 +102,11 @@ def sparse_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
             raise GradgenError(
                 "a CONSERVE law that the reactions do not conserve", low.mechanism.pos,
                 hint="CONSERVE may only restate a conservation the scheme already has")
-    system = sympy.eye(len(names)) - DT * jacobian
-    solution = system.LUsolve(sympy.Matrix(symbols) - DT * minus_b)
-    return dict(zip(names, solution))
+    return LinearStep(names, sympy.eye(len(names)) - DT * jacobian,
+                      list(sympy.Matrix(symbols) - DT * minus_b))
 
 
-def linear_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+def linear_update(low: LoweredMechanism) -> LinearStep:
     """LINEAR: the states that solve the block's equations at V^{n+1} (old values unused)."""
     symbols = [sympy.Symbol(s) for s in low.states
                if any(eq.has(sympy.Symbol(s)) for eq in low.equations)]
@@ -102,17 +114,22 @@ def linear_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
         raise GradgenError(
             f"the LINEAR block has {len(low.equations)} equation(s) for {len(symbols)} state(s)",
             low.mechanism.pos, hint="write one ~ equation per STATE it determines")
-    equations = sympy.Matrix(low.equations)
-    matrix = equations.jacobian(symbols)
+    return linear_system(dict(zip([s.name for s in symbols], low.equations)), low)
+
+
+def linear_system(equations: Mapping[str, sympy.Expr], low: LoweredMechanism) -> LinearStep:
+    """The states x that make every expression of ``equations`` (state -> expr) zero."""
+    symbols = [sympy.Symbol(n) for n in equations]
+    values = sympy.Matrix(list(equations.values()))
+    matrix = values.jacobian(symbols)
     if any(matrix.has(s) for s in symbols):
         raise GradgenError("the LINEAR block is nonlinear in its states", low.mechanism.pos,
                            hint="NONLINEAR systems are not supported")
-    solution = matrix.LUsolve(-equations.xreplace({s: 0 for s in symbols}))
-    return {s.name: value for s, value in zip(symbols, solution)}
+    return LinearStep(list(equations), matrix, list(-values.xreplace({s: 0 for s in symbols})))
 
 
 #: The discrete maps gradgen reproduces exactly, by name.
-UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr]]] = {
+UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr] | LinearStep]] = {
     "pade": cnexp_update,  # modcc's cnexp: Padé(1,1) per state, in order, at V^{n+1}
     "backward_euler": sparse_update,  # modcc's sparse: one backward-Euler step of the system
     "linear_solve": linear_update,  # a LINEAR block solved at V^{n+1}
@@ -136,9 +153,11 @@ NEURON_METHODS: dict[str, str] = {"cnexp": "exponential", "derivimplicit": "back
                                   "linear": "linear_solve"}
 
 
-def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHODS) -> dict[str, sympy.Expr]:
-    """The map the simulator applies for the mechanism's SOLVE method (empty without states);
-    ``methods`` says which of :data:`UPDATES` each SOLVE method becomes."""
+def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHODS
+                 ) -> dict[str, sympy.Expr] | LinearStep:
+    """The map the simulator applies for the mechanism's SOLVE method (empty without states):
+    closed forms per state, or a linear system (KINETIC, LINEAR); ``methods`` says which of
+    :data:`UPDATES` each SOLVE method becomes."""
     if low.solve_method is None or (low.solve_method != "linear" and not low.derivatives):
         return {}
     if low.solve_method not in methods:

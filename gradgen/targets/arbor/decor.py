@@ -6,8 +6,9 @@ with gradient or original mechanisms, on the original or the transformed geometr
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import arbor
 from arbor import units as U
@@ -29,32 +30,62 @@ class _Place:
     label: str | None
 
 
-class Decor:
-    """Records ``arbor.decor`` calls so the cell can be rebuilt with other mechanisms.
+class Decor(arbor.decor):
+    """An ``arbor.decor`` that also records its calls, so the cell can be rebuilt with other
+    mechanisms.
 
     Supports ``set_property``, ``paint`` (densities and membrane properties), ``place``
-    (stimuli, detectors, synapses) and ``set_ion``, with the arguments ``arbor.decor`` takes.
+    (stimuli, detectors, synapses) and ``set_ion``, with the arguments ``arbor.decor`` takes;
+    each call also goes to ``arbor.decor`` itself, so ``arbor.cable_cell(morphology, decor, …)``
+    builds the user's original cell unchanged (and :func:`recorded_cells` turns it into a
+    :class:`CellSpec`).
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.properties: dict[str, Any] = {}
         self.paints: list[_Paint] = []
         self.places: list[_Place] = []
         self.ions: list[tuple[tuple, dict]] = []
 
+    def __copy__(self) -> "Decor":
+        """A new decor with the same calls replayed (arbor.decor itself cannot be copied)."""
+        new = Decor()
+        if self.properties:
+            new.set_property(**self.properties)
+        for args, kwargs in self.ions:
+            new.set_ion(*args, **kwargs)
+        for p in self.paints:
+            new.paint(p.region, p.what, **p.kwargs)
+        for p in self.places:
+            new.place(p.locset, p.what, p.label)
+        return new
+
     def set_property(self, **kwargs) -> "Decor":
-        self.properties.update(kwargs)
+        super().set_property(**kwargs)
+        self.properties.update({k: v for k, v in kwargs.items() if v is not None})
         return self
 
     def paint(self, region: str, what: Any = None, **kwargs) -> "Decor":
-        self.paints.append(_Paint(region, what, kwargs))
+        if what is None:
+            super().paint(region, **kwargs)
+        else:
+            super().paint(region, what, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if what is not None or kwargs:
+            self.paints.append(_Paint(region, what, kwargs))
         return self
 
     def place(self, locset: str, what: Any, label: str | None = None) -> "Decor":
+        if label is None:
+            super().place(locset, what)
+        else:
+            super().place(locset, what, label)
         self.places.append(_Place(locset, what, label))
         return self
 
     def set_ion(self, *args, **kwargs) -> "Decor":
+        super().set_ion(*args, **kwargs)
         self.ions.append((args, kwargs))
         return self
 
@@ -186,37 +217,64 @@ class CellSpec:
         return arbor.cable_cell(self.morphology, decor, self.labels, policy)
 
 
+@contextmanager
+def recorded_cells() -> Iterator[list[CellSpec]]:
+    """The :class:`CellSpec` of every ``arbor.cable_cell`` built from a :class:`Decor` inside
+    the block, so that a user's own cell-building code (``make_cell`` calling
+    ``arbor.cable_cell``) needs no change but ``arbor.decor()`` → ``gradgen.Decor()``.
+
+    ``arbor.cable_cell`` is wrapped only inside the block and still builds the cell.
+    """
+    specs: list[CellSpec] = []
+    build = arbor.cable_cell
+
+    def recording(morphology: Any, decor: Any, labels: Any = None, policy: Any = None, **kwargs) -> Any:
+        labels = kwargs.pop("labels", labels)
+        policy = kwargs.pop("discretization", policy)
+        cell = build(morphology, decor, labels, policy, **kwargs)
+        if isinstance(decor, Decor):
+            if not isinstance(morphology, arbor.morphology):
+                morphology = arbor.morphology(morphology)
+            specs.append(CellSpec(morphology, decor, labels or arbor.label_dict(), policy))
+        return cell
+
+    arbor.cable_cell = recording
+    try:
+        yield specs
+    finally:
+        arbor.cable_cell = build
+
+
 def _quantity(value: Any, unit: U.unit) -> float:
     return float(value.value_as(unit)) if hasattr(value, "value_as") else float(value)
 
 
 @dataclass
 class Membrane:
-    """Membrane constants in the API units µF/cm² and Ω·cm: one cm, a default rL and the
-    per-region rL paints (region, Ω·cm) in paint order."""
+    """Membrane constants in the API units µF/cm² and Ω·cm: a default cm and rL and their
+    per-region paints (region, value) in paint order."""
 
     cm: float
     rL: float
     rL_regions: tuple[tuple[str, float], ...] = ()
+    cm_regions: tuple[tuple[str, float], ...] = ()
 
 
 def membrane_of(spec: CellSpec, props: arbor.cable_cell_global_properties) -> Membrane:
-    """The cell's capacitance and axial resistivities; per-region cm is refused.
+    """The cell's capacitances and axial resistivities.
 
-    The carrier needs vol/C equal on every CV, which a varying cm would break; per-region rL
-    is folded into the geometry transform's per-piece rL.
+    Per-region rL is folded into the geometry transform's per-piece rL; per-region cm into
+    its per-CV radius (the carrier needs vol/C equal on every CV).
     """
-    if spec.decor.membrane_property("cm"):
-        raise GradgenError(
-            "'cm' is painted on a region; gradient ions need one value per cell",
-            hint="set it with decor.set_property(cm=...)")
     cm = spec.decor.properties.get("cm")
     rL = spec.decor.properties.get("rL")
     cm_F_m2 = _quantity(cm, U.F / U.m2) if cm is not None else props.membrane_capacitance
     rL_ohm_cm = _quantity(rL, U.Ohm * U.cm) if rL is not None else props.axial_resistivity
     regions = tuple((region, _plain_quantity(value, U.Ohm * U.cm, "rL"))
                     for region, value in spec.decor.membrane_property("rL"))
-    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm, rL_regions=regions)
+    cm_regions = tuple((region, _plain_quantity(value, U.F / U.m2, "cm") * 100.0)
+                       for region, value in spec.decor.membrane_property("cm"))
+    return Membrane(cm=cm_F_m2 * 100.0, rL=rL_ohm_cm, rL_regions=regions, cm_regions=cm_regions)
 
 
 def _plain_quantity(value: Any, unit: U.unit, name: str) -> float:

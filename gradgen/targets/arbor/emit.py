@@ -21,6 +21,7 @@ from gradgen.protocol import (
     current_store,
     diffusive,
     gradient_name,
+    nernst_flag,
     scratch_ion,
     weight,
 )
@@ -91,7 +92,9 @@ def emit_contributor(system: ContributorSystem) -> str:
     K = len(system.params)
     if mech.kind == "voltage":
         return _emit_voltage_process(system)
-    ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
+    followed = {low.ion_reads[var]: conc for var, conc in system.nernst_reversals().items()}
+    ions = [dict(name=i.name, read=i.read + [c for c in [followed.get(i.name)] if c and c not in i.read],
+                 write=i.write, valence=i.valence) for i in mech.ions]
     ions.append(dict(name=CONDUCTANCE_ION, read=[diffusive(CONDUCTANCE_ION)], write=[diffusive(CONDUCTANCE_ION)],
                      valence=None))
     for k in range(K):
@@ -104,9 +107,11 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
                   for p in low.parameters]
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    flags = [nernst_flag(ion) for ion in followed]  # 0: fixed reversal potential (the runtime paints 1)
+    parameters += [dict(name=f, value="0", unit=None) for f in flags]
     # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
     # name such as pas/e=-70 sets) is then painted like any other value.
-    range_names = low.parameter_names() + list(weights.values())
+    range_names = low.parameter_names() + list(weights.values()) + flags
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
                                  system.post_events) for s in code.statements]
     return template("contributor.mod.j2").render(

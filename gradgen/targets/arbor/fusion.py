@@ -73,6 +73,8 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
         return "derived mechanism names"
     if spec.decor.ions or spec.ions:
         return "ion settings of the cell"
+    if spec.decor.membrane_property("cm"):
+        return "cm painted per region (the hub's cm follows it)"
     for mech in painted:
         reason = fusable(model.systems[mech]) if mech in model.mechanisms else None
         if reason:

@@ -37,6 +37,7 @@ from gradgen.protocol import (
     gradient_ions,
     hub_probe_tag,
     hub_state,
+    nernst_flag,
     original_name,
     weight,
 )
@@ -57,7 +58,7 @@ from gradgen.targets.arbor.geometry.transform import (
 from gradgen.targets.arbor.recipe import CellsRecipe, regular_schedule
 from gradgen.targets.arbor.sites import cv_centre, cv_lengths
 from gradgen.targets.arbor.step_check import warn_for_model
-from gradgen.targets.arbor.versions import check_reversal_methods, method_map, version
+from gradgen.targets.arbor.versions import check_reversal_methods, method_map, nernst_ions, version
 
 
 @dataclass
@@ -179,6 +180,7 @@ class GradientModel:
                 raise GradgenError(f"parameter '{ref.name}': the cell has no region label "
                                    f"'{ref.region}'", hint="its labels: " + ", ".join(sorted(
                                        spec.labels.keys())) if len(spec.labels) else "it has no labels")
+        nernst = nernst_ions(spec.decor.ions + [((ion,), kw) for ion, kw in spec.ions.items()])
         out: list[tuple[str, arbor.density]] = []
         for region, painted_name, user_values in spec.decor.densities():
             derived = DerivedName.parse(painted_name)
@@ -204,13 +206,23 @@ class GradientModel:
                         vals[ref.parameter] = values[ref.name]
                     if gradients and applies:
                         vals[weight(k)] = 1.0
+                if gradients:  # the reversal potential follows the concentration (nernst)
+                    vals.update({nernst_flag(ion): 1.0 for ion in self.mechanisms[mech].nernst if ion in nernst})
                 out.append((piece, version(self.mechanisms[mech], derived, vals, gradients, arbor.density)))
         if gradients:
             out += self._hub(membrane)
         return out
 
     def _hub(self, membrane: Membrane) -> list[tuple[str, arbor.density]]:
-        """The hub on the whole cell, with the extra values of :attr:`hub_paints` where given."""
+        """The hub on the whole cell, with the extra values of :attr:`hub_paints` where given,
+        and each region's cm where cm is painted per region (Arbor averages it per CV by area,
+        as it does the capacitance)."""
+        if membrane.cm_regions:
+            if self.hub_paints:
+                raise GradgenError("cm painted per region and a homeostatic hub cannot be combined yet",
+                                   hint="set one cm with decor.set_property(cm=...)")
+            return [(region, arbor.density(HUB_NAME, {"cm": cm}))
+                    for region, cm in disjoint_paints([("(all)", membrane.cm), *membrane.cm_regions])]
         if not self.hub_paints:
             return [("(all)", arbor.density(HUB_NAME, {"cm": membrane.cm}))]
         rest = "(all)"
@@ -288,14 +300,14 @@ class GradientModel:
         """
         densities = self.densities(spec, gradients, values or {}, membrane)
         synapses = self.synapse_map(gradients, values or {})
-        check_reversal_methods(spec.decor.ions, self.mechanisms)
+        check_reversal_methods(spec.decor.ions + [((ion,), kw) for ion, kw in spec.ions.items()], self.mechanisms)
         methods = method_map(self.mechanisms, gradients)
         if not gradients:
             return spec.build(spec.decor.to_arbor(densities, place_map=synapses, method_map=methods))
         ions = [carrier_ion(k) for k in range(len(self.params))]
         if self.carrier_geometry == "naive":
-            if membrane.rL_regions:
-                raise GradgenError("the naive carrier geometry assumes one rL")
+            if membrane.rL_regions or membrane.cm_regions:
+                raise GradgenError("the naive carrier geometry assumes one rL and one cm")
             decor = spec.decor.to_arbor(densities, place_map=synapses, method_map=methods)
             paints = naive_carrier_paints(spec.morphology, spec.labels,
                                           spec.cv_policy or arbor.default_cv_policy(),
@@ -343,8 +355,8 @@ class GradientModel:
         diffusion with the CV length, so one diffusivity is exact only for a constant radius
         and equal CVs; other cells are refused rather than given wrong gradients.
         """
-        if membrane.rL_regions:
-            raise GradgenError("'rL' is painted on a region; one carrier diffusivity cannot follow it",
+        if membrane.rL_regions or membrane.cm_regions:
+            raise GradgenError("'rL' or 'cm' is painted on a region; one carrier diffusivity cannot follow it",
                                hint="let GradientModel build the gradient cell (geometry transform)")
         ratio = worst_radius_ratio(spec.morphology)
         if ratio - 1.0 > 1e-9:
@@ -401,6 +413,20 @@ class GradientModel:
         if gradients and not run.exact:  # the exact carrier has no coarse-dt error to warn of
             warn_for_model(self, spec, dt, values or {})
         return run.run(t_end, dt, sample_dt)
+
+
+def disjoint_paints(paints: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Region paints in order, later ones overriding earlier ones, as disjoint regions (a
+    density mechanism may be painted only once on any part of the cell)."""
+    def named(region: str) -> str:  # a bare label inside join/difference: Arbor needs its kind
+        return f"(region {region})" if region.strip().startswith('"') else region
+
+    out = []
+    for j, (region, value) in enumerate(paints):
+        later = [named(r) for r, _ in paints[j + 1:]]
+        rest = later[0] if len(later) == 1 else f"(join {' '.join(later)})"
+        out.append((f"(difference {named(region)} {rest})" if later else region, value))
+    return out
 
 
 def _memberships(n: int) -> list[tuple[bool, ...]]:

@@ -45,18 +45,24 @@ def conductance_defaults(mod_file: Path) -> dict[str, float]:
 
 
 def tau_min_ms(densities: Iterable[tuple[str, str, dict[str, float]]],
-               conductances: dict[str, dict[str, float]], cm_uF_cm2: float) -> float:
-    """C_m / Σ ḡ on the region with the largest sum; ``densities`` are (region, mechanism,
-    values painted), ``conductances`` mechanism -> {ḡ name: default}. Regions are compared by
-    their expression; what is painted on ``(all)`` counts on every region."""
+               conductances: dict[str, dict[str, float]], cm_uF_cm2: float,
+               region_cm: dict[str, float] | None = None) -> float:
+    """The smallest C_m / Σ ḡ over the regions; ``densities`` are (region, mechanism (a derived
+    name counts as its base), values painted), ``conductances`` mechanism -> {ḡ name: default},
+    ``region_cm`` the cm painted per region (µF/cm²; default ``cm_uF_cm2``). Regions are
+    compared by their expression; what is painted on ``(all)`` counts on every region."""
     sums: dict[str, float] = {}
     for region, mech, values in densities:
-        defaults = conductances.get(mech, {})
+        defaults = conductances.get(mech.partition("/")[0].strip(), {})
         total = sum(max(float(values.get(name, value)), 0.0) for name, value in defaults.items())
         sums[region] = sums.get(region, 0.0) + total
     everywhere = sums.pop('"all"', 0.0) + sums.pop("(all)", 0.0)
-    g_max = max(sums.values(), default=0.0) + everywhere
-    return cm_uF_cm2 / (1000.0 * g_max) if g_max > 0 else float("inf")
+    region_cm = region_cm or {}
+    taus = [region_cm.get(region, cm_uF_cm2) / (1000.0 * (g + everywhere))
+            for region, g in sums.items() if g + everywhere > 0]
+    if everywhere > 0:
+        taus.append(cm_uF_cm2 / (1000.0 * everywhere))
+    return min(taus, default=float("inf"))
 
 
 def warn_if_coarse(dt: float, tau_ms: float) -> None:
@@ -84,5 +90,5 @@ def warn_for_model(model, spec, dt: float, values: dict[str, float]) -> None:
         tuned = {p.parameter: values[p.name] for p in model.params
                  if p.mechanism == mech and p.name in values}
         densities.append((region, mech, {**painted, **tuned}))
-    cm = membrane_of(spec, arbor.neuron_cable_properties()).cm
-    warn_if_coarse(dt, tau_min_ms(densities, conductances, cm))
+    membrane = membrane_of(spec, arbor.neuron_cable_properties())
+    warn_if_coarse(dt, tau_min_ms(densities, conductances, membrane.cm, dict(membrane.cm_regions)))

@@ -155,7 +155,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
                         solve, staged=current_locals)
     parts.append("\n".join(breakpoint))
     if low.states:
-        parts.append("\n".join(_block("INITIAL", list(low.initial.items()), "i", set())))
+        parts.append("\n".join(_block("INITIAL", list(low.initial_closed_form().items()), "i", set())))
     if low.derivatives:
         odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
         parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))

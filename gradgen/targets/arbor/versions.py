@@ -50,20 +50,41 @@ def method_map(mechanisms: Mapping[str, MechanismEntry], gradients: bool) -> Cal
     return replace
 
 
+def _ion_of(args: tuple, kwargs: dict) -> str:
+    return str(args[0] if args else kwargs.get("ion"))
+
+
+def _is_nernst(method: Any) -> bool:
+    name = method.name if isinstance(method, arbor.mechanism) else str(method)
+    return DerivedName.parse(name).base == "nernst"
+
+
+def nernst_ions(ions: list[tuple[tuple, dict]]) -> set[str]:
+    """Ions whose reversal potential Arbor's nernst method computes (``set_ion(method=…)``)."""
+    return {_ion_of(args, kwargs) for args, kwargs in ions
+            if kwargs.get("method") is not None and _is_nernst(kwargs["method"])}
+
+
 def check_reversal_methods(ions: list[tuple[tuple, dict]], mechanisms: Mapping[str, MechanismEntry]) -> None:
-    """Refuse a reversal-potential method (e.g. ``nernst/x=ca``) on an ion whose concentration
-    is a STATE of an input mechanism: E would depend on θ, a path the gradient misses."""
+    """Refuse a reversal-potential method on an ion whose concentration is a STATE of an input
+    unless the gradient follows it: Arbor's nernst method, the internal concentration written
+    by converted mechanisms (its readers then carry d e/dθ, :mod:`gradgen.sensitivity.nernst`),
+    the external one constant. Otherwise E would depend on θ through a path the gradient misses."""
     for args, kwargs in ions:
         if kwargs.get("method") is None:
             continue
-        ion = str(args[0] if args else kwargs.get("ion"))
+        ion = _ion_of(args, kwargs)
         # a bystander's too: its concentration follows ion currents, so θ, unseen
-        writers = [m.original for m in mechanisms.values() if {f"{ion}i", f"{ion}o"} & set(m.states)]
-        if writers:
+        writers = [m for m in mechanisms.values() if {f"{ion}i", f"{ion}o"} & set(m.states)]
+        followed = _is_nernst(kwargs["method"]) and all(
+            not m.bystander and f"{ion}o" not in m.states for m in writers)
+        if writers and not followed:
             raise GradgenError(
                 f"the reversal potential of '{ion}' follows its concentrations (set_ion method), "
-                f"which depend on θ through {', '.join(writers)}: the gradient would miss that path",
-                hint=f"give '{ion}' a fixed reversal potential, or leave its concentrations constant")
+                f"which depend on θ through {', '.join(m.original for m in writers)}: the gradient "
+                "would miss that path",
+                hint=f"use Arbor's nernst method with '{ion}i' written by converted mechanisms, give "
+                     f"'{ion}' a fixed reversal potential, or leave its concentrations constant")
 
 
-__all__ = ["check_reversal_methods", "method_map", "version"]
+__all__ = ["check_reversal_methods", "method_map", "nernst_ions", "version"]

@@ -48,7 +48,7 @@ def cell_geometry(spec: CellSpec, membrane: Membrane) -> CellGeometry:
     """Transform and check the spec's cell, kept on the spec (keyed by its morphology, labels,
     CV policy and membrane constants); refuses what the transform cannot represent."""
     inputs = (spec.morphology, spec.labels, spec.cv_policy)
-    key = ("geometry", *map(id, inputs), membrane.cm, membrane.rL, membrane.rL_regions)
+    key = ("geometry", *map(id, inputs), membrane.cm, membrane.rL, membrane.rL_regions, membrane.cm_regions)
     hit = spec.derived.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], inputs)):
         return hit[1]
@@ -60,7 +60,7 @@ def cell_geometry(spec: CellSpec, membrane: Membrane) -> CellGeometry:
             "constant-radius equivalent geometry where their diffusion would change",
             hint="remove the ion diffusivity, or use a constant-radius morphology")
     geo = equivalent_cell(spec.morphology, spec.labels, spec.cv_policy, membrane.rL, membrane.cm,
-                          rL_regions=membrane.rL_regions)
+                          rL_regions=membrane.rL_regions, cm_regions=membrane.cm_regions)
     check = check_equivalence(geo, t_end=EQUIVALENCE_T_END_MS)
     if not check["max_abs_dV_mV"] <= EQUIVALENCE_TOLERANCE_MV:
         raise GradgenError(

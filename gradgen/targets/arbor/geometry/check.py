@@ -94,6 +94,8 @@ def _compare(equivalent, second, t_end, dt, sites, stimulus_site, stimulus_nA, p
         else:
             for reg, rl in equivalent.rL_regions:
                 decor.paint(reg, rL=rl * U.Ohm * U.cm)
+        for reg, c in equivalent.cm_regions:
+            decor.paint(equivalent.map_region(reg) if mapped else reg, cm=c * 0.01 * U.F / U.m2)
         for reg, mech in paints:
             region = equivalent.map_region(reg) if mapped else reg
             decor.paint(region, arbor.density("pas", g=1e-4) if mech == "pas"
@@ -190,6 +192,8 @@ def mirror_error(equivalent: EquivalentGeometry, *, transformed: bool = True,
                        rL=geo.rL_ohm_cm * U.Ohm * U.cm)
     if transformed:
         geo.paint_axial(decor)
+    for reg, c in geo.cm_regions:
+        decor.paint(geo.map_region(reg) if transformed else reg, cm=c * 0.01 * U.F / U.m2)
     for reg, d in d_paints:
         decor.paint(reg, ion=ion, diff=d * U.m2 / U.s)
     probes = []

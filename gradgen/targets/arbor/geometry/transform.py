@@ -15,8 +15,10 @@ This module
 
 What the transform cannot do (and why):
 
-- **Non-uniform cm.** The carrier needs vol/C equal on every CV; with cm varying the areas
-  (hence densities) would have to be rescaled per CV. cm is taken as one number.
+- **Non-uniform cm** is carried by the radius: the carrier needs vol/C = a/(2·cm) equal on
+  every CV, so a CV whose (area-weighted) cm is c gets the radius a0·c/c_min instead of a0
+  (areas kept, so densities are unchanged). The faces between CVs of different cm then join
+  two radii; the carrier check of the gradient tests measures what that costs.
 - **Mechanisms that read ``diam`` or ``area``** (e.g. calcium pools whose volume follows the
   diameter) see the new geometry, not the reconstruction. Their parameters must be rescaled
   by the caller, or the cell refused.
@@ -99,6 +101,7 @@ class Piece:
     new_length_um: float = 0.0
     rL_ohm_cm: float = 0.0
     diffusivity_m2_s: float = 0.0
+    radius_um: float = 0.0  # of the piece on the new cell (a0 unless cm varies)
 
 
 def _face_spans(layout: CvLayout) -> dict[int, tuple[int, float, float]]:
@@ -214,6 +217,8 @@ class EquivalentGeometry:
     rL_ohm_cm: float
     cm_uF_cm2: float
     rL_regions: tuple[tuple[str, float], ...]
+    cm_regions: tuple[tuple[str, float], ...]
+    cm_min_uF_cm2: float  # smallest CV capacitance: its CVs have radius a0
     pieces: tuple[Piece, ...]
     axial_paints: tuple[tuple[str, float], ...]
     diffusivity_paints: tuple[tuple[str, float], ...]
@@ -229,8 +234,8 @@ class EquivalentGeometry:
 
     @property
     def volume_to_capacitance(self) -> float:
-        """K = vol/C = a0/(2 cm), the same on every CV (µm / (µF/cm²))."""
-        return self.radius_um / (2.0 * self.cm_uF_cm2)
+        """K = vol/C = a/(2 cm) = a0/(2 cm_min), the same on every CV (µm / (µF/cm²))."""
+        return self.radius_um / (2.0 * self.cm_min_uF_cm2)
 
     def cable_cell(self, decor: arbor.decor) -> arbor.cable_cell:
         """The transformed cell with ``decor`` (which should carry :meth:`paint_axial`)."""
@@ -290,7 +295,8 @@ class EquivalentGeometry:
 def equivalent_cell(morphology: arbor.morphology, labels=None,
                     cv_policy: arbor.cv_policy | None = None, rL_ohm_cm: float = 100.0,
                     cm_uF_cm2: float = 1.0, *, radius_um: float | None = None,
-                    rL_regions: Sequence[tuple[str, float]] = ()) -> EquivalentGeometry:
+                    rL_regions: Sequence[tuple[str, float]] = (),
+                    cm_regions: Sequence[tuple[str, float]] = ()) -> EquivalentGeometry:
     """Transform a cell into an electrically identical one of common radius a0.
 
     Each half of a one-cable CV (and each cable of a fork CV) becomes a cylinder of radius a0
@@ -300,9 +306,10 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     smallest radius of the morphology (no piece gets shorter than it was). ``rL_regions``
     are per-region axial resistivities (region expression on the original cell, Ω·cm),
     applied in order over ``rL_ohm_cm`` like paints; the faces integrate rL/(πr²) as Arbor
-    does. Uniform cm only (see the module docstring for all limits).
+    does. ``cm_regions`` (µF/cm²) likewise; a CV's radius is a0 times its area-weighted cm
+    over the smallest one (see the module docstring for all limits).
     """
-    if not (rL_ohm_cm > 0 and cm_uF_cm2 > 0 and all(v > 0 for _, v in rL_regions)):
+    if not (rL_ohm_cm > 0 and cm_uF_cm2 > 0 and all(v > 0 for _, v in [*rL_regions, *cm_regions])):
         raise GradgenError("equivalent_cell: rL and cm must be positive")
     labels = _as_label_dict(labels)
     if len(labels.iexprs):
@@ -321,13 +328,20 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     layout = cv_layout(original)
     pieces = _pieces(geoms, layout)
     resistivity = _ResistivityProfile.of(original, geoms, rL_ohm_cm, rL_regions)
+    capacitance = _ResistivityProfile.of(original, geoms, cm_uF_cm2, cm_regions)
 
-    # new lengths (halves of a one-cable CV share its area equally), rL per piece
+    # new lengths (halves of a one-cable CV share its area equally), rL per piece; a CV's
+    # radius follows its area-weighted cm, so that vol/C is the same on every CV
     cv_area: dict[int, float] = {}
+    cv_charge: dict[int, float] = {}
     for p in pieces:
         cv_area[p.cv] = cv_area.get(p.cv, 0.0) + p.area_um2
-    new_len = [(cv_area[p.cv] / 2 if p.half else p.area_um2) / (2 * math.pi * a0)
-               for p in pieces]
+        cv_charge[p.cv] = cv_charge.get(p.cv, 0.0) + capacitance.area_integral(p.branch, p.prox, p.dist)
+    cv_cm = {cv: cv_charge[cv] / a if a > 0 else cm_uF_cm2 for cv, a in cv_area.items()}
+    cm_min = min(cv_cm.values())
+    radius = [a0 * cv_cm[p.cv] / cm_min for p in pieces]
+    new_len = [(cv_area[p.cv] / 2 if p.half else p.area_um2) / (2 * math.pi * radius[q])
+               for q, p in enumerate(pieces)]
     by_branch: dict[int, list[int]] = {}
     for q, p in enumerate(pieces):
         by_branch.setdefault(p.branch, []).append(q)
@@ -353,18 +367,19 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     full = []
     for q, p in enumerate(pieces):
         L = new_len[q]
+        a = radius[q]
         resistance = resistivity.integral(p.branch, p.prox, p.dist)
-        rl = resistance * math.pi * a0 ** 2 / L if L > 0 else rL_ohm_cm
+        rl = resistance * math.pi * a ** 2 / L if L > 0 else rL_ohm_cm
         ell = span_len.get(p.face, 0.0) if p.face >= 0 else L
-        d = law.diffusivity(a0, ell, rl, cm_uF_cm2) if ell > 0 else 0.0
+        d = law.diffusivity(a, ell, rl, cv_cm[p.cv]) if ell > 0 else 0.0
         full.append(Piece(p.cv, p.branch, p.prox, p.dist, p.area_um2, p.ixa_per_um, p.face,
-                          p.half, new_pos[q][0], new_pos[q][1], L, rl, d))
+                          p.half, new_pos[q][0], new_pos[q][1], L, rl, d, a))
 
     axial_units = {b: [_Unit(p.prox, p.dist, p.new_prox, p.new_dist,
                              resistivity.integral(p.branch, p.prox, p.dist))
                        for p in (full[q] for q in qs)] for b, qs in by_branch.items()}
     area_units = _area_units(full)
-    morph_new = _build_morphology(morphology, geoms, area_units, branch_len, a0)
+    morph_new = _build_morphology(morphology, geoms, area_units, branch_len)
 
     # explicit CV policy at the images of the CV heads (Arbor's cv_data_from_locset starts a
     # CV at each boundary point; a non-root CV's head is the start of its first cable)
@@ -383,7 +398,8 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     dvals = [d for _, d in diff]
     geo = EquivalentGeometry(
         morphology=morph_new, labels=arbor.label_dict(), cv_policy=policy, radius_um=a0,
-        rL_ohm_cm=rL_ohm_cm, cm_uF_cm2=cm_uF_cm2, rL_regions=tuple(rL_regions), pieces=tuple(full), axial_paints=axial,
+        rL_ohm_cm=rL_ohm_cm, cm_uF_cm2=cm_uF_cm2, rL_regions=tuple(rL_regions),
+        cm_regions=tuple(cm_regions), cm_min_uF_cm2=cm_min, pieces=tuple(full), axial_paints=axial,
         diffusivity_paints=diff, default_diffusivity=float(np.median(dvals)),
         original_morphology=morphology, original_labels=labels, original_cv_policy=cv_policy,
         _original=original, _geoms=tuple(geoms), _axial_units=axial_units,
@@ -398,8 +414,8 @@ def equivalent_cell(morphology: arbor.morphology, labels=None,
     return geo
 
 
-def _build_morphology(morphology, geoms, area_units, branch_len, a0) -> arbor.morphology:
-    """Straight branches of radius a0, cut at piece ends and where the original tag changes."""
+def _build_morphology(morphology, geoms, area_units, branch_len) -> arbor.morphology:
+    """Straight branches of each unit's radius, cut at piece ends and where the original tag changes."""
     tree = arbor.segment_tree()
     ends: dict[int, tuple[int, np.ndarray]] = {}
     nb = morphology.num_branches
@@ -432,12 +448,14 @@ def _build_morphology(morphology, geoms, area_units, branch_len, a0) -> arbor.mo
             parent_seg, origin = ends[parent_b]
         ys = [y for y, _ in tag_img]
         last = parent_seg
+        starts = [u.new_prox for u in units]
         for y0, y1 in zip(merged[:-1], merged[1:]):
             k = max(int(np.searchsorted(ys, 0.5 * (y0 + y1), side="right")) - 1, 0)
             tag = tag_img[k][1]
+            u = units[max(int(np.searchsorted(starts, 0.5 * (y0 + y1), side="right")) - 1, 0)]
             P0 = origin + direction * (y0 * branch_len[b])
             P1 = origin + direction * (y1 * branch_len[b])
-            last = tree.append(last, arbor.mpoint(*P0, a0), arbor.mpoint(*P1, a0), tag=tag)
+            last = tree.append(last, arbor.mpoint(*P0, u.radius), arbor.mpoint(*P1, u.radius), tag=tag)
         ends[b] = (last, origin + direction * branch_len[b])
     new = arbor.morphology(tree)
     if new.num_branches != nb or any(new.branch_parent(b) != morphology.branch_parent(b)
@@ -449,7 +467,8 @@ def _build_morphology(morphology, geoms, area_units, branch_len, a0) -> arbor.mo
 
 @dataclass(frozen=True)
 class _ResistivityProfile:
-    """Piecewise-constant rL (Ω·cm) per branch: (prox, dist, rL) intervals covering [0, 1]."""
+    """Piecewise-constant rL (Ω·cm) per branch: (prox, dist, rL) intervals covering [0, 1]
+    (also used for cm, integrated over area)."""
 
     geoms: tuple[BranchGeometry, ...]
     intervals: dict[int, list[tuple[float, float, float]]]
@@ -480,6 +499,12 @@ class _ResistivityProfile:
                 total += r * g.ixa(lo, hi)
         return total
 
+    def area_integral(self, branch: int, x0: float, x1: float) -> float:
+        """∫ value · dA between branch positions x0 < x1 (value · µm²)."""
+        g = self.geoms[branch]
+        return sum(r * g.area(max(a, x0), min(b, x1)) for a, b, r in self.intervals[branch]
+                   if min(b, x1) > max(a, x0))
+
 
 @dataclass(frozen=True)
 class _Unit:
@@ -490,6 +515,7 @@ class _Unit:
     new_prox: float
     new_dist: float
     weight: float
+    radius: float = 0.0  # on the new cell (area units)
 
 
 def _area_units(pieces: list[Piece]) -> dict[int, list[_Unit]]:
@@ -500,10 +526,10 @@ def _area_units(pieces: list[Piece]) -> dict[int, list[_Unit]]:
         p = pieces[k]
         if p.half:
             p2 = pieces[k + 1]
-            u = _Unit(p.prox, p2.dist, p.new_prox, p2.new_dist, p.area_um2 + p2.area_um2)
+            u = _Unit(p.prox, p2.dist, p.new_prox, p2.new_dist, p.area_um2 + p2.area_um2, p.radius_um)
             k += 2
         else:
-            u = _Unit(p.prox, p.dist, p.new_prox, p.new_dist, p.area_um2)
+            u = _Unit(p.prox, p.dist, p.new_prox, p.new_dist, p.area_um2, p.radius_um)
             k += 1
         units.setdefault(p.branch, []).append(u)
     for b in units:
