@@ -171,7 +171,7 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS,
-                       slope_step: float | None = None, direct: bool = False,
+                       slope_step: float | None = None, *, direct: bool = False,
                        pool_first: bool = False) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
