@@ -78,7 +78,7 @@ def test_region_borders_inside_cvs_fuse(tmp_path):
 
 
 @pytest.mark.parametrize("files,params,reason", [
-    (["expsyn.mod", "hh.mod"], ["expsyn.tau", "hh.gkbar"], "point process"),
+    (["expsyn.mod", "hh.mod"], ["expsyn.tau", "hh.gkbar"], "point, junction or voltage process"),
     (["cad.mod", "cahva.mod", "hh.mod", "sk.mod"], ["cahva.gbar", "hh.gkbar"], "ion coupling"),
 ])
 def test_what_fusion_does_not_cover_runs_the_hub_design(tmp_path, files, params, reason):
