@@ -143,6 +143,27 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
     return code
 
 
+def _stage_states(code: Code, states: list[str], prefix: str) -> None:
+    """Each new state value reads the states from before the step. Where a state assignment
+    (after CSE) reads a state assigned before it, all of them go through staging LOCALs
+    first, assigned after the last one (nothing after the updates reads a state)."""
+    at = [i for i, a in enumerate(code.statements) if a.target in states]
+    assigned: set[sympy.Symbol] = set()
+    overlaps = False
+    for i in at:
+        overlaps |= bool(code.statements[i].expr.free_symbols & assigned)
+        assigned.add(sympy.Symbol(code.statements[i].target))
+    if not overlaps:
+        return
+    finals = []
+    for j, i in enumerate(at):
+        name, target = f"{prefix}n{j}", code.statements[i].target
+        code.statements[i] = Assignment(name, code.statements[i].expr)
+        code.locals.append(name)
+        finals.append(Assignment(target, sympy.Symbol(name)))
+    code.statements[at[-1] + 1:at[-1] + 1] = finals
+
+
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS) -> ContributorSystem:
@@ -216,7 +237,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         for k in range(K):
             outputs.append(Assignment(sens_pre(name, k), dtheta(phi, k, with_u=False)))
         outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V)))
-    outputs += [Assignment(name, phi) for name, phi in update.items()]
+    outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     for c in published:
         outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
@@ -225,6 +246,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         outputs.append(Assignment(f"{scratch_ion(k)}d",
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
+    _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
 
     # NET_RECEIVE: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u split alike.
     outputs = []

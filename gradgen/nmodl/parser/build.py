@@ -61,6 +61,27 @@ _CONSTANT_UNITS: dict[str, dict[str, float]] = {
 }
 _KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment)
 
+#: NEURON library calls Arbor's mechanisms have no counterpart for -> why, hint.
+_NEURON_ONLY_CALLS = {
+    "net_send": ("self-events", "Arbor's NET_RECEIVE cannot schedule events; drive the synapse "
+                 "with spike sources"),
+    "net_move": ("self-events", "Arbor's NET_RECEIVE cannot schedule events"),
+    "net_event": ("spikes sent from a mechanism", "use Arbor's threshold detectors"),
+    "at_time": ("discontinuities at given times", "drive time-dependent input from the simulator"),
+}
+
+
+def _neuron_only_error(name: str, pos: SourcePos) -> GradgenError:
+    what, hint = _NEURON_ONLY_CALLS[name]
+    return GradgenError(f"{name} ({what}) is not supported", pos=pos, hint=hint)
+
+
+def _random_error(name: str, pos: SourcePos) -> GradgenError:
+    return GradgenError(f"random numbers ({name}) are not supported: a stochastic mechanism has no "
+                        "dV/dθ here", pos=pos, hint="drive noise from the simulator, or fix the random "
+                        "values as parameters")
+
+
 # Truth values; not sympy's Boolean, which every Symbol also is.
 _LOGICAL = (Relational, BooleanFunction, BooleanAtom)
 
@@ -80,7 +101,13 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tan": (1, sympy.tan),
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
+    "floor": (1, sympy.floor),
 }
+
+#: NEURON library calls that draw random numbers: a stochastic mechanism has no dV/dθ here.
+_RANDOM = {"scop_random", "set_seed", "normrand", "exprand", "unirand", "erand", "poisrand",
+           "scop_normrand", "scop_exprand", "scop_poisrand", "random_uniform", "random_normal",
+           "nrn_random_pick"}
 
 _RELATIONS = {
     "lt": sympy.StrictLessThan,
@@ -156,6 +183,10 @@ class _Builder(Transformer):
             arity, make = _BUILTINS[name]
             self._check_arity(name, arity, args, meta)
             return make(*args)
+        if name in _RANDOM:
+            raise _random_error(name, self._pos(meta))
+        if name in _NEURON_ONLY_CALLS:
+            raise _neuron_only_error(name, self._pos(meta))
         if name in self.procedures:
             raise GradgenError(
                 f"PROCEDURE {name} has no value and cannot be used in an expression",
@@ -232,8 +263,16 @@ class _Builder(Transformer):
     def derivative_assign(self, meta: Meta, c: list) -> DerivativeAssign:
         return DerivativeAssign(str(c[0]), self._value(c[1], meta), self._pos(meta))
 
-    def call_stmt(self, meta: Meta, c: list) -> Call:
+    def call_stmt(self, meta: Meta, c: list) -> Call | Assign:
         name = str(c[0])
+        target = self._value(c[1], meta) if len(c) == 3 else None
+        if name == "state_discontinuity" and isinstance(target, sympy.Symbol):
+            # NEURON's event-time assignment of a state (a plain assignment in a fixed step)
+            return Assign(target.name, self._value(c[2], meta), self._pos(meta))
+        if name in _RANDOM:
+            raise _random_error(name, self._pos(meta))
+        if name in _NEURON_ONLY_CALLS and name not in self.procedures:
+            raise _neuron_only_error(name, self._pos(meta))
         if name not in self.procedures and name not in self.functions:
             raise GradgenError(
                 f"unknown PROCEDURE {name}",
