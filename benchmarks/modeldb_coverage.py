@@ -225,10 +225,15 @@ def main(argv: list[str] | None = None) -> dict:
     args.add_argument("--check", action="store_true", help="check converted files not in the cache")
     args.add_argument("--limit", type=int, default=None, help="check at most N uncached files")
     args.add_argument("--only", default=None, help="only files whose path contains this")
+    args.add_argument("--files", type=Path, default=None,
+                      help="only the files listed in this text file (<id>/<name>.mod per line)")
     opts = args.parse_args(argv)
     if not CORPUS.is_dir():
         sys.exit(f"{CORPUS} not found")
     files = [f for f in corpus_files() if opts.only is None or opts.only in str(f)]
+    if opts.files is not None:
+        listed = set(opts.files.read_text().split())
+        files = [f for f in files if f"{f.parent.name}/{f.name}" in listed]
     rows, start, checked = [], time.perf_counter(), 0
     work = Path(tempfile.mkdtemp(prefix="gradgen-modeldb-"))
     try:
@@ -243,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"dt": DT, "t_end": T_END, "forward_bound_mV": FORWARD_BOUND_MV,
               "gradient_bound": GRADIENT_BOUND, "seconds": round(time.perf_counter() - start, 1),
               "summary": summary(rows), "rows": rows}
-    if opts.only is None:
+    if opts.only is None and opts.files is None:  # a partial run only fills the check cache
         RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result["summary"], indent=1))
     return result

@@ -140,6 +140,8 @@ class _Executor:
             name = expr.name
             if name in frame.values:
                 return frame.values[name]
+            if name.endswith("'") and name[:-1] in frame.derivatives:  # D' read after D' = ...
+                return frame.derivatives[name[:-1]]
             return self.constants.get(name, expr)
         if isinstance(expr, AppliedUndef):
             args = [self.evaluate(a, frame, pos) for a in expr.args]
@@ -261,14 +263,15 @@ class _Executor:
             raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
 
     def _call_procedure(self, stmt: Call, frame: _Frame) -> None:
-        block = self.mech.procedures.get(stmt.name)
+        # a FUNCTION called as a statement: NEURON runs it for its assignments, drops its value
+        block = self.mech.procedures.get(stmt.name) or self.mech.functions.get(stmt.name)
         if block is None:
             raise GradgenError(f"call of unknown PROCEDURE '{stmt.name}'", stmt.pos)
         args = [self.evaluate(a, frame, stmt.pos) for a in stmt.args]
         inner = self._enter(block, args, stmt.pos)
         # The procedure sees the caller's variables, except where its arguments shadow them.
         inner.values = {**frame.values, **inner.values}
-        locals_ = set(block.args) | _declared_locals(block.body)
+        locals_ = set(block.args) | _declared_locals(block.body) | {block.name}
         before = dict(inner.values)
         self.run(block.body, inner)
         self.call_depth -= 1

@@ -102,6 +102,9 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
     "floor": (1, sympy.floor),
+    # modcc has no hyperbolic functions but tanh: their exponential forms
+    "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
+    "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
 }
 
 #: NEURON library calls that draw random numbers: a stochastic mechanism has no dV/dθ here.
@@ -173,6 +176,9 @@ class _Builder(Transformer):
 
     def var(self, meta: Meta, children: list) -> sympy.Symbol:
         return sympy.Symbol(str(children[0]))
+
+    def derivative_var(self, meta: Meta, children: list) -> sympy.Symbol:
+        return sympy.Symbol(f"{children[0]}'")  # lowering reads the derivative assigned before
 
     def call(self, meta: Meta, children: list) -> sympy.Expr:
         name, args = str(children[0]), [self._value(a, meta) for a in children[1:]]
@@ -365,8 +371,16 @@ class _Builder(Transformer):
         return LinearEquation(self._value(c[0], meta), self._value(c[1], meta), self._pos(meta))
 
     def net_receive_block(self, meta: Meta, c: list) -> _Part:
-        args = [str(a) for a in c[:-1] if isinstance(a, Token)]
-        return self._block("net_receive", "NET_RECEIVE", meta, c[-1], args)
+        args = [str(a) for a in c if isinstance(a, Token)]
+        if any(isinstance(a, SourcePos) for a in c):
+            raise GradgenError("INITIAL inside NET_RECEIVE (state kept per connection) is not supported",
+                               pos=next(a for a in c if isinstance(a, SourcePos)),
+                               hint="Arbor's NET_RECEIVE takes one weight; keep the state in the mechanism")
+        body = [stmt for stmt in c if isinstance(stmt, Statement)]
+        return self._block("net_receive", "NET_RECEIVE", meta, body, args)
+
+    def net_initial(self, meta: Meta, c: list) -> SourcePos:
+        return self._pos(meta)  # refused by net_receive_block
 
     def post_event_block(self, meta: Meta, c: list) -> _Part:
         args = [str(a) for a in c[:-1] if isinstance(a, Token)]
@@ -595,7 +609,9 @@ def _add(mech: Mechanism, part: _Part) -> None:
     kind, value = part.kind, part.value
     if kind in ("density", "point", "junction"):
         return
-    if kind in ("initial", "breakpoint", "net_receive", "post_event"):
+    if kind == "initial" and mech.initial is not None:  # NEURON runs both, in file order
+        mech.initial.body.extend(value.body)
+    elif kind in ("initial", "breakpoint", "net_receive", "post_event"):
         if getattr(mech, kind) is not None:
             raise _duplicate(kind.upper(), part.pos)
         setattr(mech, kind, value)
