@@ -89,6 +89,13 @@ def neuron_only_uses(path: Path) -> list[str]:
     return used
 
 
+def clean(error: str) -> str:
+    """An error without this machine's paths: corpus files as <id>/<file>, a check's
+    temporary copies as original/<file>."""
+    error = error.replace(str(CORPUS) + "/", "")
+    return re.sub(r"/tmp/\S*?/out/", "", error)
+
+
 def reason(error: str) -> str:
     """The refusal reason of a one-line GradgenError: its message without file:line:col, the
     hint and the names of this file."""
@@ -117,7 +124,7 @@ def run_stage(row: dict, stage: str, action) -> bool:
         action()
         return True
     except GradgenError as err:
-        row.update(failed=stage, kind="refused", error=str(err), reason=reason(str(err)))
+        row.update(failed=stage, kind="refused", error=clean(str(err)), reason=reason(str(err)))
     except StageTimeout:
         row.update(failed=stage, kind="timeout", error=f"{stage} took over {STAGE_SECONDS[stage]} s",
                    reason=f"{stage} timeout")
@@ -126,7 +133,7 @@ def run_stage(row: dict, stage: str, action) -> bool:
     except Exception as err:  # a bug: recorded with its innermost frame, and the run goes on
         frame = traceback.extract_tb(err.__traceback__)[-1]
         where = f"{Path(frame.filename).name}:{frame.lineno}"
-        row.update(failed=stage, kind="traceback", error=f"{type(err).__name__} at {where}: {err}"[:300],
+        row.update(failed=stage, kind="traceback", error=clean(f"{type(err).__name__} at {where}: {err}")[:300],
                    reason=f"{type(err).__name__} at {where}")
     finally:
         signal.alarm(0)
@@ -173,8 +180,8 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
 
     if not run_stage(row, "convert", do_convert):
         return row
-    row["runs_beside"] = plan["beside"]
-    cached = check_cache() / f"{directory_hash(out)}.json"
+    row["runs_beside"], row["converted_hash"] = plan["beside"], directory_hash(out)
+    cached = check_cache() / f"{row['converted_hash']}.json"
     if cached.exists():
         row["check"] = json.loads(cached.read_text())
     elif check:
@@ -183,11 +190,16 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
             row["check"] = {k: v for k, v in asdict(result).items() if k != "file"}
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(row["check"]))
+    return judge(row)
+
+
+def judge(row: dict) -> dict:
+    """Record a check result's failure (a refusal, or outside the bounds) in ``row``."""
     if row["check"] is None:
         return row
-    result = CoverageRow(rel, **row["check"])
+    result = CoverageRow(row["file"], **row["check"])
     if result.error:
-        row.update(failed="check", kind="refused", error=result.error, reason=reason(result.error))
+        row.update(failed="check", kind="refused", error=clean(result.error), reason=reason(result.error))
     elif not row_ok(result, FORWARD_BOUND_MV, GRADIENT_BOUND):
         row.update(failed="check", kind="fails", reason="outside the bounds",
                    error=f"forward {result.forward_max_abs_diff_mV:.1e} mV, "
@@ -195,29 +207,74 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
     return row
 
 
-def summary(rows: list[dict]) -> dict:
-    def stage_counts(subset):
-        reached = {"parse": 0, "translate": 0, "convert": 0, "check": 0}
-        for r in subset:
-            for stage in reached:
-                if r["failed"] == stage:
-                    break
-                if stage == "check" and (r["check"] is None):
-                    break
-                reached[stage] += 1
-        return {"files": len(subset), **reached,
-                "checked": sum(r["check"] is not None for r in subset)}
+STAGES = ("parse", "translate", "convert")
 
-    plain = [r for r in rows if not r["neuron_only"]]
+
+def stage_counts(rows: list[dict]) -> dict:
+    """How many files pass each stage; ``checked`` counts the files with a check result,
+    ``passed`` those within the bounds."""
+    counts = {"files": len(rows)}
+    for i, stage in enumerate(STAGES):
+        counts[stage] = sum(r["failed"] not in STAGES[: i + 1] for r in rows)
+    counts["checked"] = sum(r["check"] is not None for r in rows)
+    counts["passed"] = sum(r["check"] is not None and r["failed"] is None for r in rows)
+    return counts
+
+
+def summary(rows: list[dict]) -> dict:
     refusals: dict[str, int] = {}
     for r in rows:
         if r["failed"]:
             key = f"{r['failed']}: {r['reason']}"
             refusals[key] = refusals.get(key, 0) + 1
-    return {"all": stage_counts(rows), "without_neuron_only": stage_counts(plain),
+    return {"all": stage_counts(rows),
+            "without_neuron_only": stage_counts([r for r in rows if not r["neuron_only"]]),
             "tracebacks": sum(r["kind"] == "traceback" for r in rows),
+            "timeouts": sum(r["kind"] == "timeout" for r in rows),
             "parse_errors": sum(r["reason"] == "parse error" for r in rows),
-            "failures_by_reason": dict(sorted(refusals.items(), key=lambda kv: -kv[1]))}
+            "failures_by_reason": dict(sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def markdown(result: dict) -> str:
+    """The tables of docs/modeldb.md: stages, reasons, and one row per file."""
+    s = result["summary"]
+    lines = ["| files | parsed | translated | converted | checked | pass check |",
+             "|---|---|---|---|---|---|"]
+    for label, key in (("all", "all"), ("without VERBATIM/POINTER/ARTIFICIAL_CELL", "without_neuron_only")):
+        c = s[key]
+        lines.append(f"| {label}: {c['files']} | {c['parse']} | {c['translate']} | {c['convert']} "
+                     f"| {c['checked']} | {c['passed']} |")
+    lines += ["", f"Tracebacks: {s['tracebacks']}. Parse errors: {s['parse_errors']}. "
+              f"Time limits hit: {s['timeouts']}.", "",
+              "| stage: reason | files |", "|---|---|"]
+    lines += [f"| {k} | {n} |" for k, n in s["failures_by_reason"].items()]
+    lines += ["", "| file | NEURON-only | result | forward (mV) | dV/dθ rel. error (parameter) | first refusal or failure |",
+              "|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        check = r["check"] or {}
+        fwd, worst = check.get("forward_max_abs_diff_mV"), check.get("worst_rel_error")
+        fwd = "-" if fwd is None else f"{fwd:.1e}"
+        worst = "-" if worst is None else f"{worst:.1e} ({check['worst_parameter']})"
+        status = ("passes" if r["check"] and not r["failed"] else
+                  f"{r['failed']} {r['kind']}" if r["failed"] else "converted, not checked")
+        error = " ".join((r["error"] or "").split()).replace("|", "/")
+        lines.append(f"| {r['file']} | {', '.join(r['neuron_only']) or '-'} | {status} | {fwd} "
+                     f"| {worst} | {error[:160]} |")
+    return "\n".join(lines)
+
+
+def report() -> dict:
+    """The last full run's rows with the check results cached since (by converted content)."""
+    result = json.loads(RESULTS.read_text())
+    for row in result["rows"]:
+        cached = check_cache() / f"{row.get('converted_hash')}.json"
+        if row["failed"] in (None, "check") and cached.exists():
+            row.update(check=json.loads(cached.read_text()), failed=None, kind=None, reason=None, error=None)
+            judge(row)
+    result["summary"] = summary(result["rows"])
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(result))
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -225,11 +282,15 @@ def main(argv: list[str] | None = None) -> dict:
     args.add_argument("--check", action="store_true", help="check converted files not in the cache")
     args.add_argument("--limit", type=int, default=None, help="check at most N uncached files")
     args.add_argument("--only", default=None, help="only files whose path contains this")
+    args.add_argument("--report", action="store_true",
+                      help="no conversion: refresh the check results of the last full run from the cache")
     args.add_argument("--files", type=Path, default=None,
                       help="only the files listed in this text file (<id>/<name>.mod per line)")
     opts = args.parse_args(argv)
     if not CORPUS.is_dir():
         sys.exit(f"{CORPUS} not found")
+    if opts.report:
+        return report()
     files = [f for f in corpus_files() if opts.only is None or opts.only in str(f)]
     if opts.files is not None:
         listed = set(opts.files.read_text().split())
@@ -250,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
               "summary": summary(rows), "rows": rows}
     if opts.only is None and opts.files is None:  # a partial run only fills the check cache
         RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["summary"], indent=1))
+    print(markdown(result))
     return result
 
 
