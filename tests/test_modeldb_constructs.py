@@ -179,3 +179,32 @@ NET_RECEIVE(weight, n) {
 }
 """)
     assert error.startswith("x.mod:7:3: INITIAL inside NET_RECEIVE") and "\n" not in error
+
+
+SATURATING = """NEURON {{ POINT_PROCESS sat NONSPECIFIC_CURRENT i }}
+PARAMETER {{ tau1 = 1 tau2 = 5 gmax = 0.01 e = 0 }}
+ASSIGNED {{ v g }}
+STATE {{ A B }}
+INITIAL {{ A = 0 B = 0 }}
+BREAKPOINT {{ SOLVE d METHOD cnexp
+  g = B - A
+  if ({cond}) {{ g = gmax }}
+  i = g*(v - e) }}
+DERIVATIVE d {{ A' = -A/tau1  B' = -B/tau2 }}
+NET_RECEIVE(w) {{ A = A + w  B = B + w }}
+"""
+
+
+def test_if_else_in_a_current_converts(tmp_path):
+    """A saturating conductance (ModelDB 139421): the branch holds no v, so modcc's
+    conductance of the LOCAL it becomes is exact; a branch on v is a LOCAL holding v, read
+    by modcc's conductance rule like any other."""
+    from gradgen.convert import convert
+
+    for n, cond in enumerate(["g > gmax", "v > 0"]):
+        source = tmp_path / f"sat{n}.mod"
+        source.write_text(SATURATING.format(cond=cond))
+        low = lower_file(source)
+        assert (low.currents[0].conductance is None) == (n == 0)
+        assert modcc_accepts(translate_lowered(low))
+        convert([source], tmp_path / f"out{n}", None)

@@ -259,7 +259,7 @@ class _Executor:
                 fallback = merged.get(name, sympy.Symbol(name))
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
                                                (b.get(name, fallback), True))
-        if then.solves or orelse.solves:
+        if len(then.solves) > len(frame.solves) or len(orelse.solves) > len(frame.solves):
             raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
 
     def _call_procedure(self, stmt: Call, frame: _Frame) -> None:

@@ -147,8 +147,11 @@ def translate_lowered(low: LoweredMechanism) -> str:
     # the original hides v in a LOCAL or a call, write modcc's conductance out (as the
     # gradient version does), so the translation steps like the original read by modcc
     assignments, current_locals = modcc_currents(low)
-    if any(c.conductance is None and c.expr.has(sympy.Piecewise) for c in low.currents):
-        raise GradgenError("a current that depends on an if/else cannot be translated",
+    # an if/else becomes a LOCAL, which modcc takes as independent of v: exact only where
+    # the condition and branches do not depend on v (a saturating g = min(B - A, gmax))
+    if any(c.conductance is None and any(p.has(V) for p in c.expr.atoms(sympy.Piecewise))
+           for c in low.currents):
+        raise GradgenError("a current that depends on an if/else of v cannot be translated",
                            mech.breakpoint.pos, hint="modcc derives the conductance from the current")
     breakpoint = _block("BREAKPOINT", [(a.target, a.expr) for a in assignments], "b", states | {V},
                         solve, staged=current_locals)
