@@ -173,5 +173,5 @@ def reads_diam(low: LoweredMechanism) -> bool:
     """Whether any expression reads the CV diameter (which the geometry transform changes)."""
     exprs = [c.expr for c in low.currents] + list(low.derivatives.values())
     exprs += list(low.initial.values()) + list(low.equations) + list(low.events.values())
-    exprs += list(low.initial_equations.values())
+    exprs += list(low.initial_equations.values()) + list(low.explicit.values())
     return any(s.name == "diam" for e in exprs for s in e.free_symbols)

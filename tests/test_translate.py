@@ -153,14 +153,14 @@ def test_only_vtrap_style_guards_become_exprelr():
 
 
 def test_units_modcc_rejects_are_dropped_not_copied(tmp_path):
-    """`kappa = -6 (-mV)` (ModelDB 180370): the unit is documentation; copied into the
-    translation or the gradient version it failed modcc."""
+    """`kappa = -6 (-mV)` (ModelDB 180370), `(mM-cm2/ms-mA)` (ModelDB 98017): the unit is
+    documentation; copied into the translation or the gradient version it failed modcc."""
     source = tmp_path / "negunit.mod"
     source.write_text("NEURON { SUFFIX negunit NONSPECIFIC_CURRENT i RANGE g }\n"
-                      "PARAMETER { g = 0.001 (S/cm2) kappa = -6 (-mV) }\n"
+                      "PARAMETER { g = 0.001 (S/cm2) kappa = -6 (-mV) alpha = 1 (mM-cm2/ms-mA) }\n"
                       "BREAKPOINT { i = g*(v + 65)/(1 + exp((v + 40)/kappa)) }\n")
     text = translate_lowered(lower_file(source))
-    assert "(-mV)" not in text and "(S/cm2)" in text
+    assert "(-mV)" not in text and "(S/cm2)" in text and "ms-mA" not in text
     assert modcc_accepts(text)
     convert([source], tmp_path / "out", [ParamRef.parse("negunit.kappa")])
     gradient = next((tmp_path / "out").glob("*negunit.mod")).read_text()

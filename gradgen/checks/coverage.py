@@ -98,6 +98,32 @@ def partners(mech) -> list[Path]:
         members.append(pick[1])
 
 
+def check_inputs(path: Path) -> tuple[list[Path], list | None, bool]:
+    """What `check` converts for one file: (input files, θ or None for the background's,
+    whether the file runs beside the background instead of being differentiated).
+
+    The file's partners close its ion links (:func:`partners`); a channel with states, a
+    point process or a linked file gets the project's ``hh.mod`` as background.
+    """
+    from gradgen.nmodl.lower import lower_file
+    from gradgen.nmodl.parser import parse_file
+    from gradgen.params import ParamRef
+    from gradgen.sensitivity.bystanders import bystanders
+
+    mech = parse_file(path)
+    linked = partners(mech)
+    runs_beside = bool(bystanders([mech, *map(parse_file, linked)]))
+    background = mechanisms_dir() / "hh.mod"
+    files = [Path(path), *linked]
+    if runs_beside:
+        return [*files, background], None, True  # the background's θ: the file's own cannot move V
+    low = lower_file(path)
+    if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point" or linked:
+        files.append(background)
+    # every parameter, GLOBALs too (the original's are set through derived names)
+    return files, [ParamRef(low.name, p) for p in low.parameter_names()], False
+
+
 def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) -> CoverageRow:
     """Run one file through all stages; stop at the first that fails.
 
@@ -105,46 +131,45 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
     checked beside the background channel instead: the forward run with it and the
     background's gradients (``runs_beside``).
     """
-    from gradgen.checks.cells import check_cell
-    from gradgen.checks.fd import check_model
     from gradgen.convert import convert
-    from gradgen.nmodl.lower import lower_file
     from gradgen.nmodl.parser import parse_file
-    from gradgen.params import ParamRef
-    from gradgen.sensitivity.bystanders import bystanders
-    from gradgen.targets.arbor.model import GradientModel
 
     row = CoverageRow(str(path))
     try:
-        mech = parse_file(path)
+        parse_file(path)
         row.parsed, row.converted = True, False
-        linked = partners(mech)
-        row.runs_beside = bool(bystanders([mech, *map(parse_file, linked)]))
-        background = mechanisms_dir() / "hh.mod"
+        files, params, row.runs_beside = check_inputs(path)
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out"
-            files = [path, *linked]
-            if row.runs_beside:
-                files.append(background)
-                params = None  # the background's: the file's own cannot move V
-            else:
-                low = lower_file(path)
-                if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind != "density" \
-                        or linked:
-                    files.append(background)  # the background channel
-                # every parameter, GLOBALs too (the original's are set through derived names)
-                params = [ParamRef(low.name, p) for p in low.parameter_names()]
             convert(files, out, params)
-            row.converted, row.compiled = True, False
-            row.translated_reference = mech.name in use_translated_references(out)
-            model = GradientModel.load(out)
-            built = [model.gradient_catalogue, model.original_catalogue]  # compiles both
-            row.compiled = all(path.exists() for path in built)
-            if not model.params:
-                row.error = "no parameters to differentiate"
-                return row
-            spec, sites = check_cell(model, stimulus_nA, t_end)
-            report = check_model(model, spec, sites, t_end, dt)
+            row.converted = True
+            check_converted(out, row, dt, t_end, stimulus_nA)
+    except GradgenError as err:
+        row.error = str(err)
+    return row
+
+
+def check_converted(out: Path, row: CoverageRow, dt: float, t_end: float,
+                    stimulus_nA: float = 0.1) -> CoverageRow:
+    """The compile and check stages of :func:`check_file` on a directory ``convert`` wrote
+    from :func:`check_inputs`; fills in ``row`` (errors too) and returns it."""
+    from gradgen.checks.cells import check_cell
+    from gradgen.checks.fd import check_model
+    from gradgen.nmodl.parser import parse_file
+    from gradgen.targets.arbor.model import GradientModel
+
+    try:
+        row.compiled = False
+        name = parse_file(row.file).name
+        row.translated_reference = name in use_translated_references(out)
+        model = GradientModel.load(out)
+        built = [model.gradient_catalogue, model.original_catalogue]  # compiles both
+        row.compiled = all(path.exists() for path in built)
+        if not model.params:
+            row.error = "no parameters to differentiate"
+            return row
+        spec, sites = check_cell(model, stimulus_nA, t_end)
+        report = check_model(model, spec, sites, t_end, dt)
         if not report.moves_v:
             row.error = "no parameter moves V on the test cell: nothing was checked"
             return row
@@ -201,5 +226,5 @@ def row_ok(row: CoverageRow, forward_tolerance: float, tolerance: float) -> bool
             and row.forward_max_abs_diff_mV <= forward_tolerance and row.worst_rel_error <= tolerance)
 
 
-__all__ = ["CoverageRow", "check_file", "coverage", "format_table", "mod_files", "rows_json",
+__all__ = ["CoverageRow", "check_converted", "check_file", "check_inputs", "coverage", "format_table", "mod_files", "rows_json",
            "use_translated_references"]

@@ -135,6 +135,8 @@ def _expressions(low: LoweredMechanism) -> Iterator[tuple[str, sympy.Basic, Sour
         yield f"initial equation of '{state}'", expr, mech.initial.pos
     for state, expr in low.events.items():
         yield f"NET_RECEIVE update of '{state}'", expr, mech.net_receive.pos
+    for state, expr in low.explicit.items():
+        yield f"update of '{state}' in the SOLVEd PROCEDURE", expr, mech.pos
     for _, total in low.conserved:
         yield "CONSERVE total", total, mech.pos
 

@@ -49,6 +49,7 @@ FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 V = sympy.Symbol("v")
 #: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
 V_PEER = sympy.Symbol("v_peer")
+TIME = sympy.Symbol("t")
 
 
 @dataclass
@@ -74,7 +75,8 @@ class LoweredMechanism:
     derivatives: dict[str, sympy.Expr]  # state -> ds/dt, in DERIVATIVE statement order
     initial: dict[str, sympy.Expr]  # state -> initial value
     ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
-    solve_method: str | None = None  # a DERIVATIVE METHOD as written, "sparse" (KINETIC) or "linear"
+    #: a DERIVATIVE METHOD as written, "sparse" (KINETIC), "linear" or "explicit" (a PROCEDURE)
+    solve_method: str | None = None
     conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
     equations: list[sympy.Expr] = field(default_factory=list)  # LINEAR: each = 0 at V^{n+1}
     concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
@@ -89,6 +91,8 @@ class LoweredMechanism:
     #: solved here: a closed form of a 12-state scheme outgrows memory. Their ``initial``
     #: entries are the states' own symbols.
     initial_equations: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: SOLVE of a PROCEDURE: state -> its value after one step, from the old states, v and dt
+    explicit: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -156,6 +160,8 @@ class _Executor:
             name = expr.name
             if name in frame.values:
                 return frame.values[name]
+            if name.endswith("'") and name[:-1] in frame.derivatives:  # D' read after D' = ...
+                return frame.derivatives[name[:-1]]
             return self.constants.get(name, expr)
         if isinstance(expr, AppliedUndef):
             args = [self.evaluate(a, frame, pos) for a in expr.args]
@@ -251,6 +257,10 @@ class _Executor:
 
     def _branch(self, stmt: If, frame: _Frame) -> None:
         cond = self.evaluate(stmt.cond, frame, stmt.pos)
+        if TIME in cond.free_symbols:  # refused here, before both branches are lowered
+            raise GradgenError("an if/else on the time t: t is not available to mechanisms in "
+                               "Arbor", stmt.pos, hint="drive time-dependent input from the simulator "
+                               "(a current clamp or spike source)")
         if cond in (sympy.true, True):
             self.run(stmt.then, frame)
             return
@@ -269,24 +279,29 @@ class _Executor:
                 fallback = merged.get(name, sympy.Symbol(name))
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
                                                (b.get(name, fallback), True))
-        if then.solves or orelse.solves:
+        if len(then.solves) > len(frame.solves) or len(orelse.solves) > len(frame.solves):
             raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
 
     def _call_procedure(self, stmt: Call, frame: _Frame) -> None:
-        block = self.mech.procedures.get(stmt.name)
+        # a FUNCTION called as a statement: NEURON runs it for its assignments, drops its value
+        block = self.mech.procedures.get(stmt.name) or self.mech.functions.get(stmt.name)
         if block is None:
             raise GradgenError(f"call of unknown PROCEDURE '{stmt.name}'", stmt.pos)
         args = [self.evaluate(a, frame, stmt.pos) for a in stmt.args]
         inner = self._enter(block, args, stmt.pos)
         # The procedure sees the caller's variables, except where its arguments shadow them.
         inner.values = {**frame.values, **inner.values}
-        locals_ = set(block.args) | _declared_locals(block.body)
+        locals_ = set(block.args) | _declared_locals(block.body) | {block.name}
         before = dict(inner.values)
         self.run(block.body, inner)
         self.call_depth -= 1
         for name, value in inner.values.items():
             if name not in locals_ and before.get(name) is not value:
                 frame.values[name] = value
+                if name in self.currents:  # a current assigned in the procedure
+                    frame.conductances.pop(name, None)
+                    if name in inner.conductances:
+                        frame.conductances[name] = inner.conductances[name]
         frame.derivatives.update(inner.derivatives)
         frame.conserved += inner.conserved
         frame.volumes.update(inner.volumes)
@@ -372,18 +387,35 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     solve_method = None
     conserved: list[tuple[dict[str, int], sympy.Expr]] = []
     equations: list[sympy.Expr] = []
+    explicit: dict[str, sympy.Expr] = {}
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
+    # ASSIGNED values passed between the blocks as NEURON runs them (nrn_cur, nrn_state): the
+    # SOLVEd block sees what BREAKPOINT computed from neither v nor a state (rates(cai) in
+    # BREAKPOINT), BREAKPOINT what the SOLVEd block computed from no state (minf from
+    # rates(v): the last state update ran at the same v)
+    before_solve = _passed(breakpoint.values, assigned, state_symbols)
     for solve in breakpoint.solves:
-        frame = _Frame(dict(carried))
+        frame = _Frame({**carried, **before_solve})
         block, solve_method = _solved_block(mech, solve)
         executor.run(block.body, frame)
+        after_solve = _passed(frame.values, assigned, state_symbols - {V})
+        if any(carried.get(n) is not value for n, value in after_solve.items()):
+            breakpoint = _Frame({**carried, **after_solve})
+            executor.currents = set(current_ions)
+            executor.run(mech.breakpoint.body, breakpoint)
+            executor.currents = set()
         for name, volume in frame.volumes.items():
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
         derivatives.update(frame.derivatives)
         conserved, equations = frame.conserved, frame.equations
+        if solve_method == "explicit" and frame.derivatives:
+            raise GradgenError(f"the ODEs of '{solve.block}' are SOLVEd without METHOD", solve.pos,
+                               hint="add METHOD cnexp (or sparse for coupled ODEs)")
+        if solve_method == "explicit":  # the procedure's assignments, in order, from the old states
+            explicit = {s: frame.values.get(s, sympy.Symbol(s)) for s in states}
 
     currents = []
     for name, ion in current_ions.items():
@@ -407,13 +439,14 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
+    explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
     events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
     post_events = {s: guards_to_exprelr(e)
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
-                               voltage, initial_equations)
+                               voltage, initial_equations, explicit)
     _check_symbols(lowered)
     return lowered
 
@@ -435,6 +468,12 @@ def _voltage_process(mech: Mechanism, values: dict[str, sympy.Expr], states: lis
         raise GradgenError("the VOLTAGE_PROCESS never assigns v", mech.breakpoint.pos,
                            hint="assign the voltage it imposes, e.g. v = v0")
     return values[V.name]
+
+
+def _passed(values: dict[str, sympy.Expr], assigned: set[str], excluded: set[sympy.Symbol]
+            ) -> dict[str, sympy.Expr]:
+    """The ASSIGNED values of a block that another block may read: none of ``excluded``."""
+    return {n: e for n, e in values.items() if n in assigned and not (e.free_symbols & excluded)}
 
 
 def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
@@ -498,10 +537,19 @@ def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
             raise GradgenError(f"KINETIC {solve.block} with METHOD {solve.method}", solve.pos,
                                hint="Arbor solves kinetic schemes with METHOD sparse")
         return mech.kinetics[solve.block], "sparse"
+    if solve.block in mech.procedures:
+        # NEURON and modcc both run a SOLVEd PROCEDURE once per step in the state update
+        # (nrn_state, advance_state), at V^{n+1}: an explicit discrete map of the states
+        if solve.method is not None:
+            raise GradgenError(f"PROCEDURE {solve.block} solved with METHOD {solve.method}", solve.pos,
+                               hint="a PROCEDURE updates its states itself: write SOLVE without METHOD")
+        return mech.procedures[solve.block], "explicit"
     block = mech.derivatives.get(solve.block)
+    if block is not None and solve.method is None:
+        return block, "explicit"  # modcc pastes a METHOD-less block into advance_state
     if block is None:
-        raise GradgenError(f"SOLVE names '{solve.block}', which is no DERIVATIVE or KINETIC block",
-                           solve.pos, hint="a PROCEDURE solved for its side effects is not supported")
+        raise GradgenError(f"SOLVE names '{solve.block}', which is no DERIVATIVE, KINETIC, LINEAR "
+                           "block or PROCEDURE", solve.pos)
     if solve.method not in DERIVATIVE_METHODS:
         raise GradgenError(
             f"SOLVE ... METHOD {solve.method or '(none)'} is not supported", solve.pos,
@@ -566,12 +614,13 @@ def _check_symbols(low: LoweredMechanism) -> None:
         checks.append((f"POST_EVENT update of '{state}'", expr, mech.post_event.pos))
     if low.voltage is not None:
         checks.append(("voltage set by the VOLTAGE_PROCESS", low.voltage, mech.breakpoint.pos))
+    for state, expr in low.explicit.items():
+        checks.append((f"update of '{state}' in the SOLVEd PROCEDURE", expr, mech.pos))
     for what, expr, pos in checks:
+        allowed = known | set(low.event_args) | ({"dt"} if what.startswith("update of") else set())
         if mech.kind == "junction" and what.startswith("current"):
-            known_here = known | {V_PEER.name}  # a junction's current reads the peer's voltage
-        else:
-            known_here = known
-        unknown = sorted(s.name for s in expr.free_symbols if s.name not in known_here | set(low.event_args))
+            allowed |= {V_PEER.name}  # a junction's current reads the peer's voltage
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)
         if unknown:
             raise GradgenError(
                 f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "
@@ -579,7 +628,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
                 hint="assign it before use, or declare it as PARAMETER")
     for state in low.states:
         jumps_only = state in low.events or state in low.post_events  # constant between events
-        if low.solve_method not in (None, "linear") and state not in low.derivatives and not jumps_only:
+        if low.solve_method not in (None, "linear", "explicit") and state not in low.derivatives \
+                and not jumps_only:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 

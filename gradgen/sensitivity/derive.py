@@ -140,11 +140,27 @@ class ContributorSystem:
 def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
     """``o^st·st/o`` (SymPy's ∂(o^st)/∂o) as ``st·o^(st−1)``, finite at o = 0.
 
-    Only where an exponent is symbolic (a parameter), so other expressions pay nothing.
+    Only products in which a power with a symbolic exponent (a parameter) stands beside the
+    reciprocal of its base are rewritten, so other expressions pay nothing (SymPy's powsimp
+    over whole expressions made one ModelDB channel with a q10 factor take minutes).
     """
-    if not any(p.exp.free_symbols for p in expr.atoms(sympy.Pow)):
+    def mergeable(term: sympy.Basic) -> sympy.Pow | None:
+        if not term.is_Mul:
+            return None
+        return next((a for a in term.args if a.is_Pow and a.exp.free_symbols
+                     and sympy.Pow(a.base, -1) in term.args), None)
+
+    def merge(term: sympy.Mul) -> sympy.Expr:
+        power = mergeable(term)
+        rest = list(term.args)
+        rest.remove(power)
+        rest.remove(sympy.Pow(power.base, -1))
+        return _whole_powers(sympy.Mul(*rest) * sympy.Pow(power.base, power.exp - 1, evaluate=False))
+
+    powers = expr.atoms(sympy.Pow)
+    if not any(p.exp.free_symbols and sympy.Pow(p.base, -1) in powers for p in powers):
         return expr
-    return sympy.powsimp(expr, deep=True, combine="exp")
+    return expr.replace(lambda e: mergeable(e) is not None, merge)
 
 
 def _cse(outputs: list[Assignment], prefix: str) -> Code:
@@ -166,6 +182,27 @@ def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
     code.locals += [f"{prefix}n{i}" for i in range(len(outputs))]
     code.statements += [Assignment(a.target, sympy.Symbol(f"{prefix}n{i}")) for i, a in enumerate(outputs)]
     return code
+
+
+def _stage_states(code: Code, states: list[str], prefix: str) -> None:
+    """Each new state value reads the states from before the step. Where a state assignment
+    (after CSE) reads a state assigned before it, all of them go through staging LOCALs
+    first, assigned after the last one (nothing after the updates reads a state)."""
+    at = [i for i, a in enumerate(code.statements) if a.target in states]
+    assigned: set[sympy.Symbol] = set()
+    overlaps = False
+    for i in at:
+        overlaps |= bool(code.statements[i].expr.free_symbols & assigned)
+        assigned.add(sympy.Symbol(code.statements[i].target))
+    if not overlaps:
+        return
+    finals = []
+    for j, i in enumerate(at):
+        name, target = f"{prefix}n{j}", code.statements[i].target
+        code.statements[i] = Assignment(name, code.statements[i].expr)
+        code.locals.append(name)
+        finals.append(Assignment(target, sympy.Symbol(name)))
+    code.statements[at[-1] + 1:at[-1] + 1] = finals
 
 
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
@@ -310,7 +347,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                 outputs.append(Assignment(sens_pre(name, k), dtheta_pre(phi, k)))
             outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*[
                 sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c)) for c in conc_read if pool_first])))
-    outputs += [Assignment(name, phi) for name, phi in update.items()]
+    outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     for c in published:
         outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
@@ -319,6 +356,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         outputs.append(Assignment(f"{scratch_ion(k)}d",
                                   xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
     phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
+    _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
     _prepend(phase_b, solve_code)
     if pool_first:
         publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)

@@ -17,6 +17,10 @@ systems (:class:`LinearStep`), solved by elimination in the generated code.
 
 A LINEAR block is solved in advance_state too: its states become the solution of the
 block's equations at V^{n+1}, independent of their old values.
+
+A SOLVEd PROCEDURE (NEURON's explicit updates, ``m = m + mexp*(minf - m)``) is run as
+written once per step by both simulators (nrn_state, advance_state), at V^{n+1}: its map
+is the lowered procedure itself.
 """
 from __future__ import annotations
 
@@ -128,6 +132,11 @@ def linear_system(equations: Mapping[str, sympy.Expr], low: LoweredMechanism) ->
     return LinearStep(list(equations), matrix, list(-values.xreplace({s: 0 for s in symbols})))
 
 
+def explicit_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """A SOLVEd PROCEDURE: each state's value after the procedure, from the old states."""
+    return dict(low.explicit)
+
+
 #: The discrete maps gradgen reproduces exactly, by name.
 UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr] | LinearStep]] = {
     "pade": cnexp_update,  # modcc's cnexp: Padé(1,1) per state, in order, at V^{n+1}
@@ -135,6 +144,7 @@ UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr] | LinearSt
     "linear_solve": linear_update,  # a LINEAR block solved at V^{n+1}
     "exponential": exponential_update,  # NEURON's cnexp: exact exponential per state, in order
     "forward_euler": forward_euler_update,  # NEURON's euler
+    "explicit": explicit_update,  # a SOLVEd PROCEDURE, as written
 }
 
 #: How modcc (the Arbor target) steps each SOLVE method: Arbor offers only cnexp and
@@ -142,7 +152,8 @@ UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr] | LinearSt
 #: translate`` writes the same) and a KINETIC block is always solved by sparse. A target
 #: that integrates otherwise passes its own mapping to :func:`state_update`.
 MODCC_METHODS: dict[str, str] = {"cnexp": "pade", "derivimplicit": "pade", "euler": "pade", "runge": "pade",
-                                 "sparse": "backward_euler", "linear": "linear_solve"}
+                                 "sparse": "backward_euler", "linear": "linear_solve",
+                                 "explicit": "explicit"}
 
 
 #: How NEURON (nocmodl) steps each SOLVE method. ``derivimplicit`` is one backward-Euler
@@ -150,7 +161,7 @@ MODCC_METHODS: dict[str, str] = {"cnexp": "pade", "derivimplicit": "pade", "eule
 #: ``runge`` is not reproduced.
 NEURON_METHODS: dict[str, str] = {"cnexp": "exponential", "derivimplicit": "backward_euler",
                                   "euler": "forward_euler", "sparse": "backward_euler",
-                                  "linear": "linear_solve"}
+                                  "linear": "linear_solve", "explicit": "explicit"}
 
 
 def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHODS
@@ -158,7 +169,7 @@ def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHO
     """The map the simulator applies for the mechanism's SOLVE method (empty without states):
     closed forms per state, or a linear system (KINETIC, LINEAR); ``methods`` says which of
     :data:`UPDATES` each SOLVE method becomes."""
-    if low.solve_method is None or (low.solve_method != "linear" and not low.derivatives):
+    if low.solve_method is None or (low.solve_method not in ("linear", "explicit") and not low.derivatives):
         return {}
     if low.solve_method not in methods:
         raise GradgenError(f"SOLVE METHOD {low.solve_method} is not reproduced for this simulator",

@@ -61,6 +61,27 @@ _CONSTANT_UNITS: dict[str, dict[str, float]] = {
 }
 _KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment)
 
+#: NEURON library calls Arbor's mechanisms have no counterpart for -> why, hint.
+_NEURON_ONLY_CALLS = {
+    "net_send": ("self-events", "Arbor's NET_RECEIVE cannot schedule events; drive the synapse "
+                 "with spike sources"),
+    "net_move": ("self-events", "Arbor's NET_RECEIVE cannot schedule events"),
+    "net_event": ("spikes sent from a mechanism", "use Arbor's threshold detectors"),
+    "at_time": ("discontinuities at given times", "drive time-dependent input from the simulator"),
+}
+
+
+def _neuron_only_error(name: str, pos: SourcePos) -> GradgenError:
+    what, hint = _NEURON_ONLY_CALLS[name]
+    return GradgenError(f"{name} ({what}) is not supported", pos=pos, hint=hint)
+
+
+def _random_error(name: str, pos: SourcePos) -> GradgenError:
+    return GradgenError(f"random numbers ({name}) are not supported: a stochastic mechanism has no "
+                        "dV/dθ here", pos=pos, hint="drive noise from the simulator, or fix the random "
+                        "values as parameters")
+
+
 # Truth values; not sympy's Boolean, which every Symbol also is.
 _LOGICAL = (Relational, BooleanFunction, BooleanAtom)
 
@@ -80,7 +101,16 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tan": (1, sympy.tan),
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
+    "floor": (1, sympy.floor),
+    # modcc has no hyperbolic functions but tanh: their exponential forms
+    "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
+    "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
 }
+
+#: NEURON library calls that draw random numbers: a stochastic mechanism has no dV/dθ here.
+_RANDOM = {"scop_random", "set_seed", "normrand", "exprand", "unirand", "erand", "poisrand",
+           "scop_normrand", "scop_exprand", "scop_poisrand", "random_uniform", "random_normal",
+           "nrn_random_pick"}
 
 _RELATIONS = {
     "lt": sympy.StrictLessThan,
@@ -147,6 +177,9 @@ class _Builder(Transformer):
     def var(self, meta: Meta, children: list) -> sympy.Symbol:
         return sympy.Symbol(str(children[0]))
 
+    def derivative_var(self, meta: Meta, children: list) -> sympy.Symbol:
+        return sympy.Symbol(f"{children[0]}'")  # lowering reads the derivative assigned before
+
     def call(self, meta: Meta, children: list) -> sympy.Expr:
         name, args = str(children[0]), [self._value(a, meta) for a in children[1:]]
         if name in self.functions:
@@ -156,6 +189,10 @@ class _Builder(Transformer):
             arity, make = _BUILTINS[name]
             self._check_arity(name, arity, args, meta)
             return make(*args)
+        if name in _RANDOM:
+            raise _random_error(name, self._pos(meta))
+        if name in _NEURON_ONLY_CALLS:
+            raise _neuron_only_error(name, self._pos(meta))
         if name in self.procedures:
             raise GradgenError(
                 f"PROCEDURE {name} has no value and cannot be used in an expression",
@@ -232,8 +269,16 @@ class _Builder(Transformer):
     def derivative_assign(self, meta: Meta, c: list) -> DerivativeAssign:
         return DerivativeAssign(str(c[0]), self._value(c[1], meta), self._pos(meta))
 
-    def call_stmt(self, meta: Meta, c: list) -> Call:
+    def call_stmt(self, meta: Meta, c: list) -> Call | Assign:
         name = str(c[0])
+        target = self._value(c[1], meta) if len(c) == 3 else None
+        if name == "state_discontinuity" and isinstance(target, sympy.Symbol):
+            # NEURON's event-time assignment of a state (a plain assignment in a fixed step)
+            return Assign(target.name, self._value(c[2], meta), self._pos(meta))
+        if name in _RANDOM:
+            raise _random_error(name, self._pos(meta))
+        if name in _NEURON_ONLY_CALLS and name not in self.procedures:
+            raise _neuron_only_error(name, self._pos(meta))
         if name not in self.procedures and name not in self.functions:
             raise GradgenError(
                 f"unknown PROCEDURE {name}",
@@ -326,8 +371,16 @@ class _Builder(Transformer):
         return LinearEquation(self._value(c[0], meta), self._value(c[1], meta), self._pos(meta))
 
     def net_receive_block(self, meta: Meta, c: list) -> _Part:
-        args = [str(a) for a in c[:-1] if isinstance(a, Token)]
-        return self._block("net_receive", "NET_RECEIVE", meta, c[-1], args)
+        args = [str(a) for a in c if isinstance(a, Token)]
+        if any(isinstance(a, SourcePos) for a in c):
+            raise GradgenError("INITIAL inside NET_RECEIVE (state kept per connection) is not supported",
+                               pos=next(a for a in c if isinstance(a, SourcePos)),
+                               hint="Arbor's NET_RECEIVE takes one weight; keep the state in the mechanism")
+        body = [stmt for stmt in c if isinstance(stmt, Statement)]
+        return self._block("net_receive", "NET_RECEIVE", meta, body, args)
+
+    def net_initial(self, meta: Meta, c: list) -> SourcePos:
+        return self._pos(meta)  # refused by net_receive_block
 
     def post_event_block(self, meta: Meta, c: list) -> _Part:
         args = [str(a) for a in c[:-1] if isinstance(a, Token)]
@@ -559,7 +612,9 @@ def _add(mech: Mechanism, part: _Part) -> None:
     kind, value = part.kind, part.value
     if kind in ("density", "point", "junction", "voltage"):
         return
-    if kind in ("initial", "breakpoint", "net_receive", "post_event"):
+    if kind == "initial" and mech.initial is not None:  # NEURON runs both, in file order
+        mech.initial.body.extend(value.body)
+    elif kind in ("initial", "breakpoint", "net_receive", "post_event"):
         if getattr(mech, kind) is not None:
             raise _duplicate(kind.upper(), part.pos)
         setattr(mech, kind, value)

@@ -5,7 +5,9 @@ cleaned text is the same line and column in the user's file; error messages stay
 UNITSON/UNITSOFF only switch NEURON's unit checking; INCLUDE names a file that
 :func:`gradgen.nmodl.parser.parse_text` parses as a fragment of its own (with its own positions).
 VERBATIM blocks are copied unchanged: their C code may contain ``:`` or ``?``, and the
-unsupported-construct check reports the VERBATIM keyword itself.
+unsupported-construct check reports the VERBATIM keyword itself. The one exception is a block
+holding only ``return 0;``: NEURON's idiom for a PROCEDURE without an error code (79 files of
+a ModelDB survey), a no-op, blanked like a comment.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ _START = re.compile(
 )
 _END_COMMENT = re.compile(r"\bENDCOMMENT\b")
 _END_VERBATIM = re.compile(r"\bENDVERBATIM\b")
+_NO_OP_VERBATIM = re.compile(r"\s*return\s+0\s*;\s*")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
         elif kind == "verbatim":
             end = _END_VERBATIM.search(text, m.end())
             stop = end.end() if end else len(text)
-            out.append(text[m.start() : stop])
+            no_op = end is not None and _NO_OP_VERBATIM.fullmatch(text, m.end(), end.start())
+            out.append(_blank(text[m.start() : stop]) if no_op else text[m.start() : stop])
             i = stop
         else:
             eol = text.find("\n", m.end())

@@ -7,9 +7,11 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError
+from gradgen.nmodl.lower import V
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit, uses_dexprelr
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -76,9 +78,11 @@ def _render_currents(system: ContributorSystem) -> _Rendered:
     for stmt in system.currents:
         lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{next(counter)}")
         out.locals += created
-        if created and stmt.target not in system.current_locals:
-            # modcc derives the conductance from the current statements; keep them whole.
-            raise GradgenError(f"the current '{stmt.target}' depends on an if/else: not supported yet",
+        if created and stmt.target not in system.current_locals and any(
+                p.has(V) for p in stmt.expr.atoms(sympy.Piecewise)):
+            # modcc derives the conductance from the current statements and takes the LOCAL
+            # of an if/else as independent of v: exact only for branches free of v
+            raise GradgenError(f"the current '{stmt.target}' depends on an if/else of v: not supported yet",
                                system.lowered.mechanism.breakpoint.pos,
                                hint="compute the branch in a state or parameter instead")
         out.lines += lines

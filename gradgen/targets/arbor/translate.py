@@ -9,7 +9,8 @@ each Piecewise as an if/else on a LOCAL. NEURON's integrators of a DERIVATIVE bl
 mechanisms reproduce; a KINETIC scheme becomes its mass-action ODEs in a DERIVATIVE block
 solved by ``sparse`` (backward Euler, which keeps the scheme's CONSERVE laws by itself),
 and a STEADYSTATE initialisation its closed-form solution; a LINEAR block keeps its
-equations, written ``~ 0 = expr``.
+equations, written ``~ 0 = expr``; a SOLVEd PROCEDURE (explicit updates of the states)
+becomes a METHOD-less block of the new values, which modcc runs in advance_state.
 """
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.states:
         parts.append(f"STATE {{ {' '.join(low.states)} }}")
     solve = []
-    if low.solve_method == "linear":
+    explicit = [(state, e) for state, e in low.explicit.items() if e != sympy.Symbol(state)]
+    if low.solve_method == "linear" or explicit:
         solve = ["SOLVE states"]
     elif low.derivatives:
         solve = [f"SOLVE states METHOD {MODCC_METHOD_NAMES[MODCC_METHODS[low.solve_method]]}"]
@@ -148,8 +150,11 @@ def translate_lowered(low: LoweredMechanism) -> str:
     # the original hides v in a LOCAL or a call, write modcc's conductance out (as the
     # gradient version does), so the translation steps like the original read by modcc
     assignments, current_locals = modcc_currents(low)
-    if any(c.conductance is None and c.expr.has(sympy.Piecewise) for c in low.currents):
-        raise GradgenError("a current that depends on an if/else cannot be translated",
+    # an if/else becomes a LOCAL, which modcc takes as independent of v: exact only where
+    # the condition and branches do not depend on v (a saturating g = min(B - A, gmax))
+    if any(c.conductance is None and any(p.has(V) for p in c.expr.atoms(sympy.Piecewise))
+           for c in low.currents):
+        raise GradgenError("a current that depends on an if/else of v cannot be translated",
                            mech.breakpoint.pos, hint="modcc derives the conductance from the current")
     breakpoint = _block("BREAKPOINT", [(a.target, a.expr) for a in assignments], "b", states | {V},
                         solve, staged=current_locals)
@@ -159,6 +164,13 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.derivatives:
         odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
         parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))
+    if explicit:
+        # a SOLVEd PROCEDURE: modcc pastes a METHOD-less block into advance_state; every
+        # new value reads the old states, so stage them, then assign
+        staged = [f"ps{i}" for i in range(len(explicit))]
+        targets = [(n, e) for n, (_, e) in zip(staged, explicit)]
+        targets += [(state, sympy.Symbol(n)) for n, (state, _) in zip(staged, explicit)]
+        parts.append("\n".join(_block("DERIVATIVE states", targets, "x", states, staged=staged)))
     if low.equations:
         equations = [("~ 0", e) for e in low.equations]
         parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))

@@ -1,0 +1,210 @@
+"""NEURON constructs of published (ModelDB) mechanisms: read, or refused in one line.
+
+Small files written for these tests (tests/data/modeldb/) imitate the styles found in the
+ModelDB corpus (benchmarks/modeldb_coverage.py, docs/modeldb.md): states stepped by a
+SOLVEd PROCEDURE, ASSIGNED values set in the SOLVEd block and read by BREAKPOINT,
+``state_discontinuity``, the no-op ``VERBATIM return 0; ENDVERBATIM``. Each converts and
+its gradient matches central finite differences of its translation (the reference modcc
+compiles); corpus files are read by path where the corpus is present.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import sympy
+
+from gradgen.checks.coverage import check_file, row_ok
+from gradgen.errors import GradgenError
+from gradgen.nmodl.lower import lower_file
+from gradgen.nmodl.parser import parse_text
+from gradgen.params import ParamRef
+from gradgen.sensitivity.derive import Assignment, Code, derive_contributor
+from gradgen.targets.arbor.build import modcc_accepts
+from gradgen.targets.arbor.translate import translate_lowered
+
+DATA = Path(__file__).parent / "data" / "modeldb"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "modeldb"
+DT, T_END = 0.0025, 20.0
+FORWARD_BOUND_MV, GRADIENT_BOUND = 1e-8, 0.02  # the issue's acceptance bounds
+
+
+def test_solved_procedure_is_an_explicit_map_of_the_old_states():
+    low = lower_file(DATA / "kx_explicit.mod")
+    assert low.solve_method == "explicit" and not low.derivatives
+    # one step by hand, statement after statement as NEURON runs the procedure
+    v, dt, c, o = -30.0, 0.1, 0.7, 0.3
+    a = 1 / (3 * (1 + math.exp(-(v + 40) / 9)))
+    b = 1 / (3 * (1 + math.exp((v + 40) / 9)))
+    c_new = c + dt * (b * o - a * c)
+    o_new = o + dt * (a * c_new - b * o)  # reads the c just updated
+    values = {"v": v, "dt": dt, "c": c, "o": o, "celsius": 6.3, "vh": -40, "slope": 9, "tau": 3}
+    got = {s: float(e.subs(values)) for s, e in low.explicit.items()}
+    assert got == pytest.approx({"c": c_new, "o": o_new}, rel=1e-14)
+    text = translate_lowered(low)
+    assert "SOLVE states\n" in text and "METHOD" not in text
+    assert modcc_accepts(text)
+
+
+def test_staged_state_updates_do_not_see_each_other():
+    """After CSE, a new value that names a state assigned before it is staged."""
+    from gradgen.sensitivity.derive import _stage_states  # noqa: PLC2701 - unit under test
+
+    a, b = sympy.symbols("a b")
+    code = Code([Assignment("a", a + b), Assignment("b", a * b)])
+    _stage_states(code, ["a", "b"], "gb")
+    assert [(s.target, str(s.expr)) for s in code.statements] == [
+        ("gbn0", "a + b"), ("gbn1", "a*b"), ("a", "gbn0"), ("b", "gbn1")]
+    assert code.locals == ["gbn0", "gbn1"]
+    plain = Code([Assignment("a", a + b), Assignment("b", b * 2)])
+    _stage_states(plain, ["a", "b"], "gb")
+    assert [s.target for s in plain.statements] == ["a", "b"]
+
+
+def test_assigned_set_by_the_solved_block_is_read_by_breakpoint():
+    low = lower_file(DATA / "nap_minf.mod")
+    (current,) = low.currents
+    assert sympy.Symbol("minf") not in current.expr.free_symbols
+    # minf(v) enters the current as NEURON's and modcc's LOCAL would: not in the conductance
+    assert current.conductance is not None
+    assert modcc_accepts(translate_lowered(low))
+
+
+def test_state_discontinuity_is_the_event_assignment():
+    low = lower_file(DATA / "syn_discontinuity.mod")
+    assert low.events == {"g": sympy.Symbol("g") + sympy.Symbol("weight")}
+
+
+@pytest.mark.parametrize("name", ["kx_explicit.mod", "nap_minf.mod", "syn_discontinuity.mod"])
+def test_gradients_match_finite_differences(name):
+    row = check_file(DATA / name, DT, T_END)
+    assert row.error is None, row.error
+    assert row.translated_reference
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def _error(text: str) -> str:
+    with pytest.raises(GradgenError) as err:
+        lower_source(text)
+    return str(err.value)
+
+
+def lower_source(text: str):
+    from gradgen.nmodl.lower import lower
+
+    return lower(parse_text(text, "x.mod"))
+
+
+CHANNEL = """NEURON {{ SUFFIX x NONSPECIFIC_CURRENT i }}
+PARAMETER {{ g = 0.001 }}
+ASSIGNED {{ v (mV) }}
+STATE {{ s }}
+BREAKPOINT {{ SOLVE d METHOD cnexp
+  i = g*s*(v + 70) }}
+DERIVATIVE d {{ {body} }}
+{extra}
+"""
+
+
+@pytest.mark.parametrize("body, extra, message", [
+    ("if (t > 5) { s' = -s } else { s' = 1 - s }", "", "x.mod:7:16: an if/else on the time t"),
+    ("s' = scop_random() - s", "", "x.mod:7:21: random numbers (scop_random)"),
+    ("s' = -s", "NET_RECEIVE(w) { net_send(1, 1) }", "x.mod:8:18: net_send (self-events) is not supported"),
+    ("s' = -s\nVERBATIM\n x = 1;\nENDVERBATIM", "", "x.mod:8:1: VERBATIM is not supported yet"),
+])
+def test_neuron_only_constructs_are_refused_in_one_line(body, extra, message):
+    error = _error(CHANNEL.format(body=body, extra=extra))
+    assert error.startswith(message) and "\n" not in error
+
+
+def test_no_op_verbatim_is_read():
+    low = lower_source(CHANNEL.format(body="s' = -s\nVERBATIM\n  return 0;\nENDVERBATIM", extra=""))
+    assert low.states == ["s"]
+
+
+def test_floor_parses_and_explicit_gradients_use_the_target_methods():
+    low = lower_source(CHANNEL.format(body="s' = floor(g) - s", extra=""))
+    assert low.derivatives["s"].has(sympy.floor)
+    explicit = lower_file(DATA / "kx_explicit.mod")
+    system = derive_contributor(explicit, [ParamRef("kx", "gbar")])
+    assert [s.target for s in system.phase_b.statements if s.target in ("c", "o")] == ["c", "o"]
+
+
+# (17664/NaF.mod, 7.5 S/cm², is too stiff for dt 0.0025 on the test cable: docs/modeldb.md)
+SOLVED_PROCEDURES = ["17664/KA.mod", "17664/K2.mod", "121600/model_4_HH.mod"]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="the ModelDB corpus is not available")
+@pytest.mark.parametrize("rel", SOLVED_PROCEDURES)
+def test_published_solved_procedures_match_finite_differences(rel):
+    """Published channels stepped by a SOLVEd PROCEDURE (Miyasho et al. 2001; Meuth et al.
+    2005), as their authors wrote them."""
+    row = check_file(CORPUS / rel, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_valid_neuron_syntax_parses():
+    """Forms NEURON accepts that gave parse errors: two INITIAL blocks (run in order), a
+    derivative read after its assignment (D'), a FUNCTION called as a statement, cosh."""
+    low = lower_source("""NEURON { SUFFIX y NONSPECIFIC_CURRENT i }
+PARAMETER { g = 0.001 }
+ASSIGNED { v (mV) q }
+STATE { s r }
+INITIAL { s = 0.5 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = g*s*r*(v + 70) }
+DERIVATIVE d { setq(v)
+  s' = (q - s)/cosh(v/20)
+  r' = s' - r }
+FUNCTION setq(x) { q = 1/(1 + exp(-x/10))  setq = 0 }
+INITIAL { r = s }
+""")
+    s, r, v = sympy.symbols("s r v")
+    assert low.initial == {"s": 0.5, "r": 0.5}
+    assert sympy.simplify(low.derivatives["r"] - (low.derivatives["s"] - r)) == 0
+    assert not low.derivatives["s"].has(sympy.cosh)  # modcc has no cosh
+
+
+def test_initial_inside_net_receive_is_refused_in_one_line():
+    error = _error("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+STATE { g }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = g*v }
+DERIVATIVE d { g' = -g }
+NET_RECEIVE(weight, n) {
+  INITIAL { n = 0 }
+  g = g + weight
+}
+""")
+    assert error.startswith("x.mod:7:3: INITIAL inside NET_RECEIVE") and "\n" not in error
+
+
+SATURATING = """NEURON {{ POINT_PROCESS sat NONSPECIFIC_CURRENT i }}
+PARAMETER {{ tau1 = 1 tau2 = 5 gmax = 0.01 e = 0 }}
+ASSIGNED {{ v g }}
+STATE {{ A B }}
+INITIAL {{ A = 0 B = 0 }}
+BREAKPOINT {{ SOLVE d METHOD cnexp
+  g = B - A
+  if ({cond}) {{ g = gmax }}
+  i = g*(v - e) }}
+DERIVATIVE d {{ A' = -A/tau1  B' = -B/tau2 }}
+NET_RECEIVE(w) {{ A = A + w  B = B + w }}
+"""
+
+
+def test_if_else_in_a_current_converts(tmp_path):
+    """A saturating conductance (ModelDB 139421): the branch holds no v, so modcc's
+    conductance of the LOCAL it becomes is exact; a branch on v is a LOCAL holding v, read
+    by modcc's conductance rule like any other."""
+    from gradgen.convert import convert
+
+    for n, cond in enumerate(["g > gmax", "v > 0"]):
+        source = tmp_path / f"sat{n}.mod"
+        source.write_text(SATURATING.format(cond=cond))
+        low = lower_file(source)
+        assert (low.currents[0].conductance is None) == (n == 0)
+        assert modcc_accepts(translate_lowered(low))
+        convert([source], tmp_path / f"out{n}", None)
