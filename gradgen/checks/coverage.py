@@ -103,7 +103,8 @@ def check_inputs(path: Path) -> tuple[list[Path], list | None, bool]:
     whether the file runs beside the background instead of being differentiated).
 
     The file's partners close its ion links (:func:`partners`); a channel with states, a
-    point process or a linked file gets the project's ``hh.mod`` as background.
+    point, junction or voltage process or a linked file gets the project's ``hh.mod`` as
+    background.
     """
     from gradgen.nmodl.lower import lower_file
     from gradgen.nmodl.parser import parse_file
@@ -118,7 +119,7 @@ def check_inputs(path: Path) -> tuple[list[Path], list | None, bool]:
     if runs_beside:
         return [*files, background], None, True  # the background's θ: the file's own cannot move V
     low = lower_file(path)
-    if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind == "point" or linked:
+    if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind != "density" or linked:
         files.append(background)
     # every parameter, GLOBALs too (the original's are set through derived names)
     return files, [ParamRef(low.name, p) for p in low.parameter_names()], False
