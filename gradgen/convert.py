@@ -27,7 +27,6 @@ from gradgen.protocol import HUB_NAME, MANIFEST, gradient_name
 from gradgen.sensitivity.bystanders import bystanders
 from gradgen.sensitivity.coupling import Coupling, check_single_readers, find_coupling
 from gradgen.sensitivity.derive import derive_contributor
-from gradgen.sensitivity.nernst import followed_reversals
 from gradgen.targets import get_target
 
 
@@ -88,7 +87,7 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     scheme = scheme or backend.schemes[0]
     if scheme not in backend.schemes:
         raise GradgenError(f"unknown scheme '{scheme}'", hint="schemes: " + ", ".join(backend.schemes))
-    coupling = find_coupling(mechanisms) if couple_ions else Coupling()
+    coupling = find_coupling(mechanisms, backend.follows_nernst) if couple_ions else Coupling()
     if backend.pool_first:
         check_single_readers(mechanisms, coupling)
     files: dict[str, str] = {f"{HUB_NAME}.mod": backend.emit_hub(params, scheme, coupling)}
@@ -102,8 +101,8 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     manifest = Manifest(
         hub=HUB_NAME, scheme=scheme,
         parameters=parameter_entries(params, [_default(p, mechanisms) for p in params]),
-        mechanisms=[mechanism_entry(m, len(params), [m.ion_reads[e] for e in followed_reversals(
-            m, set(coupling.concentrations))]) for m in mechanisms]
+        mechanisms=[mechanism_entry(m, len(params), [m.ion_reads[e] for e in coupling.followed(m)])
+                    for m in mechanisms]
         + [bystander_entry(b) for b in passive],
         coupling=CouplingEntry(list(coupling.currents), list(coupling.concentrations),
                                coupling.store_ions(len(params))))

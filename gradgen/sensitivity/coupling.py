@@ -54,6 +54,13 @@ class Coupling:
     concentrations: tuple[str, ...] = ()  # e.g. ("cai",): a STATE of one, read by another
     #: a voltage process sets V after the state updates: clamp stores hand the solved u over
     clamped: bool = False
+    #: a reversal potential may follow a coupled concentration (Arbor's nernst method); False
+    #: where the target refuses a Nernst reversal instead (NEURON)
+    follows_nernst: bool = True
+
+    def followed(self, m: LoweredMechanism) -> dict[str, str]:
+        """``m``'s reversal potentials that may follow a coupled concentration: {e: conc}."""
+        return followed_reversals(m, set(self.concentrations)) if self.follows_nernst else {}
 
     def store_ions(self, n_params: int) -> list[str]:
         """Every store ion of this coupling for ``n_params`` parameters."""
@@ -65,7 +72,7 @@ class Coupling:
         return names
 
 
-def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
+def find_coupling(mechanisms: Sequence[LoweredMechanism], follows_nernst: bool = True) -> Coupling:
     """Which ion currents and concentrations pass between the given mechanisms."""
     written_currents = {c.name for m in mechanisms for c in m.currents if c.ion}
     written_concentrations = {c for m in mechanisms for c in m.concentration_writes}
@@ -78,11 +85,11 @@ def find_coupling(mechanisms: Sequence[LoweredMechanism]) -> Coupling:
                 currents.append(var)
             if var in written_concentrations and var not in concentrations:
                 concentrations.append(var)
-        for conc in followed_reversals(m, written_concentrations).values():
+        for conc in (followed_reversals(m, written_concentrations) if follows_nernst else {}).values():
             if conc not in concentrations:  # a reversal potential that may follow it (nernst)
                 concentrations.append(conc)
     clamped = any(m.voltage is not None for m in mechanisms)
-    return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)), clamped)
+    return Coupling(tuple(sorted(currents)), tuple(sorted(concentrations)), clamped, follows_nernst)
 
 
 def check_single_readers(mechanisms: Sequence[LoweredMechanism], coupling: Coupling) -> None:
@@ -98,7 +105,7 @@ def check_single_readers(mechanisms: Sequence[LoweredMechanism], coupling: Coupl
 def concentrations_read(m: LoweredMechanism, coupling: Coupling) -> list[str]:
     """Coupled concentrations ``m`` reads: directly, or through a reversal potential that
     follows them (:mod:`gradgen.sensitivity.nernst`)."""
-    followed = followed_reversals(m, set(coupling.concentrations)).values()
+    followed = coupling.followed(m).values()
     return [c for c in coupling.concentrations if c in m.ion_reads or c in followed]
 
 

@@ -49,7 +49,7 @@ from gradgen.protocol import (
 from gradgen.sensitivity.coupling import Coupling, concentrations_read
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
 from gradgen.sensitivity.linear_solve import eliminate
-from gradgen.sensitivity.nernst import followed_reversals, reversal_slope
+from gradgen.sensitivity.nernst import reversal_slope
 
 
 @dataclass
@@ -112,7 +112,7 @@ class ContributorSystem:
 
     def nernst_reversals(self) -> dict[str, str]:
         """Reversal potentials that follow a concentration where the flag is set: var -> conc."""
-        return followed_reversals(self.lowered, set(self.coupling.concentrations))
+        return self.coupling.followed(self.lowered)
 
     def store_ions(self) -> dict[str, bool]:
         """Coupling store ions this mechanism uses -> whether it writes them."""
@@ -248,7 +248,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     # inputs whose dθ_k is a symbol: own states, read concentrations, read currents, and
     # reversal potentials that follow a concentration (0 unless the nernst flag is painted)
     carried = {sympy.Symbol(s): (lambda k, s=s: sympy.Symbol(sens(s, k))) for s in low.states + conc_read}
-    for reversal, conc in followed_reversals(low, set(coupling.concentrations)).items():
+    for reversal, conc in coupling.followed(low).items():
         slope = reversal_slope(low, reversal)
         carried[sympy.Symbol(reversal)] = lambda k, slope=slope, conc=conc: slope * sympy.Symbol(sens(conc, k))
     carried.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k))) for c in current_read})

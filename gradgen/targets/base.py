@@ -31,6 +31,9 @@ class Target(Protocol):
     #: Whether a coupled current's reader (a Ca pool) runs its state update before the other
     #: mechanisms (NEURON) rather than with them (Arbor; ``derive_contributor``'s ``pool_first``).
     pool_first: bool
+    #: Whether a reversal potential may follow a coupled concentration through Nernst (Arbor's
+    #: nernst method, ``sensitivity/nernst.py``); NEURON refuses a Nernst reversal at run time.
+    follows_nernst: bool
 
     def emit_contributor(self, system: ContributorSystem) -> str:
         """Mechanism source of one gradient (contributor) mechanism."""

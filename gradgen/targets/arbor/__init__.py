@@ -29,6 +29,7 @@ class ArborTarget:
     schemes = emit.SCHEMES
     state_updates = MODCC_METHODS  # modcc: cnexp (Padé) and sparse (backward Euler) only
     pool_first = False
+    follows_nernst = True
     slope_step = None  # modcc's conductance, which Arbor's step uses
 
     def emit_contributor(self, system: ContributorSystem) -> str:

@@ -33,6 +33,7 @@ class NeuronTarget:
     schemes = emit.SCHEMES
     state_updates = NEURON_METHODS  # cnexp is the exact exponential, derivimplicit backward Euler
     pool_first = True  # NEURON runs a mechanism that writes a concentration first
+    follows_nernst = False  # a Nernst eca is refused at run time (targets/neuron/model.py)
     slope_step = 0.001  # NEURON's slope of a mechanism's current: (I(v + 0.001) − I(v))/0.001
 
     def emit_contributor(self, system: ContributorSystem) -> str:
