@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gradgen.errors import GradgenError
+from gradgen.extras import require
 
 #: declared voltage unit -> factor to mV (NWB writes SI names, ABF short symbols)
 VOLTAGE_UNITS = {"volts": 1e3, "volt": 1e3, "v": 1e3, "millivolts": 1.0, "millivolt": 1.0,
@@ -103,11 +104,7 @@ def _to_mV(path: Path, unit: str, what: str) -> float:
 
 
 def _read_nwb(target: TargetFile) -> Trace:
-    try:
-        import pynwb
-    except ImportError:
-        raise GradgenError("reading an NWB target needs pynwb",
-                           hint="pip install 'gradgen[recordings]'") from None
+    pynwb = require("pynwb", "recordings", "reading an NWB target")
     path = target.path
     try:
         with pynwb.NWBHDF5IO(str(path), "r") as io:
@@ -141,11 +138,7 @@ def _read_nwb(target: TargetFile) -> Trace:
 
 
 def _read_abf(target: TargetFile) -> Trace:
-    try:
-        import pyabf
-    except ImportError:
-        raise GradgenError("reading an ABF target needs pyabf",
-                           hint="pip install 'gradgen[recordings]'") from None
+    pyabf = require("pyabf", "recordings", "reading an ABF target")
     path = target.path
     try:
         abf = pyabf.ABF(str(path))
