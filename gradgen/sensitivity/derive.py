@@ -318,50 +318,52 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
         update.update({s: sympy.Symbol(s) for s in low.states
                        if s not in update and (s in low.events or s in low.post_events)})
+    published = [c for c in low.concentration_writes if c in coupling.concentrations]
     if direct:
         if coupling.currents or coupling.concentrations or coupling.clamped or low.events or low.post_events \
                 or isinstance(update, LinearStep):
             raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
-        return _direct(low, params, owned, coupling, phase_a, methods, update, dtheta, u)
-    outputs = []
-    ahead = {}  # pool_first: a coupled input's dθ_k as the pool publishes it at this point
-    if pool_first:
-        ahead = {sympy.Symbol(c): (lambda k, c=c: xd(concentration_store(c, k))) for c in conc_read}
-        ahead.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k)) + xd(current_dv_store(c)) * u[k])
-                      for c in current_read})
-
-    def dtheta_pre(expr: sympy.Expr, k: int) -> sympy.Expr:
-        d = dtheta(expr, k, with_u=False)
-        return d.xreplace({carried[x](k): ahead[x](k) for x in ahead}) if ahead else d
-
-    solve_code: list[Assignment] = []
-    if isinstance(update, LinearStep):  # σpre and JV come with the solve
-        if pool_first and conc_read:
-            raise GradgenError(f"'{low.name}': a KINETIC or LINEAR scheme that reads a coupled concentration "
-                               "is not supported for the NEURON target", low.mechanism.pos)
-        solve_code, update, outputs = _solved_step(update, K, dtheta_pre, LOCAL_PREFIX["phase_b"],
-                                                   low.mechanism.pos)
+        phase_b = _direct_phase_b(update, K, dtheta, u)
     else:
-        for name, phi in update.items():
-            for k in range(K):
-                outputs.append(Assignment(sens_pre(name, k), dtheta_pre(phi, k)))
-            outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*[
-                sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c)) for c in conc_read if pool_first])))
-    outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
-    published = [c for c in low.concentration_writes if c in coupling.concentrations]
-    for c in published:
-        outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
-        outputs.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Symbol(sens_dv(c))))
-    for k in range(K):
-        outputs.append(Assignment(f"{scratch_ion(k)}d",
-                                  xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
-    phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
-    _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
-    _prepend(phase_b, solve_code)
-    if pool_first:
-        publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
-        phase_b.statements += publish.statements
-        phase_b.locals += publish.locals
+        outputs = []
+        ahead = {}  # pool_first: a coupled input's dθ_k as the pool publishes it at this point
+        if pool_first:
+            ahead = {sympy.Symbol(c): (lambda k, c=c: xd(concentration_store(c, k))) for c in conc_read}
+            ahead.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k)) + xd(current_dv_store(c)) * u[k])
+                          for c in current_read})
+
+        def dtheta_pre(expr: sympy.Expr, k: int) -> sympy.Expr:
+            d = dtheta(expr, k, with_u=False)
+            return d.xreplace({carried[x](k): ahead[x](k) for x in ahead}) if ahead else d
+
+        solve_code: list[Assignment] = []
+        if isinstance(update, LinearStep):  # σpre and JV come with the solve
+            if pool_first and conc_read:
+                raise GradgenError(f"'{low.name}': a KINETIC or LINEAR scheme that reads a coupled concentration "
+                                   "is not supported for the NEURON target", low.mechanism.pos)
+            solve_code, update, outputs = _solved_step(update, K, dtheta_pre, LOCAL_PREFIX["phase_b"],
+                                                       low.mechanism.pos)
+        else:
+            for name, phi in update.items():
+                for k in range(K):
+                    outputs.append(Assignment(sens_pre(name, k), dtheta_pre(phi, k)))
+                coupled_dv = [sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c))
+                              for c in conc_read if pool_first]
+                outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*coupled_dv)))
+        outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
+        for c in published:
+            outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
+            outputs.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Symbol(sens_dv(c))))
+        for k in range(K):
+            outputs.append(Assignment(f"{scratch_ion(k)}d",
+                                      xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
+        phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
+        _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
+        _prepend(phase_b, solve_code)
+        if pool_first:
+            publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
+            phase_b.statements += publish.statements
+            phase_b.locals += publish.locals
 
     # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
     # split alike (both are applied between one step's state update and the next step's currents).
@@ -478,12 +480,10 @@ def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[
     return ContributorSystem(low, params, owned, coupling, Code(), clamp, [], Code(), Code(), Code())
 
 
-def _direct(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,
-            phase_a: Code, methods: Mapping[str, str], update: dict, dtheta, u: list[sympy.Symbol]
-            ) -> ContributorSystem:
-    """The system of :func:`derive_contributor` with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺
-    in phase B (into LOCALs first: every σ⁺ reads the σ from before the block)."""
-    K = len(params)
+def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[..., sympy.Expr],
+                    u: list[sympy.Symbol]) -> Code:
+    """Phase B with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺ (into LOCALs first: every σ⁺
+    reads the σ from before the block), then the states."""
     prefix = LOCAL_PREFIX["phase_b"]
     temps = [(f"{prefix}s{i}", sens(name, k))
              for i, (name, k) in enumerate((n, k) for n in update for k in range(K))]
@@ -493,9 +493,7 @@ def _direct(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str]
     phase_b = _cse(outputs, prefix)
     phase_b.locals += [temp for temp, _ in temps]
     phase_b.statements += [Assignment(target, sympy.Symbol(temp)) for temp, target in temps]
-    full = derive_contributor(low, params, coupling, methods)  # initial and currents as usual
-    return ContributorSystem(low, params, owned, coupling, full.initial, phase_a, full.currents, phase_b,
-                             full.events, full.post_events, full.current_locals)
+    return phase_b
 
 
 def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
