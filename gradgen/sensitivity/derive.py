@@ -320,9 +320,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        if s not in update and (s in low.events or s in low.post_events)})
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     if direct:
-        if coupling.currents or coupling.concentrations or coupling.clamped or low.events or low.post_events \
-                or isinstance(update, LinearStep):
-            raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
+        if coupling.currents or coupling.concentrations or coupling.clamped or isinstance(update, LinearStep):
+            raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled mechanisms only")
         phase_b = _direct_phase_b(update, K, dtheta, u)
     else:
         outputs = []
@@ -366,17 +365,21 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
             phase_b.locals += publish.locals
 
     # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
-    # split alike (both are applied between one step's state update and the next step's currents).
+    # split alike (both are applied between one step's state update and the next step's currents);
+    # with ``direct`` σ is whole there (phase B completed it with u^{n+1}).
+    held = sens if direct else sens_pre
+
     def jump_code(jumps: dict[str, sympy.Expr]) -> Code:
         outputs = []
         for name, jump in jumps.items():
             for k in range(K):
-                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
+                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(held(s.name, k)) for s in states])
                 if k in owned:
                     pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
-                outputs.append(Assignment(sens_pre(name, k), pre))
-            outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
-                                                                for s in states])))
+                outputs.append(Assignment(held(name, k), pre))
+            if not direct:
+                outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
+                                                                    for s in states])))
         outputs += [Assignment(name, jump) for name, jump in jumps.items()]
         return _simultaneous(outputs, LOCAL_PREFIX["events"])
 

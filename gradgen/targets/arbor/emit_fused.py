@@ -137,13 +137,15 @@ def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
     return _render(systems, params, "fused.mod.j2", fused_name([s.name for s in systems]))
 
 
-def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded: bool = False) -> str:
+def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded: bool = False,
+               name: str | None = None) -> str:
     """NMODL text of the exact-carrier mechanism of a cell's ``systems``: the members as in
     :func:`emit_fused`, the sources B_k and dG_k·ΔV kept per CV and u_k as STATEs, which the
     C++ of :mod:`gradgen.targets.arbor.exact_patch` solves on the CV tree. ``guarded``: each
     member's phases run only where it covers part of the CV (worth it in a scalar build
-    where members are painted on different regions; SIMD would compute both branches)."""
-    return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]), guarded=guarded)
+    where members are painted on different regions; SIMD would compute both branches).
+    ``name``: the mechanism's name where the cell's point processes are part of it."""
+    return _render(systems, params, "exact.mod.j2", name or exact_name([s.name for s in systems]), guarded=guarded)
 
 
 def _render(systems: list[ContributorSystem], params: list[ParamRef], template_name: str, mechanism: str,

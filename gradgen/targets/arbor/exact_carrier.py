@@ -12,8 +12,11 @@ CV its capacitance, area and face conductance, computed with Arbor's discretisat
 rL·∫dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
 instance. Zero-area fork CVs have no instance; each is held by its first child.
 
-What it does not cover (point processes, ion coupling, per-region rL, ...) runs the ion
-carrier, with the reason in a GradgenWarning (:func:`exact_blocker`).
+Point processes (synapses) run as their exact-carrier versions beside it, built into the same
+catalogue: their sources enter the solve on their CV and u_k comes back to them
+(:mod:`gradgen.targets.arbor.exact_channel`). What it does not cover (ion coupling, per-region
+rL, junctions, ...) runs the ion carrier, with the reason in a GradgenWarning
+(:func:`exact_blocker`).
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ from arbor import units as U
 from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.protocol import (
     HUB_NAME,
+    exact_point_name,
+    gradient_name,
     TREE_AREA,
     TREE_CAPACITANCE,
     TREE_FACE,
@@ -45,6 +50,8 @@ from gradgen.protocol import (
 )
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
+from gradgen.targets.arbor.derived import base_name
+from gradgen.targets.arbor.emit import emit_exact_point
 from gradgen.targets.arbor.emit_fused import emit_exact
 from gradgen.targets.arbor.fusion import fusion_blocker
 from gradgen.targets.arbor.geometry.layout import (
@@ -218,16 +225,19 @@ class ExactLayout:
     members: list[str]
     paints: list[tuple[str, arbor.density]]
     everywhere: bool  # every member covers part of every CV with membrane
+    points: dict[str, str]  # point process -> its exact-carrier version beside this mechanism
 
 
 def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTree,
                  pieces: list[tuple[str, str, dict[str, float]]],
-                 defaults: dict[str, dict[str, float]]) -> ExactLayout:
+                 defaults: dict[str, dict[str, float]], points: Sequence[str] = ()) -> ExactLayout:
     """One paint per CV with membrane: the tree parameters, and per member its covered
     fraction of the CV's area and its parameters averaged over the part it covers (what
-    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults."""
+    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults.
+    ``points``: the point processes placed on the cell (they name the mechanism too, so that
+    a cell without them never loads this one's catalogue in their place)."""
     members = sorted({mech for _, mech, _ in pieces})
-    name = exact_name(members)
+    name = exact_name(members + sorted(set(points) - set(members)))
     painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
     paints = []
     everywhere = True
@@ -247,7 +257,7 @@ def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTr
             values.update({member_prefix(mech) + k: v for k, v in params.items()})
         region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
         paints.append((region, arbor.density(name, values)))
-    return ExactLayout(name, members, paints, everywhere)
+    return ExactLayout(name, members, paints, everywhere, {p: exact_point_name(name, p) for p in sorted(points)})
 
 
 def _covered_area(cables, cables_m, geoms: list[BranchGeometry]) -> float:
@@ -271,11 +281,36 @@ def _area_average(parts: list[tuple[float, dict[str, float]]], defaults: dict[st
     return out
 
 
+def exact_points(model: "GradientModel", spec: CellSpec) -> list[str]:
+    """The converted point processes placed on the cell as synapses."""
+    return sorted({base_name(p.what.mech.name) for p in spec.decor.places
+                   if isinstance(p.what, arbor.synapse) and base_name(p.what.mech.name) in model.mechanisms})
+
+
+def point_blocker(model: "GradientModel", spec: CellSpec) -> str | None:
+    """Why a placed point process cannot run beside the exact mechanism (None if all can)."""
+    for place in spec.decor.places:
+        if isinstance(place.what, arbor.synapse) and base_name(place.what.mech.name) in model.mechanisms \
+                and base_name(place.what.mech.name) != place.what.mech.name:
+            return "derived mechanism names"
+    for mech in exact_points(model, spec):
+        low = model.systems[mech].lowered if not model.mechanisms[mech].bystander else None
+        if low is None:
+            return "a mechanism that runs as its original (a bystander)"
+        if low.mechanism.kind != "point":
+            return f"'{mech}' placed as a synapse but a {low.mechanism.kind} process"
+        if low.concentration_writes or any(var == f"i{ion}" for var, ion in low.ion_reads.items()):
+            return f"point process '{mech}' coupled through ions"
+    return None
+
+
 def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) -> str | None:
     """Why the exact carrier cannot run this model and cell (None if it can)."""
     if membrane.rL_regions:
         return "rL painted per region"
-    return fusion_blocker(model, spec)
+    if model.store_ions:  # before the points: a coupled synapse is coupling first
+        return "ion coupling between mechanisms"
+    return point_blocker(model, spec) or fusion_blocker(model, spec, frozenset(exact_points(model, spec)))
 
 
 def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
@@ -287,12 +322,16 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
     every CV (measured on the bundled IO cell, K = 12: 9.1× a plain run; guarded scalar 6.0×).
     """
     guarded = not layout.everywhere
-    key = ("exact", guarded, *layout.members)
+    key = ("exact", guarded, layout.name)
     if key not in model.fused_catalogues:
-        source = emit_exact([model.exact_systems[m] for m in layout.members], model.params, guarded)
+        sources = {f"{layout.name}.mod": emit_exact([model.exact_systems[m] for m in layout.members],
+                                                    model.params, guarded, layout.name)}
+        sources.update({f"{name}.mod": emit_exact_point(model.exact_systems[point], name)
+                        for point, name in layout.points.items()})
         guards = tuple(coverage(m) for m in layout.members) if guarded else ()
-        model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
-                                                      model.vectorize, {layout.name: (len(model.params), guards)})
+        model.fused_catalogues[key] = build_catalogue(
+            sources, "gradexact", model.vectorize, {layout.name: (len(model.params), guards)},
+            {name: len(model.params) for name in layout.points.values()})
     return model.fused_catalogues[key]
 
 
@@ -309,6 +348,10 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
         tree = checked_tree(spec, blank, geoms, membrane)
         if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
             reason = "a probe site in a CV without membrane"
+        elif any(tree.area[cv_of(blank, f"(location {loc.branch} {loc.pos!r})", "synapse")[0]] <= 0
+                 for place in spec.decor.places if isinstance(place.what, arbor.synapse)
+                 for loc in blank.locations(place.locset)):
+            reason = "a synapse in a CV without membrane"
     if reason is not None:  # the user asked for the exact carrier: say so, not only in the log
         warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover {reason}",
                       GradgenWarning, stacklevel=3)
@@ -319,11 +362,24 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
               if d.mech.name != HUB_NAME]
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
-    layout = exact_layout(blank, geoms, tree, pieces, defaults)
-    decor = spec.decor.to_arbor([], place_map=model.synapse_map(True, values or {}))
+    layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec))
+    decor = spec.decor.to_arbor([], place_map=_beside(layout, model.synapse_map(True, values or {})))
     for region, density in layout.paints:
         decor.paint(region, density)
     props = arbor.neuron_cable_properties()
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)
     return spec.build(decor), props, centres, [layout.name] * len(centres)
+
+
+def _beside(layout: ExactLayout, gradient_map):
+    """The decor's place map with each converted synapse as its version beside the exact
+    mechanism (the gradient version's values: parameters and weights)."""
+    versions = {gradient_name(point): name for point, name in layout.points.items()}
+
+    def replace(what):
+        what = gradient_map(what)
+        if isinstance(what, arbor.synapse) and what.mech.name in versions:
+            return arbor.synapse(versions[what.mech.name], dict(what.mech.values))
+        return what
+    return replace

@@ -51,8 +51,9 @@ class FusedLayout:
     cv_mechanism: list[str | None]
 
 
-def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
-    """Why the model or cell needs the hub design (None if fusion may apply)."""
+def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[str] = frozenset()) -> str | None:
+    """Why the model or cell needs the hub design (None if fusion may apply); ``exempt``: placed
+    mechanisms the caller runs itself (the exact carrier's point processes)."""
     if model.carrier_geometry != "exact":
         return "the naive carrier geometry"
     if model.store_ions:
@@ -63,7 +64,7 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
         return "the homeostatic hub"
     placed = {p.what.mech.name for p in spec.decor.places if isinstance(p.what, (arbor.synapse, arbor.junction))}
     placed |= {base_name(mech) for mech in spec.decor.voltage_processes()}
-    placed &= set(model.mechanisms)
+    placed &= set(model.mechanisms) - exempt
     if placed:
         return f"point, junction or voltage process(es) {', '.join(sorted(placed))}"
     if any(entry.bystander for entry in model.mechanisms.values()):
