@@ -200,11 +200,11 @@ def test_tuning_config_selects_the_carrier(tmp_path):
 
     from gradgen.tuning.config import load_config
 
-    assert load_config(write(tmp_path, BASE)).carrier == "ion"
-    exact = BASE.replace("[model]\n", '[model]\ncarrier = "exact"\n', 1)
-    assert load_config(write(tmp_path, exact)).carrier == "exact"
+    assert load_config(write(tmp_path, BASE)).carrier == "exact"  # the default
+    ion = BASE.replace("[model]\n", '[model]\ncarrier = "ion"\n', 1)
+    assert load_config(write(tmp_path, ion)).carrier == "ion"
     with pytest.raises(GradgenError, match="unknown carrier 'tree'"):
-        load_config(write(tmp_path, exact.replace('"exact"', '"tree"')))
+        load_config(write(tmp_path, ion.replace('"ion"', '"tree"')))
 
 
 @pytest.mark.parametrize("threads", [1, 2])
