@@ -320,8 +320,11 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        if s not in update and (s in low.events or s in low.post_events)})
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
     if direct:
-        if coupling.currents or coupling.concentrations or coupling.clamped or isinstance(update, LinearStep):
-            raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled mechanisms only")
+        # the message completes "the exact carrier does not cover ..." (its fallback warning)
+        if isinstance(update, LinearStep):
+            raise GradgenError(f"the KINETIC or LINEAR scheme of '{low.name}'")
+        if coupling.currents or coupling.concentrations or coupling.clamped:
+            raise GradgenError(f"the ion coupling of '{low.name}'")
         phase_b = _direct_phase_b(update, K, dtheta, u)
     else:
         outputs = []

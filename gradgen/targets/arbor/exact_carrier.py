@@ -310,7 +310,8 @@ def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) ->
         return "rL painted per region"
     if model.store_ions:  # before the points: a coupled synapse is coupling first
         return "ion coupling between mechanisms"
-    return point_blocker(model, spec) or fusion_blocker(model, spec, frozenset(exact_points(model, spec)))
+    return point_blocker(model, spec) or fusion_blocker(model, spec, frozenset(exact_points(model, spec))) \
+        or model.exact_refusal
 
 
 def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:

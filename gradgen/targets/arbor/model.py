@@ -132,6 +132,15 @@ class GradientModel:
         return derive_systems(self, direct=True)
 
     @cached_property
+    def exact_refusal(self) -> str | None:
+        """Why some mechanism has no exact-carrier form (None if every one has)."""
+        try:
+            self.exact_systems
+        except GradgenError as error:
+            return error.message
+        return None
+
+    @cached_property
     def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
         """Built fused catalogues by their mechanisms (filled by :mod:`.fusion`)."""
         return {}
