@@ -134,6 +134,15 @@ def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path):
     assert not run.exact and not run.hubs[0].startswith(EXACT_PREFIX)
 
 
+def test_a_kinetic_scheme_runs_the_ion_carrier(tmp_path):
+    """A mechanism without an exact-carrier form falls back with the warning, not an error
+    (the exact carrier is the default)."""
+    model = _model(tmp_path, ["kmarkov.mod"], ["kmarkov.gbar"])
+    with pytest.warns(GradgenWarning, match="does not cover the KINETIC or LINEAR scheme of 'kmarkov'"):
+        run = model.simulation(cable_cell_spec(["kmarkov"], n_cv=10), ["(location 0 0.5)"])
+    assert not run.exact
+
+
 @pytest.mark.parametrize("simd", [False, True])
 def test_patch_finds_modccs_advance_state(tmp_path, simd):
     """The solve is inserted once, at the start of advance_state, in modcc's scalar and SIMD
