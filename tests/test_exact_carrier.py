@@ -125,6 +125,26 @@ def test_synapse_driven_cell_is_exact_at_every_dt(tmp_path, mech):
         _assert_exact(check_model(model, spec, sites, 50.0, dt, values))
 
 
+def test_several_synapses_two_on_one_cv(tmp_path):
+    """Three expsyn with their own spike trains, two on one CV (their sources add up in the
+    channel) sharing θ; measured ≤ 2.3e-7, within the FD's convergence."""
+    from gradgen.targets.arbor.decor import CellSpec, Decor, SpikeInput
+
+    model = _model(tmp_path, ["expsyn.mod", "hh.mod"], ["expsyn.weight", "expsyn.tau", "expsyn.e", "hh.gkbar"])
+    tree = arbor.segment_tree()
+    tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 0.5), arbor.mpoint(200, 0, 0, 0.5), tag=1)
+    decor = Decor()
+    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
+    decor.paint("(all)", arbor.density("hh"))
+    for label, x in [("a", 0.1), ("b", 0.1), ("c", 0.7)]:
+        decor.place(f"(location 0 {x})", arbor.synapse("expsyn"), label)
+    rng = np.random.default_rng(2)
+    inputs = [SpikeInput(label, np.sort(rng.uniform(2, 45, 6)), 0.01) for label in "abc"]
+    spec = CellSpec(arbor.morphology(tree), decor, arbor.label_dict(), arbor.cv_policy_fixed_per_branch(10), inputs)
+    sites = ["(location 0 0.05)", "(location 0 0.95)"]
+    _assert_exact(check_model(model, spec, sites, 50.0, 0.025, {"expsyn.weight": 0.01, "expsyn.e": 10.0}))
+
+
 def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path):
     model = _model(tmp_path, ["hh.mod"], ["hh.gkbar"])
     spec = cable_cell_spec(["hh"], n_cv=10, labels={"half": "(cable 0 0 0.5)"})
