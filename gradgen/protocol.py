@@ -107,6 +107,13 @@ def exact_conductance_change(k: int) -> str:
     return f"gx_g{k}"
 
 
+def exact_current(current: str) -> str:
+    """ASSIGNED of an exact mechanism: a coupled ion current (``ica``) as its members wrote it
+    in phase A, for the members' state updates (modcc's advance_state cannot read back an ion
+    current its own mechanism writes)."""
+    return f"gx_{current}"
+
+
 #: ASSIGNED per-CV V^n, for the conductance-change term of the solve.
 EXACT_PREVIOUS_VOLTAGE = "gx_vn"
 

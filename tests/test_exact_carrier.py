@@ -23,7 +23,7 @@ from gradgen.checks.cells import (
     morphology_cell_spec,
     near_far_sites,
 )
-from gradgen.checks.fd import check_model
+from gradgen.checks.fd import check_model, finite_difference, relative_error
 from gradgen.convert import convert
 from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.params import ParamRef
@@ -143,6 +143,40 @@ def test_several_synapses_two_on_one_cv(tmp_path):
     spec = CellSpec(arbor.morphology(tree), decor, arbor.label_dict(), arbor.cv_policy_fixed_per_branch(10), inputs)
     sites = ["(location 0 0.05)", "(location 0 0.95)"]
     _assert_exact(check_model(model, spec, sites, 50.0, 0.025, {"expsyn.weight": 0.01, "expsyn.e": 10.0}))
+
+
+@pytest.fixture(scope="module")
+def ca_chain(tmp_path_factory):
+    """hh + cahva + cad + sk on the cable of tests/test_ion_coupling.py (it spikes, Ca enters)."""
+    from test_ion_coupling import CHAIN, PARAMS
+
+    out = tmp_path_factory.mktemp("cachain")
+    convert([MECHANISMS / f for f in CHAIN], out, [ParamRef.parse(p) for p in PARAMS])
+    spec = cable_cell_spec(["hh", "cahva", "cad", "sk"], length=100.0, n_cv=10, stimulus_nA=0.3)
+    return GradientModel.load(out, carrier="exact"), spec
+
+
+@pytest.mark.parametrize("dt", DTS)
+def test_ca_chain_is_exact_at_every_dt(ca_chain, dt):
+    """Ion coupling inside the exact mechanism: cahva's ica (kept from phase A with its σ sum)
+    drives cad's cai, whose σ sk reads by name; cad's state update runs after sk's, so sk sees
+    the old cai as it does in Arbor. cad.taur moves V little, so its FD at the usual step
+    (1e-4, then 1e-5) is rounding-bound (converging to only 1e-4); it is checked with steps of
+    1e-2 and 1e-3: measured 1.1e-6 to 2.2e-6, its FD converging to 1e-4 (second order).
+    The rest: ≤ 1.7e-8, the loss gradient ≤ 1.4e-10."""
+    model, spec = ca_chain
+    sites = ["(location 0 0.05)", "(location 0 0.95)"]
+    run = model.simulation(spec, sites)
+    assert run.exact and run.hubs[0].startswith(EXACT_PREFIX)
+    report = check_model(model, spec, sites, 50.0, dt)
+    grad = model.simulate(spec, sites, 50.0, dt)
+    fd = finite_difference(model, spec, sites, 50.0, dt, "cad.taur", rel_step=1e-2)
+    k = [p.name for p in model.params].index("cad.taur")
+    taur = report.parameters[k]
+    taur["rel_error"] = max(relative_error(grad.dv[s, k], fd.dv[s]) for s in range(len(sites)))
+    taur["fd_convergence"] = fd.convergence
+    _assert_exact(report)
+    assert max(grad.v.max(axis=1)) > 0  # it spikes, so Ca enters
 
 
 def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path):

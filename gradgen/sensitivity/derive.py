@@ -220,7 +220,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     conductance (Arbor): the conductance of the implicit step is the one the simulator uses.
     ``direct``: u^{n+1} is known when phase B runs (a carrier that solves u before the state
     updates, as the exact carrier does), so phase B updates σ itself and phase A needs no
-    completion; the conductance-change source is left to the carrier (phase A's dG_k).
+    completion; the conductance-change source is left to the carrier (phase A's dG_k). A
+    coupled concentration's σ is then the writer's own, shared by name with its readers
+    inside one mechanism (no concentration stores); a coupled current's stores are sums the
+    mechanism keeps from phase A to phase B.
     ``pool_first``: the simulator runs the state update of a coupled current's reader (a Ca
     pool, which writes the coupled concentration) before every other (NEURON does, for a
     mechanism that writes a concentration): the current's writers publish its sensitivity
@@ -273,7 +276,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         completion += [Assignment(sens(c, k), sympy.Symbol(seen(concentration_store(c, k)))
                                   + sympy.Symbol(seen(concentration_dv_store(c))) * solved[k])
                        for c in conc_read for k in range(K)]
-    else:
+    elif not direct:
         completion += [Assignment(sens(c, k), xd(concentration_store(c, k))
                                   + xd(concentration_dv_store(c)) * solved[k]) for c in conc_read for k in range(K)]
     # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
@@ -323,8 +326,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         # the message completes "the exact carrier does not cover ..." (its fallback warning)
         if isinstance(update, LinearStep):
             raise GradgenError(f"the KINETIC or LINEAR scheme of '{low.name}'")
-        if coupling.currents or coupling.concentrations or coupling.clamped:
-            raise GradgenError(f"the ion coupling of '{low.name}'")
+        if coupling.clamped or pool_first:
+            raise GradgenError(f"the voltage process coupled to '{low.name}'")
         phase_b = _direct_phase_b(update, K, dtheta, u)
     else:
         outputs = []
@@ -392,7 +395,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
     def dtheta0(expr: sympy.Expr, k: int) -> sympy.Expr:
         d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
-        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
+        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * (sympy.Symbol(sens(c, k)) if direct
+                                                                    else xd(concentration_store(c, k)))
                                for c in conc_read])
 
     solved, outputs = [], []
@@ -412,7 +416,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
             initial.statements.append(Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))))
-    for c in published:
+    for c in published if not direct else ():
         initial.statements += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k)))
                                for k in range(K)]
         initial.statements.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Integer(0)))

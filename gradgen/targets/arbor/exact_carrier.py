@@ -299,7 +299,9 @@ def point_blocker(model: "GradientModel", spec: CellSpec) -> str | None:
             return "a mechanism that runs as its original (a bystander)"
         if low.mechanism.kind != "point":
             return f"'{mech}' placed as a synapse but a {low.mechanism.kind} process"
-        if low.concentration_writes or any(var == f"i{ion}" for var, ion in low.ion_reads.items()):
+        coupled = set(model.manifest.coupling.currents) | set(model.manifest.coupling.concentrations)
+        if low.concentration_writes or any(var == f"i{ion}" for var, ion in low.ion_reads.items()) \
+                or coupled & ({c.name for c in low.currents} | set(low.ion_reads)):
             return f"point process '{mech}' coupled through ions"
     return None
 
@@ -308,10 +310,8 @@ def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) ->
     """Why the exact carrier cannot run this model and cell (None if it can)."""
     if membrane.rL_regions:
         return "rL painted per region"
-    if model.store_ions:  # before the points: a coupled synapse is coupling first
-        return "ion coupling between mechanisms"
-    return point_blocker(model, spec) or fusion_blocker(model, spec, frozenset(exact_points(model, spec))) \
-        or model.exact_refusal
+    return model.exact_refusal or point_blocker(model, spec) \
+        or fusion_blocker(model, spec, frozenset(exact_points(model, spec)), exact=True)
 
 
 def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
@@ -364,6 +364,11 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
     layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec))
+    pool = _partial_pool(model, layout)
+    if pool:  # its concentration would be written as 0 where it is absent
+        warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover '{pool}' (it writes a "
+                      "coupled concentration) on part of the cell", GradgenWarning, stacklevel=3)
+        return None
     decor = spec.decor.to_arbor([], place_map=_beside(layout, model.synapse_map(True, values or {})))
     for region, density in layout.paints:
         decor.paint(region, density)
@@ -371,6 +376,16 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)
     return spec.build(decor), props, centres, [layout.name] * len(centres)
+
+
+def _partial_pool(model: "GradientModel", layout: ExactLayout) -> str | None:
+    """A member that writes a coupled concentration but does not cover every CV whole."""
+    for mech in layout.members:
+        written = set(model.exact_systems[mech].lowered.concentration_writes)
+        if written & set(model.manifest.coupling.concentrations) and \
+                any(dict(d.mech.values).get(coverage(mech), 0.0) != 1.0 for _, d in layout.paints):
+            return mech
+    return None
 
 
 def _beside(layout: ExactLayout, gradient_map):

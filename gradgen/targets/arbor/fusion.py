@@ -51,12 +51,14 @@ class FusedLayout:
     cv_mechanism: list[str | None]
 
 
-def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[str] = frozenset()) -> str | None:
+def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[str] = frozenset(),
+                   exact: bool = False) -> str | None:
     """Why the model or cell needs the hub design (None if fusion may apply); ``exempt``: placed
-    mechanisms the caller runs itself (the exact carrier's point processes)."""
+    mechanisms the caller runs itself (the exact carrier's point processes); ``exact``: the
+    exact mechanism asks, which carries ion coupling among its members."""
     if model.carrier_geometry != "exact":
         return "the naive carrier geometry"
-    if model.store_ions:
+    if model.store_ions and not exact:
         return "ion coupling between mechanisms"
     if model.manifest.scheme != "corrected":
         return "the naive update scheme"
@@ -77,21 +79,28 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[s
     if spec.decor.membrane_property("cm"):
         return "cm painted per region (the hub's cm follows it)"
     for mech in painted:
-        reason = fusable(model.systems[mech]) if mech in model.mechanisms else None
+        systems = model.exact_systems if exact else model.systems
+        reason = fusable(systems[mech], exact) if mech in model.mechanisms else None
         if reason:
             return reason
     return None
 
 
 def derive_systems(model: "GradientModel", direct: bool = False) -> dict[str, ContributorSystem]:
-    """Each converted mechanism's gradient system (from its stored source, no coupling);
-    ``direct``: σ updated with u^{n+1} in phase B (the exact carrier's form)."""
+    """Each converted mechanism's gradient system (from its stored source); ``direct``: σ
+    updated with u^{n+1} in phase B, with the model's ion coupling carried inside the one
+    mechanism (the exact carrier's form; reversal potentials fixed: the exact carrier does
+    not take the cell's ion settings), else without coupling (fusion)."""
+    coupling = Coupling()
+    if direct:
+        coupling = Coupling(tuple(model.manifest.coupling.currents), tuple(model.manifest.coupling.concentrations),
+                            follows_nernst=False)
     out = {}
     for name, entry in model.mechanisms.items():
         if entry.bystander:
             continue
         out[name] = derive_contributor(lower_file(model.directory / entry.source_copy), model.params,
-                                       Coupling(), direct=direct)
+                                       coupling, direct=direct)
     return out
 
 
