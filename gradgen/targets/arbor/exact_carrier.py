@@ -14,9 +14,10 @@ instance. Zero-area fork CVs have no instance; each is held by its first child.
 
 Point processes (synapses) run as their exact-carrier versions beside it, built into the same
 catalogue: their sources enter the solve on their CV and u_k comes back to them
-(:mod:`gradgen.targets.arbor.exact_channel`). What it does not cover (ion coupling, per-region
-rL, junctions, ...) runs the ion carrier, with the reason in a GradgenWarning
-(:func:`exact_blocker`).
+(:mod:`gradgen.targets.arbor.exact_channel`). Ion coupling among the members is carried
+inside the mechanism (:func:`gradgen.targets.arbor.emit_fused.emit_exact`). What it does not
+cover (per-region rL, junctions, KINETIC schemes, a pool on part of the cell, ...) runs the
+ion carrier, with the reason in a GradgenWarning (:func:`exact_blocker`).
 """
 from __future__ import annotations
 
