@@ -51,7 +51,7 @@ from gradgen.protocol import (
 )
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
-from gradgen.targets.arbor.derived import base_name
+from gradgen.targets.arbor.derived import DerivedName, base_name
 from gradgen.targets.arbor.emit import emit_exact_point
 from gradgen.targets.arbor.emit_fused import emit_exact
 from gradgen.targets.arbor.fusion import fusion_blocker
@@ -101,16 +101,41 @@ def face_span(layout: CvLayout, cv: int) -> tuple[int, float, float]:
     return branch, lo, hi
 
 
+def painted_integral(cell: arbor.cable_cell, default: float, regions: Sequence[tuple[str, float]]):
+    """∫ value·measure over a branch interval, with ``value`` painted per region (later paints
+    win, ``default`` elsewhere): how Arbor integrates a per-region rL or cm over a face or a CV."""
+    painted = [(value, [c for c in cell.cables(region)]) for region, value in regions]
+
+    def integrate(branch: int, lo: float, hi: float, measure) -> float:
+        cuts = {lo, hi}
+        for _, cables in painted:
+            cuts |= {x for c in cables if c.branch == branch for x in (c.prox, c.dist) if lo < x < hi}
+        points = sorted(cuts)
+        total = 0.0
+        for a, b in zip(points, points[1:]):
+            value = default
+            for v, cables in painted:
+                if any(c.branch == branch and c.prox <= 0.5 * (a + b) <= c.dist for c in cables):
+                    value = v
+            total += value * measure(a, b)
+        return total
+    return integrate
+
+
 def cv_tree(cell: arbor.cable_cell, geoms: list[BranchGeometry], membrane: Membrane) -> CvTree:
-    """The CV tree of ``cell`` (one cm and one rL; per-region values are refused upstream)."""
+    """The CV tree of ``cell``, with rL and cm painted per region where they are."""
     layout = cv_layout(cell)
+    rL = painted_integral(cell, membrane.rL, membrane.rL_regions)
+    cm = painted_integral(cell, membrane.cm, membrane.cm_regions)
     area = np.array([sum(geoms[b].area(x0, x1) for b, x0, x1 in cables) for cables in layout.cables])
+    capacitance = 0.01 * np.array([sum(cm(b, x0, x1, geoms[b].area) for b, x0, x1 in cables)
+                                   for cables in layout.cables])
     face = np.zeros(len(area))
     for i, parent in enumerate(layout.parents):
         if parent >= 0:
             branch, lo, hi = face_span(layout, i)
-            face[i] = 100.0 / (membrane.rL * geoms[branch].ixa(lo, hi))
-    return CvTree(layout, area, area * membrane.cm * 0.01, face)
+            face[i] = 100.0 / rL(branch, lo, hi, geoms[branch].ixa)
+    return CvTree(layout, area, capacitance, face)
 
 
 #: How far Arbor's own voltage step may be from the tree's equations (relative): measured
@@ -130,6 +155,10 @@ def check_tree(spec: CellSpec, tree: CvTree, membrane: Membrane) -> float:
     decor = arbor.decor()
     decor.set_property(Vm=0 * U.mV, cm=membrane.cm * 0.01 * U.F / U.m2, rL=membrane.rL * U.Ohm * U.cm)
     decor.paint("(all)", arbor.density("pas/e=0", {"g": _CHECK_G}))
+    for region, rL in membrane.rL_regions:
+        decor.paint(region, rL=rL * U.Ohm * U.cm)
+    for region, cm in membrane.cm_regions:
+        decor.paint(region, cm=cm * 0.01 * U.F / U.m2)
     for cv, cables in enumerate(tree.layout.cables):
         if tree.area[cv] > 0:
             region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
@@ -164,7 +193,7 @@ def check_tree(spec: CellSpec, tree: CvTree, membrane: Membrane) -> float:
 def checked_tree(spec: CellSpec, cell: arbor.cable_cell, geoms: list[BranchGeometry],
                  membrane: Membrane) -> CvTree:
     """The cell's tree, checked against Arbor once per spec (kept in ``spec.derived``)."""
-    key = ("exact_tree", membrane.cm, membrane.rL, str(spec.cv_policy))
+    key = ("exact_tree", membrane.cm, membrane.rL, membrane.rL_regions, membrane.cm_regions, str(spec.cv_policy))
     hit = spec.derived.get(key)
     if hit is not None and hit[0] is spec.morphology:
         return hit[1]
@@ -292,8 +321,8 @@ def point_blocker(model: "GradientModel", spec: CellSpec) -> str | None:
     """Why a placed point process cannot run beside the exact mechanism (None if all can)."""
     for place in spec.decor.places:
         if isinstance(place.what, arbor.synapse) and base_name(place.what.mech.name) in model.mechanisms \
-                and base_name(place.what.mech.name) != place.what.mech.name:
-            return "derived mechanism names"
+                and DerivedName.parse(place.what.mech.name).ions:
+            return "derived mechanism names that rename ions"
     for mech in exact_points(model, spec):
         low = model.systems[mech].lowered if not model.mechanisms[mech].bystander else None
         if low is None:
@@ -309,8 +338,6 @@ def point_blocker(model: "GradientModel", spec: CellSpec) -> str | None:
 
 def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) -> str | None:
     """Why the exact carrier cannot run this model and cell (None if it can)."""
-    if membrane.rL_regions:
-        return "rL painted per region"
     return model.exact_refusal or point_blocker(model, spec) \
         or fusion_blocker(model, spec, frozenset(exact_points(model, spec)), exact=True)
 

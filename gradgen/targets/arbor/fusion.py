@@ -26,7 +26,7 @@ from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import ContributorSystem, derive_contributor
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
-from gradgen.targets.arbor.derived import base_name
+from gradgen.targets.arbor.derived import DerivedName, base_name
 from gradgen.targets.arbor.emit_fused import emit_fused, fusable
 from gradgen.targets.arbor.geometry.cell import cell_geometry
 from gradgen.targets.arbor.geometry.layout import cable_expr, join_regions
@@ -72,13 +72,13 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[s
     if any(entry.bystander for entry in model.mechanisms.values()):
         return "a mechanism that runs as its original (a bystander)"
     painted = [mech for _, mech, _ in spec.decor.densities()]
-    if any(base_name(mech) != mech for mech in painted):
-        return "derived mechanism names"
+    if any(DerivedName.parse(mech).ions if exact else base_name(mech) != mech for mech in painted):
+        return "derived mechanism names" + (" that rename ions" if exact else "")
     if spec.decor.ions or spec.ions:
         return "ion settings of the cell"
-    if spec.decor.membrane_property("cm"):
+    if spec.decor.membrane_property("cm") and not exact:
         return "cm painted per region (the hub's cm follows it)"
-    for mech in painted:
+    for mech in map(base_name, painted):
         systems = model.exact_systems if exact else model.systems
         reason = fusable(systems[mech], exact) if mech in model.mechanisms else None
         if reason:
