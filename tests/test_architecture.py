@@ -36,7 +36,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
              "gradgen.targets.arbor.recipe", "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
              "gradgen.targets.arbor.blowup", "gradgen.targets.arbor.step_check",
              "gradgen.targets.arbor.swc_check", "gradgen.targets.arbor.versions", "gradgen.targets.arbor.fusion",
-             "gradgen.targets.arbor.exact_carrier", "gradgen.targets.arbor.model", "gradgen.targets.arbor.network",
+             "gradgen.targets.arbor.exact_members", "gradgen.targets.arbor.exact_carrier", "gradgen.targets.arbor.model", "gradgen.targets.arbor.network",
              "gradgen.targets.neuron.shadow", "gradgen.targets.neuron.point_processes", "gradgen.targets.neuron.model")),
     ("use", ("gradgen.targets.neuron.check", "gradgen.losses", "gradgen.tuning", "gradgen.homeostasis",
              "gradgen.checks")),

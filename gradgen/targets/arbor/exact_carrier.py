@@ -9,15 +9,16 @@ ORIGINAL geometry, and its C++ (:mod:`gradgen.targets.arbor.exact_patch`) solves
 sensitivities with the tree of that cell once per step. This module hands the tree in: per
 CV its capacitance, area and face conductance, computed with Arbor's discretisation rules
 (frustum areas π(r0+r1)·√(Δr²+Δx²), face spans between CV reference points, resistance
-rL·∫dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
+∫rL·dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
 instance. Zero-area fork CVs have no instance; each is held by its first child.
 
 Point processes (synapses) run as their exact-carrier versions beside it, built into the same
 catalogue: their sources enter the solve on their CV and u_k comes back to them
 (:mod:`gradgen.targets.arbor.exact_channel`). Ion coupling among the members is carried
 inside the mechanism (:func:`gradgen.targets.arbor.emit_fused.emit_exact`). What it does not
-cover (per-region rL, junctions, KINETIC schemes, a pool on part of the cell, ...) runs the
-ion carrier, with the reason in a GradgenWarning (:func:`exact_blocker`).
+cover (junctions, KINETIC schemes, a pool on part of the cell, the cell's ion settings, ...)
+runs the ion carrier, with the reason in a GradgenWarning (:func:`exact_blocker`). rL and cm
+painted per region are integrated over each face and CV (:func:`painted_integral`).
 """
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.protocol import (
     HUB_NAME,
     exact_point_name,
-    gradient_name,
     TREE_AREA,
     TREE_CAPACITANCE,
     TREE_FACE,
@@ -51,9 +51,9 @@ from gradgen.protocol import (
 )
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
-from gradgen.targets.arbor.derived import DerivedName, base_name
 from gradgen.targets.arbor.emit import emit_exact_point
 from gradgen.targets.arbor.emit_fused import emit_exact
+from gradgen.targets.arbor.exact_members import exact_points, partial_pool, point_blocker, points_beside
 from gradgen.targets.arbor.fusion import fusion_blocker
 from gradgen.targets.arbor.geometry.layout import (
     BranchGeometry,
@@ -311,31 +311,6 @@ def _area_average(parts: list[tuple[float, dict[str, float]]], defaults: dict[st
     return out
 
 
-def exact_points(model: "GradientModel", spec: CellSpec) -> list[str]:
-    """The converted point processes placed on the cell as synapses."""
-    return sorted({base_name(p.what.mech.name) for p in spec.decor.places
-                   if isinstance(p.what, arbor.synapse) and base_name(p.what.mech.name) in model.mechanisms})
-
-
-def point_blocker(model: "GradientModel", spec: CellSpec) -> str | None:
-    """Why a placed point process cannot run beside the exact mechanism (None if all can)."""
-    for place in spec.decor.places:
-        if isinstance(place.what, arbor.synapse) and base_name(place.what.mech.name) in model.mechanisms \
-                and DerivedName.parse(place.what.mech.name).ions:
-            return "derived mechanism names that rename ions"
-    for mech in exact_points(model, spec):
-        low = model.systems[mech].lowered if not model.mechanisms[mech].bystander else None
-        if low is None:
-            return "a mechanism that runs as its original (a bystander)"
-        if low.mechanism.kind != "point":
-            return f"'{mech}' placed as a synapse but a {low.mechanism.kind} process"
-        coupled = set(model.manifest.coupling.currents) | set(model.manifest.coupling.concentrations)
-        if low.concentration_writes or any(var == f"i{ion}" for var, ion in low.ion_reads.items()) \
-                or coupled & ({c.name for c in low.currents} | set(low.ion_reads)):
-            return f"point process '{mech}' coupled through ions"
-    return None
-
-
 def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) -> str | None:
     """Why the exact carrier cannot run this model and cell (None if it can)."""
     return model.exact_refusal or point_blocker(model, spec) \
@@ -392,38 +367,15 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
     layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec))
-    pool = _partial_pool(model, layout)
+    pool = partial_pool(model, layout)
     if pool:  # its concentration would be written as 0 where it is absent
         warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover '{pool}' (it writes a "
                       "coupled concentration) on part of the cell", GradgenWarning, stacklevel=3)
         return None
-    decor = spec.decor.to_arbor([], place_map=_beside(layout, model.synapse_map(True, values or {})))
+    decor = spec.decor.to_arbor([], place_map=points_beside(layout, model.synapse_map(True, values or {})))
     for region, density in layout.paints:
         decor.paint(region, density)
     props = arbor.neuron_cable_properties()
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)
     return spec.build(decor), props, centres, [layout.name] * len(centres)
-
-
-def _partial_pool(model: "GradientModel", layout: ExactLayout) -> str | None:
-    """A member that writes a coupled concentration but does not cover every CV whole."""
-    for mech in layout.members:
-        written = set(model.exact_systems[mech].lowered.concentration_writes)
-        if written & set(model.manifest.coupling.concentrations) and \
-                any(dict(d.mech.values).get(coverage(mech), 0.0) != 1.0 for _, d in layout.paints):
-            return mech
-    return None
-
-
-def _beside(layout: ExactLayout, gradient_map):
-    """The decor's place map with each converted synapse as its version beside the exact
-    mechanism (the gradient version's values: parameters and weights)."""
-    versions = {gradient_name(point): name for point, name in layout.points.items()}
-
-    def replace(what):
-        what = gradient_map(what)
-        if isinstance(what, arbor.synapse) and what.mech.name in versions:
-            return arbor.synapse(versions[what.mech.name], dict(what.mech.values))
-        return what
-    return replace
