@@ -232,6 +232,37 @@ def test_patch_finds_modccs_advance_state(tmp_path, simd):
         patch_exact_source(text.replace("advance_state(arb_mechanism_ppack* pp) {", "advance_state(arb_mechanism_ppack* p) {"), 2, "m")
 
 
+def test_channel_patch_finds_modccs_kernels(tmp_path):
+    """The point's hand-over runs after its compute_currents kernel and first in its
+    advance_state, the exact mechanism's around its tree solve; a changed construct stops
+    the build instead of running without the channel."""
+    from gradgen.protocol import EXACT_CHANNEL_IN, EXACT_CHANNEL_OUT, exact_name, exact_point_name
+    from gradgen.targets.arbor.emit import emit_exact_point
+    from gradgen.targets.arbor.exact_channel import patch_exact_channel, patch_point_channel
+
+    model = _model(tmp_path, ["expsyn.mod", "hh.mod"], ["expsyn.tau", "hh.gkbar"])
+    exact = exact_name(["expsyn", "hh"])
+    point = exact_point_name(exact, "expsyn")
+    (tmp_path / "x.mod").write_text(emit_exact([model.exact_systems["hh"]], model.params, name=exact))
+    (tmp_path / "p.mod").write_text(emit_exact_point(model.exact_systems["expsyn"], point))
+    subprocess.run([tool("modcc"), "-t", "cpu", "-N", "arb", "-o", str(tmp_path), str(tmp_path / "x.mod"),
+                    str(tmp_path / "p.mod")], check=True, capture_output=True)
+    text = (tmp_path / f"{point}_cpu.cpp").read_text()
+    patched = patch_point_channel(text, 2, "p")
+    currents = patched[patched.index("static void compute_currents"):]
+    assert currents[:currents.index("\n}\n")].endswith(f"    {EXACT_CHANNEL_IN}(pp);")  # last
+    advance = patched[patched.index("static void advance_state"):]
+    assert advance.split("\n")[1] == f"    {EXACT_CHANNEL_OUT}(pp);"  # first
+    solved = patch_exact_source((tmp_path / f"{exact}_cpu.cpp").read_text(), 2, "x")
+    advance = patch_exact_channel(solved, 2, "x")
+    advance = advance[advance.index("static void advance_state"):].split("\n")[1:4]
+    assert advance == [f"    {EXACT_CHANNEL_IN}(pp);", f"    {EXACT_SOLVE_FUNCTION}(pp);", f"    {EXACT_CHANNEL_OUT}(pp);"]
+    with pytest.raises(GradgenError, match="compute_currents"):
+        patch_point_channel(text.replace("compute_currents(arb_mechanism_ppack* pp) {", "compute_currents(arb_mechanism_ppack* p) {"), 2, "p")
+    with pytest.raises(GradgenError, match="tree solve"):
+        patch_exact_channel(solved.replace(f"{EXACT_SOLVE_FUNCTION}(pp);", "", 1), 2, "x")
+
+
 def test_simd_skip_wraps_each_members_guard(tmp_path):
     """Members guarded by their covered fraction: in modcc's SIMD code each guarded block is
     wrapped in a skip over chunks without the member (one per member and loop branch of
