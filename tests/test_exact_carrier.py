@@ -206,13 +206,16 @@ def test_what_it_does_not_cover_runs_the_ion_carrier(tmp_path):
     assert not run.exact and not run.hubs[0].startswith(EXACT_PREFIX)
 
 
-def test_a_kinetic_scheme_runs_the_ion_carrier(tmp_path):
-    """A mechanism without an exact-carrier form falls back with the warning, not an error
-    (the exact carrier is the default)."""
-    model = _model(tmp_path, ["kmarkov.mod"], ["kmarkov.gbar"])
-    with pytest.warns(GradgenWarning, match="does not cover the KINETIC or LINEAR scheme of 'kmarkov'"):
-        run = model.simulation(cable_cell_spec(["kmarkov"], n_cv=10), ["(location 0 0.5)"])
-    assert not run.exact
+def test_a_kinetic_scheme_is_exact_at_every_dt(tmp_path):
+    """A KINETIC scheme (kmarkov) beside hh on a spiking cable: its states' σ⁺ = σpre + JV·u⁺
+    from the linear solve's own factors, with u⁺ already solved. Measured ≤ 2.3e-7 at every dt
+    (the ion carrier on this cell: 34 % at dt 0.1, 6.2 % at 0.025, 0.09 % at 0.0025)."""
+    model = _model(tmp_path, ["hh.mod", "kmarkov.mod"], ["kmarkov.gbar", "kmarkov.ka", "kmarkov.kb", "hh.gnabar"])
+    spec = cable_cell_spec(["hh", "kmarkov"], n_cv=10, stimulus_nA=0.1, t_off=40)
+    sites = ["(location 0 0.05)", "(location 0 0.95)"]
+    assert model.simulation(spec, sites).exact
+    for dt in DTS:
+        _assert_exact(check_model(model, spec, sites, 50.0, dt))
 
 
 @pytest.mark.parametrize("simd", [False, True])

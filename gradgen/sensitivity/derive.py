@@ -322,14 +322,12 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         update.update({s: sympy.Symbol(s) for s in low.states
                        if s not in update and (s in low.events or s in low.post_events)})
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
-    if direct:
+    if direct and (coupling.clamped or pool_first):
         # the message completes "the exact carrier does not cover ..." (its fallback warning)
-        if isinstance(update, LinearStep):
-            raise GradgenError(f"the KINETIC or LINEAR scheme of '{low.name}'")
-        if coupling.clamped or pool_first:
-            raise GradgenError(f"the voltage process coupled to '{low.name}'")
+        raise GradgenError(f"the voltage process coupled to '{low.name}'")
+    if direct and not isinstance(update, LinearStep):
         phase_b = _direct_phase_b(update, K, dtheta, u)
-    else:
+    else:  # a linear solve with ``direct``: σ⁺ = σpre + JV·u⁺ once σpre and JV are known
         outputs = []
         ahead = {}  # pool_first: a coupled input's dθ_k as the pool publishes it at this point
         if pool_first:
@@ -356,15 +354,19 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                               for c in conc_read if pool_first]
                 outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*coupled_dv)))
         outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
-        for c in published:
+        for c in published if not direct else ():
             outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
             outputs.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Symbol(sens_dv(c))))
-        for k in range(K):
+        for k in range(K) if not direct else ():  # ``direct``: the carrier adds dG_k·ΔV itself
             outputs.append(Assignment(f"{scratch_ion(k)}d",
                                       xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
         phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
         _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
         _prepend(phase_b, solve_code)
+        if direct:
+            phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))
+                                              + sympy.Symbol(sens_dv(name)) * u[k])
+                                   for name in update for k in range(K)]
         if pool_first:
             publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
             phase_b.statements += publish.statements
