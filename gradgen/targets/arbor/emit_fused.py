@@ -40,6 +40,7 @@ from gradgen.protocol import (
     fused_name,
     gradient_name,
     member_prefix,
+    nernst_flag,
     scratch_ion,
     sens,
     weight,
@@ -111,6 +112,8 @@ def _member(system: ContributorSystem) -> _Member:
     sums |= {diffusive(current_store(c, k)) for c in system.coupling.currents for k in range(K)}
     own = set(low.states) | set(low.parameter_names()) | set(system.assigned_names())
     own |= {weight(k) for k in system.owned}
+    flags = [nernst_flag(low.ion_reads[var]) for var in system.nernst_reversals()]  # painted 1 where nernst
+    own |= set(flags)
     for code in (system.initial, system.phase_a, system.phase_b):
         own |= set(code.locals)
     shared = _shared_names(system)
@@ -141,6 +144,7 @@ def _member(system: ContributorSystem) -> _Member:
     parameters = [dict(name=prefix + p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
                   for p in low.parameters]
     parameters += [dict(name=prefix + weight(k), value="0", unit=None) for k in system.owned]
+    parameters += [dict(name=prefix + flag, value="0", unit=None) for flag in flags]
     parameters.append(dict(name=coverage(low.name), value="1", unit=None))
     currents = [(c.ion, c.name, covered * rename(c.expr)) for c in low.currents]
     return _Member(low.name, parameters, [prefix + s if s in own else s for s in low.states],

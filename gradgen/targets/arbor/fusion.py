@@ -74,7 +74,7 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[s
     painted = [mech for _, mech, _ in spec.decor.densities()]
     if any(DerivedName.parse(mech).ions if exact else base_name(mech) != mech for mech in painted):
         return "derived mechanism names" + (" that rename ions" if exact else "")
-    if spec.decor.ions or spec.ions:
+    if (spec.decor.ions or spec.ions) and not exact:
         return "ion settings of the cell"
     if spec.decor.membrane_property("cm") and not exact:
         return "cm painted per region (the hub's cm follows it)"
@@ -89,12 +89,11 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[s
 def derive_systems(model: "GradientModel", direct: bool = False) -> dict[str, ContributorSystem]:
     """Each converted mechanism's gradient system (from its stored source); ``direct``: σ
     updated with u^{n+1} in phase B, with the model's ion coupling carried inside the one
-    mechanism (the exact carrier's form; reversal potentials fixed: the exact carrier does
-    not take the cell's ion settings), else without coupling (fusion)."""
+    mechanism, reversal potentials following it where the cell uses nernst (the exact
+    carrier's form), else without coupling (fusion)."""
     coupling = Coupling()
     if direct:
-        coupling = Coupling(tuple(model.manifest.coupling.currents), tuple(model.manifest.coupling.concentrations),
-                            follows_nernst=False)
+        coupling = Coupling(tuple(model.manifest.coupling.currents), tuple(model.manifest.coupling.concentrations))
     out = {}
     for name, entry in model.mechanisms.items():
         if entry.bystander:
