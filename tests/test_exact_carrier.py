@@ -179,6 +179,23 @@ def test_nernst_reversal_is_exact_at_every_dt(ca_chain, dt):
     _assert_ca_chain_exact(ca_chain[0], nernst_cell(), dt)
 
 
+def test_synapse_beside_a_ca_chain(tmp_path):
+    """A synapse in a model whose densities are coupled through Ca: the synapse itself is not
+    coupled, so it runs beside the exact mechanism (once refused: the model's coupling was
+    taken for the synapse's). Measured ≤ 6.1e-9 for every θ at dt 0.025, the loss gradient
+    2.7e-10."""
+    from gradgen.targets.arbor.decor import SpikeInput
+
+    model = _model(tmp_path, ["expsyn.mod", "hh.mod", "cahva.mod", "cad.mod", "sk.mod"],
+                   ["expsyn.tau", "cahva.gbar", "sk.kd"])
+    spec = cable_cell_spec(["hh", "cahva", "cad", "sk"], length=100.0, n_cv=10, stimulus_nA=0.2)
+    spec.decor.place("(location 0 0.3)", arbor.synapse("expsyn"), "syn")
+    spec.inputs = [SpikeInput("syn", np.sort(np.random.default_rng(3).uniform(2, 45, 8)), 0.005)]
+    sites = ["(location 0 0.05)", "(location 0 0.95)"]
+    assert model.simulation(spec, sites).exact
+    _assert_exact(check_model(model, spec, sites, 50.0, 0.025))
+
+
 def _assert_ca_chain_exact(model: GradientModel, spec, dt: float) -> None:
     sites = ["(location 0 0.05)", "(location 0 0.95)"]
     run = model.simulation(spec, sites)

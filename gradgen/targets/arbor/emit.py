@@ -150,7 +150,9 @@ def emit_exact_point(system: ContributorSystem, name: str) -> str:
     ``direct``): its B_k and dG_k in ASSIGNED arrays and u_k in STATEs, exchanged with the
     cell's exact mechanism by the C++ of :mod:`gradgen.targets.arbor.exact_channel`."""
     low = system.lowered
-    if low.mechanism.kind != "point" or system.coupling.currents or system.coupling.concentrations:
+    coupled = set(system.coupling.currents) | set(system.coupling.concentrations)
+    if low.mechanism.kind != "point" or coupled & ({c.name for c in low.currents} | set(low.ion_reads)
+                                                   | set(low.concentration_writes)):
         raise GradgenError(f"'{low.name}': only uncoupled point processes have an exact-carrier version")
     K = len(system.params)
     weights = {k: weight(k) for k in system.owned}
