@@ -41,7 +41,7 @@ def main() -> list[dict]:
         for scheme in ("corrected", "naive"):
             convert([ROOT / "mechanisms" / "hh.mod"], Path(tmp) / scheme,
                     [ParamRef.parse(p) for p in PARAMS], scheme)
-            models[scheme] = GradientModel.load(Path(tmp) / scheme)
+            models[scheme] = GradientModel.load(Path(tmp) / scheme, carrier="ion")  # the ion carrier's two schemes
         for cell, (make_spec, sites) in CELLS.items():
             for t_end in (50.0, 250.0):
                 spec = make_spec(t_end)

@@ -7,7 +7,12 @@ Cells (each with its own θ), dt 0.1 / 0.025 / 0.0025 ms, both carriers in the s
   everywhere, 1 nA into the root for 200 ms (16 spikes); θ = hh.gnabar, hh.gkbar, pas.g;
 - ``io_bundled``: the IO cell of examples/io.toml (bundled morphology), 300 ms, its 12 θ;
 - ``multi_channel``: a spiking cable with hh, ka, km, ih, cahva and pas (6 mechanisms, 12
-  spikes in 200 ms at 0.1 nA); θ = one conductance of each.
+  spikes in 200 ms at 0.1 nA); θ = one conductance of each;
+- ``synapse_cable``: the HH cable of tests/test_synapses.py (200 µm, 10 CVs) driven by 12
+  input spikes into one expsyn (weight 0.01 µS, e 10 mV), 50 ms; θ = expsyn.weight, tau, e
+  and hh.gkbar;
+- ``ca_chain``: the cable of tests/test_ion_coupling.py (100 µm, 10 CVs, hh + cahva + cad +
+  sk, 0.3 nA), 50 ms; θ = cahva.gbar, cad.taur, sk.gbar, sk.kd.
 Errors are relative L2 norms over time against central FD of the original mechanisms
 (:func:`gradgen.checks.fd.check_model`): worst parameter (``dv``), θ-scaled dV/dθ at the worse
 site (``scaled``), the θ-scaled MSE loss gradient (``loss``), and the FD's own convergence (the
@@ -24,6 +29,10 @@ import time
 import warnings
 from pathlib import Path
 
+import arbor
+import numpy as np
+from arbor import units as U
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -35,6 +44,7 @@ from gradgen.checks.cells import (  # noqa: E402
     swc_cell_spec,
 )
 from gradgen.checks.fd import check_model  # noqa: E402
+from gradgen.targets.arbor.decor import CellSpec, Decor, SpikeInput  # noqa: E402
 from gradgen.convert import convert  # noqa: E402
 from gradgen.params import ParamRef  # noqa: E402
 from gradgen.targets.arbor.model import GradientModel  # noqa: E402
@@ -51,8 +61,24 @@ def _converted(work: Path, files: list[str], params: list[str]) -> Path:
     return out
 
 
-def cases(work: Path) -> dict:
-    """name -> (converted directory or IO problem, spec, sites, t_end, values)."""
+def synapse_cable() -> CellSpec:
+    """200 µm HH cable, 10 CVs, one expsyn at 0.1 fed 12 spikes (seeded) from 2 to 45 ms."""
+    tree = arbor.segment_tree()
+    tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 0.5), arbor.mpoint(200, 0, 0, 0.5), tag=1)
+    decor = Decor()
+    decor.set_property(Vm=-65 * U.mV, cm=0.01 * U.F / U.m2, rL=100 * U.Ohm * U.cm)
+    decor.paint("(all)", arbor.density("hh"))
+    decor.place("(location 0 0.1)", arbor.synapse("expsyn"), "syn")
+    times = np.sort(np.random.default_rng(1).uniform(2, 45, 12))
+    return CellSpec(arbor.morphology(tree), decor, arbor.label_dict(), arbor.cv_policy_fixed_per_branch(10),
+                    [SpikeInput("syn", times, 0.01)])
+
+
+def cases(work: Path, only: set[str] = frozenset()) -> dict:
+    """name -> (converted directory or IO problem, spec, sites, t_end, values) (those in
+    ``only`` where it is given)."""
+    if only and only <= {"synapse_cable", "ca_chain"}:
+        return {name: case for name, case in _coverage_cases(work).items() if name in only}
     hh = _converted(work, ["hh.mod"], ["hh.gnabar", "hh.gkbar", "hh.gl"])
     out = {
         "hh_cable": (hh, cable_cell_spec(["hh"], stimulus_nA=0.1, t_off=90), ["(location 0 0)", "(location 0 1)"],
@@ -76,7 +102,18 @@ def cases(work: Path) -> dict:
                                      "cahva.gbar", "pas.g"])
     out["multi_channel"] = (multi, cable_cell_spec([Path(f).stem for f in files], stimulus_nA=0.1, t_off=190),
                             ["(location 0 0.01)", "(location 0 0.99)"], 200.0, MULTI_VALUES)
-    return out
+    return {**out, **_coverage_cases(work)}
+
+
+def _coverage_cases(work: Path) -> dict:
+    """A synapse-driven cell and the Ca chain (the exact carrier's coverage beyond densities)."""
+    ends = ["(location 0 0.05)", "(location 0 0.95)"]
+    synapse = _converted(work, ["expsyn.mod", "hh.mod"], ["expsyn.weight", "expsyn.tau", "expsyn.e", "hh.gkbar"])
+    chain = _converted(work, ["hh.mod", "cahva.mod", "cad.mod", "sk.mod"],
+                       ["cahva.gbar", "cad.taur", "sk.gbar", "sk.kd"])
+    return {"synapse_cable": (synapse, synapse_cable(), ends, 50.0, {"expsyn.weight": 0.01, "expsyn.e": 10.0}),
+            "ca_chain": (chain, cable_cell_spec(["hh", "cahva", "cad", "sk"], length=100.0, n_cv=10,
+                                                stimulus_nA=0.3), ends, 50.0, {})}
 
 
 def summary(report, seconds: float) -> dict:
@@ -95,7 +132,7 @@ def main() -> list[dict]:
     only = set(sys.argv[1:])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (directory, spec, sites, t_end, values) in cases(Path(tmp)).items():
+        for name, (directory, spec, sites, t_end, values) in cases(Path(tmp), only).items():
             if only and name not in only:
                 continue
             models = {carrier: GradientModel.load(directory, carrier=carrier) for carrier in ("exact", "ion")}

@@ -37,7 +37,7 @@ def main() -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         convert([ROOT / "mechanisms" / "hh.mod"], Path(tmp) / "hh", [ParamRef.parse(p) for p in PARAMS])
-        model = GradientModel.load(Path(tmp) / "hh")
+        model = GradientModel.load(Path(tmp) / "hh", carrier="ion")  # the ion carrier's transform
         for name, (morphology, labels, policy) in example_cells(str(C4A)).items():
             spec = morphology_cell_spec(morphology, labels, policy, ["hh"], 0.2, t_off=T_END)
             sites = near_far_sites(morphology)

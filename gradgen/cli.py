@@ -226,9 +226,9 @@ def parser() -> argparse.ArgumentParser:
                      help="check on this SWC morphology (mechanisms everywhere, step into the "
                           "root, V at the root and the farthest tip) instead of the cable")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
-    cmd.add_argument("--carrier", choices=("ion", "exact"), default="ion",
-                     help="how dV/dθ travels in Arbor: diffusive ions (default) or the exact "
-                          "CV-tree solve")
+    cmd.add_argument("--carrier", choices=("ion", "exact"), default="exact",
+                     help="how dV/dθ travels in Arbor: the exact CV-tree solve (default; the ion "
+                          "carrier where it does not apply) or diffusive ions")
     _add_target_option(cmd)
     cmd.add_argument("--coverage", action="store_true",
                      help="check each file on its own and print a coverage table (implied by a "

@@ -80,6 +80,18 @@ EXACT_VOLTAGE = "gx_v"
 EXACT_LIVE_FUNCTION = "gx_live"
 
 
+#: The C++ functions that move the point processes' sources into the exact mechanism and
+#: u_k back out (targets/arbor/exact_channel.py; one pair in each patched file).
+EXACT_CHANNEL_IN = "gx_channel_in"
+EXACT_CHANNEL_OUT = "gx_channel_out"
+
+
+def exact_point_name(exact: str, point: str) -> str:
+    """Name of a point process's exact-carrier version beside the exact mechanism ``exact``:
+    it sorts after ``exact``, so Arbor runs it after that mechanism in both phases."""
+    return f"{exact}__{point}"
+
+
 def exact_name(members: list[str]) -> str:
     """Name of the exact-carrier mechanism of a cell's converted mechanisms."""
     return EXACT_PREFIX + "_".join(sorted(members))
@@ -93,6 +105,13 @@ def exact_source(k: int) -> str:
 def exact_conductance_change(k: int) -> str:
     """ASSIGNED per-CV dG_k (S/cm² per unit θ_k): the solve adds dG_k·(V^{n+1} − V^n)."""
     return f"gx_g{k}"
+
+
+def exact_current(current: str) -> str:
+    """ASSIGNED of an exact mechanism: a coupled ion current (``ica``) as its members wrote it
+    in phase A, for the members' state updates (modcc's advance_state cannot read back an ion
+    current its own mechanism writes)."""
+    return f"gx_{current}"
 
 
 #: ASSIGNED per-CV V^n, for the conductance-change term of the solve.

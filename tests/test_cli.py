@@ -101,10 +101,11 @@ def test_build_writes_a_loadable_catalogue(tmp_path):
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "data" / "C4A.swc").exists(),
                     reason="../shared/data/C4A.swc not present")
 def test_check_on_a_reconstructed_morphology(capsys):
-    """`check --morphology` runs the FD check on the SWC cell through the geometry transform."""
+    """`check --morphology --carrier ion` runs the FD check on the SWC cell through the ion
+    carrier's geometry transform."""
     c4a = Path(__file__).resolve().parents[2] / "shared" / "data" / "C4A.swc"
     code = main(["check", str(MECHANISMS / "hh.mod"), "--params", "hh.gnabar,hh.gkbar",
-                 "--morphology", str(c4a), "--stimulus", "0.2", "--dt", "0.01", "--json"])
+                 "--morphology", str(c4a), "--stimulus", "0.2", "--dt", "0.01", "--json", "--carrier", "ion"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["ok"]
     assert report["geometry_max_abs_dV_mV"] <= 1e-7  # measured 5.9e-9 mV

@@ -28,7 +28,7 @@ AGREEMENT = 1e-9
 def _models(tmp_path, files: list[str], params: list[str]) -> tuple[GradientModel, GradientModel]:
     out = tmp_path / "conv"
     convert([MECHANISMS / f for f in files], out, [ParamRef.parse(p) for p in params])
-    fused, hub = GradientModel.load(out), GradientModel.load(out)
+    fused, hub = GradientModel.load(out, carrier="ion"), GradientModel.load(out, carrier="ion")
     hub.fusion = False
     return fused, hub
 

@@ -10,6 +10,8 @@ transform (per-half-CV diffusivity on the original geometry) the same errors are
 """
 from __future__ import annotations
 
+import dataclasses
+
 import arbor
 import pytest
 from arbor import units as U
@@ -25,6 +27,13 @@ T_END = 50.0  # 2-6 spikes at the root
 CELLS = example_cells(c4a_path=str(C4A))
 NAMES = ["hh_axon", "cone", "step", "branched", "c4a"]
 BOUNDS = {0.01: 0.02, 0.0025: 0.002}
+
+
+@pytest.fixture
+def make_model(make_model):
+    """The models of this file run the ion carrier, whose geometry transform it tests (the
+    exact carrier, the default, runs on the original geometry)."""
+    return lambda *args, **kwargs: dataclasses.replace(make_model(*args, **kwargs), carrier="ion")
 
 
 def spec_of(name: str) -> CellSpec:
@@ -102,7 +111,7 @@ def test_mechanism_reading_diam_is_refused_on_a_changing_radius(tmp_path):
     mod = tmp_path / "pasdiam.mod"
     mod.write_text(text.replace("SUFFIX pas", "SUFFIX pasdiam"))
     convert([mod], tmp_path / "out", [ParamRef.parse("pasdiam.g")])
-    model = GradientModel.load(tmp_path / "out")
+    model = GradientModel.load(tmp_path / "out", carrier="ion")
     for radius_changes in (False, True):
         tree = arbor.segment_tree()
         tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 1.0),

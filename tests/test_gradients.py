@@ -5,6 +5,8 @@ are in the comments (HH cable: 500 µm, r 0.5 µm, 50 CVs, 0.1 nA step at x = 0)
 """
 from __future__ import annotations
 
+import dataclasses
+
 import arbor
 import numpy as np
 import pytest
@@ -110,8 +112,9 @@ def test_hh_and_pas_on_the_same_cvs(make_model):
 
 def test_what_the_geometry_transform_cannot_carry_is_refused(make_model):
     """Radius changes are handled by the equivalent constant-radius cell; another diffusive
-    ion would diffuse on that cell's geometry, so it is refused there."""
-    model = make_model(["hh.mod"], HH)
+    ion would diffuse on that cell's geometry, so it is refused there (the ion carrier's
+    transform: the exact carrier runs on the original geometry)."""
+    model = dataclasses.replace(make_model(["hh.mod"], HH), carrier="ion")
     tree = arbor.segment_tree()
     soma = tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 10), arbor.mpoint(20, 0, 0, 10), tag=1)
     tree.append(soma, arbor.mpoint(20, 0, 0, 0.5), arbor.mpoint(420, 0, 0, 0.5), tag=2)

@@ -5,6 +5,8 @@ dV/dθ tests/test_gradients.py checks against finite differences of the original
 """
 from __future__ import annotations
 
+import dataclasses
+
 import arbor
 import numpy as np
 import pytest
@@ -54,9 +56,10 @@ def _homeostatic(tmp_path, files: list[str], params: list[str], config: Homeosta
 
 def test_zero_alpha_and_lambda_is_the_gradient_system(tmp_path, make_model):
     """α = 0, λ = 0: θ read from the fast-diffusing ion and the forgetting factor 1 leave the
-    ordinary (FD-checked) gradient system unchanged, on a cable with several CVs."""
+    ordinary (FD-checked) gradient system unchanged, on a cable with several CVs (the ion
+    carrier's, on which the homeostatic hub runs)."""
     params = ["hh.gnabar", "hh.gkbar"]
-    plain = make_model(["hh.mod"], params)
+    plain = dataclasses.replace(make_model(["hh.mod"], params), carrier="ion")
     homeo = _homeostatic(tmp_path, ["hh.mod"], params, HomeostaticConfig(0.0, 0.0, VoltageTarget(-65.0)))
     tree = arbor.segment_tree()
     tree.append(arbor.mnpos, arbor.mpoint(0, 0, 0, 0.5), arbor.mpoint(200, 0, 0, 0.5), tag=1)

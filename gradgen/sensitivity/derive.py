@@ -220,7 +220,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     conductance (Arbor): the conductance of the implicit step is the one the simulator uses.
     ``direct``: u^{n+1} is known when phase B runs (a carrier that solves u before the state
     updates, as the exact carrier does), so phase B updates σ itself and phase A needs no
-    completion; the conductance-change source is left to the carrier (phase A's dG_k).
+    completion; the conductance-change source is left to the carrier (phase A's dG_k). A
+    coupled concentration's σ is then the writer's own, shared by name with its readers
+    inside one mechanism (no concentration stores); a coupled current's stores are sums the
+    mechanism keeps from phase A to phase B.
     ``pool_first``: the simulator runs the state update of a coupled current's reader (a Ca
     pool, which writes the coupled concentration) before every other (NEURON does, for a
     mechanism that writes a concentration): the current's writers publish its sensitivity
@@ -273,7 +276,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         completion += [Assignment(sens(c, k), sympy.Symbol(seen(concentration_store(c, k)))
                                   + sympy.Symbol(seen(concentration_dv_store(c))) * solved[k])
                        for c in conc_read for k in range(K)]
-    else:
+    elif not direct:
         completion += [Assignment(sens(c, k), xd(concentration_store(c, k))
                                   + xd(concentration_dv_store(c)) * solved[k]) for c in conc_read for k in range(K)]
     # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
@@ -319,12 +322,12 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         update.update({s: sympy.Symbol(s) for s in low.states
                        if s not in update and (s in low.events or s in low.post_events)})
     published = [c for c in low.concentration_writes if c in coupling.concentrations]
-    if direct:
-        if coupling.currents or coupling.concentrations or coupling.clamped or low.events or low.post_events \
-                or isinstance(update, LinearStep):
-            raise GradgenError(f"'{low.name}': the direct σ update covers uncoupled densities only")
+    if direct and (coupling.clamped or pool_first):
+        # the message completes "the exact carrier does not cover ..." (its fallback warning)
+        raise GradgenError(f"the voltage process coupled to '{low.name}'")
+    if direct and not isinstance(update, LinearStep):
         phase_b = _direct_phase_b(update, K, dtheta, u)
-    else:
+    else:  # a linear solve with ``direct``: σ⁺ = σpre + JV·u⁺ once σpre and JV are known
         outputs = []
         ahead = {}  # pool_first: a coupled input's dθ_k as the pool publishes it at this point
         if pool_first:
@@ -351,32 +354,40 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                               for c in conc_read if pool_first]
                 outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*coupled_dv)))
         outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
-        for c in published:
+        for c in published if not direct else ():
             outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
             outputs.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Symbol(sens_dv(c))))
-        for k in range(K):
+        for k in range(K) if not direct else ():  # ``direct``: the carrier adds dG_k·ΔV itself
             outputs.append(Assignment(f"{scratch_ion(k)}d",
                                       xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
         phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
         _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
         _prepend(phase_b, solve_code)
+        if direct:
+            phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))
+                                              + sympy.Symbol(sens_dv(name)) * u[k])
+                                   for name in update for k in range(K)]
         if pool_first:
             publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
             phase_b.statements += publish.statements
             phase_b.locals += publish.locals
 
     # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
-    # split alike (both are applied between one step's state update and the next step's currents).
+    # split alike (both are applied between one step's state update and the next step's currents);
+    # with ``direct`` σ is whole there (phase B completed it with u^{n+1}).
+    held = sens if direct else sens_pre
+
     def jump_code(jumps: dict[str, sympy.Expr]) -> Code:
         outputs = []
         for name, jump in jumps.items():
             for k in range(K):
-                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_pre(s.name, k)) for s in states])
+                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(held(s.name, k)) for s in states])
                 if k in owned:
                     pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
-                outputs.append(Assignment(sens_pre(name, k), pre))
-            outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
-                                                                for s in states])))
+                outputs.append(Assignment(held(name, k), pre))
+            if not direct:
+                outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
+                                                                    for s in states])))
         outputs += [Assignment(name, jump) for name, jump in jumps.items()]
         return _simultaneous(outputs, LOCAL_PREFIX["events"])
 
@@ -386,7 +397,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
     def dtheta0(expr: sympy.Expr, k: int) -> sympy.Expr:
         d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
-        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * xd(concentration_store(c, k))
+        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * (sympy.Symbol(sens(c, k)) if direct
+                                                                    else xd(concentration_store(c, k)))
                                for c in conc_read])
 
     solved, outputs = [], []
@@ -406,7 +418,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
             initial.statements.append(Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))))
-    for c in published:
+    for c in published if not direct else ():
         initial.statements += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k)))
                                for k in range(K)]
         initial.statements.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Integer(0)))

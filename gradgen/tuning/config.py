@@ -72,7 +72,7 @@ class TuneConfig:
     workers: int = 2  # processes of the LocalCluster
     output: Path = Path("tuning-output")
     target: str = "arbor"  # "neuron": probe and stimulus locations are region names
-    carrier: str = "ion"  # how dV/dθ travels: "ion" or "exact" (GradientModel.carrier)
+    carrier: str = "exact"  # how dV/dθ travels: "exact" or "ion" (GradientModel.carrier)
 
     def copies(self, name: str) -> list[str]:
         return self.ties.get(name, [name])
@@ -284,7 +284,7 @@ def load_config(path: Path | str) -> TuneConfig:
     if distributed is not None and (not isinstance(distributed, str) or method not in ("cmaes", "de")):
         raise r.error("[optimizer] distributed must be \"local\" or a scheduler address, for "
                       "cmaes or de", "distributed", hint='e.g. distributed = "local"')
-    carrier = model.get("carrier", "ion")
+    carrier = model.get("carrier", "exact")
     if carrier not in ("ion", "exact"):
         raise r.error(f"[model] unknown carrier {carrier!r}", str(carrier), hint='carrier = "ion" or "exact"')
     out = r.table("output", required=False)

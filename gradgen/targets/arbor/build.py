@@ -31,6 +31,7 @@ from gradgen.cached_artefact import (
     remove_stale,
 )
 from gradgen.errors import GradgenError
+from gradgen.targets.arbor.exact_channel import CHANNEL_PATCH_VERSION, patch_exact_channel, patch_point_channel
 from gradgen.targets.arbor.exact_patch import (
     EXACT_PATCH_VERSION,
     patch_exact_source,
@@ -87,17 +88,22 @@ def source_hash(sources: dict[str, str], name: str, key: str = "") -> str:
 
 
 def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True,
-                    exact: dict[str, tuple[int, tuple[str, ...]]] | None = None) -> Path:
+                    exact: dict[str, tuple[int, tuple[str, ...]]] | None = None,
+                    points: dict[str, int] | None = None) -> Path:
     """Compile ``{file name: NMODL text}`` into a catalogue and return the ``.so`` path.
 
     ``exact`` names the exact-carrier mechanisms with their number of parameters and the
     covered-fraction guards of their members: their C++ gets the tree solve, and SIMD code
-    skips chunks without a guarded member (:mod:`gradgen.targets.arbor.exact_patch`). The path is unique per
+    skips chunks without a guarded member (:mod:`gradgen.targets.arbor.exact_patch`).
+    ``points`` names the exact-carrier point processes with their number of parameters: they
+    and the exact mechanisms get the channel between them
+    (:mod:`gradgen.targets.arbor.exact_channel`). The path is unique per
     content and build flags (dlopen caches by path, so a changed catalogue must be loaded from
     a new path).
     """
-    exact = exact or {}
+    exact, points = exact or {}, points or {}
     key = build_key(vectorize) + (f" exact-patch{EXACT_PATCH_VERSION}" if exact else "")
+    key += f" channel-patch{CHANNEL_PATCH_VERSION}" if points else ""
     if any(map(needs_process_patch, sources.values())):
         key += f" process-patch{PROCESS_PATCH_VERSION}"
     target = cache_dir() / source_hash(sources, name, key) / f"{name}.so"
@@ -117,7 +123,12 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
             text = patch_exact_source(source.read_text(), n_params, source.name)
             if guards and vectorize:
                 text = skip_absent_members(text, list(guards), source.name)
+            if points:
+                text = patch_exact_channel(text, n_params, source.name)
             source.write_text(text)
+        for mech, n_params in points.items():
+            source = generated / f"{mech}_cpu.cpp"
+            source.write_text(patch_point_channel(source.read_text(), n_params, source.name))
         sofile = work / f"{name}.so"
         _run([find_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
               *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)

@@ -145,6 +145,41 @@ def emit_contributor(system: ContributorSystem) -> str:
     )
 
 
+def emit_exact_point(system: ContributorSystem, name: str) -> str:
+    """NMODL text of a point process's exact-carrier version ``name`` (``system`` derived with
+    ``direct``): its B_k and dG_k in ASSIGNED arrays and u_k in STATEs, exchanged with the
+    cell's exact mechanism by the C++ of :mod:`gradgen.targets.arbor.exact_channel`."""
+    low = system.lowered
+    coupled = set(system.coupling.currents) | set(system.coupling.concentrations)
+    if low.mechanism.kind != "point" or coupled & ({c.name for c in low.currents} | set(low.ion_reads)
+                                                   | set(low.concentration_writes)):
+        raise GradgenError(f"'{low.name}': only uncoupled point processes have an exact-carrier version")
+    K = len(system.params)
+    weights = {k: weight(k) for k in system.owned}
+    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
+                  for p in low.parameters]
+    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
+                                 system.post_events) for s in code.statements]
+    return template("exact_point.mod.j2").render(
+        name=name, original=low.name, version=__version__, source=low.mechanism.source.name,
+        params=system.params, owned=system.owned, weight_names=weights, ks=list(range(K)),
+        ions=[dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in low.mechanism.ions],
+        nonspecific=low.mechanism.nonspecific_currents,
+        range_names=low.parameter_names() + list(weights.values()), parameters=parameters,
+        states=low.states, assigned=system.assigned_names(),
+        carriers=[diffusive(carrier_ion(k)) for k in range(K)],
+        scratch=[diffusive(scratch_ion(k)) for k in range(K)], conductance=diffusive(CONDUCTANCE_ION),
+        initial=_render_code(system.initial, LOCAL_PREFIX["initial_lines"]),
+        phase_a=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
+        currents=_render_currents(system),
+        phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
+        events=_render_code(system.events, LOCAL_PREFIX["events_lines"]) if low.events else None,
+        event_args=low.event_args,
+        post_events=_render_code(system.post_events, LOCAL_PREFIX["events_lines"]) if low.post_events else None,
+        needs_dexprelr=uses_dexprelr(exprs))
+
+
 def _emit_voltage_process(system: ContributorSystem) -> str:
     """NMODL text of a VOLTAGE_PROCESS's gradient version (see ``derive``'s voltage processes)."""
     low = system.lowered

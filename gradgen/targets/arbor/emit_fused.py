@@ -33,12 +33,16 @@ from gradgen.protocol import (
     LOCAL_PREFIX,
     carrier_ion,
     coverage,
+    current_store,
     diffusive,
+    exact_current,
     exact_name,
     fused_name,
     gradient_name,
     member_prefix,
+    nernst_flag,
     scratch_ion,
+    sens,
     weight,
 )
 from gradgen.sensitivity.derive import Code, ContributorSystem
@@ -46,16 +50,18 @@ from gradgen.targets.arbor.emit import template
 from gradgen.version import __version__
 
 
-def fusable(system: ContributorSystem) -> str | None:
-    """Why this mechanism cannot be fused (None if it can)."""
+def fusable(system: ContributorSystem, exact: bool = False) -> str | None:
+    """Why this mechanism cannot be fused (None if it can); ``exact``: as a member of an exact
+    mechanism, which carries ion coupling among its members (``system`` derived with it)."""
     low = system.lowered
+    coupled = set(system.coupling.currents) | set(system.coupling.concentrations) if exact else set()
     if low.mechanism.kind != "density":
         return f"'{low.name}' is a {low.mechanism.kind} process"
-    if low.concentration_writes or low.events:
+    if set(low.concentration_writes) - coupled or low.events:
         return f"'{low.name}' writes ion concentrations or receives events"
-    if system.coupling.currents or system.coupling.concentrations:
+    if (system.coupling.currents or system.coupling.concentrations) and not exact:
         return "the mechanisms are coupled through ions"
-    if any(var == f"i{ion}" for var, ion in low.ion_reads.items()):
+    if any(var == f"i{ion}" and var not in coupled for var, ion in low.ion_reads.items()):
         return f"'{low.name}' reads an ion current"
     if any(c.conductance is not None for c in low.currents):
         # the fused current is one summed statement: modcc would derive another conductance
@@ -78,26 +84,42 @@ class _Member:
 
 
 def _shared_names(system: ContributorSystem) -> set[str]:
-    """Names a member shares with the fused mechanism: builtins, ion variables, carriers, scratch."""
+    """Names a member shares with the fused mechanism: builtins, ion variables, carriers, scratch,
+    and the coupling's names (a coupled concentration, its σ and a coupled current's sums)."""
     K = len(system.params)
     shared = set(FREE_BUILTINS) | {"dt"} | set(system.lowered.ion_reads)
     shared |= {diffusive(carrier_ion(k)) for k in range(K)} | {diffusive(scratch_ion(k)) for k in range(K)}
     shared.add(diffusive(CONDUCTANCE_ION))
     for ion in system.lowered.mechanism.ions:
         shared |= set(ion.read) | set(ion.write)
-    return shared
+    return shared | _coupled_names(system)
+
+
+def _coupled_names(system: ContributorSystem) -> set[str]:
+    """The coupling's names, one per mechanism whatever member uses them."""
+    K = len(system.params)
+    names = {n for c in system.coupling.concentrations for n in [c] + [sens(c, k) for k in range(K)]}
+    names |= {diffusive(current_store(c, k)) for c in system.coupling.currents for k in range(K)}
+    return names | {exact_current(c) for c in system.coupling.currents}
 
 
 def _member(system: ContributorSystem) -> _Member:
     low = system.lowered
     prefix = member_prefix(low.name)
     covered = sympy.Symbol(coverage(low.name))
-    sums = {diffusive(CONDUCTANCE_ION)} | {diffusive(scratch_ion(k)) for k in range(len(system.params))}
+    K = len(system.params)
+    sums = {diffusive(CONDUCTANCE_ION)} | {diffusive(scratch_ion(k)) for k in range(K)}
+    sums |= {diffusive(current_store(c, k)) for c in system.coupling.currents for k in range(K)}
     own = set(low.states) | set(low.parameter_names()) | set(system.assigned_names())
     own |= {weight(k) for k in system.owned}
+    flags = [nernst_flag(low.ion_reads[var]) for var in system.nernst_reversals()]  # painted 1 where nernst
+    own |= set(flags)
     for code in (system.initial, system.phase_a, system.phase_b):
         own |= set(code.locals)
     shared = _shared_names(system)
+    own -= shared
+    # a state update reads a coupled current as the members wrote it in phase A
+    read_back = {sympy.Symbol(c): sympy.Symbol(exact_current(c)) for c in system.coupling.currents}
 
     def rename(expr: sympy.Expr) -> sympy.Expr:
         unknown = {s.name for s in expr.free_symbols} - own - shared
@@ -111,7 +133,7 @@ def _member(system: ContributorSystem) -> _Member:
         locals_ = [prefix + n for n in code.locals]
         for stmt in code.statements:
             target = prefix + stmt.target if stmt.target in own else stmt.target
-            expr = rename(stmt.expr)
+            expr = rename(stmt.expr).xreplace(read_back) if code is system.phase_b else rename(stmt.expr)
             if target in sums:  # sum + term: the term counts with the member's covered fraction
                 expr = sympy.Symbol(target) + covered * (expr - sympy.Symbol(target))
             out, created = lower_piecewise(target, expr, lambda: f"{prefix}{tag}{next(counter)}")
@@ -122,10 +144,11 @@ def _member(system: ContributorSystem) -> _Member:
     parameters = [dict(name=prefix + p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
                   for p in low.parameters]
     parameters += [dict(name=prefix + weight(k), value="0", unit=None) for k in system.owned]
+    parameters += [dict(name=prefix + flag, value="0", unit=None) for flag in flags]
     parameters.append(dict(name=coverage(low.name), value="1", unit=None))
     currents = [(c.ion, c.name, covered * rename(c.expr)) for c in low.currents]
-    return _Member(low.name, parameters, [prefix + s for s in low.states],
-                   [prefix + a for a in system.assigned_names()],
+    return _Member(low.name, parameters, [prefix + s if s in own else s for s in low.states],
+                   [prefix + a if a in own else a for a in system.assigned_names()],
                    render(system.initial, LOCAL_PREFIX["initial_lines"]),
                    render(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
                    render(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
@@ -137,29 +160,39 @@ def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
     return _render(systems, params, "fused.mod.j2", fused_name([s.name for s in systems]))
 
 
-def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded: bool = False) -> str:
+def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded: bool = False,
+               name: str | None = None) -> str:
     """NMODL text of the exact-carrier mechanism of a cell's ``systems``: the members as in
     :func:`emit_fused`, the sources B_k and dG_k·ΔV kept per CV and u_k as STATEs, which the
     C++ of :mod:`gradgen.targets.arbor.exact_patch` solves on the CV tree. ``guarded``: each
     member's phases run only where it covers part of the CV (worth it in a scalar build
-    where members are painted on different regions; SIMD would compute both branches)."""
-    return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]), guarded=guarded)
+    where members are painted on different regions; SIMD would compute both branches).
+    ``name``: the mechanism's name where the cell's point processes are part of it."""
+    return _render(systems, params, "exact.mod.j2", name or exact_name([s.name for s in systems]), guarded=guarded,
+                   exact=True)
 
 
 def _render(systems: list[ContributorSystem], params: list[ParamRef], template_name: str, mechanism: str,
-            **extra) -> str:
+            exact: bool = False, **extra) -> str:
     for system in systems:
-        reason = fusable(system)
+        reason = fusable(system, exact)
         if reason:
             raise GradgenError(f"cannot fuse: {reason}")
     ordered = sorted(systems, key=lambda s: gradient_name(s.name))  # the hub design's order
     members = [_member(s) for s in ordered]
+    declared: set[str] = set()
+    for member in members:  # a coupled concentration's σ: one ASSIGNED, whichever member names it
+        member.assigned = [a for a in member.assigned if not (a in declared or declared.add(a))]
+    currents_read = sorted({c for s in ordered for c in s.coupling.currents})
+    held = {c for s in ordered for c in s.lowered.concentration_writes}  # STATEs of a member
+    writers = {m.name for m, s in zip(members, ordered) if set(s.lowered.concentration_writes) & set(s.coupling.concentrations)}
     K = len(params)
     ions: dict[str, dict] = {}
     for system in ordered:
         for ion in system.lowered.mechanism.ions:
             entry = ions.setdefault(ion.name, dict(name=ion.name, read=[], write=[], valence=ion.valence))
-            entry["read"] += [r for r in ion.read if r not in entry["read"]]
+            entry["read"] += [r for r in ion.read if r not in entry["read"] and r not in currents_read
+                              and r not in held]
             entry["write"] += [w for w in ion.write if w not in entry["write"]]
     sums: dict[str, list[sympy.Expr]] = {}
     for member in members:
@@ -177,4 +210,10 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         members=members, params=params, ks=list(range(K)), ions=list(ions.values()),
         nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
         conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],
-        needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents, **extra)
+        needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents,
+        stores=[diffusive(current_store(c, k)) for c in currents_read for k in range(K)],
+        read_back=[(exact_current(c), c) for c in currents_read],
+        # a coupled concentration's writer updates it after its readers: they see the old value
+        # in their state update, as each original sees the ion's until every update has run
+        phase_b_members=[m for m in members if m.name not in writers] + [m for m in members if m.name in writers],
+        **extra)

@@ -9,11 +9,16 @@ ORIGINAL geometry, and its C++ (:mod:`gradgen.targets.arbor.exact_patch`) solves
 sensitivities with the tree of that cell once per step. This module hands the tree in: per
 CV its capacitance, area and face conductance, computed with Arbor's discretisation rules
 (frustum areas π(r0+r1)·√(Δr²+Δx²), face spans between CV reference points, resistance
-rL·∫dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
+∫rL·dx/(πr²), face conductance 100/resistance µS), painted as parameters of the CV's
 instance. Zero-area fork CVs have no instance; each is held by its first child.
 
-What it does not cover (point processes, ion coupling, per-region rL, ...) runs the ion
-carrier, with the reason in a GradgenWarning (:func:`exact_blocker`).
+Point processes (synapses) run as their exact-carrier versions beside it, built into the same
+catalogue: their sources enter the solve on their CV and u_k comes back to them
+(:mod:`gradgen.targets.arbor.exact_channel`). Ion coupling among the members is carried
+inside the mechanism (:func:`gradgen.targets.arbor.emit_fused.emit_exact`). What it does not
+cover (junctions, KINETIC schemes, a pool on part of the cell, the cell's ion settings, ...)
+runs the ion carrier, with the reason in a GradgenWarning (:func:`exact_blocker`). rL and cm
+painted per region are integrated over each face and CV (:func:`painted_integral`).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from arbor import units as U
 from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.protocol import (
     HUB_NAME,
+    exact_point_name,
     TREE_AREA,
     TREE_CAPACITANCE,
     TREE_FACE,
@@ -45,7 +51,9 @@ from gradgen.protocol import (
 )
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
+from gradgen.targets.arbor.emit import emit_exact_point
 from gradgen.targets.arbor.emit_fused import emit_exact
+from gradgen.targets.arbor.exact_members import exact_points, partial_pool, point_blocker, points_beside
 from gradgen.targets.arbor.fusion import fusion_blocker
 from gradgen.targets.arbor.geometry.layout import (
     BranchGeometry,
@@ -93,16 +101,41 @@ def face_span(layout: CvLayout, cv: int) -> tuple[int, float, float]:
     return branch, lo, hi
 
 
+def painted_integral(cell: arbor.cable_cell, default: float, regions: Sequence[tuple[str, float]]):
+    """∫ value·measure over a branch interval, with ``value`` painted per region (later paints
+    win, ``default`` elsewhere): how Arbor integrates a per-region rL or cm over a face or a CV."""
+    painted = [(value, [c for c in cell.cables(region)]) for region, value in regions]
+
+    def integrate(branch: int, lo: float, hi: float, measure) -> float:
+        cuts = {lo, hi}
+        for _, cables in painted:
+            cuts |= {x for c in cables if c.branch == branch for x in (c.prox, c.dist) if lo < x < hi}
+        points = sorted(cuts)
+        total = 0.0
+        for a, b in zip(points, points[1:]):
+            value = default
+            for v, cables in painted:
+                if any(c.branch == branch and c.prox <= 0.5 * (a + b) <= c.dist for c in cables):
+                    value = v
+            total += value * measure(a, b)
+        return total
+    return integrate
+
+
 def cv_tree(cell: arbor.cable_cell, geoms: list[BranchGeometry], membrane: Membrane) -> CvTree:
-    """The CV tree of ``cell`` (one cm and one rL; per-region values are refused upstream)."""
+    """The CV tree of ``cell``, with rL and cm painted per region where they are."""
     layout = cv_layout(cell)
+    rL = painted_integral(cell, membrane.rL, membrane.rL_regions)
+    cm = painted_integral(cell, membrane.cm, membrane.cm_regions)
     area = np.array([sum(geoms[b].area(x0, x1) for b, x0, x1 in cables) for cables in layout.cables])
+    capacitance = 0.01 * np.array([sum(cm(b, x0, x1, geoms[b].area) for b, x0, x1 in cables)
+                                   for cables in layout.cables])
     face = np.zeros(len(area))
     for i, parent in enumerate(layout.parents):
         if parent >= 0:
             branch, lo, hi = face_span(layout, i)
-            face[i] = 100.0 / (membrane.rL * geoms[branch].ixa(lo, hi))
-    return CvTree(layout, area, area * membrane.cm * 0.01, face)
+            face[i] = 100.0 / rL(branch, lo, hi, geoms[branch].ixa)
+    return CvTree(layout, area, capacitance, face)
 
 
 #: How far Arbor's own voltage step may be from the tree's equations (relative): measured
@@ -122,6 +155,10 @@ def check_tree(spec: CellSpec, tree: CvTree, membrane: Membrane) -> float:
     decor = arbor.decor()
     decor.set_property(Vm=0 * U.mV, cm=membrane.cm * 0.01 * U.F / U.m2, rL=membrane.rL * U.Ohm * U.cm)
     decor.paint("(all)", arbor.density("pas/e=0", {"g": _CHECK_G}))
+    for region, rL in membrane.rL_regions:
+        decor.paint(region, rL=rL * U.Ohm * U.cm)
+    for region, cm in membrane.cm_regions:
+        decor.paint(region, cm=cm * 0.01 * U.F / U.m2)
     for cv, cables in enumerate(tree.layout.cables):
         if tree.area[cv] > 0:
             region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
@@ -156,7 +193,7 @@ def check_tree(spec: CellSpec, tree: CvTree, membrane: Membrane) -> float:
 def checked_tree(spec: CellSpec, cell: arbor.cable_cell, geoms: list[BranchGeometry],
                  membrane: Membrane) -> CvTree:
     """The cell's tree, checked against Arbor once per spec (kept in ``spec.derived``)."""
-    key = ("exact_tree", membrane.cm, membrane.rL, str(spec.cv_policy))
+    key = ("exact_tree", membrane.cm, membrane.rL, membrane.rL_regions, membrane.cm_regions, str(spec.cv_policy))
     hit = spec.derived.get(key)
     if hit is not None and hit[0] is spec.morphology:
         return hit[1]
@@ -218,16 +255,19 @@ class ExactLayout:
     members: list[str]
     paints: list[tuple[str, arbor.density]]
     everywhere: bool  # every member covers part of every CV with membrane
+    points: dict[str, str]  # point process -> its exact-carrier version beside this mechanism
 
 
 def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTree,
                  pieces: list[tuple[str, str, dict[str, float]]],
-                 defaults: dict[str, dict[str, float]]) -> ExactLayout:
+                 defaults: dict[str, dict[str, float]], points: Sequence[str] = ()) -> ExactLayout:
     """One paint per CV with membrane: the tree parameters, and per member its covered
     fraction of the CV's area and its parameters averaged over the part it covers (what
-    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults."""
+    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults.
+    ``points``: the point processes placed on the cell (they name the mechanism too, so that
+    a cell without them never loads this one's catalogue in their place)."""
     members = sorted({mech for _, mech, _ in pieces})
-    name = exact_name(members)
+    name = exact_name(members + sorted(set(points) - set(members)))
     painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
     paints = []
     everywhere = True
@@ -247,7 +287,7 @@ def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTr
             values.update({member_prefix(mech) + k: v for k, v in params.items()})
         region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
         paints.append((region, arbor.density(name, values)))
-    return ExactLayout(name, members, paints, everywhere)
+    return ExactLayout(name, members, paints, everywhere, {p: exact_point_name(name, p) for p in sorted(points)})
 
 
 def _covered_area(cables, cables_m, geoms: list[BranchGeometry]) -> float:
@@ -273,9 +313,8 @@ def _area_average(parts: list[tuple[float, dict[str, float]]], defaults: dict[st
 
 def exact_blocker(model: "GradientModel", spec: CellSpec, membrane: Membrane) -> str | None:
     """Why the exact carrier cannot run this model and cell (None if it can)."""
-    if membrane.rL_regions:
-        return "rL painted per region"
-    return fusion_blocker(model, spec)
+    return model.exact_refusal or point_blocker(model, spec) \
+        or fusion_blocker(model, spec, frozenset(exact_points(model, spec)), exact=True)
 
 
 def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
@@ -287,12 +326,16 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
     every CV (measured on the bundled IO cell, K = 12: 9.1× a plain run; guarded scalar 6.0×).
     """
     guarded = not layout.everywhere
-    key = ("exact", guarded, *layout.members)
+    key = ("exact", guarded, layout.name)
     if key not in model.fused_catalogues:
-        source = emit_exact([model.exact_systems[m] for m in layout.members], model.params, guarded)
+        sources = {f"{layout.name}.mod": emit_exact([model.exact_systems[m] for m in layout.members],
+                                                    model.params, guarded, layout.name)}
+        sources.update({f"{name}.mod": emit_exact_point(model.exact_systems[point], name)
+                        for point, name in layout.points.items()})
         guards = tuple(coverage(m) for m in layout.members) if guarded else ()
-        model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
-                                                      model.vectorize, {layout.name: (len(model.params), guards)})
+        model.fused_catalogues[key] = build_catalogue(
+            sources, "gradexact", model.vectorize, {layout.name: (len(model.params), guards)},
+            {name: len(model.params) for name in layout.points.values()})
     return model.fused_catalogues[key]
 
 
@@ -309,6 +352,10 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
         tree = checked_tree(spec, blank, geoms, membrane)
         if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
             reason = "a probe site in a CV without membrane"
+        elif any(tree.area[cv_of(blank, f"(location {loc.branch} {loc.pos!r})", "synapse")[0]] <= 0
+                 for place in spec.decor.places if isinstance(place.what, arbor.synapse)
+                 for loc in blank.locations(place.locset)):
+            reason = "a synapse in a CV without membrane"
     if reason is not None:  # the user asked for the exact carrier: say so, not only in the log
         warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover {reason}",
                       GradgenWarning, stacklevel=3)
@@ -319,8 +366,13 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
               if d.mech.name != HUB_NAME]
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
-    layout = exact_layout(blank, geoms, tree, pieces, defaults)
-    decor = spec.decor.to_arbor([], place_map=model.synapse_map(True, values or {}))
+    layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec))
+    pool = partial_pool(model, layout)
+    if pool:  # its concentration would be written as 0 where it is absent
+        warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover '{pool}' (it writes a "
+                      "coupled concentration) on part of the cell", GradgenWarning, stacklevel=3)
+        return None
+    decor = spec.decor.to_arbor([], place_map=points_beside(layout, model.synapse_map(True, values or {})))
     for region, density in layout.paints:
         decor.paint(region, density)
     props = arbor.neuron_cable_properties()

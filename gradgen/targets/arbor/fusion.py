@@ -26,7 +26,7 @@ from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import ContributorSystem, derive_contributor
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
-from gradgen.targets.arbor.derived import base_name
+from gradgen.targets.arbor.derived import DerivedName, base_name
 from gradgen.targets.arbor.emit_fused import emit_fused, fusable
 from gradgen.targets.arbor.geometry.cell import cell_geometry
 from gradgen.targets.arbor.geometry.layout import cable_expr, join_regions
@@ -51,11 +51,14 @@ class FusedLayout:
     cv_mechanism: list[str | None]
 
 
-def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
-    """Why the model or cell needs the hub design (None if fusion may apply)."""
+def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[str] = frozenset(),
+                   exact: bool = False) -> str | None:
+    """Why the model or cell needs the hub design (None if fusion may apply); ``exempt``: placed
+    mechanisms the caller runs itself (the exact carrier's point processes); ``exact``: the
+    exact mechanism asks, which carries ion coupling among its members."""
     if model.carrier_geometry != "exact":
         return "the naive carrier geometry"
-    if model.store_ions:
+    if model.store_ions and not exact:
         return "ion coupling between mechanisms"
     if model.manifest.scheme != "corrected":
         return "the naive update scheme"
@@ -63,34 +66,40 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec") -> str | None:
         return "the homeostatic hub"
     placed = {p.what.mech.name for p in spec.decor.places if isinstance(p.what, (arbor.synapse, arbor.junction))}
     placed |= {base_name(mech) for mech in spec.decor.voltage_processes()}
-    placed &= set(model.mechanisms)
+    placed &= set(model.mechanisms) - exempt
     if placed:
         return f"point, junction or voltage process(es) {', '.join(sorted(placed))}"
     if any(entry.bystander for entry in model.mechanisms.values()):
         return "a mechanism that runs as its original (a bystander)"
     painted = [mech for _, mech, _ in spec.decor.densities()]
-    if any(base_name(mech) != mech for mech in painted):
-        return "derived mechanism names"
-    if spec.decor.ions or spec.ions:
+    if any(DerivedName.parse(mech).ions if exact else base_name(mech) != mech for mech in painted):
+        return "derived mechanism names" + (" that rename ions" if exact else "")
+    if (spec.decor.ions or spec.ions) and not exact:
         return "ion settings of the cell"
-    if spec.decor.membrane_property("cm"):
+    if spec.decor.membrane_property("cm") and not exact:
         return "cm painted per region (the hub's cm follows it)"
-    for mech in painted:
-        reason = fusable(model.systems[mech]) if mech in model.mechanisms else None
+    for mech in map(base_name, painted):
+        systems = model.exact_systems if exact else model.systems
+        reason = fusable(systems[mech], exact) if mech in model.mechanisms else None
         if reason:
             return reason
     return None
 
 
 def derive_systems(model: "GradientModel", direct: bool = False) -> dict[str, ContributorSystem]:
-    """Each converted mechanism's gradient system (from its stored source, no coupling);
-    ``direct``: σ updated with u^{n+1} in phase B (the exact carrier's form)."""
+    """Each converted mechanism's gradient system (from its stored source); ``direct``: σ
+    updated with u^{n+1} in phase B, with the model's ion coupling carried inside the one
+    mechanism, reversal potentials following it where the cell uses nernst (the exact
+    carrier's form), else without coupling (fusion)."""
+    coupling = Coupling()
+    if direct:
+        coupling = Coupling(tuple(model.manifest.coupling.currents), tuple(model.manifest.coupling.concentrations))
     out = {}
     for name, entry in model.mechanisms.items():
         if entry.bystander:
             continue
         out[name] = derive_contributor(lower_file(model.directory / entry.source_copy), model.params,
-                                       Coupling(), direct=direct)
+                                       coupling, direct=direct)
     return out
 
 

@@ -79,16 +79,17 @@ class GradientModel:
     carrier_geometry: Literal["exact", "naive"] = "exact"  # "naive": benchmarks only
     vectorize: bool = True  # SIMD build of density mechanisms (targets.arbor.build); False: all scalar
     fusion: bool = True  # simulate with fused mechanisms where they apply (targets.arbor.fusion)
-    #: How u_k = dV/dθ_k travels: "ion" (diffusive carrier ions, the published method) or
-    #: "exact" (solved on the CV tree inside one mechanism; targets.arbor.exact_carrier),
-    #: which falls back to "ion" (logged) for what it does not cover.
-    carrier: Literal["ion", "exact"] = "ion"
+    #: How u_k = dV/dθ_k travels: "exact" (the default: solved on the CV tree inside one
+    #: mechanism; targets.arbor.exact_carrier), which falls back to "ion" with a GradgenWarning
+    #: for what it does not cover, or "ion" (diffusive carrier ions, the published method;
+    #: portable to Arbor GPU builds and to NEURON).
+    carrier: Literal["ion", "exact"] = "exact"
     #: Regions where the hub gets extra RANGE values (e.g. the homeostatic error weight);
     #: the rest of the cell gets the hub with its defaults.
     hub_paints: tuple[tuple[str, dict[str, float]], ...] = ()
 
     @staticmethod
-    def load(directory: Path | str, carrier: Literal["ion", "exact"] = "ion") -> "GradientModel":
+    def load(directory: Path | str, carrier: Literal["ion", "exact"] = "exact") -> "GradientModel":
         if carrier not in ("ion", "exact"):
             raise GradgenError(f"unknown carrier {carrier!r}", hint="carrier='ion' or 'exact'")
         return GradientModel(Path(directory), Manifest.load(directory), carrier=carrier)
@@ -129,6 +130,15 @@ class GradientModel:
     def exact_systems(self) -> dict[str, ContributorSystem]:
         """The systems in the exact carrier's form (σ updated with u^{n+1}; derived once)."""
         return derive_systems(self, direct=True)
+
+    @cached_property
+    def exact_refusal(self) -> str | None:
+        """Why some mechanism has no exact-carrier form (None if every one has)."""
+        try:
+            self.exact_systems
+        except GradgenError as error:
+            return error.message
+        return None
 
     @cached_property
     def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
