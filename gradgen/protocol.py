@@ -230,7 +230,7 @@ PEER_INDEX_ERROR = "gradgen: a carrier ion does not cover every CV"
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",
-                "publish": "gx"}
+                "publish": "gx", "initial_setup_lines": "gt"}
 
 
 def nernst_flag(ion: str) -> str:

@@ -30,6 +30,9 @@ class ArborTarget:
     state_updates = MODCC_METHODS  # modcc: cnexp (Padé) and sparse (backward Euler) only
     pool_first = False
     follows_nernst = True
+    #: modcc orders a pasted LINEAR system's unknowns by its symbol table (a hash map), so a
+    #: gradient mechanism that pasted the original's solve would still eliminate in another order
+    simulator_solves_initial = False
     slope_step = None  # modcc's conductance, which Arbor's step uses
 
     def emit_contributor(self, system: ContributorSystem) -> str:
