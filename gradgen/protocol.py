@@ -227,6 +227,10 @@ def peer_carrier(k: int) -> str:
 PEER_INDEX_ERROR = "gradgen: a carrier ion does not cover every CV"
 
 #: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
+#: The comment line before a block a gradient mechanism pastes from the original for its
+#: initial SOLVE (gradgen.nmodl.initial_solve); the Arbor build finds pasted LINEAR blocks by it.
+PASTED_BLOCK_COMMENT = ": for the initial SOLVE, as in"
+
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",

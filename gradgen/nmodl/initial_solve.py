@@ -12,8 +12,11 @@ from the states found (:func:`gradgen.sensitivity.derive.derive_contributor`).
 
 Only where the simulator's solve depends on nothing but that code: NEURON's does. modcc
 orders a LINEAR system's unknowns by iterating its symbol table (a hash map), so a gradient
-mechanism, with many more symbols, eliminates the pasted system in another order (measured on
-allen/NaV: states still 6.4e-10 from the original's); the Arbor target does not paste.
+mechanism, with many more symbols, eliminates the pasted system in another order; and even in
+the original's order (its unknowns renamed to match) the result is not the original's to the
+bit on allen/NaV, whose 12-state initial system amplifies rounding: the original with only
+its PARAMETERs made RANGE (as gradient versions declare them) already ends 4e-10 away in the
+states (measured, same C++ apart from the parameter loads). The Arbor target does not paste.
 """
 from __future__ import annotations
 

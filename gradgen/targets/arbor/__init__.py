@@ -30,8 +30,10 @@ class ArborTarget:
     state_updates = MODCC_METHODS  # modcc: cnexp (Padé) and sparse (backward Euler) only
     pool_first = False
     follows_nernst = True
-    #: modcc orders a pasted LINEAR system's unknowns by its symbol table (a hash map), so a
-    #: gradient mechanism that pasted the original's solve would still eliminate in another order
+    #: Not for modcc: the original's LINEAR solve pasted into a gradient mechanism (its unknowns
+    #: even permuted to modcc's column order of the original, which follows its symbol hash
+    #: map) still rounds differently: making the PARAMETERs RANGE alone moves allen/NaV's
+    #: ill-conditioned initial states by 4e-10 (measured, nmodl/initial_solve.py)
     simulator_solves_initial = False
     slope_step = None  # modcc's conductance, which Arbor's step uses
 
