@@ -234,13 +234,19 @@ PASTED_BLOCK_COMMENT = ": for the initial SOLVE, as in"
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",
-                "publish": "gx", "initial_setup_lines": "gt"}
+                "publish": "gx"}
 
 
 def nernst_flag(ion: str) -> str:
     """RANGE parameter of a gradient mechanism: 1 where the ion's reversal potential follows
     its concentrations (Arbor's nernst method), 0 where it is fixed."""
     return f"gg_nernst_{ion}"
+
+
+def permuted_state(n: int) -> str:
+    """LOCAL of INITIAL holding the n-th state a pasted LINEAR solve left in another state's
+    place (gradgen.targets.arbor.modcc_order)."""
+    return f"gg_perm{n}"
 
 
 def elimination_local(block_prefix: str, n: int) -> str:

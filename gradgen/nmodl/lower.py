@@ -93,11 +93,6 @@ class LoweredMechanism:
     initial_equations: dict[str, sympy.Expr] = field(default_factory=dict)
     #: SOLVE of a PROCEDURE: state -> its value after one step, from the old states, v and dt
     explicit: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: ASSIGNED values INITIAL sets (from neither a state nor a solve), and the values INITIAL
-    #: gives linearly solved states before their solve: what a target that lets the simulator
-    #: solve them itself (:mod:`gradgen.nmodl.initial_solve`) sets first
-    initial_assigned: dict[str, sympy.Expr] = field(default_factory=dict)
-    initial_guesses: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -368,18 +363,12 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     initial = _Frame({})
     initial_equations: dict[str, sympy.Expr] = {}
-    guesses: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
         executor.run(mech.initial.body, initial)
-        guesses = dict(initial.values)
         initial_equations = _initial_solves(executor, mech, initial)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
     assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
-    initial_assigned = {n: initial.values[n] for n in assigned
-                        if n in initial.values and not initial.values[n].free_symbols & (state_symbols - {V})}
-    initial_guesses = {n: guesses[n] for n in initial_equations
-                       if n in guesses and not guesses[n].free_symbols & (state_symbols - {V})}
     carried = {}
     for name in assigned:
         value = initial.values.get(name)
@@ -457,7 +446,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
-                               voltage, initial_equations, explicit, initial_assigned, initial_guesses)
+                               voltage, initial_equations, explicit)
     _check_symbols(lowered)
     return lowered
 

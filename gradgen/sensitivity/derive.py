@@ -19,7 +19,7 @@ parameter painted 1 on θ_k's region).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 import sympy
 
@@ -87,10 +87,9 @@ class ContributorSystem:
     post_events: Code  # POST_EVENT (a spike of the cell): state jumps and their sensitivities
     current_locals: list[str] = field(default_factory=list)  # LOCALs the currents use
     pool_first: bool = False  # the coupling's order (derive_contributor's ``pool_first``)
-    #: the original's initial SOLVEs, for the target to paste between ``initial_setup`` and
-    #: ``initial`` (derive_contributor's ``simulator_solves_initial``)
+    #: the original's initial SOLVEs, for the target to paste before ``initial``
+    #: (derive_contributor's ``simulator_solves_initial``)
     initial_solve: InitialSolveSource | None = None
-    initial_setup: Code = field(default_factory=Code)
 
     @property
     def name(self) -> str:
@@ -214,7 +213,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS,
                        slope_step: float | None = None, *, direct: bool = False,
-                       pool_first: bool = False, simulator_solves_initial: bool = False) -> ContributorSystem:
+                       pool_first: bool = False, simulator_solves_initial: Collection[str] = ()) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
     ``coupling`` names the ion quantities shared with the model's other mechanisms (see
@@ -233,10 +232,11 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     (the reader completes it with u^n and empties the stores), and a concentration's readers
     see the new value in their state update (its σ: the pool's stores, the u-coefficient into
     JV) and keep what they saw for their next phase A (:func:`_pool_first_publish`).
-    ``simulator_solves_initial``: states that INITIAL solves for are left to the simulator,
-    with the original's own SOLVE and blocks (:mod:`gradgen.nmodl.initial_solve`; the target
-    pastes ``initial_solve``), and σ(0) is computed from the states it found; where pasting is
-    not possible they are solved by elimination in the generated code.
+    ``simulator_solves_initial``: the kinds of initial solves ("kinetic", "linear") whose states
+    are left to the simulator, with the original's own SOLVE and blocks
+    (:mod:`gradgen.nmodl.initial_solve`; the target pastes ``initial_solve``), σ(0) computed
+    from the states it found; other solves, and where pasting is not possible, are solved by
+    elimination in the generated code.
     """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
@@ -399,7 +399,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                                for c in conc_read])
 
     solved, outputs = [], []
-    pasted = initial_solve_source(low) if simulator_solves_initial else None
+    pasted = initial_solve_source(low, simulator_solves_initial) if simulator_solves_initial else None
     if low.initial_equations:  # states set by a linear solve: by the simulator or in the generated code
         step = linear_system(low.initial_equations, low)
         solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"],
@@ -427,9 +427,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
         initial.statements += publish.statements
         initial.locals += publish.locals
-    setup = Code([Assignment(name, value) for name, value in pasted.values.items()]) if pasted else Code()
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
-                             post_events, current_locals, pool_first, pasted, setup)
+                             post_events, current_locals, pool_first, pasted)
 
 
 def _pool_first_publish(low: LoweredMechanism, K: int, coupling: Coupling, owned: dict[int, str],

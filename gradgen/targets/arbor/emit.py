@@ -113,11 +113,18 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
     flags = [nernst_flag(ion) for ion in followed]  # 0: fixed reversal potential (the runtime paints 1)
     parameters += [dict(name=f, value="0", unit=None) for f in flags]
-    # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
-    # name such as pas/e=-70 sets) is then painted like any other value.
-    range_names = low.parameter_names() + list(weights.values()) + flags
+    # A parameter GLOBAL in the original stays GLOBAL: the runtime sets it through a derived
+    # name, as for the original (targets/arbor/versions.py). A painted RANGE
+    # value is what Arbor averages over each CV's area, which can move it by an ulp: enough to
+    # move allen/NaV's ill-conditioned initial states by 4e-10.
+    original_globals = {p.name for p in mech.parameters} - set(mech.range_names)
+    range_names = [p for p in low.parameter_names() if p not in original_globals] + list(weights.values()) + flags
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
                                  system.post_events) for s in code.statements]
+    # the original's initial SOLVEs, pasted (gradgen.nmodl.initial_solve): modcc solves the
+    # states from the original's own code (in its column order: targets/arbor/modcc_order.py)
+    pasted = system.initial_solve
+    initial = _render_code(system.initial, LOCAL_PREFIX["initial_lines"])
     return template("contributor.mod.j2").render(
         name=gradient_name(low.name),
         original=low.name,
@@ -132,8 +139,10 @@ def emit_contributor(system: ContributorSystem) -> str:
         range_names=range_names,
         parameters=parameters,
         states=low.states,
-        assigned=system.assigned_names(),
-        initial=_render_code(system.initial, LOCAL_PREFIX["initial_lines"]),
+        assigned=system.assigned_names() + (pasted.assigned if pasted else []),
+        initial=dict(lines=initial.lines, locals=(pasted.locals if pasted else []) + initial.locals,
+                     prelude=pasted.prelude if pasted else [], solves=pasted.statements if pasted else [],
+                     blocks=pasted.blocks if pasted else []),
         phase_a=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
         currents=_render_currents(system),
         phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),

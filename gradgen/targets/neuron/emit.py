@@ -132,7 +132,6 @@ def emit_contributor(system: ContributorSystem) -> str:
     # the original's initial SOLVEs, pasted (gradgen.nmodl.initial_solve): NEURON finds the
     # states as it does for the original, σ(0) follows from them
     pasted = system.initial_solve
-    setup, setup_locals = _render(system.initial_setup, LOCAL_PREFIX["initial_setup_lines"], rename)
     # phase A at V^n, in the state update (V^{n+1} is v there); its V^n := V drops out
     phase_a, phase_a_locals = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"],
                                       {**rename, V: sympy.Symbol(VPREV)})
@@ -149,10 +148,9 @@ def emit_contributor(system: ContributorSystem) -> str:
         created += made
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements] + [c.expr for c in low.currents]
-    exprs += [s.expr for s in system.initial_setup.statements]
     free = {s.name for e in exprs for s in e.free_symbols}
     if pasted:
-        free |= {n for block in pasted.blocks for n in re.findall(r"\b\w+\b", block)}
+        free |= {n for text in pasted.blocks + pasted.prelude for n in re.findall(r"\b\w+\b", text)}
     states = set(low.states)
     ion_vars = [v for i in mech.ions for v in i.read + i.write if v not in states]
     builtin = [n for n in _BUILTIN_ASSIGNED if n in free or n == "v"]
@@ -167,8 +165,9 @@ def emit_contributor(system: ContributorSystem) -> str:
         nonspecific=mech.nonspecific_currents, range_names=range_names,
         global_names=[n for n in mech.global_names if n in low.parameter_names()],
         parameters=parameters, states=low.states, assigned=assigned,
-        initial=dict(lines=initial, locals=setup_locals + initial_locals, setup=setup,
-                     solves=pasted.statements if pasted else [], blocks=pasted.blocks if pasted else []),
+        initial=dict(lines=initial, locals=(pasted.locals if pasted else []) + initial_locals,
+                     prelude=pasted.prelude if pasted else [], solves=pasted.statements if pasted else [],
+                     blocks=pasted.blocks if pasted else []),
         phase_a=dict(lines=phase_a, locals=phase_a_locals),
         currents=dict(lines=currents, locals=created),
         phase_b=dict(lines=phase_b, locals=phase_b_locals), vprev=VPREV,
