@@ -113,12 +113,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
     flags = [nernst_flag(ion) for ion in followed]  # 0: fixed reversal potential (the runtime paints 1)
     parameters += [dict(name=f, value="0", unit=None) for f in flags]
-    # A parameter GLOBAL in the original stays GLOBAL: the runtime sets it through a derived
-    # name, as for the original (targets/arbor/versions.py). A painted RANGE
-    # value is what Arbor averages over each CV's area, which can move it by an ulp: enough to
-    # move allen/NaV's ill-conditioned initial states by 4e-10.
-    original_globals = {p.name for p in mech.parameters} - set(mech.range_names)
-    range_names = [p for p in low.parameter_names() if p not in original_globals] + list(weights.values()) + flags
+    range_names = _range_parameters(system) + list(weights.values()) + flags
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
                                  system.post_events) for s in code.statements]
     # the original's initial SOLVEs, pasted (gradgen.nmodl.initial_solve): modcc solves the
@@ -154,6 +149,16 @@ def emit_contributor(system: ContributorSystem) -> str:
     )
 
 
+def _range_parameters(system: ContributorSystem) -> list[str]:
+    """The parameters that are RANGE in the gradient version: those RANGE in the original. A
+    GLOBAL stays GLOBAL, set through a derived name as on the original (targets/arbor/versions.py):
+    a painted RANGE value is averaged by Arbor over each CV's area, which can move it by an ulp,
+    enough to move allen/NaV's ill-conditioned initial states by 5e-10."""
+    mech = system.lowered.mechanism
+    original_globals = {p.name for p in mech.parameters} - set(mech.range_names)
+    return [p for p in system.lowered.parameter_names() if p not in original_globals]
+
+
 def _emit_voltage_process(system: ContributorSystem) -> str:
     """NMODL text of a VOLTAGE_PROCESS's gradient version (see ``derive``'s voltage processes)."""
     low = system.lowered
@@ -166,7 +171,7 @@ def _emit_voltage_process(system: ContributorSystem) -> str:
         source=low.mechanism.source.name, params=system.params, owned=system.owned,
         weight_names=weights,
         ions=[ion for k in range(len(system.params)) for ion in (carrier_ion(k), clamp_store(k))],
-        range_names=low.parameter_names() + list(weights.values()), parameters=parameters,
+        range_names=_range_parameters(system) + list(weights.values()), parameters=parameters,
         clamp=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]))
 
 
