@@ -93,7 +93,8 @@ def convert(mod_files: Sequence[Path | str], out_dir: Path | str,
     files: dict[str, str] = {f"{HUB_NAME}.mod": backend.emit_hub(params, scheme, coupling)}
     for m in mechanisms:
         system = derive_contributor(m, params, coupling, backend.state_updates, backend.slope_step,
-                                    pool_first=backend.pool_first)
+                                    pool_first=backend.pool_first,
+                                    simulator_solves_initial=backend.simulator_solves_initial)
         files[f"{gradient_name(m.name)}.mod"] = backend.emit_contributor(system)
         files[f"original/{m.name}.mod"] = m.mechanism.text
     for b in passive:

@@ -246,6 +246,10 @@ def peer_carrier(k: int) -> str:
 PEER_INDEX_ERROR = "gradgen: a carrier ion does not cover every CV"
 
 #: Prefixes of the LOCAL temporaries per generated block (common subexpressions, branches).
+#: The comment line before a block a gradient mechanism pastes from the original for its
+#: initial SOLVE (gradgen.nmodl.initial_solve); the Arbor build finds pasted LINEAR blocks by it.
+PASTED_BLOCK_COMMENT = ": for the initial SOLVE, as in"
+
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",
@@ -256,6 +260,12 @@ def nernst_flag(ion: str) -> str:
     """RANGE parameter of a gradient mechanism: 1 where the ion's reversal potential follows
     its concentrations (Arbor's nernst method), 0 where it is fixed."""
     return f"gg_nernst_{ion}"
+
+
+def permuted_state(n: int) -> str:
+    """LOCAL of INITIAL holding the n-th state a pasted LINEAR solve left in another state's
+    place (gradgen.targets.arbor.modcc_order)."""
+    return f"gg_perm{n}"
 
 
 def elimination_local(block_prefix: str, n: int) -> str:

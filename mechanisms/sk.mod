@@ -1,5 +1,6 @@
 : Small-conductance Ca-activated K channel: a single gate driven by intracellular Ca.
-: Written for gradgen's standard set.
+: Written for gradgen's standard set. The Hill factor cai^4/(cai^4 + kd^4) is written out as
+: products: nocmodl's cnexp (NEURON) aborts on ^ in a DERIVATIVE; modcc takes either.
 NEURON {
     SUFFIX sk
     USEION ca READ cai
@@ -23,7 +24,7 @@ PARAMETER {
 STATE { z }
 
 INITIAL {
-    z = cai^4/(cai^4 + kd^4)
+    z = cai*cai*cai*cai/(cai*cai*cai*cai + kd*kd*kd*kd)
 }
 
 BREAKPOINT {
@@ -32,5 +33,5 @@ BREAKPOINT {
 }
 
 DERIVATIVE states {
-    z' = (cai^4/(cai^4 + kd^4) - z)/tau
+    z' = (cai*cai*cai*cai/(cai*cai*cai*cai + kd*kd*kd*kd) - z)/tau
 }

@@ -1,8 +1,10 @@
 """GLOBAL parameters as θ, and derived mechanism names (``pas/e=-60``) in a user's decor.
 
-A GLOBAL has one value per mechanism; Arbor sets it only through a derived name, so the
-gradient version has it RANGE (painted 1 weight everywhere: the gradient sums over every
-CV) and the finite differences vary the ORIGINAL's GLOBAL through ``orig_mech/param=value``.
+A GLOBAL has one value per mechanism; Arbor sets it only through a derived name, in the
+gradient version (it stays GLOBAL there, its weight painted 1 everywhere: the gradient sums
+over every CV) as in the original, whose GLOBAL the finite differences vary through
+``orig_mech/param=value``. (A RANGE copy would be averaged over each CV's area by Arbor,
+which can move it by an ulp: see tests/test_catalogue.py, allen/NaV.)
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def test_derived_names_round_trip():
         DerivedName.parse("pas/e")
 
 
-def test_globals_are_range_in_the_gradient_version(tmp_path):
+def test_globals_stay_global_in_the_gradient_version(tmp_path):
     model = converted(tmp_path, [KGLOB, MECHANISMS / "hh.mod"], None)
     assert [p.name for p in model.params if p.mechanism == "kglob"] == \
         ["kglob.gbar", "kglob.vhalf", "kglob.slope", "kglob.ek0", "kglob.tau"]
@@ -52,8 +54,8 @@ def test_globals_are_range_in_the_gradient_version(tmp_path):
     assert entry["globals"] == ["vhalf", "slope", "ek0", "tau"]
     text = (tmp_path / "out" / f"{entry['gradient']}.mod").read_text()
     range_line = next(line for line in text.splitlines() if line.strip().startswith("RANGE"))
-    assert all(p in range_line for p in ("gbar", "vhalf", "slope", "ek0", "tau"))
-    assert "GLOBAL" not in text
+    assert "gbar" in range_line.split()[1].rstrip(",")
+    assert not any(p in range_line for p in ("vhalf", "slope", "ek0", "tau"))  # GLOBAL: in no RANGE list
 
 
 def test_global_theta_matches_finite_differences_of_the_original(tmp_path):

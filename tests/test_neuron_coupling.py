@@ -31,8 +31,8 @@ EXACT = 1e-5
 #: report's FD convergence is over both sites, so it does not show this)
 FD_LIMITED = {"cad.taur": 3e-5}
 
-#: a Ca-activated K current reading cai (mechanisms/sk.mod has no NEURON reference: nocmodl
-#: aborts on its cnexp ODE with cai^4); ASCII only, as nrnivmodl wants
+#: a Ca-activated K current reading cai, Hill coefficient 2 (mechanisms/sk.mod has 4; see
+#: test_sk_in_a_ca_chain); ASCII only, as nrnivmodl wants
 KCA = """
 NEURON {
     SUFFIX kca
@@ -88,6 +88,25 @@ def test_ca_current_pool_and_ca_activated_k(kca, dt):
         assert max(errors) <= max(EXACT, 3 * convergence, FD_LIMITED.get(name, 0.0)), name
     assert r["loss_gradient_rel_error"] <= EXACT
     assert all(abs(g) > 0 for g in r["loss_gradient_fd"])  # every θ moves V: the coupling is exercised
+
+
+def test_sk_in_a_ca_chain():
+    """mechanisms/sk.mod (its Hill factor written as products: nocmodl's cnexp aborts on ^)
+    with cahva + cad on the HH cable, 0.3 nA, dt 0.025, 50 ms. Measured: V 8.5e-12 mV from
+    the originals; dV/dθ of cahva.gbar, sk.gbar, sk.kd, sk.tau ≤ 3.4e-8; cad.taur 3.7e-4
+    where its two FD steps differ by 3.1e-4 (it barely moves V here: loss gradient −1.3e-8);
+    loss gradient 3.9e-10."""
+    files = [str(MECHANISMS / m) for m in ("hh.mod", "cahva.mod", "cad.mod", "sk.mod")]
+    proc = neuron_check(files, "cahva.gbar,cad.taur,sk.gbar,sk.kd,sk.tau", 0.025, 50)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    print(proc.stdout.strip().splitlines()[-1])  # the measurement, for `pytest -s`
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
+    for name, errors, convergence in zip(r["parameters"], r["dv_rel_error"], r["fd_convergence"]):
+        assert convergence < 1e-3, name  # the two FD steps agree: the reference resolves dV/dθ
+        assert max(errors) <= max(EXACT, 3 * convergence), name  # exact up to the FD's own error
+    assert r["loss_gradient_rel_error"] <= EXACT
+    assert all(abs(g) > 0 for g in r["loss_gradient_fd"])  # every θ moves V: the chain is exercised
 
 
 def test_coupling_needs_the_shadow_carrier(kca, tmp_path):

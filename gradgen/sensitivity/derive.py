@@ -19,11 +19,12 @@ parameter painted 1 on θ_k's region).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 import sympy
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.initial_solve import InitialSolveSource, initial_solve_source
 from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -86,6 +87,9 @@ class ContributorSystem:
     post_events: Code  # POST_EVENT (a spike of the cell): state jumps and their sensitivities
     current_locals: list[str] = field(default_factory=list)  # LOCALs the currents use
     pool_first: bool = False  # the coupling's order (derive_contributor's ``pool_first``)
+    #: the original's initial SOLVEs, for the target to paste before ``initial``
+    #: (derive_contributor's ``simulator_solves_initial``)
+    initial_solve: InitialSolveSource | None = None
 
     @property
     def name(self) -> str:
@@ -209,7 +213,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS,
                        slope_step: float | None = None, *, direct: bool = False,
-                       pool_first: bool = False) -> ContributorSystem:
+                       pool_first: bool = False, simulator_solves_initial: Collection[str] = ()) -> ContributorSystem:
     """Build the gradient system of ``low`` for the model's parameters ``params``.
 
     ``coupling`` names the ion quantities shared with the model's other mechanisms (see
@@ -231,6 +235,11 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     (the reader completes it with u^n and empties the stores), and a concentration's readers
     see the new value in their state update (its σ: the pool's stores, the u-coefficient into
     JV) and keep what they saw for their next phase A (:func:`_pool_first_publish`).
+    ``simulator_solves_initial``: the kinds of initial solves ("kinetic", "linear") whose states
+    are left to the simulator, with the original's own SOLVE and blocks
+    (:mod:`gradgen.nmodl.initial_solve`; the target pastes ``initial_solve``), σ(0) computed
+    from the states it found; other solves, and where pasting is not possible, are solved by
+    elimination in the generated code.
     """
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
@@ -402,11 +411,12 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                                for c in conc_read])
 
     solved, outputs = [], []
-    if low.initial_equations:  # states set by a linear solve: solved in the generated code
+    pasted = initial_solve_source(low, simulator_solves_initial) if simulator_solves_initial else None
+    if low.initial_equations:  # states set by a linear solve: by the simulator or in the generated code
         step = linear_system(low.initial_equations, low)
         solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"],
-                                               low.mechanism.initial.pos, with_v=False)
-        outputs += [Assignment(name, value) for name, value in values.items()]
+                                               low.mechanism.initial.pos, with_v=False, solve=pasted is None)
+        outputs += [Assignment(name, value) for name, value in values.items() if value != sympy.Symbol(name)]
     for name, expr in low.initial.items():
         if name in low.initial_equations:
             continue
@@ -430,7 +440,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         initial.statements += publish.statements
         initial.locals += publish.locals
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
-                             post_events, current_locals, pool_first)
+                             post_events, current_locals, pool_first, pasted)
 
 
 def _pool_first_publish(low: LoweredMechanism, K: int, coupling: Coupling, owned: dict[int, str],
@@ -509,20 +519,24 @@ def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[...,
 
 
 def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
-                 pos: SourcePos, with_v: bool = True
+                 pos: SourcePos, with_v: bool = True, solve: bool = True
                  ) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
     """A linear update M·x = r solved by elimination, and its sensitivities from the same factors.
 
     With R(x) = r − M·x = 0 at the solution, dx/dθ_k = M⁻¹·∂R/∂θ_k and ∂x/∂V = M⁻¹·∂R/∂V
     (x held fixed): σpre and JV without ever forming M⁻¹ symbolically. Returns the
-    elimination statements, state -> new value, and the σpre (and JV) outputs.
+    elimination statements, state -> new value, and the σpre (and JV) outputs. ``solve``
+    False: x is already in the states (the simulator solved it); only the sensitivities.
     """
     try:
         elimination = eliminate(step.matrix, prefix)
     except ValueError as error:
         raise GradgenError(f"{error}: the states are not determined", pos,
                            hint="write one independent equation per state") from None
-    statements, x = elimination.solve(step.rhs)
+    if solve:
+        statements, x = elimination.solve(step.rhs)
+    else:
+        statements, x = [], [sympy.Symbol(name) for name in step.names]
     n = len(x)
     entries = [(i, j) for i in range(n) for j in range(n) if step.matrix[i, j] != 0 and x[j] != 0]
 

@@ -34,6 +34,10 @@ class Target(Protocol):
     #: Whether a reversal potential may follow a coupled concentration through Nernst (Arbor's
     #: nernst method, ``sensitivity/nernst.py``); NEURON refuses a Nernst reversal at run time.
     follows_nernst: bool
+    #: The kinds of the original's SOLVEs in INITIAL ("kinetic" STEADYSTATE, "linear") that the
+    #: gradient mechanism pastes, letting the simulator find those states as it does for the
+    #: original (:mod:`gradgen.nmodl.initial_solve`).
+    simulator_solves_initial: tuple[str, ...]
 
     def emit_contributor(self, system: ContributorSystem) -> str:
         """Mechanism source of one gradient (contributor) mechanism."""

@@ -30,10 +30,21 @@ class ArborTarget:
     state_updates = MODCC_METHODS  # modcc: cnexp (Padé) and sparse (backward Euler) only
     pool_first = False
     follows_nernst = True
+    #: a LINEAR solve in INITIAL is pasted and put in the original's column order
+    #: (targets/arbor/modcc_order.py); a KINETIC STEADYSTATE keeps gradgen's elimination
+    simulator_solves_initial = ("linear",)
     slope_step = None  # modcc's conductance, which Arbor's step uses
 
     def emit_contributor(self, system: ContributorSystem) -> str:
-        return emit.emit_contributor(system)
+        text = emit.emit_contributor(system)
+        pasted = system.initial_solve
+        low = system.lowered
+        if pasted and len(pasted.statements) == 1:  # modcc orders the columns by its symbol table
+            from gradgen.targets.arbor.modcc_order import match_original_order
+
+            block = pasted.statements[0].split()[1]
+            text = match_original_order(text, low.mechanism.text, block, list(low.initial_equations))
+        return text
 
     def emit_hub(self, params: Sequence[ParamRef], scheme: str, coupling: Coupling) -> str:
         return emit.emit_hub(list(params), scheme, coupling)

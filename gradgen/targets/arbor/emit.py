@@ -113,11 +113,13 @@ def emit_contributor(system: ContributorSystem) -> str:
     parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
     flags = [nernst_flag(ion) for ion in followed]  # 0: fixed reversal potential (the runtime paints 1)
     parameters += [dict(name=f, value="0", unit=None) for f in flags]
-    # Every parameter is RANGE in the gradient version: a GLOBAL θ (or a GLOBAL a derived
-    # name such as pas/e=-70 sets) is then painted like any other value.
-    range_names = low.parameter_names() + list(weights.values()) + flags
+    range_names = _range_parameters(system) + list(weights.values()) + flags
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
                                  system.post_events) for s in code.statements]
+    # the original's initial SOLVEs, pasted (gradgen.nmodl.initial_solve): modcc solves the
+    # states from the original's own code (in its column order: targets/arbor/modcc_order.py)
+    pasted = system.initial_solve
+    initial = _render_code(system.initial, LOCAL_PREFIX["initial_lines"])
     return template("contributor.mod.j2").render(
         name=gradient_name(low.name),
         original=low.name,
@@ -132,8 +134,10 @@ def emit_contributor(system: ContributorSystem) -> str:
         range_names=range_names,
         parameters=parameters,
         states=low.states,
-        assigned=system.assigned_names(),
-        initial=_render_code(system.initial, LOCAL_PREFIX["initial_lines"]),
+        assigned=system.assigned_names() + (pasted.assigned if pasted else []),
+        initial=dict(lines=initial.lines, locals=(pasted.locals if pasted else []) + initial.locals,
+                     prelude=pasted.prelude if pasted else [], solves=pasted.statements if pasted else [],
+                     blocks=pasted.blocks if pasted else []),
         phase_a=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
         currents=_render_currents(system),
         phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
@@ -166,7 +170,7 @@ def emit_exact_point(system: ContributorSystem, name: str) -> str:
         params=system.params, owned=system.owned, weight_names=weights, ks=list(range(K)),
         ions=[dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in low.mechanism.ions],
         nonspecific=low.mechanism.nonspecific_currents,
-        range_names=low.parameter_names() + list(weights.values()), parameters=parameters,
+        range_names=_range_parameters(system) + list(weights.values()), parameters=parameters,
         states=low.states, assigned=system.assigned_names(),
         carriers=[diffusive(carrier_ion(k)) for k in range(K)],
         scratch=[diffusive(scratch_ion(k)) for k in range(K)], conductance=diffusive(CONDUCTANCE_ION),
@@ -178,6 +182,16 @@ def emit_exact_point(system: ContributorSystem, name: str) -> str:
         event_args=low.event_args,
         post_events=_render_code(system.post_events, LOCAL_PREFIX["events_lines"]) if low.post_events else None,
         needs_dexprelr=uses_dexprelr(exprs))
+
+
+def _range_parameters(system: ContributorSystem) -> list[str]:
+    """The parameters that are RANGE in the gradient version: those RANGE in the original. A
+    GLOBAL stays GLOBAL, set through a derived name as on the original (targets/arbor/versions.py):
+    a painted RANGE value is averaged by Arbor over each CV's area, which can move it by an ulp,
+    enough to move allen/NaV's ill-conditioned initial states by 5e-10."""
+    mech = system.lowered.mechanism
+    original_globals = {p.name for p in mech.parameters} - set(mech.range_names)
+    return [p for p in system.lowered.parameter_names() if p not in original_globals]
 
 
 def _emit_voltage_process(system: ContributorSystem) -> str:
@@ -192,7 +206,7 @@ def _emit_voltage_process(system: ContributorSystem) -> str:
         source=low.mechanism.source.name, params=system.params, owned=system.owned,
         weight_names=weights,
         ions=[ion for k in range(len(system.params)) for ion in (carrier_ion(k), clamp_store(k))],
-        range_names=low.parameter_names() + list(weights.values()), parameters=parameters,
+        range_names=_range_parameters(system) + list(weights.values()), parameters=parameters,
         clamp=_render_code(system.phase_a, LOCAL_PREFIX["phase_a_lines"]))
 
 

@@ -65,6 +65,7 @@ from gradgen.targets.arbor.geometry.layout import (
 )
 from gradgen.targets.arbor.recipe import CellsRecipe
 from gradgen.targets.arbor.sites import cv_centre, cv_of
+from gradgen.targets.arbor.versions import painted_values
 
 if TYPE_CHECKING:  # the model imports this module
     from gradgen.targets.arbor.model import GradientModel
@@ -361,9 +362,9 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
                       GradgenWarning, stacklevel=3)
         return None
     original = {entry.gradient: name for name, entry in model.mechanisms.items()}
-    pieces = [(region, original[d.mech.name], dict(d.mech.values))
+    pieces = [(region, original[name], vals)
               for region, d in model.densities(spec, True, values or {}, membrane)
-              if d.mech.name != HUB_NAME]
+              if d.mech.name != HUB_NAME for name, vals in [painted_values(d.mech)]]
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
     layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec))

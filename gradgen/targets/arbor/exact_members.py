@@ -62,7 +62,10 @@ def points_beside(layout: "ExactLayout", gradient_map: Callable[[Any], Any]) -> 
 
     def replace(what):
         what = gradient_map(what)
-        if isinstance(what, arbor.synapse) and what.mech.name in versions:
-            return arbor.synapse(versions[what.mech.name], dict(what.mech.values))
+        if isinstance(what, arbor.synapse):
+            derived = DerivedName.parse(what.mech.name)  # GLOBALs arrive as a derived name
+            if derived.base in versions:
+                return arbor.synapse(derived.named(versions[derived.base], derived.globals),
+                                     dict(what.mech.values))
         return what
     return replace

@@ -21,7 +21,7 @@ import numpy as np
 from arbor import units as U
 
 from gradgen.nmodl.lower import lower_file
-from gradgen.protocol import HUB_NAME, carrier_ion, coverage, fused_name, member_prefix
+from gradgen.protocol import HUB_NAME, PASTED_BLOCK_COMMENT, carrier_ion, coverage, fused_name, member_prefix
 from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import ContributorSystem, derive_contributor
 from gradgen.targets.arbor.build import build_catalogue
@@ -31,6 +31,7 @@ from gradgen.targets.arbor.emit_fused import emit_fused, fusable
 from gradgen.targets.arbor.geometry.cell import cell_geometry
 from gradgen.targets.arbor.geometry.layout import cable_expr, join_regions
 from gradgen.targets.arbor.sites import cv_centre, cv_of
+from gradgen.targets.arbor.versions import painted_values
 
 if TYPE_CHECKING:  # the model imports this module
     from gradgen.targets.arbor.model import GradientModel
@@ -71,6 +72,10 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[s
         return f"point, junction or voltage process(es) {', '.join(sorted(placed))}"
     if any(entry.bystander for entry in model.mechanisms.values()):
         return "a mechanism that runs as its original (a bystander)"
+    pasted = [name for name, entry in model.mechanisms.items()
+              if PASTED_BLOCK_COMMENT in (model.directory / f"{entry.gradient}.mod").read_text()]
+    if pasted:  # fused members would solve them by elimination, not with the original's code
+        return f"the initial SOLVE pasted from the original (gradgen/nmodl/initial_solve.py): {', '.join(pasted)}"
     painted = [mech for _, mech, _ in spec.decor.densities()]
     if any(DerivedName.parse(mech).ions if exact else base_name(mech) != mech for mech in painted):
         return "derived mechanism names" + (" that rename ions" if exact else "")
@@ -217,9 +222,9 @@ def fused_cell(model: "GradientModel", spec: "CellSpec", values: dict[str, float
     if reason is None:
         geo = cell_geometry(spec, membrane).equivalent
         original = {entry.gradient: name for name, entry in model.mechanisms.items()}
-        pieces = [(geo.map_region(region), original[d.mech.name], dict(d.mech.values))
+        pieces = [(geo.map_region(region), original[name], vals)
                   for region, d in model.densities(spec, True, values or {}, membrane)
-                  if d.mech.name != HUB_NAME]
+                  if d.mech.name != HUB_NAME for name, vals in [painted_values(d.mech)]]
         blank = geo.cable_cell(arbor.decor())
         defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                     for m in model.mechanisms}

@@ -1,7 +1,7 @@
 """Which version of a converted mechanism each cell runs, under which name.
 
-The gradient cell runs gradient versions (every parameter RANGE), the original cell the
-originals compiled from the `.mod` files (GLOBALs set through derived names). A bystander
+The gradient cell runs gradient versions, the original cell the originals compiled from the
+`.mod` files (in both, GLOBALs set through derived names). A bystander
 (:mod:`gradgen.sensitivity.bystanders`) runs as its original in both. Reversal-potential
 methods (``decor.set_ion(method=…)``) are mapped the same way, and refused where they would
 follow concentrations that depend on θ unseen.
@@ -22,18 +22,26 @@ def version(entry: MechanismEntry, derived: DerivedName, values: dict[str, float
             kind: Callable[..., Any]) -> Any:
     """``kind`` (arbor.density, synapse or mechanism) of the version the cell runs.
 
-    The gradient version has every parameter RANGE; the original takes the values of its
-    GLOBAL parameters through a derived name (``<original>/e=-65``), the only way Arbor sets them.
+    Both versions take the values of the original's GLOBAL parameters through a derived name
+    (``<original>/e=-65`` and the same for the gradient version), the only way Arbor sets them; the
+    gradient version declares them GLOBAL too (:func:`gradgen.targets.arbor.emit.emit_contributor`).
     """
     if entry.bystander and derived.ions:
         raise GradgenError(f"mechanism '{derived.base}': renaming its ions ({', '.join(derived.ions)}) "
                            "could let it move V through another mechanism's ion unseen",
                            hint="convert it with a mechanism that reads the renamed ion")
-    if gradients and not entry.bystander:
-        return kind(derived.named(entry.gradient), values)
     globals_ = {p: v for p, v in values.items() if p in entry.globals}
     ranges = {p: v for p, v in values.items() if p not in entry.globals}
+    if gradients and not entry.bystander:
+        return kind(derived.named(entry.gradient, globals_), ranges)
     return kind(derived.named(original_name(derived.base), globals_), ranges)
+
+
+def painted_values(mech: Any) -> tuple[str, dict[str, float]]:
+    """The catalogue name and every value (derived-name GLOBALs too) of a painted or placed
+    ``arbor.mechanism``, as the fused and exact carriers take them."""
+    derived = DerivedName.parse(mech.name)
+    return derived.base, {**derived.globals, **dict(mech.values)}
 
 
 def method_map(mechanisms: Mapping[str, MechanismEntry], gradients: bool) -> Callable[[Any], Any]:

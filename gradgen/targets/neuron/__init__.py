@@ -34,6 +34,7 @@ class NeuronTarget:
     state_updates = NEURON_METHODS  # cnexp is the exact exponential, derivimplicit backward Euler
     pool_first = True  # NEURON runs a mechanism that writes a concentration first
     follows_nernst = False  # a Nernst eca is refused at run time (targets/neuron/model.py)
+    simulator_solves_initial = ("kinetic", "linear")  # NEURON's STEADYSTATE iteration, pasted (nmodl/initial_solve.py)
     slope_step = 0.001  # NEURON's slope of a mechanism's current: (I(v + 0.001) − I(v))/0.001
 
     def emit_contributor(self, system: ContributorSystem) -> str:

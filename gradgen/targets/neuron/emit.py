@@ -129,6 +129,9 @@ def emit_contributor(system: ContributorSystem) -> str:
     range_names = [n for n in mech.range_names if n in low.parameter_names()] + list(weights.values())
 
     initial, initial_locals = _render(system.initial, LOCAL_PREFIX["initial_lines"], rename)
+    # the original's initial SOLVEs, pasted (gradgen.nmodl.initial_solve): NEURON finds the
+    # states as it does for the original, σ(0) follows from them
+    pasted = system.initial_solve
     # phase A at V^n, in the state update (V^{n+1} is v there); its V^n := V drops out
     phase_a, phase_a_locals = _render(system.phase_a, LOCAL_PREFIX["phase_a_lines"],
                                       {**rename, V: sympy.Symbol(VPREV)})
@@ -146,12 +149,14 @@ def emit_contributor(system: ContributorSystem) -> str:
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events)
              for s in code.statements] + [c.expr for c in low.currents]
     free = {s.name for e in exprs for s in e.free_symbols}
+    if pasted:
+        free |= {n for text in pasted.blocks + pasted.prelude for n in re.findall(r"\b\w+\b", text)}
     states = set(low.states)
     ion_vars = [v for i in mech.ions for v in i.read + i.write if v not in states]
     builtin = [n for n in _BUILTIN_ASSIGNED if n in free or n == "v"]
     assigned = list(dict.fromkeys(builtin + ion_vars + list(mech.nonspecific_currents)
                                   + [concentration(i) for i in accum + [carrier_ion(k) for k in range(K)]]
-                                  + system.assigned_names()))
+                                  + system.assigned_names() + (pasted.assigned if pasted else [])))
     if "celsius" in free:
         parameters.append(dict(name="celsius", value=None, unit="degC"))
     return template("contributor.mod.j2").render(
@@ -160,12 +165,15 @@ def emit_contributor(system: ContributorSystem) -> str:
         nonspecific=mech.nonspecific_currents, range_names=range_names,
         global_names=[n for n in mech.global_names if n in low.parameter_names()],
         parameters=parameters, states=low.states, assigned=assigned,
-        initial=dict(lines=initial, locals=initial_locals),
+        initial=dict(lines=initial, locals=(pasted.locals if pasted else []) + initial_locals,
+                     prelude=pasted.prelude if pasted else [], solves=pasted.statements if pasted else [],
+                     blocks=pasted.blocks if pasted else []),
         phase_a=dict(lines=phase_a, locals=phase_a_locals),
         currents=dict(lines=currents, locals=created),
         phase_b=dict(lines=phase_b, locals=phase_b_locals), vprev=VPREV,
         events=dict(lines=events, locals=events_locals) if low.events else None, event_args=low.event_args,
-        needs_exprelr=_uses_exprelr(exprs), needs_dexprelr=uses_dexprelr(exprs))
+        needs_exprelr=_uses_exprelr(exprs) or bool(pasted and pasted.calls_exprelr),
+        needs_dexprelr=uses_dexprelr(exprs))
 
 
 def emit_hub(params: list[ParamRef], scheme: str = SCHEMES[0], coupling: Coupling = Coupling()) -> str:
