@@ -10,7 +10,12 @@ included), interleaved in rounds, medians:
 - gradient, fused mechanisms built scalar;
 - gradient, fused + SIMD (what `simulate` uses now);
 - gradient, exact carrier (u_k solved on the CV tree inside one mechanism, no ions).
-Ratios are to the SIMD plain run. Writes benchmarks/results/io_cost.json.
+Ratios are to the SIMD plain run. The acceptance of issue #13 (exact ≤ 4× plain) reads
+``ratio_to_plain_simd.gradient_exact``: both runs timed the same way, construction included.
+``run_only`` splits that for the plain SIMD run and the exact carrier: building the
+simulation (cell, tree and paints, catalogue load: ``construction_s``) and one reset and run
+of the built simulation (``run_s``), interleaved in rounds like the rest.
+Writes benchmarks/results/io_cost.json.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from gradgen.tuning.config import load_config  # noqa: E402
 from gradgen.tuning.run import setup  # noqa: E402
 
-ROUNDS = 3
+ROUNDS = 5
 MORPHOLOGIES = {"bundled": ROOT / "morphologies" / "io_like.swc",
                 "C4A": ROOT.parent / "shared" / "data" / "C4A.swc"}
 DESIGNS = {"hub_scalar": (False, False, "ion"), "hub_simd": (False, True, "ion"),
@@ -58,16 +63,38 @@ def measure(path: Path, work: Path) -> dict:
             call()
             seconds[name].append(time.perf_counter() - start)
     median = {name: statistics.median(s) for name, s in seconds.items()}
+    run_only = split_construction(problems["exact"], values)
     hubs = problems["fused_simd"].model.simulation(problems["fused_simd"].spec, problems["fused_simd"].sites).hubs
     return {"tuned_parameters": len(z), "model_parameters": len(problems["fused_simd"].model.params),
             "fused": hubs[0].startswith("gradf_"), "seconds": median,
             "exact_ran": problems["exact"].model.simulation(problems["exact"].spec, problems["exact"].sites).exact,
-            "ratio_to_plain_simd": {name: t / median["plain_simd"] for name, t in median.items()}}
+            "ratio_to_plain_simd": {name: t / median["plain_simd"] for name, t in median.items()},
+            "run_only": run_only}
+
+
+def split_construction(problem, values: dict[str, float]) -> dict:
+    """Median seconds to build the simulation and to reset and run it, plain (SIMD) and exact."""
+    p = problem.protocol
+    spec = p.spec(problem.spec)
+    seconds: dict[str, list[float]] = {f"{kind}_{part}": [] for kind in ("plain", "exact")
+                                       for part in ("construction_s", "run_s")}
+    for _ in range(ROUNDS):
+        for kind, gradients in (("plain", False), ("exact", True)):
+            start = time.perf_counter()
+            run = problem.model.simulation(spec, problem.sites, gradients, values)
+            run.sim  # the arbor.simulation is built on first use
+            built = time.perf_counter()
+            run.run(p.t_end, p.dt, p.sample_dt)
+            seconds[f"{kind}_construction_s"].append(built - start)
+            seconds[f"{kind}_run_s"].append(time.perf_counter() - built)
+    out = {name: statistics.median(s) for name, s in seconds.items()}
+    out["run_ratio"] = out["exact_run_s"] / out["plain_run_s"]
+    return out
 
 
 def main() -> None:
     results: dict = {"rounds": ROUNDS, "machine": platform.processor() or platform.machine(),
-                     "protocol": "examples/io.toml: 1000 ms, dt 0.025, construction included"}
+                     "protocol": "examples/io.toml: 1000 ms, dt 0.025, construction included (run_only: split)"}
     with tempfile.TemporaryDirectory() as tmp:
         for name, path in MORPHOLOGIES.items():
             if path.exists():

@@ -292,7 +292,8 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
         source = emit_exact([model.exact_systems[m] for m in layout.members], model.params, guarded)
         guards = tuple(coverage(m) for m in layout.members) if guarded else ()
         model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
-                                                      model.vectorize, {layout.name: (len(model.params), guards)})
+                                                      model.vectorize, {layout.name: (len(model.params), guards)},
+                                                      tuple(layout.members))
     return model.fused_catalogues[key]
 
 

@@ -38,46 +38,54 @@ from gradgen.protocol import (
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 6
+EXACT_PATCH_VERSION = 7
 
 #: modcc 0.12.2's advance_state header (the body follows; it is empty where no member has states).
 ADVANCE_STATE = re.compile(r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n", re.M)
 
 _SOLVE = string.Template("""\
 // gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides,
-// interleaved per node so that the K updates of a node are contiguous, and vectorised:
-// the pragma tells GCC that the K values of two nodes never overlap)
+// interleaved per node so that the K updates of a node are contiguous and vectorised; the
+// fields are read and written one at a time, in order, since Arbor's fields lie a power-of-two
+// stride apart and K of them read at one CV fall into a few cache sets)
 static void ${solve}(arb_mechanism_ppack* pp) {
     PPACK_IFACE_BLOCK;
     constexpr arb_size_type K = ${n};
-    arb_value_type* u[K] = {${states}};
-    arb_value_type* b[K] = {${sources}};
-    arb_value_type* g[K] = {${changes}};
+    arb_value_type* const u[K] = {${states}};
+    const arb_value_type* const b[K] = {${sources}};
+    const arb_value_type* const g[K] = {${changes}};
     const arb_size_type n = _pp_var_width;
     static thread_local std::unique_ptr<arb_value_type[]> buffer;
     static thread_local arb_size_type capacity = 0;
-    if (capacity < 2*n*K) {
-        capacity = 2*n*K;
+    if (capacity < 2*n*K + 3*n) {
+        capacity = 2*n*K + 3*n;
         buffer.reset(new arb_value_type[capacity]);
     }
-    arb_value_type* const x = buffer.get();  // right-hand side, then u, of each CV node
-    arb_value_type* const y = x + n*K;       // the same for the fork an instance holds
+    arb_value_type* __restrict__ const x = buffer.get();  // right-hand side, then u, of each CV node
+    arb_value_type* __restrict__ const y = x + n*K;       // the same for the fork an instance holds
+    arb_value_type* __restrict__ const c = y + n*K;       // per node: C/Δt, the sources' scale,
+    arb_value_type* __restrict__ const a = c + n;         // and V^{n+1} - V^n
+    arb_value_type* __restrict__ const dv = a + n;
     arb_value_type* const d = _pp_var_${diag};
     arb_value_type* const fd = _pp_var_${fdiag};
     const arb_value_type rate = 1e-3/pp->dt;  // pF/ms -> µS
     auto offset = [](arb_value_type v) { return (arb_size_type)(v + 0.5); };  // painted integers
     for (arb_size_type i = 0; i < n; ++i) {
-        const arb_value_type ci = rate*_pp_var_$cap[i];
+        const arb_size_type node = _pp_var_node_index[i];
         const arb_value_type ai = 1e-3*_pp_var_$area[i];
-        const arb_value_type dv = _pp_var_vec_v[_pp_var_node_index[i]] - _pp_var_${vn}[i];  // V^{n+1} - V^n
-        d[i] = ci + ai*_pp_var_vec_g[_pp_var_node_index[i]] + _pp_var_$gf[i];
+        c[i] = rate*_pp_var_$cap[i];
+        a[i] = 10.0*ai;
+        dv[i] = _pp_var_vec_v[node] - _pp_var_${vn}[i];
+        d[i] = c[i] + ai*_pp_var_vec_g[node] + _pp_var_$gf[i];
         fd[i] = _pp_var_$fgf[i];
-        #pragma GCC ivdep
-        for (arb_size_type k = 0; k < K; ++k) {
-            x[i*K + k] = ci*u[k][i] - 10.0*ai*(b[k][i] + g[k][i]*dv);
-            y[i*K + k] = 0;
-        }
     }
+    for (arb_size_type k = 0; k < K; ++k) {
+        const arb_value_type* __restrict__ uk = u[k];
+        const arb_value_type* __restrict__ bk = b[k];
+        const arb_value_type* __restrict__ gk = g[k];
+        for (arb_size_type i = 0; i < n; ++i) x[i*K + k] = c[i]*uk[i] - a[i]*(bk[i] + gk[i]*dv[i]);
+    }
+    std::fill(y, y + n*K, 0.0);
     for (arb_size_type i = n; i-- > 0;) {  // children before parents
         const arb_size_type p = i - offset(_pp_var_$par[i]);
         const bool to_fork = _pp_var_$pf[i] > 0.5;
@@ -87,7 +95,6 @@ static void ${solve}(arb_mechanism_ppack* pp) {
             arb_value_type* __restrict__ target = (to_fork ? y : x) + p*K;
             const arb_value_type* __restrict__ source = x + i*K;
             (to_fork ? fd : d)[p] += gf - r*gf;
-            #pragma GCC ivdep
             for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
         }
         if (_pp_var_$hf[i] > 0.5) {  // the fork this instance holds, after its own node
@@ -98,7 +105,6 @@ static void ${solve}(arb_mechanism_ppack* pp) {
                 arb_value_type* __restrict__ target = x + q*K;
                 const arb_value_type* __restrict__ source = y + i*K;
                 d[q] += gf - r*gf;
-                #pragma GCC ivdep
                 for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
             }
         }
@@ -108,20 +114,26 @@ static void ${solve}(arb_mechanism_ppack* pp) {
             const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             const arb_value_type gf = q != i ? _pp_var_$fgf[i] : 0.0;
             const arb_value_type inv = 1.0/fd[i];
-            #pragma GCC ivdep
-            for (arb_size_type k = 0; k < K; ++k) y[i*K + k] = (y[i*K + k] + gf*x[q*K + k])*inv;
+            arb_value_type* __restrict__ yi = y + i*K;
+            const arb_value_type* __restrict__ xq = x + q*K;
+            for (arb_size_type k = 0; k < K; ++k) yi[k] = (yi[k] + gf*xq[k])*inv;
         }
         const arb_size_type p = i - offset(_pp_var_$par[i]);
         const bool to_fork = _pp_var_$pf[i] > 0.5;
-        const arb_value_type gf = (p != i || to_fork) ? _pp_var_$gf[i] : 0.0;
-        const arb_value_type* up = (to_fork ? y : x) + p*K;
         const arb_value_type inv = 1.0/d[i];
-        #pragma GCC ivdep
-        for (arb_size_type k = 0; k < K; ++k) x[i*K + k] = (x[i*K + k] + gf*up[k])*inv;
+        arb_value_type* __restrict__ xi = x + i*K;
+        if (p == i && !to_fork) {  // a root
+            for (arb_size_type k = 0; k < K; ++k) xi[k] *= inv;
+        }
+        else {
+            const arb_value_type gf = _pp_var_$gf[i];
+            const arb_value_type* __restrict__ up = (to_fork ? y : x) + p*K;
+            for (arb_size_type k = 0; k < K; ++k) xi[k] = (xi[k] + gf*up[k])*inv;
+        }
     }
-    #pragma GCC ivdep
     for (arb_size_type k = 0; k < K; ++k) {
-        for (arb_size_type i = 0; i < n; ++i) u[k][i] = x[i*K + k];
+        arb_value_type* __restrict__ uk = u[k];
+        for (arb_size_type i = 0; i < n; ++i) uk[i] = x[i*K + k];
     }
 }
 
