@@ -105,6 +105,8 @@ EXACT_LAYOUT = "gx_layout"
 EXACT_LAYOUT_FUNCTION = "gx_chunk_major"
 EXACT_CHUNKED, EXACT_STEP = "gx_chunked_", "gx_step_"
 EXACT_KEEP = "gx_keep_"
+#: The C++ type of 4 right-hand sides of one node in the tree solve (a GCC/Clang vector).
+EXACT_VECTOR = "gx_v4"
 
 
 def member_prefix(mechanism: str) -> str:

@@ -31,6 +31,7 @@ from gradgen.protocol import (
     EXACT_PREVIOUS_VOLTAGE,
     EXACT_LIVE_FUNCTION,
     EXACT_SOLVE_FUNCTION,
+    EXACT_VECTOR,
     TREE_PARAMETERS,
     exact_conductance_change,
     exact_source,
@@ -38,34 +39,41 @@ from gradgen.protocol import (
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 7
+EXACT_PATCH_VERSION = 9
 
 #: modcc 0.12.2's advance_state header (the body follows; it is empty where no member has states).
 ADVANCE_STATE = re.compile(r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n", re.M)
 
 _SOLVE = string.Template("""\
-// gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides,
-// interleaved per node so that the K updates of a node are contiguous and vectorised; the
-// fields are read and written one at a time, in order, since Arbor's fields lie a power-of-two
-// stride apart and K of them read at one CV fall into a few cache sets)
+// gradgen: the exact carrier's tree solve (one LU of the cell's CV matrix, K right-hand sides
+// stored per node in vectors of 4 — padded with zeros — so that the K updates of a node are
+// vector operations; the fields are read and written one at a time, in order)
+typedef arb_value_type ${vec} __attribute__((vector_size(4*sizeof(arb_value_type))));
 static void ${solve}(arb_mechanism_ppack* pp) {
     PPACK_IFACE_BLOCK;
-    constexpr arb_size_type K = ${n};
+    constexpr arb_size_type K = ${n}, V = (K + 3)/4, KP = 4*V;
     arb_value_type* const u[K] = {${states}};
     const arb_value_type* const b[K] = {${sources}};
     const arb_value_type* const g[K] = {${changes}};
     const arb_size_type n = _pp_var_width;
-    static thread_local std::unique_ptr<arb_value_type[]> buffer;
+    static thread_local std::unique_ptr<${vec}[]> buffer;
+    static thread_local std::unique_ptr<arb_value_type[]> scalars;
     static thread_local arb_size_type capacity = 0;
-    if (capacity < 2*n*K + 3*n) {
-        capacity = 2*n*K + 3*n;
-        buffer.reset(new arb_value_type[capacity]);
+    if (capacity < n) {
+        capacity = n;
+        buffer.reset(new ${vec}[2*n*V]);
+        scalars.reset(new arb_value_type[7*n]);
     }
-    arb_value_type* __restrict__ const x = buffer.get();  // right-hand side, then u, of each CV node
-    arb_value_type* __restrict__ const y = x + n*K;       // the same for the fork an instance holds
-    arb_value_type* __restrict__ const c = y + n*K;       // per node: C/Δt, the sources' scale,
-    arb_value_type* __restrict__ const a = c + n;         // and V^{n+1} - V^n
+    ${vec}* __restrict__ const X = buffer.get();  // right-hand side, then u, of each CV node
+    ${vec}* __restrict__ const Y = X + n*V;       // the same for the fork an instance holds
+    arb_value_type* const x = (arb_value_type*)X;
+    arb_value_type* __restrict__ const c = scalars.get();  // per node: C/Δt, the sources' scale,
+    arb_value_type* __restrict__ const a = c + n;          // and V^{n+1} - V^n
     arb_value_type* __restrict__ const dv = a + n;
+    arb_value_type* __restrict__ const r = dv + n;     // per node: its elimination factor,
+    arb_value_type* __restrict__ const rf = r + n;     // its fork's, and the inverse pivots
+    arb_value_type* __restrict__ const inv = rf + n;
+    arb_value_type* __restrict__ const finv = inv + n;
     arb_value_type* const d = _pp_var_${diag};
     arb_value_type* const fd = _pp_var_${fdiag};
     const arb_value_type rate = 1e-3/pp->dt;  // pF/ms -> µS
@@ -78,34 +86,55 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         dv[i] = _pp_var_vec_v[node] - _pp_var_${vn}[i];
         d[i] = c[i] + ai*_pp_var_vec_g[node] + _pp_var_$gf[i];
         fd[i] = _pp_var_$fgf[i];
+        X[i*V + V - 1] = ${vec}{};  // the padding
+        for (arb_size_type v = 0; v < V; ++v) Y[i*V + v] = ${vec}{};
     }
     for (arb_size_type k = 0; k < K; ++k) {
         const arb_value_type* __restrict__ uk = u[k];
         const arb_value_type* __restrict__ bk = b[k];
         const arb_value_type* __restrict__ gk = g[k];
-        for (arb_size_type i = 0; i < n; ++i) x[i*K + k] = c[i]*uk[i] - a[i]*(bk[i] + gk[i]*dv[i]);
+        for (arb_size_type i = 0; i < n; ++i) x[i*KP + k] = c[i]*uk[i] - a[i]*(bk[i] + gk[i]*dv[i]);
     }
-    std::fill(y, y + n*K, 0.0);
+    // the pivots first (scalar), so that the divisions are off the vectors' dependency chain
     for (arb_size_type i = n; i-- > 0;) {  // children before parents
         const arb_size_type p = i - offset(_pp_var_$par[i]);
         const bool to_fork = _pp_var_$pf[i] > 0.5;
+        r[i] = 0;
         if (p != i || to_fork) {
             const arb_value_type gf = _pp_var_$gf[i];
-            const arb_value_type r = gf/d[i];
-            arb_value_type* __restrict__ target = (to_fork ? y : x) + p*K;
-            const arb_value_type* __restrict__ source = x + i*K;
-            (to_fork ? fd : d)[p] += gf - r*gf;
-            for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
+            r[i] = gf/d[i];
+            (to_fork ? fd : d)[p] += gf - r[i]*gf;
         }
+        rf[i] = 0;
         if (_pp_var_$hf[i] > 0.5) {  // the fork this instance holds, after its own node
             const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             if (q != i) {
                 const arb_value_type gf = _pp_var_$fgf[i];
-                const arb_value_type r = gf/fd[i];
-                arb_value_type* __restrict__ target = x + q*K;
-                const arb_value_type* __restrict__ source = y + i*K;
-                d[q] += gf - r*gf;
-                for (arb_size_type k = 0; k < K; ++k) target[k] += r*source[k];
+                rf[i] = gf/fd[i];
+                d[q] += gf - rf[i]*gf;
+            }
+        }
+    }
+    for (arb_size_type i = 0; i < n; ++i) {
+        inv[i] = 1.0/d[i];
+        finv[i] = _pp_var_$hf[i] > 0.5 ? 1.0/fd[i] : 0.0;
+    }
+    for (arb_size_type i = n; i-- > 0;) {  // the right-hand sides, in the same order
+        const arb_size_type p = i - offset(_pp_var_$par[i]);
+        const bool to_fork = _pp_var_$pf[i] > 0.5;
+        if (p != i || to_fork) {
+            ${vec}* __restrict__ target = (to_fork ? Y : X) + p*V;
+            const ${vec}* __restrict__ source = X + i*V;
+            #pragma GCC unroll 8
+            for (arb_size_type v = 0; v < V; ++v) target[v] += r[i]*source[v];
+        }
+        if (_pp_var_$hf[i] > 0.5) {
+            const arb_size_type q = i - offset(_pp_var_$fpar[i]);
+            if (q != i) {
+                ${vec}* __restrict__ target = X + q*V;
+                const ${vec}* __restrict__ source = Y + i*V;
+                #pragma GCC unroll 8
+                for (arb_size_type v = 0; v < V; ++v) target[v] += rf[i]*source[v];
             }
         }
     }
@@ -113,27 +142,28 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         if (_pp_var_$hf[i] > 0.5) {
             const arb_size_type q = i - offset(_pp_var_$fpar[i]);
             const arb_value_type gf = q != i ? _pp_var_$fgf[i] : 0.0;
-            const arb_value_type inv = 1.0/fd[i];
-            arb_value_type* __restrict__ yi = y + i*K;
-            const arb_value_type* __restrict__ xq = x + q*K;
-            for (arb_size_type k = 0; k < K; ++k) yi[k] = (yi[k] + gf*xq[k])*inv;
+            ${vec}* __restrict__ yi = Y + i*V;
+            const ${vec}* __restrict__ xq = X + q*V;
+            #pragma GCC unroll 8
+            for (arb_size_type v = 0; v < V; ++v) yi[v] = (yi[v] + gf*xq[v])*finv[i];
         }
         const arb_size_type p = i - offset(_pp_var_$par[i]);
         const bool to_fork = _pp_var_$pf[i] > 0.5;
-        const arb_value_type inv = 1.0/d[i];
-        arb_value_type* __restrict__ xi = x + i*K;
+        ${vec}* __restrict__ xi = X + i*V;
         if (p == i && !to_fork) {  // a root
-            for (arb_size_type k = 0; k < K; ++k) xi[k] *= inv;
+            #pragma GCC unroll 8
+            for (arb_size_type v = 0; v < V; ++v) xi[v] *= inv[i];
         }
         else {
             const arb_value_type gf = _pp_var_$gf[i];
-            const arb_value_type* __restrict__ up = (to_fork ? y : x) + p*K;
-            for (arb_size_type k = 0; k < K; ++k) xi[k] = (xi[k] + gf*up[k])*inv;
+            const ${vec}* __restrict__ up = (to_fork ? Y : X) + p*V;
+            #pragma GCC unroll 8
+            for (arb_size_type v = 0; v < V; ++v) xi[v] = (xi[v] + gf*up[v])*inv[i];
         }
     }
     for (arb_size_type k = 0; k < K; ++k) {
         arb_value_type* __restrict__ uk = u[k];
-        for (arb_size_type i = 0; i < n; ++i) uk[i] = x[i*K + k];
+        for (arb_size_type i = 0; i < n; ++i) uk[i] = x[i*KP + k];
     }
 }
 
@@ -145,7 +175,7 @@ def solve_source(n_params: int) -> str:
     def names(f) -> str:
         return ", ".join(f"_pp_var_{f(k)}" for k in range(n_params))
     tree = dict(zip(("cap", "area", "par", "gf", "pf", "hf", "fpar", "fgf"), TREE_PARAMETERS))
-    text = _SOLVE.substitute(solve=EXACT_SOLVE_FUNCTION, n=n_params, states=names(hub_state),
+    text = _SOLVE.substitute(solve=EXACT_SOLVE_FUNCTION, vec=EXACT_VECTOR, n=n_params, states=names(hub_state),
                              sources=names(exact_source), changes=names(exact_conductance_change),
                              vn=EXACT_PREVIOUS_VOLTAGE, diag=EXACT_DIAGONAL, fdiag=EXACT_FORK_DIAGONAL, **tree)
     return text
