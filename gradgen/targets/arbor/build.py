@@ -133,7 +133,7 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
 
 
 #: Bumped whenever the exact mechanism's SIMD rewrites change, so cached catalogues are rebuilt.
-EXACT_SIMD_VERSION = 1
+EXACT_SIMD_VERSION = 2
 
 
 def cheaper_exact_simd(text: str, guards: list[str], members: tuple[str, ...], where: str) -> str:

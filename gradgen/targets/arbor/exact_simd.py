@@ -51,9 +51,11 @@ def _guard_masks(text: str, coverages: list[str]) -> set[str]:
 
 def unmask_member_temporaries(text: str, coverages: list[str], members: list[str], where: str) -> str:
     """Assignments to a member's temporaries (its prefix, or modcc's ``r_N_``/``llN_`` of an
-    inlined function) under that member's guard mask, unmasked."""
+    inlined function) under that member's guard mask, unmasked. Its generated names
+    (:func:`gradgen.protocol.member_fields`: dG, read outside the guard) stay masked."""
     masks = _guard_masks(text, coverages)
-    names = "|".join(re.escape(member_prefix(m)) + r"\w+" for m in members) + r"|r_\d+_|ll\d+_"
+    names = "|".join(f"(?!{re.escape(member_fields(m))}){re.escape(member_prefix(m))}\\w+" for m in members)
+    names += r"|r_\d+_|ll\d+_"
     pattern = re.compile(rf"S::where\((?P<mask>mask_\d+_), (?P<name>{names})\) = ")
     out, count = pattern.subn(lambda m: f"{m['name']} = " if m["mask"] in masks else m[0], text)
     if not masks or count == 0:
@@ -111,7 +113,9 @@ def chunk_major_sigma(text: str, members: list[str], where: str) -> str:
     region = [(n, i) for n, i in fields if any(n.startswith(f"_pp_var_{member_fields(m)}") for m in members)]
     flag = [i for n, i in fields if n == f"_pp_var_{EXACT_LAYOUT}"]
     indices = [i for _, i in region]
-    if not region or len(flag) != 1 or indices != list(range(indices[0], indices[0] + len(indices))):
+    if not region:  # members without states: no per-CV fields of theirs
+        return text
+    if len(flag) != 1 or indices != list(range(indices[0], indices[0] + len(indices))):
         raise GradgenError(f"{where}: the members' fields are not one run of state_vars", hint=_HINT)
     first, count, names = indices[0], len(indices), {n for n, _ in region}
     head = ("#define PPACK_IFACE_BLOCK \\\n"
