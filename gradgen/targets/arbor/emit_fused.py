@@ -90,7 +90,19 @@ def _shared_names(system: ContributorSystem) -> set[str]:
     return shared
 
 
-def _member(system: ContributorSystem) -> _Member:
+def _reuse_reciprocals(target: str, expr: sympy.Expr, reciprocals: dict[sympy.Symbol, sympy.Symbol]) -> sympy.Expr:
+    """``expr`` with each B⁻ⁿ written with an earlier temporary T = 1/B (the σ updates
+    divide by the square of a rate's denominator whose reciprocal is already at hand; the
+    SIMD divider was a bottleneck of the exact mechanism), and T recorded if this is one."""
+    if reciprocals:
+        expr = expr.replace(lambda e: e.is_Pow and e.base in reciprocals and e.exp.is_Integer and e.exp < 0,
+                            lambda e: reciprocals[e.base] ** (-e.exp))
+    if expr.is_Pow and expr.exp == -1 and expr.base.is_Symbol:
+        reciprocals[expr.base] = sympy.Symbol(target)
+    return expr
+
+
+def _member(system: ContributorSystem, reuse_reciprocals: bool = False) -> _Member:
     low = system.lowered
     prefix = member_prefix(low.name)
     covered = sympy.Symbol(coverage(low.name))
@@ -111,9 +123,12 @@ def _member(system: ContributorSystem) -> _Member:
         counter = itertools.count()
         lines: list[Line] = []
         locals_ = [prefix + n for n in code.locals]
+        reciprocals: dict[sympy.Symbol, sympy.Symbol] = {}
         for stmt in code.statements:
             target = prefix + stmt.target if stmt.target in own else stmt.target
             expr = rename(stmt.expr)
+            if reuse_reciprocals:
+                expr = _reuse_reciprocals(target, expr, reciprocals)
             if target in sums:  # sum + term: the term counts with the member's covered fraction
                 expr = sympy.Symbol(target) + covered * (expr - sympy.Symbol(target))
             out, created = lower_piecewise(target, expr, lambda: f"{prefix}{tag}{next(counter)}")
@@ -146,7 +161,7 @@ def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded
     member's phases run only where it covers part of the CV (worth it in a scalar build
     where members are painted on different regions; SIMD would compute both branches)."""
     return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]), guarded=guarded,
-                   per_step=[dcond(k) for k in range(len(params))] + [VPREV])
+                   per_step=[dcond(k) for k in range(len(params))] + [VPREV], reuse_reciprocals=True)
 
 
 def _per_step_locals(member: _Member, names: list[str]) -> list[str]:
@@ -166,7 +181,8 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         if reason:
             raise GradgenError(f"cannot fuse: {reason}")
     ordered = sorted(systems, key=lambda s: gradient_name(s.name))  # the hub design's order
-    members = [_member(s) for s in ordered]
+    reuse = extra.pop("reuse_reciprocals", False)
+    members = [_member(s, reuse) for s in ordered]
     names = extra.pop("per_step", [])
     per_step = [n for m in members for n in _per_step_locals(m, names)]
     K = len(params)
