@@ -70,6 +70,9 @@ def tool(name: str) -> str:
 #: Bumped whenever the generated-code repair changes, so cached catalogues are rebuilt.
 SIMD_PATCH_VERSION = 1
 
+#: Bumped whenever the exact mechanism's SIMD rewrites change, so cached catalogues are rebuilt.
+EXACT_SIMD_VERSION = 2
+
 
 def compiler_flags() -> list[str]:
     """Flags for the generated C++: the wheel's target architecture, no errno from libm."""
@@ -130,10 +133,6 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
               *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)
         install(sofile, target)
     return target
-
-
-#: Bumped whenever the exact mechanism's SIMD rewrites change, so cached catalogues are rebuilt.
-EXACT_SIMD_VERSION = 2
 
 
 def cheaper_exact_simd(text: str, guards: list[str], members: tuple[str, ...], where: str) -> str:

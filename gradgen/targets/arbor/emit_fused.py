@@ -202,6 +202,21 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
     linearised = (bool(extra.get("guarded")) and any(m.currents for m in members)
                   and all(ion is None for m in members for ion, _, _ in m.currents))
     member_currents = [nmodl(sympy.Add(*[e for _, _, e in m.currents])) if m.currents else "0" for m in members]
+    current_lines: list[list[Line]] = [[] for _ in members]
+    if linearised:  # one statement each would repeat its exp() calls (3 of them in a cubed gate)
+        member_currents = []
+        for member, lines in zip(members, current_lines):
+            names = (sympy.Symbol(f"{member_prefix(member.name)}{LOCAL_PREFIX['current_lines']}{i}")
+                     for i in itertools.count())
+            expr = sympy.Add(*[e for _, _, e in member.currents])
+            for power in sorted(expr.atoms(sympy.Pow), key=sympy.count_ops):  # bases of powers once
+                if power.exp.is_Integer and abs(power.exp) > 1 and not power.base.is_Atom:
+                    base = next(names)
+                    lines.append(Line(base.name, nmodl(power.base)))
+                    expr = expr.xreplace({power: base ** power.exp})
+            temps, (reduced,) = sympy.cse([expr], symbols=names)
+            lines += [Line(t.name, nmodl(e)) for t, e in temps]
+            member_currents.append(nmodl(reduced))
     exprs = [c.expr for s in ordered for code in (s.initial, s.phase_a, s.phase_b) for c in code.statements]
     return template(template_name).render(
         name=mechanism, version=__version__, carriers=[diffusive(carrier_ion(k)) for k in range(K)],
@@ -209,4 +224,4 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
         conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],
         needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents,
-        per_step=per_step, **extra)
+        current_lines=current_lines, per_step=per_step, **extra)
