@@ -191,7 +191,7 @@ def test_simd_build_is_the_scalar_build_and_reruns_alike(tmp_path):
     """Partial covers (guarded members): the SIMD build, with its rewrites, gives the scalar
     build's u_k up to rounding (measured 5.5e-13 relative), and a second run of one simulation
     (Arbor's reset, then init with the members' fields already chunk-major) repeats the first
-    bit for bit, as does a fresh simulation."""
+    bit for bit, as does a fresh simulation; the chunk-major layout is the one running."""
     spec = cable_cell_spec(["pas"], n_cv=10, stimulus_nA=0.5, t_off=40,
                            labels={"mid": "(cable 0 0.33 0.7)", "part": "(cable 0 0 0.86)"})
     spec.decor.paints = [p for p in spec.decor.paints if not isinstance(p.what, arbor.density)]
@@ -203,6 +203,12 @@ def test_simd_build_is_the_scalar_build_and_reruns_alike(tmp_path):
     first, second = run.run(50.0, 0.025), run.run(50.0, 0.025)
     fresh = model.simulation(spec, sites).run(50.0, 0.025)
     assert run.exact and np.array_equal(first.dv, second.dv) and np.array_equal(first.dv, fresh.dv)
+    # Arbor 0.12's fields are one block: the chunk-major layout is in use (flag 1, not 2)
+    from gradgen.targets.arbor.recipe import CellsRecipe
+    layout = CellsRecipe(run._cells, run._props,
+                         [[arbor.cable_probe_density_state(sites[0], run.hubs[0], EXACT_LAYOUT, "layout")]])
+    layout.sample_run([(0, "layout")], 0.1, 0.025)
+    assert np.all(layout.samples((0, "layout"))[:, 1] == 1.0)
     model.vectorize = False
     model.fused_catalogues.clear()
     scalar = model.simulation(spec, sites).run(50.0, 0.025)
