@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from gradgen.tuning.config import load_config  # noqa: E402
 from gradgen.tuning.run import setup  # noqa: E402
 
-ROUNDS = 7
+ROUNDS = 11
 MORPHOLOGIES = {"bundled": ROOT / "morphologies" / "io_like.swc",
                 "C4A": ROOT.parent / "shared" / "data" / "C4A.swc"}
 DESIGNS = {"hub_scalar": (False, False, "ion"), "hub_simd": (False, True, "ion"),

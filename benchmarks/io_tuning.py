@@ -119,7 +119,7 @@ def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None =
         transforms={**logs, **{n: "shift" for n in names}}, bounds=bounds)
 
 
-def cost(problem: TuningProblem, repeats: int = 7) -> dict:
+def cost(problem: TuningProblem, repeats: int = 11) -> dict:
     """Median CPU time (and wall time) of one gradient run with the exact carrier (the
     problem's evaluate: loss, gradient and Jacobian) and of one plain run (trace), both as the
     optimisers pay them (cell, catalogue load and simulation built per call; catalogues
