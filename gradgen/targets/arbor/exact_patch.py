@@ -39,7 +39,7 @@ from gradgen.protocol import (
 )
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
-EXACT_PATCH_VERSION = 9
+EXACT_PATCH_VERSION = 10
 
 #: modcc 0.12.2's advance_state header (the body follows; it is empty where no member has states).
 ADVANCE_STATE = re.compile(r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n", re.M)
@@ -49,6 +49,23 @@ _SOLVE = string.Template("""\
 // stored per node in vectors of 4 — padded with zeros — so that the K updates of a node are
 // vector operations; the fields are read and written one at a time, in order)
 typedef arb_value_type ${vec} __attribute__((vector_size(4*sizeof(arb_value_type))));
+typedef long long ${vec}i __attribute__((vector_size(4*sizeof(long long))));
+#if defined(__clang__)
+#define ${vec}_shuffle(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else
+#define ${vec}_shuffle(a, b, i, j, k, l) __builtin_shuffle(a, b, ${vec}i{i, j, k, l})
+#endif
+static inline ${vec} ${vec}_load(const arb_value_type* p) { ${vec} r; std::memcpy(&r, p, sizeof r); return r; }
+static inline void ${vec}_store(arb_value_type* p, ${vec} v) { std::memcpy(p, &v, sizeof v); }
+// rows r[0..3] (one per field, lanes = 4 nodes) <-> rows per node (lanes = 4 fields)
+static inline void ${vec}_transpose(${vec}* r) {
+    const ${vec} t0 = ${vec}_shuffle(r[0], r[1], 0, 4, 2, 6), t1 = ${vec}_shuffle(r[0], r[1], 1, 5, 3, 7);
+    const ${vec} t2 = ${vec}_shuffle(r[2], r[3], 0, 4, 2, 6), t3 = ${vec}_shuffle(r[2], r[3], 1, 5, 3, 7);
+    r[0] = ${vec}_shuffle(t0, t2, 0, 1, 4, 5);
+    r[1] = ${vec}_shuffle(t1, t3, 0, 1, 4, 5);
+    r[2] = ${vec}_shuffle(t0, t2, 2, 3, 6, 7);
+    r[3] = ${vec}_shuffle(t1, t3, 2, 3, 6, 7);
+}
 static void ${solve}(arb_mechanism_ppack* pp) {
     PPACK_IFACE_BLOCK;
     constexpr arb_size_type K = ${n}, V = (K + 3)/4, KP = 4*V;
@@ -89,11 +106,22 @@ static void ${solve}(arb_mechanism_ppack* pp) {
         X[i*V + V - 1] = ${vec}{};  // the padding
         for (arb_size_type v = 0; v < V; ++v) Y[i*V + v] = ${vec}{};
     }
-    for (arb_size_type k = 0; k < K; ++k) {
-        const arb_value_type* __restrict__ uk = u[k];
-        const arb_value_type* __restrict__ bk = b[k];
-        const arb_value_type* __restrict__ gk = g[k];
-        for (arb_size_type i = 0; i < n; ++i) x[i*KP + k] = c[i]*uk[i] - a[i]*(bk[i] + gk[i]*dv[i]);
+    arb_size_type i0 = 0;
+    for (; i0 + 4 <= n; i0 += 4) {  // 4 nodes at a time: 4 fields read as vectors, transposed
+        const ${vec} c4 = ${vec}_load(c + i0), a4 = ${vec}_load(a + i0), dv4 = ${vec}_load(dv + i0);
+        for (arb_size_type w = 0; w < V; ++w) {
+            ${vec} r[4];
+            for (arb_size_type j = 0; j < 4; ++j) {
+                const arb_size_type k = 4*w + j;
+                r[j] = k < K ? c4*${vec}_load(u[k] + i0) - a4*(${vec}_load(b[k] + i0) + ${vec}_load(g[k] + i0)*dv4)
+                             : ${vec}{};
+            }
+            ${vec}_transpose(r);
+            for (arb_size_type j = 0; j < 4; ++j) X[(i0 + j)*V + w] = r[j];
+        }
+    }
+    for (arb_size_type i = i0; i < n; ++i) {
+        for (arb_size_type k = 0; k < K; ++k) x[i*KP + k] = c[i]*u[k][i] - a[i]*(b[k][i] + g[k][i]*dv[i]);
     }
     // the pivots first (scalar), so that the divisions are off the vectors' dependency chain
     for (arb_size_type i = n; i-- > 0;) {  // children before parents
@@ -161,9 +189,15 @@ static void ${solve}(arb_mechanism_ppack* pp) {
             for (arb_size_type v = 0; v < V; ++v) xi[v] = (xi[v] + gf*up[v])*inv[i];
         }
     }
-    for (arb_size_type k = 0; k < K; ++k) {
-        arb_value_type* __restrict__ uk = u[k];
-        for (arb_size_type i = 0; i < n; ++i) uk[i] = x[i*KP + k];
+    for (i0 = 0; i0 + 4 <= n; i0 += 4) {
+        for (arb_size_type w = 0; w < V; ++w) {
+            ${vec} r[4] = {X[i0*V + w], X[(i0 + 1)*V + w], X[(i0 + 2)*V + w], X[(i0 + 3)*V + w]};
+            ${vec}_transpose(r);
+            for (arb_size_type j = 0; j < 4 && 4*w + j < K; ++j) ${vec}_store(u[4*w + j] + i0, r[j]);
+        }
+    }
+    for (arb_size_type i = i0; i < n; ++i) {
+        for (arb_size_type k = 0; k < K; ++k) u[k][i] = x[i*KP + k];
     }
 }
 
@@ -246,4 +280,5 @@ def patch_exact_source(text: str, n_params: int, where: str) -> str:
             hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
     m = found[0]
     call = f"    {EXACT_SOLVE_FUNCTION}(pp);\n"
-    return text[:m.start()] + solve_source(n_params) + text[m.start():m.end()] + call + text[m.end():]
+    return ("#include <cstring>\n" + text[:m.start()] + solve_source(n_params) + text[m.start():m.end()] + call
+            + text[m.end():])
