@@ -205,6 +205,16 @@ def checked_tree(spec: CellSpec, cell: arbor.cable_cell, geoms: list[BranchGeome
     return tree
 
 
+def _geometry(spec: CellSpec) -> tuple[list[BranchGeometry], dict[str, np.ndarray]]:
+    """The branch geometries of ``spec`` and its cache of covered areas per region, kept in
+    ``spec.derived`` (computing them was half the set-up of a gradient run on C4A)."""
+    key = ("exact_geometry", str(spec.cv_policy))
+    hit = spec.derived.get(key)
+    if hit is None or hit[0] is not spec.morphology:
+        hit = spec.derived[key] = (spec.morphology, branch_geometries(spec.morphology), {})
+    return hit[1], hit[2]
+
+
 def tree_parameters(tree: CvTree) -> list[tuple[int, dict[str, float]]]:
     """(CV, tree parameters) of every CV with membrane — the instances of the exact mechanism,
     in Arbor's instance order (ascending CV) — with each zero-area fork held by its first child.
@@ -261,22 +271,29 @@ class ExactLayout:
 
 def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTree,
                  pieces: list[tuple[str, str, dict[str, float]]],
-                 defaults: dict[str, dict[str, float]], points: Sequence[str] = ()) -> ExactLayout:
+                 defaults: dict[str, dict[str, float]], points: Sequence[str] = (),
+                 covers: dict[str, np.ndarray] | None = None) -> ExactLayout:
     """One paint per CV with membrane: the tree parameters, and per member its covered
     fraction of the CV's area and its parameters averaged over the part it covers (what
     Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults.
     ``points``: the point processes placed on the cell (they name the mechanism too, so that
-    a cell without them never loads this one's catalogue in their place)."""
+    a cell without them never loads this one's catalogue in their place). ``covers``: region
+    -> area it covers in each CV, filled where missing (a cache: the geometry is the same at
+    every θ)."""
     members = sorted({mech for _, mech, _ in pieces})
     name = exact_name(members + sorted(set(points) - set(members)))
-    painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
+    covers = {} if covers is None else covers
+    for region, _, _ in pieces:
+        if region not in covers:
+            cables_m = cell.cables(region)
+            covers[region] = np.array([_covered_area(cables, cables_m, geoms) for cables in tree.layout.cables])
     paints = []
     everywhere = True
     for cv, values in tree_parameters(tree):
         cables = tree.layout.cables[cv]
         shares: dict[str, list[tuple[float, dict[str, float]]]] = {}
-        for mech, cables_m, vals in painted:
-            covered = _covered_area(cables, cables_m, geoms)
+        for region, mech, vals in pieces:
+            covered = float(covers[region][cv])
             if covered > 0:
                 shares.setdefault(mech, []).append((covered, vals))
         for mech in members:
@@ -336,7 +353,7 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
         guards = tuple(coverage(m) for m in layout.members) if guarded else ()
         model.fused_catalogues[key] = build_catalogue(
             sources, "gradexact", model.vectorize, {layout.name: (len(model.params), guards)},
-            {name: len(model.params) for name in layout.points.values()})
+            {name: len(model.params) for name in layout.points.values()}, tuple(layout.members))
     return model.fused_catalogues[key]
 
 
@@ -349,7 +366,7 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     if reason is None:
         blank = spec.build(arbor.decor())
         centres = [cv_centre(blank, site) for site in sites]
-        geoms = branch_geometries(spec.morphology)
+        geoms, covers = _geometry(spec)
         tree = checked_tree(spec, blank, geoms, membrane)
         if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
             reason = "a probe site in a CV without membrane"
@@ -367,7 +384,7 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
               if d.mech.name != HUB_NAME for name, vals in [painted_values(d.mech)]]
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
-    layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec))
+    layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec), covers)
     pool = partial_pool(model, layout)
     if pool:  # its concentration would be written as 0 where it is absent
         warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover '{pool}' (it writes a "
