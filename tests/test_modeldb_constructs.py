@@ -208,3 +208,59 @@ def test_if_else_in_a_current_converts(tmp_path):
         assert (low.currents[0].conductance is None) == (n == 0)
         assert modcc_accepts(translate_lowered(low))
         convert([source], tmp_path / f"out{n}", None)
+
+
+def test_event_jumps_with_if_else_translate(tmp_path):
+    """The staged values of NET_RECEIVE and the LOCALs of its if/else have distinct names
+    (ModelDB 139421 MyExp2SynBB, 145836: modcc rejected "pe0" declared twice)."""
+    low = lower_source("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+PARAMETER { tau1 = 1 tau2 = 5 }
+STATE { A B }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = (B - A)*v }
+DERIVATIVE d { A' = -A/tau1  B' = -B/tau2 }
+NET_RECEIVE(w) {
+  if (w > 0) { A = A + w } else { A = A - w }
+  B = B + w
+}
+""")
+    assert modcc_accepts(translate_lowered(low))
+
+
+TWO_CURRENTS = """NEURON { POINT_PROCESS two NONSPECIFIC_CURRENT inmda, iampa RANGE e }
+PARAMETER { tau1 = 1 tau2 = 5 gn = 0.5 ga = 1 e = 0 }
+ASSIGNED { v inmda iampa }
+STATE { A B }
+INITIAL { A = 0 B = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  inmda = gn*B*(v - e)/(1 + exp(-0.06*v))
+  iampa = ga*A*(v - e) }
+DERIVATIVE d { A' = -A/tau1  B' = -B/tau2 }
+NET_RECEIVE(srcgid, w) { A = A + w  B = B + w }
+"""
+
+
+def test_two_nonspecific_currents_and_a_weight_vector(tmp_path):
+    """Arbor's modcc takes one NONSPECIFIC_CURRENT and one NET_RECEIVE argument (ModelDB
+    139421 CA1ika, MyExp2SynAlpha): the currents are summed into the first, and the argument
+    the event reads receives Arbor's weight; gradients against finite differences."""
+    from gradgen.targets.arbor.dialect import event_arguments
+
+    source = tmp_path / "two.mod"
+    source.write_text(TWO_CURRENTS)
+    low = lower_file(source)
+    assert event_arguments(low) == ["w"]
+    text = translate_lowered(low)
+    assert "NONSPECIFIC_CURRENT inmda\n" in text and "iampa" not in text and "NET_RECEIVE(w)" in text
+    assert modcc_accepts(text)
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_an_event_reading_two_arguments_is_refused_for_arbor():
+    low = lower_source(TWO_CURRENTS.replace("A = A + w  B = B + w", "A = A + w  B = B + srcgid"))
+    from gradgen.targets.arbor.dialect import event_arguments
+
+    with pytest.raises(GradgenError, match=r"x.mod:10:1: NET_RECEIVE reads 2 arguments"):
+        event_arguments(low)

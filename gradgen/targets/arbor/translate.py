@@ -26,6 +26,7 @@ from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
 from gradgen.sensitivity.derive import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS
+from gradgen.targets.arbor.dialect import event_arguments, nonspecific_currents, one_nonspecific_current
 from gradgen.version import __version__
 
 _INDENT = "    "
@@ -126,9 +127,8 @@ def translate_lowered(low: LoweredMechanism) -> str:
         if ion.valence is not None:
             text += f" VALENCE {ion.valence}"
         head.append(text)
-    for cur in low.currents:
-        if cur.ion is None:
-            head.append(f"{_INDENT}NONSPECIFIC_CURRENT {cur.name}")
+    for name in nonspecific_currents(low):
+        head.append(f"{_INDENT}NONSPECIFIC_CURRENT {name}")
     ranges = [p for p in low.parameter_names() if p in mech.range_names]
     if ranges:
         head.append(f"{_INDENT}RANGE {', '.join(ranges)}")
@@ -150,6 +150,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
     # the original hides v in a LOCAL or a call, write modcc's conductance out (as the
     # gradient version does), so the translation steps like the original read by modcc
     assignments, current_locals = modcc_currents(low)
+    assignments = one_nonspecific_current(assignments, low)
     # an if/else becomes a LOCAL, which modcc takes as independent of v: exact only where
     # the condition and branches do not depend on v (a saturating g = min(B - A, gmax))
     if any(c.conductance is None and any(p.has(V) for p in c.expr.atoms(sympy.Piecewise))
@@ -174,13 +175,15 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.equations:
         equations = [("~ 0", e) for e in low.equations]
         parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
-    for head, events in ((f"NET_RECEIVE({', '.join(low.event_args)})", low.events),
+    event_args = event_arguments(low) if low.events else []
+    for head, events in ((f"NET_RECEIVE({', '.join(event_args)})", low.events),
                          ("POST_EVENT(time)", low.post_events)):
         if not events:
             continue
-        # every jump is a function of the states before the event: stage, then assign
+        # every jump is a function of the states before the event: stage, then assign (as
+        # "je": _block names its if/else LOCALs "pe0", "pe1", ...)
         jumps = list(events.items())
-        staged = [f"pe{i}" for i in range(len(jumps))]
+        staged = [f"je{i}" for i in range(len(jumps))]
         targets = [(n, e) for n, (_, e) in zip(staged, jumps)]
         targets += [(state, sympy.Symbol(n)) for n, (state, _) in zip(staged, jumps)]
         parts.append("\n".join(_block(head, targets, "e", set(), staged=staged)))
