@@ -264,3 +264,33 @@ def test_an_event_reading_two_arguments_is_refused_for_arbor():
 
     with pytest.raises(GradgenError, match=r"x.mod:10:1: NET_RECEIVE reads 2 arguments"):
         event_arguments(low)
+
+
+IN_DERIVATIVE = """NEURON { POINT_PROCESS bg NONSPECIFIC_CURRENT i }
+PARAMETER { tau1 = 1 tau2 = 5 gmax = 0.5 e = 0 }
+ASSIGNED { v i g }
+STATE { A B }
+INITIAL { A = 0 B = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp }
+DERIVATIVE d {
+  A' = -A/tau1
+  B' = -B/tau2
+  g = B - A
+  if (g > gmax) { g = gmax }
+  i = g*(v - e)
+}
+NET_RECEIVE(w) { A = A + w  B = B + w }
+"""
+
+
+def test_current_assigned_only_in_the_derivative_block(tmp_path):
+    """A current set after the ODEs in the SOLVEd block (ModelDB 150288 bg2pyr): NEURON's
+    nrn_cur reads the value nrn_state left (the same closed form at the new states and v)
+    and its numerical conductance is 0, as BREAKPOINT never changes it."""
+    source = tmp_path / "bg.mod"
+    source.write_text(IN_DERIVATIVE)
+    (current,) = lower_file(source).currents
+    assert current.conductance == 0 and current.expr.has(sympy.Symbol("v"))
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row

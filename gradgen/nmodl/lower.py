@@ -396,6 +396,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     # BREAKPOINT), BREAKPOINT what the SOLVEd block computed from no state (minf from
     # rates(v): the last state update ran at the same v)
     before_solve = _passed(breakpoint.values, assigned, state_symbols)
+    solved = _Frame({})
     for solve in breakpoint.solves:
         frame = _Frame({**carried, **before_solve})
         block, solve_method = _solved_block(mech, solve)
@@ -410,7 +411,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
         derivatives.update(frame.derivatives)
-        conserved, equations = frame.conserved, frame.equations
+        conserved, equations, solved = frame.conserved, frame.equations, frame
         if solve_method == "explicit" and frame.derivatives:
             raise GradgenError(f"the ODEs of '{solve.block}' are SOLVEd without METHOD", solve.pos,
                                hint="add METHOD cnexp (or sparse for coupled ODEs)")
@@ -419,10 +420,16 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     currents = []
     for name, ion in current_ions.items():
-        if name not in breakpoint.values:
+        if name in breakpoint.values:
+            currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
+        elif name in solved.values:
+            # assigned only in the SOLVEd block (after the states' update, at the new v): NEURON's
+            # nrn_cur reads the value the last nrn_state left, which is the same closed form, and
+            # its numerical conductance of a value BREAKPOINT never changes is 0
+            currents.append(Current(name, ion, solved.values[name], sympy.Integer(0)))
+        else:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
-        currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
 
     init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
     for cur in currents:
