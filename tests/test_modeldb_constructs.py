@@ -294,3 +294,23 @@ def test_current_assigned_only_in_the_derivative_block(tmp_path):
     row = check_file(source, DT, T_END)
     assert row.error is None, row.error
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_a_function_reads_assigned_values_set_before_the_call():
+    """``T = 273.15 + celsius`` in INITIAL, read inside a FUNCTION of the current (ModelDB
+    185513 CaHVA, 243446 mod_CaP); the caller's LOCALs stay invisible to it."""
+    low = lower_source("""NEURON { SUFFIX ghk USEION ca READ cai, cao WRITE ica }
+PARAMETER { perm = 7.5e-6 }
+ASSIGNED { v cai cao ica celsius T }
+INITIAL { T = 273.15 + celsius }
+BREAKPOINT { LOCAL perm
+  perm = 1
+  ica = perm*v*(cai - cao*f(v))
+}
+FUNCTION f(v) { f = exp(-23.2*v/T)*perm }
+""")
+    (current,) = low.currents
+    celsius, perm, v = sympy.symbols("celsius perm v")
+    assert current.expr.has(celsius) and not current.expr.has(sympy.Symbol("T"))
+    # the function's perm is the PARAMETER, not the caller's LOCAL perm = 1
+    assert current.expr.has(perm) and modcc_accepts(translate_lowered(low))

@@ -165,16 +165,21 @@ class _Executor:
             return self.constants.get(name, expr)
         if isinstance(expr, AppliedUndef):
             args = [self.evaluate(a, frame, pos) for a in expr.args]
-            return self.inline_function(expr.func.__name__, args, pos)
+            return self.inline_function(expr.func.__name__, args, pos, frame)
         if not expr.args:
             return expr
         return expr.func(*[self.evaluate(a, frame, pos) for a in expr.args])
 
-    def inline_function(self, name: str, args: list[sympy.Basic], pos: SourcePos) -> sympy.Basic:
+    def inline_function(self, name: str, args: list[sympy.Basic], pos: SourcePos,
+                        caller: _Frame) -> sympy.Basic:
         block = self.mech.functions.get(name)
         if block is None:
             raise GradgenError(f"call of unknown FUNCTION '{name}'", pos)
         frame = self._enter(block, args, pos)
+        # it reads the ASSIGNED values known at the call (T = 273.15 + celsius set in
+        # INITIAL), except where its arguments shadow them; not the caller's LOCALs
+        assigned = {a.name for a in self.mech.assigned} - {name}
+        frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
         self.run(block.body, frame)
         self.call_depth -= 1
         if name not in frame.values:
