@@ -314,3 +314,19 @@ FUNCTION f(v) { f = exp(-23.2*v/T)*perm }
     assert current.expr.has(celsius) and not current.expr.has(sympy.Symbol("T"))
     # the function's perm is the PARAMETER, not the caller's LOCAL perm = 1
     assert current.expr.has(perm) and modcc_accepts(translate_lowered(low))
+
+
+def test_a_holder_of_range_values_without_breakpoint_runs_beside(tmp_path):
+    """NEURON takes a mechanism without BREAKPOINT (ModelDB 95960 spines: a spine scale
+    factor other code reads); it computes nothing, so it is checked running beside the
+    background channel, forward fidelity and the background's gradients."""
+    source = tmp_path / "spines.mod"
+    source.write_text("NEURON { SUFFIX spines RANGE scale }\nPARAMETER { scale = 1 }\n")
+    low = lower_file(source)
+    assert not low.currents and not low.states
+    assert modcc_accepts(translate_lowered(low))
+    row = check_file(source, DT, T_END)
+    assert row.error is None and row.runs_beside, row
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+    with pytest.raises(GradgenError, match="x.mod:1:17: the mechanism has no BREAKPOINT block"):
+        lower_source("NEURON { SUFFIX y NONSPECIFIC_CURRENT i }\nASSIGNED { i }\n")

@@ -381,10 +381,11 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             carried[name] = value
 
     breakpoint = _Frame(dict(carried))
-    if mech.breakpoint is None:
+    if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
         raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
     executor.currents = set(current_ions)
-    executor.run(mech.breakpoint.body, breakpoint)
+    # without one (a holder of RANGE values such as a spine scale factor) nothing is computed
+    executor.run(mech.breakpoint.body if mech.breakpoint else [], breakpoint)
     executor.currents = set()
     voltage = _voltage_process(mech, breakpoint.values, states, current_ions)
 
