@@ -330,3 +330,17 @@ def test_a_holder_of_range_values_without_breakpoint_runs_beside(tmp_path):
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
     with pytest.raises(GradgenError, match="x.mod:1:17: the mechanism has no BREAKPOINT block"):
         lower_source("NEURON { SUFFIX y NONSPECIFIC_CURRENT i }\nASSIGNED { i }\n")
+
+
+def test_a_range_value_set_from_outside_is_a_parameter():
+    """A RANGE ASSIGNED the mechanism reads but never assigns (ModelDB 185513 h: ``eh``, set
+    from hoc) is a PARAMETER with NEURON's start value 0; an assigned one stays ASSIGNED."""
+    low = lower_source("""NEURON { SUFFIX hx NONSPECIFIC_CURRENT ih RANGE gbar, eh, minf }
+PARAMETER { gbar = 0.001 }
+ASSIGNED { v ih eh minf }
+BREAKPOINT { minf = 1/(1 + exp(v/10))
+  ih = gbar*minf*(v - eh) }
+""")
+    assert low.parameter_names() == ["gbar", "eh"]
+    assert low.mechanism.parameter("eh").value == 0.0 and low.mechanism.parameter("minf") is None
+    assert modcc_accepts(translate_lowered(low))

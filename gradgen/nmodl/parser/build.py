@@ -20,6 +20,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.set_outside import set_outside
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -605,6 +606,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     for part in parts:
         _add(mech, part)
     _check(mech)
+    set_outside(mech)
     return mech
 
 
