@@ -344,3 +344,25 @@ BREAKPOINT { minf = 1/(1 + exp(v/10))
     assert low.parameter_names() == ["gbar", "eh"]
     assert low.mechanism.parameter("eh").value == 0.0 and low.mechanism.parameter("minf") is None
     assert modcc_accepts(translate_lowered(low))
+
+
+def test_a_value_an_event_changes_is_not_fixed_at_initial():
+    """``t0 = -1`` in INITIAL and ``t0 = t`` in NET_RECEIVE (ModelDB 150288 tone2pyrD): t0
+    is no constant, so the branch on it is lowered, and its test of t refused at once
+    (before, the branch was dropped as never taken and the refusal came after a time limit)."""
+    error = _error("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+PARAMETER { Cd = 1 }
+ASSIGNED { t0 on v i }
+STATE { r }
+INITIAL { t0 = -1  on = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = r*v }
+DERIVATIVE d {
+  if (t0 > 0) {
+    if (t - t0 < Cd) { on = 1 } else { on = 0 }
+  }
+  r' = on - r
+}
+NET_RECEIVE(w) { t0 = t }
+""")
+    assert error.startswith("x.mod:10:5: an if/else on the time t")

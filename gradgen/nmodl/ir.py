@@ -13,6 +13,7 @@ see NMODL text. Conventions inside expressions:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
@@ -164,6 +165,15 @@ class LinearEquation:
 
 Statement = Union[Assign, DerivativeAssign, If, Call, Solve, Local, Reaction, Flux, Conserve,
                   Compartment, LinearEquation]
+
+
+def walk(body: list[Statement]) -> Iterator[Statement]:
+    """Every statement of a body, including those nested in if/else."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, If):
+            yield from walk(stmt.then)
+            yield from walk(stmt.orelse)
 
 
 # ---------------------------------------------------------------- declarations

@@ -34,6 +34,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
+    walk,
 )
 
 #: The integration METHODs of a DERIVATIVE block that gradgen reads. Which discrete map each
@@ -375,7 +376,10 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
     carried = {}
-    for name in assigned:
+    # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
+    changed_by_events = {stmt.target for block in (mech.net_receive, mech.post_event) if block
+                         for stmt in walk(block.body) if isinstance(stmt, Assign)}
+    for name in assigned - changed_by_events:
         value = initial.values.get(name)
         if value is not None and not (value.free_symbols & state_symbols):
             carried[name] = value

@@ -6,19 +6,9 @@ which is what it becomes here: Arbor paints it, and it can be a θ like any para
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import sympy
 
-from gradgen.nmodl.ir import Assign, Block, If, Mechanism, Statement, Variable
-
-
-def _walk(body: list[Statement]) -> Iterator[Statement]:
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, If):
-            yield from _walk(stmt.then)
-            yield from _walk(stmt.orelse)
+from gradgen.nmodl.ir import Assign, Block, Mechanism, Statement, Variable, walk
 
 
 def _blocks(mech: Mechanism) -> list[Block]:
@@ -44,7 +34,7 @@ def set_outside(mech: Mechanism) -> list[Variable]:
     ions = {var for ion in mech.ions for var in ion.read + ion.write} | set(mech.nonspecific_currents)
     assigned, read = set(), set()
     for block in _blocks(mech):
-        for stmt in _walk(block.body):
+        for stmt in walk(block.body):
             if isinstance(stmt, Assign):
                 assigned.add(stmt.target)
             read |= _read_names(stmt)
