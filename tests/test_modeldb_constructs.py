@@ -366,3 +366,36 @@ DERIVATIVE d {
 NET_RECEIVE(w) { t0 = t }
 """)
     assert error.startswith("x.mod:10:5: an if/else on the time t")
+
+
+HELD = """NEURON {{ POINT_PROCESS held NONSPECIFIC_CURRENT i RANGE wf }}
+PARAMETER {{ tau1 = 1 tau2 = 5 tauV = 20 factor = 2 }}
+ASSIGNED {{ v i wf }}
+STATE {{ A B gV }}
+INITIAL {{ A = 0 B = 0 gV = 0.5 wf = 1 }}
+BREAKPOINT {{ SOLVE d METHOD {method}
+  i = (B - A)*gV*v }}
+DERIVATIVE d {{
+  A' = -A/tau1
+  B' = -B/tau2
+  gV' = {rate}*(1 - gV)/tauV
+}}
+NET_RECEIVE(weight) {{ wf = weight*factor  A = A + wf  B = B + wf }}
+"""
+
+
+@pytest.mark.parametrize("method, rate", [("cnexp", "0.1/wf"), ("derivimplicit", "(0.1 + B)/wf")])
+def test_a_value_held_between_events_is_a_state_that_jumps(tmp_path, method, rate):
+    """``wf`` set in INITIAL and NET_RECEIVE and read by the ODEs (ModelDB 145836
+    Exp3NMDA/Exp4NMDA) keeps its value between events: a STATE that only jumps, not the
+    constant 1 of INITIAL. modcc's cnexp refuses an ODE naming another state (gV' reads B
+    under derivimplicit): the translation reads it through a LOCAL set after the earlier
+    ODEs, as NEURON's and gradgen's updates do; gradients against finite differences."""
+    source = tmp_path / f"held_{method}.mod"
+    source.write_text(HELD.format(method=method, rate=rate))
+    low = lower_file(source)
+    assert "wf" in low.states and low.events["wf"] == sympy.Symbol("factor") * sympy.Symbol("weight")
+    assert modcc_accepts(translate_lowered(low))
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row

@@ -20,7 +20,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.set_outside import set_outside
+from gradgen.nmodl.assigned_roles import held_between_events, set_outside
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -607,6 +607,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
         _add(mech, part)
     _check(mech)
     set_outside(mech)
+    held_between_events(mech)
     return mech
 
 

@@ -73,7 +73,10 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
         locals_ += created
     for (target, _), expr in zip(targets, reduced):
         if hoist:
-            expr = _hoist_state_free(expr, keep, body, locals_, new_local)
+            # an ODE keeps only its own state: modcc's cnexp solves each ODE on its own, and
+            # a LOCAL computed here reads the states updated before it, as NEURON's does
+            own = {sympy.Symbol(target[:-1])} if target.endswith("'") else keep
+            expr = _hoist_state_free(expr, own, keep, body, locals_, new_local)
         lines, created = lower_piecewise(target, expr, new_local)
         body += lines
         locals_ += created
@@ -83,15 +86,16 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
     return out + _render(body, _INDENT) + ["}"]
 
 
-def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], body: list[Line],
-                      locals_: list[str], new_local) -> sympy.Expr:
-    """Move each largest state-free, non-trivial subexpression into a LOCAL.
+def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], all_states: set[sympy.Symbol],
+                      body: list[Line], locals_: list[str], new_local) -> sympy.Expr:
+    """Move each largest non-trivial subexpression free of ``states`` into a LOCAL.
 
     modcc's cnexp differentiates each ODE by its state symbolically and cannot differentiate
-    exprelr and some other functions, even where they do not depend on the state.
+    exprelr and some other functions, even where they do not depend on the state, and
+    refuses an ODE that names another state.
     """
     def walk(e: sympy.Basic) -> sympy.Basic:
-        if e.is_Atom:
+        if e.is_Atom and e not in all_states - states:
             return e
         if not (e.free_symbols & states):
             name = new_local()
