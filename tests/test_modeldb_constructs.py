@@ -399,3 +399,14 @@ def test_a_value_held_between_events_is_a_state_that_jumps(tmp_path, method, rat
     row = check_file(source, DT, T_END)
     assert row.error is None, row.error
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_units_modcc_rejects_are_dropped():
+    """modcc rejects "-" and "*" in a unit (ModelDB 144007 CaInternal: (mM*cm2/ms/mA));
+    units are documentation once values are folded, so such a unit is dropped."""
+    from gradgen.nmodl.printer import modcc_unit
+
+    assert [modcc_unit(u) for u in ("mM*cm2/ms/mA", "-mV", "mM cm2/ms/mA", "mho/cm2")] == [
+        None, None, "mM cm2/ms/mA", "mho/cm2"]
+    low = lower_source("NEURON { SUFFIX u RANGE a }\nPARAMETER { a = 1 (mM*cm2/ms/mA) }\n")
+    assert modcc_accepts(translate_lowered(low))
