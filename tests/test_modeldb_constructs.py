@@ -410,3 +410,16 @@ def test_units_modcc_rejects_are_dropped():
         None, None, "mM cm2/ms/mA", "mho/cm2"]
     low = lower_source("NEURON { SUFFIX u RANGE a }\nPARAMETER { a = 1 (mM*cm2/ms/mA) }\n")
     assert modcc_accepts(translate_lowered(low))
+
+
+def test_a_written_concentration_starts_at_the_ion_value():
+    """A Ca pool whose INITIAL does not set its STATE cai (ModelDB 98017 Cai) starts at the
+    ion's value, which NEURON copies into the state (cai0_ca_ion = 5e-5 mM), not at 0 (a
+    Nernst eca of 0 mM is infinite; Arbor leaves such a state NaN)."""
+    low = lower_source("""NEURON { SUFFIX cpool USEION ca READ ica WRITE cai }
+PARAMETER { tau = 240 }
+STATE { cai }
+BREAKPOINT { SOLVE s METHOD cnexp }
+DERIVATIVE s { cai' = -0.0006*ica - cai/tau }
+""")
+    assert low.initial == {"cai": 5e-5}

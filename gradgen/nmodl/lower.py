@@ -441,7 +441,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
 
-    init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
+    init_states = {s: initial.values.get(s, _start_value(s, concentration_writes)) for s in states}
     for cur in currents:
         cur.expr = guards_to_exprelr(cur.expr)
         if cur.conductance is not None:
@@ -466,6 +466,19 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                voltage, initial_equations, explicit)
     _check_symbols(lowered)
     return lowered
+
+
+#: NEURON's start values of the ion concentrations (cai0_ca_ion, ...; 1 mM for other ions),
+#: which Arbor's default ion properties share.
+NEURON_START_CONCENTRATIONS = {"nai": 10.0, "nao": 140.0, "ki": 54.4, "ko": 2.5, "cai": 5e-5, "cao": 2.0}
+
+
+def _start_value(state: str, concentration_writes: dict[str, str]) -> sympy.Expr:
+    """A STATE's value where INITIAL does not set it: 0, or, for a concentration the
+    mechanism writes, the ion's start value, which NEURON copies into the state first."""
+    if state in concentration_writes:
+        return sympy.Float(NEURON_START_CONCENTRATIONS.get(state, 1.0))
+    return sympy.Integer(0)
 
 
 def _voltage_process(mech: Mechanism, values: dict[str, sympy.Expr], states: list[str],
