@@ -423,3 +423,34 @@ BREAKPOINT { SOLVE s METHOD cnexp }
 DERIVATIVE s { cai' = -0.0006*ica - cai/tau }
 """)
     assert low.initial == {"cai": 5e-5}
+
+
+BRANCHED_CURRENT = """NEURON { SUFFIX kb USEION k READ ek WRITE ik RANGE gbar, c }
+PARAMETER { gbar = 0.01 c = 200 }
+ASSIGNED { v ek ik }
+STATE { m }
+INITIAL { m = 1/(1 + exp(-(v + 40)/9)) }
+BREAKPOINT { SOLVE s METHOD cnexp
+  if (0.004*c < 1) {
+    ik = gbar*m*0.004*c*(v - ek)
+  } else {
+    ik = gbar*m*(v - ek)
+  }
+}
+DERIVATIVE s { m' = (1/(1 + exp(-(v + 40)/9)) - m)/5 }
+"""
+
+
+def test_a_current_assigned_in_both_branches_of_an_if_else(tmp_path):
+    """``if (0.004*cai < 1) { ik = … (v - ek) } else { ik = … }`` (ModelDB 168858 kc): the
+    conductance is the slope of the branch taken (NEURON's numerical one), written out for
+    modcc; gradients against finite differences on either side of the branch."""
+    for n, c in enumerate(["200", "300"]):
+        source = tmp_path / f"kb{n}.mod"
+        source.write_text(BRANCHED_CURRENT.replace("c = 200", f"c = {c}"))
+        low = lower_file(source)
+        assert low.currents[0].conductance is not None
+        assert modcc_accepts(translate_lowered(low))
+        row = check_file(source, DT, T_END)
+        assert row.error is None, row.error
+        assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row

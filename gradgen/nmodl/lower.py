@@ -446,6 +446,10 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         cur.expr = guards_to_exprelr(cur.expr)
         if cur.conductance is not None:
             cur.conductance = guards_to_exprelr(cur.conductance)
+        elif any(p.has(V) for p in cur.expr.atoms(sympy.Piecewise)):
+            # an if/else with v in it: NEURON's numerical conductance is the slope of the
+            # branch taken; written out, as modcc would take the if/else's LOCAL as constant
+            cur.conductance = sympy.diff(cur.expr, V)
     derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
     if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
