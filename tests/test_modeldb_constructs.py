@@ -454,3 +454,25 @@ def test_a_current_assigned_in_both_branches_of_an_if_else(tmp_path):
         row = check_file(source, DT, T_END)
         assert row.error is None, row.error
         assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+ELECTRODE = """NEURON { POINT_PROCESS shunt ELECTRODE_CURRENT i RANGE g, e, amp }
+PARAMETER { g = 0.002 (uS) e = -40 (mV) amp = 0.01 (nA) }
+ASSIGNED { v i }
+BREAKPOINT { i = amp - g*(v - e) }
+"""
+
+
+def test_an_electrode_current_is_the_membrane_current_of_opposite_sign(tmp_path):
+    """ELECTRODE_CURRENT (ModelDB 116094 shuntI without its time window): NEURON adds i to
+    the cell (inward positive), so it is the nonspecific membrane current -i; gradients of
+    the injected amplitude and the shunt against finite differences."""
+    source = tmp_path / "shunt.mod"
+    source.write_text(ELECTRODE)
+    (current,) = lower_file(source).currents
+    g, e, amp, v = sympy.symbols("g e amp v")
+    assert sympy.simplify(current.expr - (g * (v - e) - amp)) == 0
+    assert modcc_accepts(translate_lowered(lower_file(source)))
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row

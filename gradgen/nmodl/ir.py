@@ -224,7 +224,9 @@ class Mechanism:
     pos: SourcePos  # of the SUFFIX / POINT_PROCESS name
     title: str | None = None
     ions: list[IonUse] = field(default_factory=list)
-    nonspecific_currents: list[str] = field(default_factory=list)
+    nonspecific_currents: list[str] = field(default_factory=list)  # ELECTRODE_CURRENTs included
+    #: ELECTRODE_CURRENTs: positive inward (into the cell), the opposite of a membrane current
+    electrode_currents: list[str] = field(default_factory=list)
     range_names: list[str] = field(default_factory=list)
     global_names: list[str] = field(default_factory=list)
     parameters: list[Variable] = field(default_factory=list)

@@ -440,6 +440,10 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         else:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
+    for cur in currents:
+        if cur.name in mech.electrode_currents:  # injected (inward positive): the membrane current is -i
+            cur.expr = -cur.expr
+            cur.conductance = None if cur.conductance is None else -cur.conductance
 
     init_states = {s: initial.values.get(s, _start_value(s, concentration_writes)) for s in states}
     for cur in currents:
