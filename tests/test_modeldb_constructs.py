@@ -476,3 +476,14 @@ def test_an_electrode_current_is_the_membrane_current_of_opposite_sign(tmp_path)
     row = check_file(source, DT, T_END)
     assert row.error is None, row.error
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_the_time_t_in_an_expression_is_refused_by_name():
+    """``tlast = t`` in NET_RECEIVE, read by BREAKPOINT: the refusal names t."""
+    error = _error("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+ASSIGNED { tlast v i }
+INITIAL { tlast = -1e9 }
+BREAKPOINT { i = 0.001*exp(-(tlast + 5))*v }
+NET_RECEIVE(w) { tlast = t }
+""")
+    assert error.startswith("x.mod:5:1: the NET_RECEIVE update of 'tlast' depends on the time t")

@@ -659,6 +659,10 @@ def _check_symbols(low: LoweredMechanism) -> None:
         if mech.kind == "junction" and what.startswith("current"):
             allowed |= {V_PEER.name}  # a junction's current reads the peer's voltage
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)
+        if TIME.name in unknown:
+            raise GradgenError(f"the {what} depends on the time t: t is not available to mechanisms "
+                               "in Arbor", pos, hint="drive time-dependent input from the simulator "
+                               "(a current clamp or spike source)")
         if unknown:
             raise GradgenError(
                 f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "
