@@ -487,3 +487,20 @@ BREAKPOINT { i = 0.001*exp(-(tlast + 5))*v }
 NET_RECEIVE(w) { tlast = t }
 """)
     assert error.startswith("x.mod:5:1: the NET_RECEIVE update of 'tlast' depends on the time t")
+
+
+def test_a_global_named_like_an_ion_is_no_parameter_for_arbor(tmp_path):
+    """``GLOBAL k`` in a channel that uses the ion k (ModelDB 183300 KS): Arbor would read the
+    original's ``IKs/k=1.5`` as an ion renaming (a RuntimeError deep in the simulation);
+    refused at conversion, naming the parameter."""
+    from gradgen.convert import convert
+
+    source = tmp_path / "ks.mod"
+    source.write_text("""NEURON { SUFFIX IKs USEION k READ ek WRITE ik RANGE gbar GLOBAL k }
+PARAMETER { gbar = 0.01 k = 1.5 }
+ASSIGNED { v ek ik }
+BREAKPOINT { ik = gbar*k*(v - ek) }
+""")
+    with pytest.raises(GradgenError, match=r"ks.mod:2:25: GLOBAL 'k' of 'IKs' cannot be a parameter"):
+        convert([source], tmp_path / "out", [ParamRef("IKs", "k")])
+    convert([source], tmp_path / "out2", [ParamRef("IKs", "gbar")])

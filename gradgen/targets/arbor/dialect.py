@@ -7,6 +7,8 @@ translation and the gradient mechanism.
 - Arbor passes one value (the connection weight) to NET_RECEIVE: of NEURON's weight vector
   (``NET_RECEIVE(weight, srcgid)``) only the argument the event reads is kept, and it
   receives the weight.
+- Arbor sets a GLOBAL only through a derived name (``IKs/sha=2``), which reads ``IKs/k=1.5``
+  as a renaming of the ion k: a GLOBAL named like one of the mechanism's ions cannot be a θ.
 """
 from __future__ import annotations
 
@@ -35,6 +37,17 @@ def one_nonspecific_current(statements: Sequence[Assignment], low: LoweredMechan
     return rest + [Assignment(names[0], sympy.Add(*parts))]
 
 
+def check_settable(low: LoweredMechanism, parameters: Sequence[str]) -> None:
+    """Refuse a θ that is a GLOBAL named like one of the mechanism's ions (see above)."""
+    ions = {ion.name for ion in low.mechanism.ions}
+    for name in parameters:
+        if name in ions and name not in low.mechanism.range_names:
+            raise GradgenError(f"GLOBAL '{name}' of '{low.name}' cannot be a parameter: Arbor reads "
+                               f"'{low.name}/{name}=…' as a renaming of the ion {name}",
+                               low.mechanism.parameter(name).pos,
+                               hint=f"declare it RANGE {name} in the NEURON block")
+
+
 def event_arguments(low: LoweredMechanism) -> list[str]:
     """NET_RECEIVE's argument for Arbor: the one the event jumps read (else the first)."""
     args = low.event_args
@@ -47,4 +60,4 @@ def event_arguments(low: LoweredMechanism) -> list[str]:
     return used or args[:1]
 
 
-__all__ = ["event_arguments", "nonspecific_currents", "one_nonspecific_current"]
+__all__ = ["check_settable", "event_arguments", "nonspecific_currents", "one_nonspecific_current"]

@@ -29,7 +29,12 @@ from gradgen.protocol import (
 )
 from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import Code, ContributorSystem
-from gradgen.targets.arbor.dialect import event_arguments, nonspecific_currents, one_nonspecific_current
+from gradgen.targets.arbor.dialect import (
+    check_settable,
+    event_arguments,
+    nonspecific_currents,
+    one_nonspecific_current,
+)
 from gradgen.version import __version__
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -95,6 +100,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     low = system.lowered
     mech = low.mechanism
     K = len(system.params)
+    check_settable(low, list(system.owned.values()))
     if mech.kind == "voltage":
         return _emit_voltage_process(system)
     followed = {low.ion_reads[var]: conc for var, conc in system.nernst_reversals().items()}
