@@ -504,3 +504,22 @@ BREAKPOINT { ik = gbar*k*(v - ek) }
     with pytest.raises(GradgenError, match=r"ks.mod:2:25: GLOBAL 'k' of 'IKs' cannot be a parameter"):
         convert([source], tmp_path / "out", [ParamRef("IKs", "k")])
     convert([source], tmp_path / "out2", [ParamRef("IKs", "gbar")])
+
+
+def test_the_nernst_slope_is_zero_not_nan_with_a_fixed_reversal_at_zero_concentration():
+    """A Ca pool whose INITIAL sets cai = 0 beside a channel reading eca (ModelDB 139421
+    caolmw): with a fixed reversal potential (flag 0) the slope flag·(−c/cai) was 0·∞,
+    NaN in every dV/dθ from the first step; an if/else on the flag gives 0."""
+    from gradgen.protocol import nernst_flag
+    from gradgen.sensitivity.nernst import reversal_slope
+
+    low = lower_source("""NEURON { SUFFIX c USEION ca READ eca WRITE ica }
+PARAMETER { g = 0.001 }
+ASSIGNED { v eca ica celsius }
+BREAKPOINT { ica = g*(v - eca) }
+""")
+    slope = reversal_slope(low, "eca")
+    flag, cai, celsius = sympy.Symbol(nernst_flag("ca")), sympy.Symbol("cai"), sympy.Symbol("celsius")
+    assert slope.subs({flag: 0, cai: 0, celsius: 6.3}) == 0
+    nernst = 8.31446261815324 * 279.45 / (2 * 96485.3321233100184) * 1000  # mV, Arbor's constants
+    assert float(slope.subs({flag: 1, cai: 5e-5, celsius: 6.3})) == pytest.approx(-nernst / 5e-5, rel=1e-12)
