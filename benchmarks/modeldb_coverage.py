@@ -18,7 +18,9 @@ Checking compiles two catalogues per file, which takes minutes on a small machin
 results are cached by the content of the converted directory (and of gradgen's check code):
 a rerun re-checks only files whose generated mechanisms changed. ``--check --limit N``
 checks at most N uncached files (run it in batches in the background); without ``--check``
-the cached results are reported and the rest counted as not checked.
+the cached results are reported and the rest counted as not checked. ``--files LIST --merge``
+reruns the listed files through every stage and replaces their rows in the last full run's
+results (after a fix that changes a few files).
 
 Every failure is classified: a refusal (a GradgenError) by its reason, anything else as a
 traceback (a bug). Writes benchmarks/results/modeldb_coverage.json and prints the markdown
@@ -286,6 +288,8 @@ def main(argv: list[str] | None = None) -> dict:
                       help="no conversion: refresh the check results of the last full run from the cache")
     args.add_argument("--files", type=Path, default=None,
                       help="only the files listed in this text file (<id>/<name>.mod per line)")
+    args.add_argument("--merge", action="store_true",
+                      help="with --files: replace their rows in results/modeldb_coverage.json")
     opts = args.parse_args(argv)
     if not CORPUS.is_dir():
         sys.exit(f"{CORPUS} not found")
@@ -311,6 +315,13 @@ def main(argv: list[str] | None = None) -> dict:
               "summary": summary(rows), "rows": rows}
     if opts.only is None and opts.files is None:  # a partial run only fills the check cache
         RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    elif opts.merge and opts.files is not None:  # the listed files rerun, the rest as last run
+        merged = json.loads(RESULTS.read_text())
+        fresh = {row["file"]: row for row in rows}
+        merged["rows"] = [fresh.get(row["file"], row) for row in merged["rows"]]
+        merged["summary"] = summary(merged["rows"])
+        RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
+        result = merged
     print(markdown(result))
     return result
 

@@ -25,7 +25,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
               "gradgen.cached_artefact")),
     ("nmodl", ("gradgen.nmodl",)),
     ("sensitivity", ("gradgen.sensitivity",)),
-    ("emit", ("gradgen.manifest", "gradgen.targets.base", "gradgen.targets.arbor.emit",
+    ("emit", ("gradgen.manifest", "gradgen.targets.base", "gradgen.targets.arbor.dialect", "gradgen.targets.arbor.emit",
               "gradgen.targets.arbor.emit_fused", "gradgen.targets.arbor.translate", "gradgen.convert",
               "gradgen.homeostasis.convert", "gradgen.targets.neuron.emit")),
     ("build", ("gradgen.targets.arbor.build", "gradgen.targets.arbor.simd_patch",

@@ -208,3 +208,318 @@ def test_if_else_in_a_current_converts(tmp_path):
         assert (low.currents[0].conductance is None) == (n == 0)
         assert modcc_accepts(translate_lowered(low))
         convert([source], tmp_path / f"out{n}", None)
+
+
+def test_event_jumps_with_if_else_translate(tmp_path):
+    """The staged values of NET_RECEIVE and the LOCALs of its if/else have distinct names
+    (ModelDB 139421 MyExp2SynBB, 145836: modcc rejected "pe0" declared twice)."""
+    low = lower_source("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+PARAMETER { tau1 = 1 tau2 = 5 }
+STATE { A B }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = (B - A)*v }
+DERIVATIVE d { A' = -A/tau1  B' = -B/tau2 }
+NET_RECEIVE(w) {
+  if (w > 0) { A = A + w } else { A = A - w }
+  B = B + w
+}
+""")
+    assert modcc_accepts(translate_lowered(low))
+
+
+TWO_CURRENTS = """NEURON { POINT_PROCESS two NONSPECIFIC_CURRENT inmda, iampa RANGE e }
+PARAMETER { tau1 = 1 tau2 = 5 gn = 0.5 ga = 1 e = 0 }
+ASSIGNED { v inmda iampa }
+STATE { A B }
+INITIAL { A = 0 B = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  inmda = gn*B*(v - e)/(1 + exp(-0.06*v))
+  iampa = ga*A*(v - e) }
+DERIVATIVE d { A' = -A/tau1  B' = -B/tau2 }
+NET_RECEIVE(srcgid, w) { A = A + w  B = B + w }
+"""
+
+
+def test_two_nonspecific_currents_and_a_weight_vector(tmp_path):
+    """Arbor's modcc takes one NONSPECIFIC_CURRENT and one NET_RECEIVE argument (ModelDB
+    139421 CA1ika, MyExp2SynAlpha): the currents are summed into the first, and the argument
+    the event reads receives Arbor's weight; gradients against finite differences."""
+    from gradgen.targets.arbor.dialect import event_arguments
+
+    source = tmp_path / "two.mod"
+    source.write_text(TWO_CURRENTS)
+    low = lower_file(source)
+    assert event_arguments(low) == ["w"]
+    text = translate_lowered(low)
+    assert "NONSPECIFIC_CURRENT inmda\n" in text and "iampa" not in text and "NET_RECEIVE(w)" in text
+    assert modcc_accepts(text)
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_an_event_reading_two_arguments_is_refused_for_arbor():
+    low = lower_source(TWO_CURRENTS.replace("A = A + w  B = B + w", "A = A + w  B = B + srcgid"))
+    from gradgen.targets.arbor.dialect import event_arguments
+
+    with pytest.raises(GradgenError, match=r"x.mod:10:1: NET_RECEIVE reads 2 arguments"):
+        event_arguments(low)
+
+
+IN_DERIVATIVE = """NEURON { POINT_PROCESS bg NONSPECIFIC_CURRENT i }
+PARAMETER { tau1 = 1 tau2 = 5 gmax = 0.5 e = 0 }
+ASSIGNED { v i g }
+STATE { A B }
+INITIAL { A = 0 B = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp }
+DERIVATIVE d {
+  A' = -A/tau1
+  B' = -B/tau2
+  g = B - A
+  if (g > gmax) { g = gmax }
+  i = g*(v - e)
+}
+NET_RECEIVE(w) { A = A + w  B = B + w }
+"""
+
+
+def test_current_assigned_only_in_the_derivative_block(tmp_path):
+    """A current set after the ODEs in the SOLVEd block (ModelDB 150288 bg2pyr): NEURON's
+    nrn_cur reads the value nrn_state left (the same closed form at the new states and v)
+    and its numerical conductance is 0, as BREAKPOINT never changes it."""
+    source = tmp_path / "bg.mod"
+    source.write_text(IN_DERIVATIVE)
+    (current,) = lower_file(source).currents
+    assert current.conductance == 0 and current.expr.has(sympy.Symbol("v"))
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_a_function_reads_assigned_values_set_before_the_call():
+    """``T = 273.15 + celsius`` in INITIAL, read inside a FUNCTION of the current (ModelDB
+    185513 CaHVA, 243446 mod_CaP); the caller's LOCALs stay invisible to it."""
+    low = lower_source("""NEURON { SUFFIX ghk USEION ca READ cai, cao WRITE ica }
+PARAMETER { perm = 7.5e-6 }
+ASSIGNED { v cai cao ica celsius T }
+INITIAL { T = 273.15 + celsius }
+BREAKPOINT { LOCAL perm
+  perm = 1
+  ica = perm*v*(cai - cao*f(v))
+}
+FUNCTION f(v) { f = exp(-23.2*v/T)*perm }
+""")
+    (current,) = low.currents
+    celsius, perm, v = sympy.symbols("celsius perm v")
+    assert current.expr.has(celsius) and not current.expr.has(sympy.Symbol("T"))
+    # the function's perm is the PARAMETER, not the caller's LOCAL perm = 1
+    assert current.expr.has(perm) and modcc_accepts(translate_lowered(low))
+
+
+def test_a_holder_of_range_values_without_breakpoint_runs_beside(tmp_path):
+    """NEURON takes a mechanism without BREAKPOINT (ModelDB 95960 spines: a spine scale
+    factor other code reads); it computes nothing, so it is checked running beside the
+    background channel, forward fidelity and the background's gradients."""
+    source = tmp_path / "spines.mod"
+    source.write_text("NEURON { SUFFIX spines RANGE scale }\nPARAMETER { scale = 1 }\n")
+    low = lower_file(source)
+    assert not low.currents and not low.states
+    assert modcc_accepts(translate_lowered(low))
+    row = check_file(source, DT, T_END)
+    assert row.error is None and row.runs_beside, row
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+    with pytest.raises(GradgenError, match="x.mod:1:17: the mechanism has no BREAKPOINT block"):
+        lower_source("NEURON { SUFFIX y NONSPECIFIC_CURRENT i }\nASSIGNED { i }\n")
+
+
+def test_a_range_value_set_from_outside_is_a_parameter():
+    """A RANGE ASSIGNED the mechanism reads but never assigns (ModelDB 185513 h: ``eh``, set
+    from hoc) is a PARAMETER with NEURON's start value 0; an assigned one stays ASSIGNED."""
+    low = lower_source("""NEURON { SUFFIX hx NONSPECIFIC_CURRENT ih RANGE gbar, eh, minf }
+PARAMETER { gbar = 0.001 }
+ASSIGNED { v ih eh minf }
+BREAKPOINT { minf = 1/(1 + exp(v/10))
+  ih = gbar*minf*(v - eh) }
+""")
+    assert low.parameter_names() == ["gbar", "eh"]
+    assert low.mechanism.parameter("eh").value == 0.0 and low.mechanism.parameter("minf") is None
+    assert modcc_accepts(translate_lowered(low))
+
+
+def test_a_value_an_event_changes_is_not_fixed_at_initial():
+    """``t0 = -1`` in INITIAL and ``t0 = t`` in NET_RECEIVE (ModelDB 150288 tone2pyrD): t0
+    is no constant, so the branch on it is lowered, and its test of t refused at once
+    (before, the branch was dropped as never taken and the refusal came after a time limit)."""
+    error = _error("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+PARAMETER { Cd = 1 }
+ASSIGNED { t0 on v i }
+STATE { r }
+INITIAL { t0 = -1  on = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = r*v }
+DERIVATIVE d {
+  if (t0 > 0) {
+    if (t - t0 < Cd) { on = 1 } else { on = 0 }
+  }
+  r' = on - r
+}
+NET_RECEIVE(w) { t0 = t }
+""")
+    assert error.startswith("x.mod:10:5: an if/else on the time t")
+
+
+HELD = """NEURON {{ POINT_PROCESS held NONSPECIFIC_CURRENT i RANGE wf }}
+PARAMETER {{ tau1 = 1 tau2 = 5 tauV = 20 factor = 2 }}
+ASSIGNED {{ v i wf }}
+STATE {{ A B gV }}
+INITIAL {{ A = 0 B = 0 gV = 0.5 wf = 1 }}
+BREAKPOINT {{ SOLVE d METHOD {method}
+  i = (B - A)*gV*v }}
+DERIVATIVE d {{
+  A' = -A/tau1
+  B' = -B/tau2
+  gV' = {rate}*(1 - gV)/tauV
+}}
+NET_RECEIVE(weight) {{ wf = weight*factor  A = A + wf  B = B + wf }}
+"""
+
+
+@pytest.mark.parametrize("method, rate", [("cnexp", "0.1/wf"), ("derivimplicit", "(0.1 + B)/wf")])
+def test_a_value_held_between_events_is_a_state_that_jumps(tmp_path, method, rate):
+    """``wf`` set in INITIAL and NET_RECEIVE and read by the ODEs (ModelDB 145836
+    Exp3NMDA/Exp4NMDA) keeps its value between events: a STATE that only jumps, not the
+    constant 1 of INITIAL. modcc's cnexp refuses an ODE naming another state (gV' reads B
+    under derivimplicit): the translation reads it through a LOCAL set after the earlier
+    ODEs, as NEURON's and gradgen's updates do; gradients against finite differences."""
+    source = tmp_path / f"held_{method}.mod"
+    source.write_text(HELD.format(method=method, rate=rate))
+    low = lower_file(source)
+    assert "wf" in low.states and low.events["wf"] == sympy.Symbol("factor") * sympy.Symbol("weight")
+    assert modcc_accepts(translate_lowered(low))
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_units_modcc_rejects_are_dropped():
+    """modcc rejects "-" and "*" in a unit (ModelDB 144007 CaInternal: (mM*cm2/ms/mA));
+    units are documentation once values are folded, so such a unit is dropped."""
+    from gradgen.nmodl.printer import modcc_unit
+
+    assert [modcc_unit(u) for u in ("mM*cm2/ms/mA", "-mV", "mM cm2/ms/mA", "mho/cm2")] == [
+        None, None, "mM cm2/ms/mA", "mho/cm2"]
+    low = lower_source("NEURON { SUFFIX u RANGE a }\nPARAMETER { a = 1 (mM*cm2/ms/mA) }\n")
+    assert modcc_accepts(translate_lowered(low))
+
+
+def test_a_written_concentration_starts_at_the_ion_value():
+    """A Ca pool whose INITIAL does not set its STATE cai (ModelDB 98017 Cai) starts at the
+    ion's value, which NEURON copies into the state (cai0_ca_ion = 5e-5 mM), not at 0 (a
+    Nernst eca of 0 mM is infinite; Arbor leaves such a state NaN)."""
+    low = lower_source("""NEURON { SUFFIX cpool USEION ca READ ica WRITE cai }
+PARAMETER { tau = 240 }
+STATE { cai }
+BREAKPOINT { SOLVE s METHOD cnexp }
+DERIVATIVE s { cai' = -0.0006*ica - cai/tau }
+""")
+    assert low.initial == {"cai": 5e-5}
+
+
+BRANCHED_CURRENT = """NEURON { SUFFIX kb USEION k READ ek WRITE ik RANGE gbar, c }
+PARAMETER { gbar = 0.01 c = 200 }
+ASSIGNED { v ek ik }
+STATE { m }
+INITIAL { m = 1/(1 + exp(-(v + 40)/9)) }
+BREAKPOINT { SOLVE s METHOD cnexp
+  if (0.004*c < 1) {
+    ik = gbar*m*0.004*c*(v - ek)
+  } else {
+    ik = gbar*m*(v - ek)
+  }
+}
+DERIVATIVE s { m' = (1/(1 + exp(-(v + 40)/9)) - m)/5 }
+"""
+
+
+def test_a_current_assigned_in_both_branches_of_an_if_else(tmp_path):
+    """``if (0.004*cai < 1) { ik = … (v - ek) } else { ik = … }`` (ModelDB 168858 kc): the
+    conductance is the slope of the branch taken (NEURON's numerical one), written out for
+    modcc; gradients against finite differences on either side of the branch."""
+    for n, c in enumerate(["200", "300"]):
+        source = tmp_path / f"kb{n}.mod"
+        source.write_text(BRANCHED_CURRENT.replace("c = 200", f"c = {c}"))
+        low = lower_file(source)
+        assert low.currents[0].conductance is not None
+        assert modcc_accepts(translate_lowered(low))
+        row = check_file(source, DT, T_END)
+        assert row.error is None, row.error
+        assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+ELECTRODE = """NEURON { POINT_PROCESS shunt ELECTRODE_CURRENT i RANGE g, e, amp }
+PARAMETER { g = 0.002 (uS) e = -40 (mV) amp = 0.01 (nA) }
+ASSIGNED { v i }
+BREAKPOINT { i = amp - g*(v - e) }
+"""
+
+
+def test_an_electrode_current_is_the_membrane_current_of_opposite_sign(tmp_path):
+    """ELECTRODE_CURRENT (ModelDB 116094 shuntI without its time window): NEURON adds i to
+    the cell (inward positive), so it is the nonspecific membrane current -i; gradients of
+    the injected amplitude and the shunt against finite differences."""
+    source = tmp_path / "shunt.mod"
+    source.write_text(ELECTRODE)
+    (current,) = lower_file(source).currents
+    g, e, amp, v = sympy.symbols("g e amp v")
+    assert sympy.simplify(current.expr - (g * (v - e) - amp)) == 0
+    assert modcc_accepts(translate_lowered(lower_file(source)))
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_the_time_t_in_an_expression_is_refused_by_name():
+    """``tlast = t`` in NET_RECEIVE, read by BREAKPOINT: the refusal names t."""
+    error = _error("""NEURON { POINT_PROCESS z NONSPECIFIC_CURRENT i }
+ASSIGNED { tlast v i }
+INITIAL { tlast = -1e9 }
+BREAKPOINT { i = 0.001*exp(-(tlast + 5))*v }
+NET_RECEIVE(w) { tlast = t }
+""")
+    assert error.startswith("x.mod:5:1: the NET_RECEIVE update of 'tlast' depends on the time t")
+
+
+def test_a_global_named_like_an_ion_is_no_parameter_for_arbor(tmp_path):
+    """``GLOBAL k`` in a channel that uses the ion k (ModelDB 183300 KS): Arbor would read the
+    original's ``IKs/k=1.5`` as an ion renaming (a RuntimeError deep in the simulation);
+    refused at conversion, naming the parameter."""
+    from gradgen.convert import convert
+
+    source = tmp_path / "ks.mod"
+    source.write_text("""NEURON { SUFFIX IKs USEION k READ ek WRITE ik RANGE gbar GLOBAL k }
+PARAMETER { gbar = 0.01 k = 1.5 }
+ASSIGNED { v ek ik }
+BREAKPOINT { ik = gbar*k*(v - ek) }
+""")
+    with pytest.raises(GradgenError, match=r"ks.mod:2:25: GLOBAL 'k' of 'IKs' cannot be a parameter"):
+        convert([source], tmp_path / "out", [ParamRef("IKs", "k")])
+    convert([source], tmp_path / "out2", [ParamRef("IKs", "gbar")])
+
+
+def test_the_nernst_slope_is_zero_not_nan_with_a_fixed_reversal_at_zero_concentration():
+    """A Ca pool whose INITIAL sets cai = 0 beside a channel reading eca (ModelDB 139421
+    caolmw): with a fixed reversal potential (flag 0) the slope flag·(−c/cai) was 0·∞,
+    NaN in every dV/dθ from the first step; an if/else on the flag gives 0."""
+    from gradgen.protocol import nernst_flag
+    from gradgen.sensitivity.nernst import reversal_slope
+
+    low = lower_source("""NEURON { SUFFIX c USEION ca READ eca WRITE ica }
+PARAMETER { g = 0.001 }
+ASSIGNED { v eca ica celsius }
+BREAKPOINT { ica = g*(v - eca) }
+""")
+    slope = reversal_slope(low, "eca")
+    flag, cai, celsius = sympy.Symbol(nernst_flag("ca")), sympy.Symbol("cai"), sympy.Symbol("celsius")
+    assert slope.subs({flag: 0, cai: 0, celsius: 6.3}) == 0
+    nernst = 8.31446261815324 * 279.45 / (2 * 96485.3321233100184) * 1000  # mV, Arbor's constants
+    assert float(slope.subs({flag: 1, cai: 5e-5, celsius: 6.3})) == pytest.approx(-nernst / 5e-5, rel=1e-12)

@@ -98,7 +98,7 @@ def _check_diagonal_cnexp(low: LoweredMechanism) -> None:
     """
     if low.solve_method != "cnexp":
         return
-    states = set(low.states)
+    states = set(low.derivatives)  # not a STATE that only jumps at events (an ASSIGNED in the file)
     for block in low.mechanism.derivatives.values():
         for stmt in _walk(block.body):
             if not isinstance(stmt, DerivativeAssign):

@@ -13,6 +13,7 @@ see NMODL text. Conventions inside expressions:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Union
@@ -166,6 +167,15 @@ Statement = Union[Assign, DerivativeAssign, If, Call, Solve, Local, Reaction, Fl
                   Compartment, LinearEquation]
 
 
+def walk(body: list[Statement]) -> Iterator[Statement]:
+    """Every statement of a body, including those nested in if/else."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, If):
+            yield from walk(stmt.then)
+            yield from walk(stmt.orelse)
+
+
 # ---------------------------------------------------------------- declarations
 
 
@@ -214,7 +224,9 @@ class Mechanism:
     pos: SourcePos  # of the SUFFIX / POINT_PROCESS name
     title: str | None = None
     ions: list[IonUse] = field(default_factory=list)
-    nonspecific_currents: list[str] = field(default_factory=list)
+    nonspecific_currents: list[str] = field(default_factory=list)  # ELECTRODE_CURRENTs included
+    #: ELECTRODE_CURRENTs: positive inward (into the cell), the opposite of a membrane current
+    electrode_currents: list[str] = field(default_factory=list)
     range_names: list[str] = field(default_factory=list)
     global_names: list[str] = field(default_factory=list)
     parameters: list[Variable] = field(default_factory=list)

@@ -34,6 +34,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
+    walk,
 )
 
 #: The integration METHODs of a DERIVATIVE block that gradgen reads. Which discrete map each
@@ -165,16 +166,21 @@ class _Executor:
             return self.constants.get(name, expr)
         if isinstance(expr, AppliedUndef):
             args = [self.evaluate(a, frame, pos) for a in expr.args]
-            return self.inline_function(expr.func.__name__, args, pos)
+            return self.inline_function(expr.func.__name__, args, pos, frame)
         if not expr.args:
             return expr
         return expr.func(*[self.evaluate(a, frame, pos) for a in expr.args])
 
-    def inline_function(self, name: str, args: list[sympy.Basic], pos: SourcePos) -> sympy.Basic:
+    def inline_function(self, name: str, args: list[sympy.Basic], pos: SourcePos,
+                        caller: _Frame) -> sympy.Basic:
         block = self.mech.functions.get(name)
         if block is None:
             raise GradgenError(f"call of unknown FUNCTION '{name}'", pos)
         frame = self._enter(block, args, pos)
+        # it reads the ASSIGNED values known at the call (T = 273.15 + celsius set in
+        # INITIAL), except where its arguments shadow them; not the caller's LOCALs
+        assigned = {a.name for a in self.mech.assigned} - {name}
+        frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
         self.run(block.body, frame)
         self.call_depth -= 1
         if name not in frame.values:
@@ -370,16 +376,20 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
     carried = {}
-    for name in assigned:
+    # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
+    changed_by_events = {stmt.target for block in (mech.net_receive, mech.post_event) if block
+                         for stmt in walk(block.body) if isinstance(stmt, Assign)}
+    for name in assigned - changed_by_events:
         value = initial.values.get(name)
         if value is not None and not (value.free_symbols & state_symbols):
             carried[name] = value
 
     breakpoint = _Frame(dict(carried))
-    if mech.breakpoint is None:
+    if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
         raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
     executor.currents = set(current_ions)
-    executor.run(mech.breakpoint.body, breakpoint)
+    # without one (a holder of RANGE values such as a spine scale factor) nothing is computed
+    executor.run(mech.breakpoint.body if mech.breakpoint else [], breakpoint)
     executor.currents = set()
     voltage = _voltage_process(mech, breakpoint.values, states, current_ions)
 
@@ -396,6 +406,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     # BREAKPOINT), BREAKPOINT what the SOLVEd block computed from no state (minf from
     # rates(v): the last state update ran at the same v)
     before_solve = _passed(breakpoint.values, assigned, state_symbols)
+    solved = _Frame({})
     for solve in breakpoint.solves:
         frame = _Frame({**carried, **before_solve})
         block, solve_method = _solved_block(mech, solve)
@@ -410,7 +421,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
         derivatives.update(frame.derivatives)
-        conserved, equations = frame.conserved, frame.equations
+        conserved, equations, solved = frame.conserved, frame.equations, frame
         if solve_method == "explicit" and frame.derivatives:
             raise GradgenError(f"the ODEs of '{solve.block}' are SOLVEd without METHOD", solve.pos,
                                hint="add METHOD cnexp (or sparse for coupled ODEs)")
@@ -419,16 +430,30 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     currents = []
     for name, ion in current_ions.items():
-        if name not in breakpoint.values:
+        if name in breakpoint.values:
+            currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
+        elif name in solved.values:
+            # assigned only in the SOLVEd block (after the states' update, at the new v): NEURON's
+            # nrn_cur reads the value the last nrn_state left, which is the same closed form, and
+            # its numerical conductance of a value BREAKPOINT never changes is 0
+            currents.append(Current(name, ion, solved.values[name], sympy.Integer(0)))
+        else:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
-        currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
+    for cur in currents:
+        if cur.name in mech.electrode_currents:  # injected (inward positive): the membrane current is -i
+            cur.expr = -cur.expr
+            cur.conductance = None if cur.conductance is None else -cur.conductance
 
-    init_states = {s: initial.values.get(s, sympy.Integer(0)) for s in states}
+    init_states = {s: initial.values.get(s, _start_value(s, concentration_writes)) for s in states}
     for cur in currents:
         cur.expr = guards_to_exprelr(cur.expr)
         if cur.conductance is not None:
             cur.conductance = guards_to_exprelr(cur.conductance)
+        elif any(p.has(V) for p in cur.expr.atoms(sympy.Piecewise)):
+            # an if/else with v in it: NEURON's numerical conductance is the slope of the
+            # branch taken; written out, as modcc would take the if/else's LOCAL as constant
+            cur.conductance = sympy.diff(cur.expr, V)
     derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
     if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
@@ -449,6 +474,19 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                voltage, initial_equations, explicit)
     _check_symbols(lowered)
     return lowered
+
+
+#: NEURON's start values of the ion concentrations (cai0_ca_ion, ...; 1 mM for other ions),
+#: which Arbor's default ion properties share.
+NEURON_START_CONCENTRATIONS = {"nai": 10.0, "nao": 140.0, "ki": 54.4, "ko": 2.5, "cai": 5e-5, "cao": 2.0}
+
+
+def _start_value(state: str, concentration_writes: dict[str, str]) -> sympy.Expr:
+    """A STATE's value where INITIAL does not set it: 0, or, for a concentration the
+    mechanism writes, the ion's start value, which NEURON copies into the state first."""
+    if state in concentration_writes:
+        return sympy.Float(NEURON_START_CONCENTRATIONS.get(state, 1.0))
+    return sympy.Integer(0)
 
 
 def _voltage_process(mech: Mechanism, values: dict[str, sympy.Expr], states: list[str],
@@ -621,6 +659,10 @@ def _check_symbols(low: LoweredMechanism) -> None:
         if mech.kind == "junction" and what.startswith("current"):
             allowed |= {V_PEER.name}  # a junction's current reads the peer's voltage
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)
+        if TIME.name in unknown:
+            raise GradgenError(f"the {what} depends on the time t: t is not available to mechanisms "
+                               "in Arbor", pos, hint="drive time-dependent input from the simulator "
+                               "(a current clamp or spike source)")
         if unknown:
             raise GradgenError(
                 f"the {what} depends on {', '.join(unknown)}, which is neither a parameter, a "

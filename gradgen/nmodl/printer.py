@@ -210,8 +210,9 @@ def _condition(cond: sympy.Basic) -> str:
     return f"{nmodl(cond)} != 0" if isinstance(cond, sympy.Symbol) else nmodl(cond)
 
 
-# modcc rejects a hyphen anywhere in a unit ("(-mV)", "(mM-cm2/ms-mA)")
-_MODCC_UNIT = re.compile(r"[A-Za-z/1][A-Za-z0-9/_.* ]*")
+# modcc rejects a hyphen anywhere in a unit ("(-mV)", "(mM-cm2/ms-mA)") and a "*"
+# ("(mM*cm2/ms/mA)"; a product is written with a space)
+_MODCC_UNIT = re.compile(r"[A-Za-z/1][A-Za-z0-9/_. ]*")
 
 
 def modcc_unit(unit: str | None) -> str | None:

@@ -44,11 +44,15 @@ def followed_reversals(low: LoweredMechanism, written: set[str]) -> dict[str, st
 
 
 def reversal_slope(low: LoweredMechanism, reversal: str) -> sympy.Expr:
-    """flag · ∂e/∂<ion>i = flag · (−R·T/(z·F)·1000 / <ion>i) in mV/mM, T from celsius."""
+    """flag · ∂e/∂<ion>i = flag · (−R·T/(z·F)·1000 / <ion>i) in mV/mM, T from celsius.
+
+    An if/else on the flag, not a product: with a fixed reversal potential (flag 0) and
+    <ion>i = 0 (a Ca pool whose INITIAL sets cai = 0) the product is 0·∞, NaN."""
     ion = low.ion_reads[reversal]
     z = valence(low, ion)
     coefficient = GAS_CONSTANT * (sympy.Symbol("celsius") + ZERO_CELSIUS) / (z * FARADAY) * 1000
-    return -sympy.Symbol(nernst_flag(ion)) * coefficient / sympy.Symbol(f"{ion}i")
+    follows = sympy.Ne(sympy.Symbol(nernst_flag(ion)), 0)
+    return sympy.Piecewise((-coefficient / sympy.Symbol(f"{ion}i"), follows), (0, True))
 
 
 __all__ = ["followed_reversals", "reversal_slope", "valence"]

@@ -20,6 +20,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.assigned_roles import held_between_events, set_outside
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -534,6 +535,9 @@ class _Builder(Transformer):
     def nonspecific(self, meta: Meta, c: list) -> _Part:
         return _Part("nonspecific_currents", [str(t) for t in c], self._pos(meta))
 
+    def electrode(self, meta: Meta, c: list) -> _Part:
+        return _Part("electrode_currents", [str(t) for t in c], self._pos(meta))
+
     def range_names(self, meta: Meta, c: list) -> _Part:
         return _Part("range_names", [str(t) for t in c], self._pos(meta))
 
@@ -605,6 +609,8 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     for part in parts:
         _add(mech, part)
     _check(mech)
+    set_outside(mech)
+    held_between_events(mech)
     return mech
 
 
@@ -627,6 +633,9 @@ def _add(mech: Mechanism, part: _Part) -> None:
         mech.units.update(value)
     elif kind == "ions":
         mech.ions.append(value)
+    elif kind == "electrode_currents":  # a nonspecific current of the opposite sign
+        mech.electrode_currents.extend(value)
+        mech.nonspecific_currents.extend(value)
     else:
         getattr(mech, kind).extend(value)
 

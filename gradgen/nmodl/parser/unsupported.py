@@ -27,7 +27,6 @@ _HINTS: dict[str, str] = {
     "WATCH": _EVENTS,
     "FOR_NETCONS": _EVENTS,
     "ARTIFICIAL_CELL": _EVENTS,
-    "ELECTRODE_CURRENT": _EVENTS,
     "RANDOM": _EVENTS,
     "BEFORE": _EVENTS,
     "AFTER": _EVENTS,

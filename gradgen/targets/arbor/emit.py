@@ -29,6 +29,12 @@ from gradgen.protocol import (
 )
 from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.targets.arbor.dialect import (
+    check_settable,
+    event_arguments,
+    nonspecific_currents,
+    one_nonspecific_current,
+)
 from gradgen.version import __version__
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -75,7 +81,7 @@ def _render_code(code: Code, prefix: str) -> _Rendered:
 def _render_currents(system: ContributorSystem) -> _Rendered:
     out = _Rendered(locals=list(system.current_locals))
     counter = itertools.count()
-    for stmt in system.currents:
+    for stmt in one_nonspecific_current(system.currents, system.lowered):
         lines, created = lower_piecewise(stmt.target, stmt.expr, lambda: f"{LOCAL_PREFIX['current_lines']}{next(counter)}")
         out.locals += created
         if created and stmt.target not in system.current_locals and any(
@@ -94,6 +100,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     low = system.lowered
     mech = low.mechanism
     K = len(system.params)
+    check_settable(low, list(system.owned.values()))
     if mech.kind == "voltage":
         return _emit_voltage_process(system)
     followed = {low.ion_reads[var]: conc for var, conc in system.nernst_reversals().items()}
@@ -130,7 +137,7 @@ def emit_contributor(system: ContributorSystem) -> str:
         owned=system.owned,
         weight_names=weights,
         ions=ions,
-        nonspecific=mech.nonspecific_currents,
+        nonspecific=nonspecific_currents(low),
         range_names=range_names,
         parameters=parameters,
         states=low.states,
@@ -142,7 +149,7 @@ def emit_contributor(system: ContributorSystem) -> str:
         currents=_render_currents(system),
         phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
         events=_render_code(system.events, LOCAL_PREFIX["events_lines"]) if system.lowered.events else None,
-        event_args=system.lowered.event_args,
+        event_args=event_arguments(low) if low.events else [],
         post_events=_render_code(system.post_events, LOCAL_PREFIX["events_lines"])
         if system.lowered.post_events else None,
         needs_dexprelr=uses_dexprelr(exprs),

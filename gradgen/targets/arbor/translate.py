@@ -26,6 +26,7 @@ from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
 from gradgen.sensitivity.derive import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS
+from gradgen.targets.arbor.dialect import event_arguments, nonspecific_currents, one_nonspecific_current
 from gradgen.version import __version__
 
 _INDENT = "    "
@@ -72,7 +73,10 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
         locals_ += created
     for (target, _), expr in zip(targets, reduced):
         if hoist:
-            expr = _hoist_state_free(expr, keep, body, locals_, new_local)
+            # an ODE keeps only its own state: modcc's cnexp solves each ODE on its own, and
+            # a LOCAL computed here reads the states updated before it, as NEURON's does
+            own = {sympy.Symbol(target[:-1])} if target.endswith("'") else keep
+            expr = _hoist_state_free(expr, own, keep, body, locals_, new_local)
         lines, created = lower_piecewise(target, expr, new_local)
         body += lines
         locals_ += created
@@ -82,15 +86,16 @@ def _block(head: str, targets: list[tuple[str, sympy.Expr]], prefix: str,
     return out + _render(body, _INDENT) + ["}"]
 
 
-def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], body: list[Line],
-                      locals_: list[str], new_local) -> sympy.Expr:
-    """Move each largest state-free, non-trivial subexpression into a LOCAL.
+def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], all_states: set[sympy.Symbol],
+                      body: list[Line], locals_: list[str], new_local) -> sympy.Expr:
+    """Move each largest non-trivial subexpression free of ``states`` into a LOCAL.
 
     modcc's cnexp differentiates each ODE by its state symbolically and cannot differentiate
-    exprelr and some other functions, even where they do not depend on the state.
+    exprelr and some other functions, even where they do not depend on the state, and
+    refuses an ODE that names another state.
     """
     def walk(e: sympy.Basic) -> sympy.Basic:
-        if e.is_Atom:
+        if e.is_Atom and e not in all_states - states:
             return e
         if not (e.free_symbols & states):
             name = new_local()
@@ -126,9 +131,8 @@ def translate_lowered(low: LoweredMechanism) -> str:
         if ion.valence is not None:
             text += f" VALENCE {ion.valence}"
         head.append(text)
-    for cur in low.currents:
-        if cur.ion is None:
-            head.append(f"{_INDENT}NONSPECIFIC_CURRENT {cur.name}")
+    for name in nonspecific_currents(low):
+        head.append(f"{_INDENT}NONSPECIFIC_CURRENT {name}")
     ranges = [p for p in low.parameter_names() if p in mech.range_names]
     if ranges:
         head.append(f"{_INDENT}RANGE {', '.join(ranges)}")
@@ -150,6 +154,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
     # the original hides v in a LOCAL or a call, write modcc's conductance out (as the
     # gradient version does), so the translation steps like the original read by modcc
     assignments, current_locals = modcc_currents(low)
+    assignments = one_nonspecific_current(assignments, low)
     # an if/else becomes a LOCAL, which modcc takes as independent of v: exact only where
     # the condition and branches do not depend on v (a saturating g = min(B - A, gmax))
     if any(c.conductance is None and any(p.has(V) for p in c.expr.atoms(sympy.Piecewise))
@@ -174,13 +179,15 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.equations:
         equations = [("~ 0", e) for e in low.equations]
         parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
-    for head, events in ((f"NET_RECEIVE({', '.join(low.event_args)})", low.events),
+    event_args = event_arguments(low) if low.events else []
+    for head, events in ((f"NET_RECEIVE({', '.join(event_args)})", low.events),
                          ("POST_EVENT(time)", low.post_events)):
         if not events:
             continue
-        # every jump is a function of the states before the event: stage, then assign
+        # every jump is a function of the states before the event: stage, then assign (as
+        # "je": _block names its if/else LOCALs "pe0", "pe1", ...)
         jumps = list(events.items())
-        staged = [f"pe{i}" for i in range(len(jumps))]
+        staged = [f"je{i}" for i in range(len(jumps))]
         targets = [(n, e) for n, (_, e) in zip(staged, jumps)]
         targets += [(state, sympy.Symbol(n)) for n, (state, _) in zip(staged, jumps)]
         parts.append("\n".join(_block(head, targets, "e", set(), staged=staged)))
