@@ -19,7 +19,11 @@ transform (p = p₀·eᶻ) from the same start (the .mod defaults, z = 0).
 
 CMA-ES, DE and Adam stop at 0.5 mV RMS (noisy target: 0.51 mV, 0.1 mV above the noise), at
 their caps or after a wall-time budget each. A
-gradient run counts as one simulation, a CMA-ES candidate as one. Single-threaded.
+gradient run counts as one simulation, a CMA-ES candidate as one. Single-threaded (Arbor and
+BLAS). Gradient runs (LM, Adam) use the exact carrier (``--carrier exact``, the default: u_k
+solved on the CV tree, gradgen.targets.arbor.exact_carrier) or the ion carrier (``--carrier
+ion``); ``gradient_cost`` records which ran and its cost against a plain run, ``lm.step_s``
+LM's own arithmetic per iteration.
 
 Variants (``--variants``, comma-separated; default ``12``):
 
@@ -43,6 +47,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -50,7 +55,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# Single-threaded, BLAS included: with OpenBLAS's default threads on this shared 2-core
+# machine one 1000×17 SVD of LM's step took 40–110 ms instead of 3 ms (measured).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,7 +73,7 @@ from gradgen.tuning.identifiability import (  # noqa: E402
     identifiability,
     plot_identifiability,
 )
-from gradgen.tuning.lm import run_lm  # noqa: E402
+from gradgen.tuning.lm import damped_step, run_lm  # noqa: E402
 from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes  # noqa: E402
 from gradgen.tuning.plots import plot_loss  # noqa: E402
 from gradgen.tuning.problem import TuningProblem  # noqa: E402
@@ -97,10 +107,11 @@ REVERSAL_TIES = {
 }
 
 
-def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None) -> TuneConfig:
+def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None,
+           carrier: str = "exact") -> TuneConfig:
     """12 conductances (log), or + the 5 tied reversal potentials (shift), optionally
-    bounded to their start ± ``reversal_bounds_mV``."""
-    base = load_config(ROOT / "examples" / "io.toml")
+    bounded to their start ± ``reversal_bounds_mV``; gradients with ``carrier``."""
+    base = dataclasses.replace(load_config(ROOT / "examples" / "io.toml"), carrier=carrier)
     logs = {n: "log" for n in base.parameters}
     if not reversals:
         return dataclasses.replace(base, morphology=morphology, transforms=logs)
@@ -130,9 +141,22 @@ def cost(problem: TuningProblem, repeats: int = 3) -> dict:
         problem.trace(values)
         plain.append(time.perf_counter() - start)
     g, p = statistics.median(grad), statistics.median(plain)
+    ran = problem.model.simulation(problem.spec, problem.sites, True, values).exact
     return {"tuned_parameters": len(problem.param.parameters),
-            "model_parameters": len(problem.param.thetas),
+            "model_parameters": len(problem.param.thetas), "carrier": "exact" if ran else "ion",
             "gradient_run_s": g, "plain_run_s": p, "ratio": g / p}
+
+
+def step_seconds(jacobian: np.ndarray, repeats: int = 5) -> float:
+    """Median wall time of LM's own arithmetic per iteration (SVD and the bisection for the
+    damping, the radius small enough that it runs), outside the simulation."""
+    residuals = jacobian @ np.ones(jacobian.shape[1])
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        damped_step(residuals, jacobian, 1e-2)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def summary(history: History, problem: TuningProblem, clean: np.ndarray | None,
@@ -168,7 +192,8 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
     histories = {}
     lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
     histories["LM (sensitivity Jacobian)"] = lm.history
-    entry["lm"] = {**summary(lm.history, problem, clean, truth), "status": lm.status}
+    entry["lm"] = {**summary(lm.history, problem, clean, truth), "status": lm.status,
+                   "step_s": step_seconds(lm.start_jacobian)}
     report(key, "lm", entry["lm"])
     reports = {"LM start": identifiability(lm.start_jacobian, problem.param.names),
                "LM end": identifiability(lm.end_jacobian, problem.param.names)}
@@ -199,14 +224,15 @@ def report(key: str, method: str, e: dict) -> None:
           flush=True)
 
 
-def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) -> dict:
-    cfg = config(path, kind.startswith("17"), REVERSAL_BOUNDS_MV if kind == "17bounded" else None)
+def variant(name: str, path: Path, kind: str, work: Path, methods: list[str], carrier: str) -> dict:
+    cfg = config(path, kind.startswith("17"), REVERSAL_BOUNDS_MV if kind == "17bounded" else None,
+                 carrier)
     s = setup(cfg, work / f"{name}_{kind}")
     problem = s.problem
     known = target_values(cfg, problem.param)
     truth = {p.name: known[p.copies[0]] for p in problem.param.parameters}
     clean = None
-    extra: dict = {"morphology": str(path.relative_to(ROOT.parent))}
+    extra: dict = {"morphology": str(path.relative_to(ROOT.parent)), "carrier": carrier}
     if kind in ("12", "17"):
         extra["gradient_cost"] = {f"K{kind}": cost(problem)}
     if kind == "17bounded":
@@ -235,6 +261,8 @@ def main() -> None:
     parser.add_argument("--morphologies", default="bundled,C4A")
     parser.add_argument("--methods", default="cmaes,adam",
                         help="after lm, in this order: any of cmaes, de, adam")
+    parser.add_argument("--carrier", default="exact", choices=("exact", "ion"),
+                        help="how the gradient runs (LM, Adam) carry dV/dθ (GradientModel.carrier)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "io_tuning.json"
@@ -246,8 +274,10 @@ def main() -> None:
         "adam_learning_rate": 1e-2, "adam_iteration_cap": ADAM_ITERATIONS, "cmaes_population": 20,
         "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS,
         "cmaes_generation_cap_by_variant": CMAES_GENERATIONS_BY_VARIANT, "stop_rms_mV": STOP_RMS_MV,
-        "budget_s": BUDGET_S, "threads": 1, "machine": f"{platform.machine()}, {platform.python_version()}",
-        f"methods_{args.variants}": ["lm"] + args.methods.split(",")})
+        "budget_s": BUDGET_S, "threads": 1, "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+        f"methods_{args.variants}": ["lm"] + args.methods.split(","),
+        f"carrier_{args.variants}": args.carrier})
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.variants.split(","):
             for name in args.morphologies.split(","):
@@ -258,7 +288,8 @@ def main() -> None:
                     out[key] = None
                     print(f"{key}: a morphology is missing, skipped")
                     continue
-                out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","))
+                out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","),
+                                   args.carrier)
                 path.write_text(json.dumps(out, indent=1) + "\n")
 
 
