@@ -73,7 +73,14 @@ from gradgen.tuning.identifiability import (  # noqa: E402
     identifiability,
     plot_identifiability,
 )
-from gradgen.tuning.lm import damped_step, run_lm  # noqa: E402
+from gradgen.tuning.lm import (  # noqa: E402
+    GROWTH,
+    INITIAL_RADIUS,
+    MAX_RADIUS,
+    SHRINK,
+    damped_step,
+    run_lm,
+)
 from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes  # noqa: E402
 from gradgen.tuning.plots import plot_loss  # noqa: E402
 from gradgen.tuning.problem import TuningProblem  # noqa: E402
@@ -193,7 +200,9 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
     lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
     histories["LM (sensitivity Jacobian)"] = lm.history
     entry["lm"] = {**summary(lm.history, problem, clean, truth), "status": lm.status,
-                   "step_s": step_seconds(lm.start_jacobian)}
+                   "step_s": step_seconds(lm.start_jacobian),
+                   "trust_radius": {"initial": INITIAL_RADIUS, "max": MAX_RADIUS,
+                                    "shrink": SHRINK, "growth": GROWTH}}
     report(key, "lm", entry["lm"])
     reports = {"LM start": identifiability(lm.start_jacobian, problem.param.names),
                "LM end": identifiability(lm.end_jacobian, problem.param.names)}
