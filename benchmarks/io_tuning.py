@@ -37,6 +37,9 @@ Variants (``--variants``, comma-separated; default ``12``):
   the clean one and parameter recovery, keys ``bundled_noisy`` / ``C4A_noisy``;
 - ``mismatch``: target made on the other morphology, keys ``bundled_mismatch`` / …
 
+``gradient_cost`` (variants 12 and 17): one gradient run with ``--carrier`` against one
+plain run, interleaved (:func:`cost`); ``--cost-only`` measures only that.
+
 Writes benchmarks/results/io_tuning.json (updating the variants it ran), io_tuning_<key>.png
 (loss vs simulations and vs seconds) and io_identifiability_<key>.png (J's singular values
 at LM's start and end).
@@ -134,24 +137,34 @@ def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None =
         transforms={**logs, **{n: "shift" for n in names}}, bounds=bounds)
 
 
-def cost(problem: TuningProblem, repeats: int = 3) -> dict:
-    """Median wall time of one gradient-system run and of one plain run, and their ratio."""
+def cost(problem: TuningProblem, repeats: int = 11) -> dict:
+    """Median CPU time (and wall time) of one gradient run with the problem's carrier (the
+    exact one unless --carrier ion; the problem's evaluate: loss, gradient and Jacobian) and of
+    one plain run (trace), both as the
+    optimisers pay them (cell, catalogue load and simulation built per call; catalogues
+    compiled before), interleaved, and their ratio. CPU time because the machine is shared:
+    its wall clock counts other users' processes (single-threaded runs: CPU time is what an
+    idle machine's wall clock would show)."""
     z = problem.param.z0()
     values = problem.param.model_values(z)
     problem.evaluate(z)  # builds the gradient catalogue once, outside the timing
-    grad, plain = [], []
+    problem.trace(values)
+    seconds: dict[str, list[float]] = {"grad": [], "plain": [], "grad_wall": [], "plain_wall": []}
     for _ in range(repeats):
-        start = time.perf_counter()
-        problem.evaluate(z)
-        grad.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        problem.trace(values)
-        plain.append(time.perf_counter() - start)
-    g, p = statistics.median(grad), statistics.median(plain)
-    ran = problem.model.simulation(problem.spec, problem.sites, True, values).exact
+        for name, call in (("grad", lambda: problem.evaluate(z)), ("plain", lambda: problem.trace(values))):
+            start, start_wall = time.process_time(), time.perf_counter()
+            call()
+            seconds[name].append(time.process_time() - start)
+            seconds[f"{name}_wall"].append(time.perf_counter() - start_wall)
+    exact = problem.model.simulation(problem.spec, problem.sites).exact
+    m = {name: statistics.median(s) for name, s in seconds.items()}
     return {"tuned_parameters": len(problem.param.parameters),
-            "model_parameters": len(problem.param.thetas), "carrier": "exact" if ran else "ion",
-            "gradient_run_s": g, "plain_run_s": p, "ratio": g / p}
+            "model_parameters": len(problem.param.thetas),
+            "carrier": "exact" if exact else "ion",
+            "clock": "process CPU time (the machine is shared; *_wall_s: wall clock)", "repeats": repeats,
+            "gradient_run_s": m["grad"], "plain_run_s": m["plain"], "ratio": m["grad"] / m["plain"],
+            "gradient_run_wall_s": m["grad_wall"], "plain_run_wall_s": m["plain_wall"],
+            "wall_ratio": m["grad_wall"] / m["plain_wall"]}
 
 
 def step_seconds(jacobian: np.ndarray, repeats: int = 5) -> float:
@@ -280,6 +293,8 @@ def main() -> None:
                         help="after lm, in this order: any of cmaes, de, adam")
     parser.add_argument("--carrier", default="exact", choices=("exact", "ion"),
                         help="how the gradient runs (LM, Adam) carry dV/dθ (GradientModel.carrier)")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only measure gradient_cost (variants 12, 17) and update those keys")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "io_tuning.json"
@@ -292,9 +307,10 @@ def main() -> None:
         "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS,
         "cmaes_generation_cap_by_variant": CMAES_GENERATIONS_BY_VARIANT, "stop_rms_mV": STOP_RMS_MV,
         "budget_s": BUDGET_S, "threads": 1, "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
-        "machine": f"{platform.machine()}, {platform.python_version()}",
-        f"methods_{args.variants}": ["lm"] + args.methods.split(","),
-        f"carrier_{args.variants}": args.carrier})
+        "machine": f"{platform.machine()}, {platform.python_version()}"})
+    if not args.cost_only:
+        out["setting"][f"methods_{args.variants}"] = ["lm"] + args.methods.split(",")
+        out["setting"][f"carrier_{args.variants}"] = args.carrier
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.variants.split(","):
             for name in args.morphologies.split(","):
@@ -305,8 +321,15 @@ def main() -> None:
                     out[key] = None
                     print(f"{key}: a morphology is missing, skipped")
                     continue
-                out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","),
-                                   args.carrier)
+                if args.cost_only:
+                    if kind in ("12", "17"):
+                        cfg = config(morphology, kind == "17", None, args.carrier)
+                        out.setdefault(key, {})["gradient_cost"] = {
+                            f"K{kind}": cost(setup(cfg, Path(tmp) / key).problem)}
+                        print(key, out[key]["gradient_cost"], flush=True)
+                else:
+                    out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","),
+                                       args.carrier)
                 path.write_text(json.dumps(out, indent=1) + "\n")
 
 

@@ -98,10 +98,25 @@ def exact_conductance_change(k: int) -> str:
 #: ASSIGNED per-CV V^n, for the conductance-change term of the solve.
 EXACT_PREVIOUS_VOLTAGE = "gx_vn"
 
+#: The exact mechanism's SIMD rewrites (targets.arbor.exact_simd): the layout flag (ASSIGNED),
+#: the function that lays the members' fields out chunk by chunk, its C++ locals, and the
+#: temporary of a blended store.
+EXACT_LAYOUT = "gx_layout"
+EXACT_LAYOUT_FUNCTION = "gx_chunk_major"
+EXACT_CHUNKED, EXACT_STEP = "gx_chunked_", "gx_step_"
+EXACT_KEEP = "gx_keep_"
+#: The C++ type of 4 right-hand sides of one node in the tree solve (a GCC/Clang vector).
+EXACT_VECTOR = "gx_v4"
+
 
 def member_prefix(mechanism: str) -> str:
     """Prefix of a member's names (states, parameters, σ, temporaries) in a fused mechanism."""
     return f"{mechanism}_"
+
+
+def member_fields(mechanism: str) -> str:
+    """Prefix of a member's generated per-CV fields (σ, their start values, dG, ...)."""
+    return member_prefix(mechanism) + "gg_"
 
 
 def coverage(mechanism: str) -> str:

@@ -30,7 +30,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
               "gradgen.homeostasis.convert", "gradgen.targets.neuron.emit")),
     ("build", ("gradgen.targets.arbor.build", "gradgen.targets.arbor.simd_patch",
                "gradgen.targets.arbor.process_patch", "gradgen.targets.arbor.exact_patch",
-               "gradgen.targets.neuron.build")),
+               "gradgen.targets.arbor.exact_simd", "gradgen.targets.neuron.build")),
     ("run", ("gradgen.targets.arbor.derived", "gradgen.targets.arbor.decor", "gradgen.targets.arbor.sites",
              "gradgen.targets.arbor.recipe", "gradgen.targets.arbor.geometry", "gradgen.targets.arbor.morphology",
              "gradgen.targets.arbor.blowup", "gradgen.targets.arbor.step_check",

@@ -36,6 +36,11 @@ from gradgen.targets.arbor.exact_patch import (
     patch_exact_source,
     skip_absent_members,
 )
+from gradgen.targets.arbor.exact_simd import (
+    blend_masked_stores,
+    chunk_major_sigma,
+    unmask_member_temporaries,
+)
 from gradgen.targets.arbor.process_patch import (
     PROCESS_PATCH_VERSION,
     needs_process_patch,
@@ -65,6 +70,9 @@ def tool(name: str) -> str:
 #: Bumped whenever the generated-code repair changes, so cached catalogues are rebuilt.
 SIMD_PATCH_VERSION = 1
 
+#: Bumped whenever the exact mechanism's SIMD rewrites change, so cached catalogues are rebuilt.
+EXACT_SIMD_VERSION = 2
+
 
 def compiler_flags() -> list[str]:
     """Flags for the generated C++: the wheel's target architecture, no errno from libm."""
@@ -87,17 +95,19 @@ def source_hash(sources: dict[str, str], name: str, key: str = "") -> str:
 
 
 def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: bool = True,
-                    exact: dict[str, tuple[int, tuple[str, ...]]] | None = None) -> Path:
+                    exact: dict[str, tuple[int, tuple[str, ...]]] | None = None,
+                    members: tuple[str, ...] = ()) -> Path:
     """Compile ``{file name: NMODL text}`` into a catalogue and return the ``.so`` path.
 
     ``exact`` names the exact-carrier mechanisms with their number of parameters and the
     covered-fraction guards of their members: their C++ gets the tree solve, and SIMD code
-    skips chunks without a guarded member (:mod:`gradgen.targets.arbor.exact_patch`). The path is unique per
+    skips chunks without a guarded member (:mod:`gradgen.targets.arbor.exact_patch`) and is made
+    cheaper (:mod:`gradgen.targets.arbor.exact_simd`; ``members``: the mechanisms fused in it). The path is unique per
     content and build flags (dlopen caches by path, so a changed catalogue must be loaded from
     a new path).
     """
     exact = exact or {}
-    key = build_key(vectorize) + (f" exact-patch{EXACT_PATCH_VERSION}" if exact else "")
+    key = build_key(vectorize) + (f" exact-patch{EXACT_PATCH_VERSION} exact-simd{EXACT_SIMD_VERSION}" if exact else "")
     if any(map(needs_process_patch, sources.values())):
         key += f" process-patch{PROCESS_PATCH_VERSION}"
     target = cache_dir() / source_hash(sources, name, key) / f"{name}.so"
@@ -115,14 +125,24 @@ def build_catalogue(sources: dict[str, str], name: str = "gradgen", vectorize: b
         for mech, (n_params, guards) in exact.items():
             source = generated / f"{mech}_cpu.cpp"
             text = patch_exact_source(source.read_text(), n_params, source.name)
-            if guards and vectorize:
-                text = skip_absent_members(text, list(guards), source.name)
+            if vectorize:
+                text = cheaper_exact_simd(text, list(guards), members, source.name)
             source.write_text(text)
         sofile = work / f"{name}.so"
         _run([find_compiler(), *compiler_flags(), f"-I{ARBOR_DIR / 'include'}", f"-I{generated}",
               *sorted(str(p) for p in generated.glob("*.cpp")), "-o", str(sofile)], "c++", work)
         install(sofile, target)
     return target
+
+
+def cheaper_exact_simd(text: str, guards: list[str], members: tuple[str, ...], where: str) -> str:
+    """The exact mechanism's SIMD code with its guarded members skipped where absent and its
+    masks and layout made cheap (:mod:`gradgen.targets.arbor.exact_simd`)."""
+    if guards:
+        text = skip_absent_members(text, guards, where)
+        text = unmask_member_temporaries(text, guards, list(members), where)
+        text = blend_masked_stores(text, where)
+    return chunk_major_sigma(text, list(members), where)
 
 
 def is_catalogue(path: Path) -> bool:

@@ -31,8 +31,10 @@ from gradgen.protocol import (
     CONDUCTANCE_ION,
     FUSED_NONSPECIFIC,
     LOCAL_PREFIX,
+    VPREV,
     carrier_ion,
     coverage,
+    dcond,
     diffusive,
     exact_name,
     fused_name,
@@ -88,7 +90,19 @@ def _shared_names(system: ContributorSystem) -> set[str]:
     return shared
 
 
-def _member(system: ContributorSystem) -> _Member:
+def _reuse_reciprocals(target: str, expr: sympy.Expr, reciprocals: dict[sympy.Symbol, sympy.Symbol]) -> sympy.Expr:
+    """``expr`` with each B⁻ⁿ written with an earlier temporary T = 1/B (the σ updates
+    divide by the square of a rate's denominator whose reciprocal is already at hand; the
+    SIMD divider was a bottleneck of the exact mechanism), and T recorded if this is one."""
+    if reciprocals:
+        expr = expr.replace(lambda e: e.is_Pow and e.base in reciprocals and e.exp.is_Integer and e.exp < 0,
+                            lambda e: reciprocals[e.base] ** (-e.exp))
+    if expr.is_Pow and expr.exp == -1 and expr.base.is_Symbol:
+        reciprocals[expr.base] = sympy.Symbol(target)
+    return expr
+
+
+def _member(system: ContributorSystem, reuse_reciprocals: bool = False) -> _Member:
     low = system.lowered
     prefix = member_prefix(low.name)
     covered = sympy.Symbol(coverage(low.name))
@@ -109,9 +123,12 @@ def _member(system: ContributorSystem) -> _Member:
         counter = itertools.count()
         lines: list[Line] = []
         locals_ = [prefix + n for n in code.locals]
+        reciprocals: dict[sympy.Symbol, sympy.Symbol] = {}
         for stmt in code.statements:
             target = prefix + stmt.target if stmt.target in own else stmt.target
             expr = rename(stmt.expr)
+            if reuse_reciprocals:
+                expr = _reuse_reciprocals(target, expr, reciprocals)
             if target in sums:  # sum + term: the term counts with the member's covered fraction
                 expr = sympy.Symbol(target) + covered * (expr - sympy.Symbol(target))
             out, created = lower_piecewise(target, expr, lambda: f"{prefix}{tag}{next(counter)}")
@@ -143,7 +160,18 @@ def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded
     C++ of :mod:`gradgen.targets.arbor.exact_patch` solves on the CV tree. ``guarded``: each
     member's phases run only where it covers part of the CV (worth it in a scalar build
     where members are painted on different regions; SIMD would compute both branches)."""
-    return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]), guarded=guarded)
+    return _render(systems, params, "exact.mod.j2", exact_name([s.name for s in systems]), guarded=guarded,
+                   per_step=[dcond(k) for k in range(len(params))] + [VPREV], reuse_reciprocals=True)
+
+
+def _per_step_locals(member: _Member, names: list[str]) -> list[str]:
+    """``names`` of ``member`` (prefixed) dropped from its ASSIGNED and INITIAL: values only
+    phase A uses within one step, which the exact mechanism keeps as BREAKPOINT LOCALs (no
+    per-CV field stored and loaded every step; measured ~5 % of the IO cell's run on C4A)."""
+    out = [member_prefix(member.name) + n for n in names]
+    member.assigned = [a for a in member.assigned if a not in out]
+    member.initial = ([line for line in member.initial[0] if line.target not in out], member.initial[1])
+    return out
 
 
 def _render(systems: list[ContributorSystem], params: list[ParamRef], template_name: str, mechanism: str,
@@ -153,7 +181,10 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         if reason:
             raise GradgenError(f"cannot fuse: {reason}")
     ordered = sorted(systems, key=lambda s: gradient_name(s.name))  # the hub design's order
-    members = [_member(s) for s in ordered]
+    reuse = extra.pop("reuse_reciprocals", False)
+    members = [_member(s, reuse) for s in ordered]
+    names = extra.pop("per_step", [])
+    per_step = [n for m in members for n in _per_step_locals(m, names)]
     K = len(params)
     ions: dict[str, dict] = {}
     for system in ordered:
@@ -171,10 +202,26 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
     linearised = (bool(extra.get("guarded")) and any(m.currents for m in members)
                   and all(ion is None for m in members for ion, _, _ in m.currents))
     member_currents = [nmodl(sympy.Add(*[e for _, _, e in m.currents])) if m.currents else "0" for m in members]
+    current_lines: list[list[Line]] = [[] for _ in members]
+    if linearised:  # one statement each would repeat its exp() calls (3 of them in a cubed gate)
+        member_currents = []
+        for member, lines in zip(members, current_lines):
+            names = (sympy.Symbol(f"{member_prefix(member.name)}{LOCAL_PREFIX['current_lines']}{i}")
+                     for i in itertools.count())
+            expr = sympy.Add(*[e for _, _, e in member.currents])
+            for power in sorted(expr.atoms(sympy.Pow), key=sympy.count_ops):  # bases of powers once
+                if power.exp.is_Integer and abs(power.exp) > 1 and not power.base.is_Atom:
+                    base = next(names)
+                    lines.append(Line(base.name, nmodl(power.base)))
+                    expr = expr.xreplace({power: base ** power.exp})
+            temps, (reduced,) = sympy.cse([expr], symbols=names)
+            lines += [Line(t.name, nmodl(e)) for t, e in temps]
+            member_currents.append(nmodl(reduced))
     exprs = [c.expr for s in ordered for code in (s.initial, s.phase_a, s.phase_b) for c in code.statements]
     return template(template_name).render(
         name=mechanism, version=__version__, carriers=[diffusive(carrier_ion(k)) for k in range(K)],
         members=members, params=params, ks=list(range(K)), ions=list(ions.values()),
         nonspecific=FUSED_NONSPECIFIC in sums, currents=currents,
         conductance=diffusive(CONDUCTANCE_ION), scratch=[diffusive(scratch_ion(k)) for k in range(K)],
-        needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents, **extra)
+        needs_dexprelr=uses_dexprelr(exprs), linearised=linearised, member_currents=member_currents,
+        current_lines=current_lines, per_step=per_step, **extra)

@@ -167,6 +167,16 @@ def checked_tree(spec: CellSpec, cell: arbor.cable_cell, geoms: list[BranchGeome
     return tree
 
 
+def _geometry(spec: CellSpec) -> tuple[list[BranchGeometry], dict[str, np.ndarray]]:
+    """The branch geometries of ``spec`` and its cache of covered areas per region, kept in
+    ``spec.derived`` (computing them was half the set-up of a gradient run on C4A)."""
+    key = ("exact_geometry", str(spec.cv_policy))
+    hit = spec.derived.get(key)
+    if hit is None or hit[0] is not spec.morphology:
+        hit = spec.derived[key] = (spec.morphology, branch_geometries(spec.morphology), {})
+    return hit[1], hit[2]
+
+
 def tree_parameters(tree: CvTree) -> list[tuple[int, dict[str, float]]]:
     """(CV, tree parameters) of every CV with membrane — the instances of the exact mechanism,
     in Arbor's instance order (ascending CV) — with each zero-area fork held by its first child.
@@ -222,20 +232,27 @@ class ExactLayout:
 
 def exact_layout(cell: arbor.cable_cell, geoms: list[BranchGeometry], tree: CvTree,
                  pieces: list[tuple[str, str, dict[str, float]]],
-                 defaults: dict[str, dict[str, float]]) -> ExactLayout:
+                 defaults: dict[str, dict[str, float]],
+                 covers: dict[str, np.ndarray] | None = None) -> ExactLayout:
     """One paint per CV with membrane: the tree parameters, and per member its covered
     fraction of the CV's area and its parameters averaged over the part it covers (what
-    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults."""
+    Arbor hands a partly painted mechanism); absent members get fraction 0 and defaults.
+    ``covers``: region -> area it covers in each CV, filled where missing (a cache: the
+    geometry is the same at every θ)."""
     members = sorted({mech for _, mech, _ in pieces})
     name = exact_name(members)
-    painted = [(mech, cell.cables(region), values) for region, mech, values in pieces]
+    covers = {} if covers is None else covers
+    for region, _, _ in pieces:
+        if region not in covers:
+            cables_m = cell.cables(region)
+            covers[region] = np.array([_covered_area(cables, cables_m, geoms) for cables in tree.layout.cables])
     paints = []
     everywhere = True
     for cv, values in tree_parameters(tree):
         cables = tree.layout.cables[cv]
         shares: dict[str, list[tuple[float, dict[str, float]]]] = {}
-        for mech, cables_m, vals in painted:
-            covered = _covered_area(cables, cables_m, geoms)
+        for region, mech, vals in pieces:
+            covered = float(covers[region][cv])
             if covered > 0:
                 shares.setdefault(mech, []).append((covered, vals))
         for mech in members:
@@ -292,7 +309,8 @@ def exact_catalogue(model: "GradientModel", layout: ExactLayout) -> Path:
         source = emit_exact([model.exact_systems[m] for m in layout.members], model.params, guarded)
         guards = tuple(coverage(m) for m in layout.members) if guarded else ()
         model.fused_catalogues[key] = build_catalogue({f"{layout.name}.mod": source}, "gradexact",
-                                                      model.vectorize, {layout.name: (len(model.params), guards)})
+                                                      model.vectorize, {layout.name: (len(model.params), guards)},
+                                                      tuple(layout.members))
     return model.fused_catalogues[key]
 
 
@@ -305,7 +323,7 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     if reason is None:
         blank = spec.build(arbor.decor())
         centres = [cv_centre(blank, site) for site in sites]
-        geoms = branch_geometries(spec.morphology)
+        geoms, covers = _geometry(spec)
         tree = checked_tree(spec, blank, geoms, membrane)
         if any(tree.area[cv_of(blank, c)[0]] <= 0 for c in centres):
             reason = "a probe site in a CV without membrane"
@@ -319,7 +337,7 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
               if d.mech.name != HUB_NAME]
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
-    layout = exact_layout(blank, geoms, tree, pieces, defaults)
+    layout = exact_layout(blank, geoms, tree, pieces, defaults, covers)
     decor = spec.decor.to_arbor([], place_map=model.synapse_map(True, values or {}))
     for region, density in layout.paints:
         decor.paint(region, density)
