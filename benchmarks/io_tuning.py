@@ -19,7 +19,11 @@ transform (p = p₀·eᶻ) from the same start (the .mod defaults, z = 0).
 
 CMA-ES, DE and Adam stop at 0.5 mV RMS (noisy target: 0.51 mV, 0.1 mV above the noise), at
 their caps or after a wall-time budget each. A
-gradient run counts as one simulation, a CMA-ES candidate as one. Single-threaded.
+gradient run counts as one simulation, a CMA-ES candidate as one. Single-threaded (Arbor and
+BLAS). Gradient runs (LM, Adam) use the exact carrier (``--carrier exact``, the default: u_k
+solved on the CV tree, gradgen.targets.arbor.exact_carrier) or the ion carrier (``--carrier
+ion``); ``gradient_cost`` records which ran and its cost against a plain run, ``lm.step_s``
+LM's own arithmetic per iteration.
 
 Variants (``--variants``, comma-separated; default ``12``):
 
@@ -33,7 +37,7 @@ Variants (``--variants``, comma-separated; default ``12``):
   the clean one and parameter recovery, keys ``bundled_noisy`` / ``C4A_noisy``;
 - ``mismatch``: target made on the other morphology, keys ``bundled_mismatch`` / …
 
-``gradient_cost`` (variants 12 and 17): one gradient run with the exact carrier against one
+``gradient_cost`` (variants 12 and 17): one gradient run with ``--carrier`` against one
 plain run, interleaved (:func:`cost`); ``--cost-only`` measures only that.
 
 Writes benchmarks/results/io_tuning.json (updating the variants it ran), io_tuning_<key>.png
@@ -46,6 +50,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -53,7 +58,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# Single-threaded, BLAS included: with OpenBLAS's default threads on this shared 2-core
+# machine one 1000×17 SVD of LM's step took 40–110 ms instead of 3 ms (measured).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,7 +76,14 @@ from gradgen.tuning.identifiability import (  # noqa: E402
     identifiability,
     plot_identifiability,
 )
-from gradgen.tuning.lm import run_lm  # noqa: E402
+from gradgen.tuning.lm import (  # noqa: E402
+    GROWTH,
+    INITIAL_RADIUS,
+    MAX_RADIUS,
+    SHRINK,
+    damped_step,
+    run_lm,
+)
 from gradgen.tuning.optim import Budget, History, run_adam, run_cmaes  # noqa: E402
 from gradgen.tuning.plots import plot_loss  # noqa: E402
 from gradgen.tuning.problem import TuningProblem  # noqa: E402
@@ -100,10 +117,11 @@ REVERSAL_TIES = {
 }
 
 
-def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None) -> TuneConfig:
+def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None = None,
+           carrier: str = "exact") -> TuneConfig:
     """12 conductances (log), or + the 5 tied reversal potentials (shift), optionally
-    bounded to their start ± ``reversal_bounds_mV``."""
-    base = load_config(ROOT / "examples" / "io.toml")
+    bounded to their start ± ``reversal_bounds_mV``; gradients with ``carrier``."""
+    base = dataclasses.replace(load_config(ROOT / "examples" / "io.toml"), carrier=carrier)
     logs = {n: "log" for n in base.parameters}
     if not reversals:
         return dataclasses.replace(base, morphology=morphology, transforms=logs)
@@ -120,43 +138,54 @@ def config(morphology: Path, reversals: bool, reversal_bounds_mV: float | None =
 
 
 def cost(problem: TuningProblem, repeats: int = 11) -> dict:
-    """Median CPU time (and wall time) of one gradient run with the exact carrier (the
-    problem's evaluate: loss, gradient and Jacobian) and of one plain run (trace), both as the
+    """Median CPU time (and wall time) of one gradient run with the problem's carrier (the
+    exact one unless --carrier ion; the problem's evaluate: loss, gradient and Jacobian) and of
+    one plain run (trace), both as the
     optimisers pay them (cell, catalogue load and simulation built per call; catalogues
     compiled before), interleaved, and their ratio. CPU time because the machine is shared:
     its wall clock counts other users' processes (single-threaded runs: CPU time is what an
     idle machine's wall clock would show)."""
-    carrier = problem.model.carrier
-    problem.model.carrier = "exact"
-    try:
-        z = problem.param.z0()
-        values = problem.param.model_values(z)
-        problem.evaluate(z)  # builds the gradient catalogue once, outside the timing
-        problem.trace(values)
-        seconds: dict[str, list[float]] = {"grad": [], "plain": [], "grad_wall": [], "plain_wall": []}
-        for _ in range(repeats):
-            for name, call in (("grad", lambda: problem.evaluate(z)), ("plain", lambda: problem.trace(values))):
-                start, start_wall = time.process_time(), time.perf_counter()
-                call()
-                seconds[name].append(time.process_time() - start)
-                seconds[f"{name}_wall"].append(time.perf_counter() - start_wall)
-        exact = problem.model.simulation(problem.spec, problem.sites).exact
-    finally:
-        problem.model.carrier = carrier
+    z = problem.param.z0()
+    values = problem.param.model_values(z)
+    problem.evaluate(z)  # builds the gradient catalogue once, outside the timing
+    problem.trace(values)
+    seconds: dict[str, list[float]] = {"grad": [], "plain": [], "grad_wall": [], "plain_wall": []}
+    for _ in range(repeats):
+        for name, call in (("grad", lambda: problem.evaluate(z)), ("plain", lambda: problem.trace(values))):
+            start, start_wall = time.process_time(), time.perf_counter()
+            call()
+            seconds[name].append(time.process_time() - start)
+            seconds[f"{name}_wall"].append(time.perf_counter() - start_wall)
+    exact = problem.model.simulation(problem.spec, problem.sites).exact
     m = {name: statistics.median(s) for name, s in seconds.items()}
     return {"tuned_parameters": len(problem.param.parameters),
             "model_parameters": len(problem.param.thetas),
-            "carrier": "exact" if exact else "ion (the exact carrier does not cover this model)",
+            "carrier": "exact" if exact else "ion",
             "clock": "process CPU time (the machine is shared; *_wall_s: wall clock)", "repeats": repeats,
             "gradient_run_s": m["grad"], "plain_run_s": m["plain"], "ratio": m["grad"] / m["plain"],
             "gradient_run_wall_s": m["grad_wall"], "plain_run_wall_s": m["plain_wall"],
             "wall_ratio": m["grad_wall"] / m["plain_wall"]}
 
 
+def step_seconds(jacobian: np.ndarray, repeats: int = 5) -> float:
+    """Median wall time of LM's own arithmetic per iteration (SVD and the bisection for the
+    damping, the radius small enough that it runs), outside the simulation."""
+    residuals = jacobian @ np.ones(jacobian.shape[1])
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        damped_step(residuals, jacobian, 1e-2)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def summary(history: History, problem: TuningProblem, clean: np.ndarray | None,
-            truth: dict[str, float]) -> dict:
+            truth: dict[str, float], cpu_seconds: float) -> dict:
+    """``cpu_seconds``: the method's process CPU time in all; against ``seconds`` (wall) it
+    shows how much of the wall clock other users' jobs took on the shared machine."""
     out = {"final_rms_mV": rms_of_loss(history.best_loss), "iterations": len(history.rows),
-           "simulations": history.simulations, "seconds": history.seconds}
+           "simulations": history.simulations, "seconds": history.seconds,
+           "cpu_seconds": cpu_seconds, "cpu_over_wall": cpu_seconds / history.seconds}
     for level, key in ((1.0, "1mV"), (0.5, "0.5mV")):
         row = history.first_reaching(level)
         out[f"sims_to_{key}"] = row["simulations"] if row else None
@@ -184,9 +213,14 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
         "transforms": {p.name: p.transform for p in problem.param.parameters},
         "cmaes_generation_cap": generations}
     histories = {}
+    cpu = time.process_time()
     lm = run_lm(problem, Budget(LM_RUNS, rms_mV=STOP_LM_MV), progress=False)
+    cpu = time.process_time() - cpu
     histories["LM (sensitivity Jacobian)"] = lm.history
-    entry["lm"] = {**summary(lm.history, problem, clean, truth), "status": lm.status}
+    entry["lm"] = {**summary(lm.history, problem, clean, truth, cpu), "status": lm.status,
+                   "step_s": step_seconds(lm.start_jacobian),
+                   "trust_radius": {"initial": INITIAL_RADIUS, "max": MAX_RADIUS,
+                                    "shrink": SHRINK, "growth": GROWTH}}
     report(key, "lm", entry["lm"])
     reports = {"LM start": identifiability(lm.start_jacobian, problem.param.names),
                "LM end": identifiability(lm.end_jacobian, problem.param.names)}
@@ -203,8 +237,9 @@ def run_methods(key: str, problem: TuningProblem, budgets: dict, clean: np.ndarr
                 problem, Budget(ADAM_ITERATIONS, budgets["adam"], stop_rms_mV), 1e-2, progress=False))}
     for method in methods:
         label, run = runs[method]
+        cpu = time.process_time()
         histories[label] = run()
-        entry[method] = summary(histories[label], problem, clean, truth)
+        entry[method] = summary(histories[label], problem, clean, truth, time.process_time() - cpu)
         report(key, method, entry[method])
     plot_loss(histories, RESULTS / f"io_tuning_{key}.png", f"IO tuning, {key}")
     return entry
@@ -217,16 +252,19 @@ def report(key: str, method: str, e: dict) -> None:
           flush=True)
 
 
-def variant(name: str, path: Path, kind: str, work: Path, methods: list[str]) -> dict:
-    cfg = config(path, kind.startswith("17"), REVERSAL_BOUNDS_MV if kind == "17bounded" else None)
+def variant(name: str, path: Path, kind: str, work: Path, methods: list[str], carrier: str) -> dict:
+    cfg = config(path, kind.startswith("17"), REVERSAL_BOUNDS_MV if kind == "17bounded" else None,
+                 carrier)
     s = setup(cfg, work / f"{name}_{kind}")
     problem = s.problem
     known = target_values(cfg, problem.param)
     truth = {p.name: known[p.copies[0]] for p in problem.param.parameters}
     clean = None
-    extra: dict = {"morphology": str(path.relative_to(ROOT.parent))}
+    extra: dict = {"morphology": str(path.relative_to(ROOT.parent)), "carrier": carrier}
     if kind in ("12", "17"):
         extra["gradient_cost"] = {f"K{kind}": cost(problem)}
+    else:  # load the gradient catalogue before any timing, as cost() does (LM's first run
+        problem.evaluate(problem.param.z0())  # paid 2.5–3.5 s for it without this)
     if kind == "17bounded":
         extra["reversal_bounds_mV"] = REVERSAL_BOUNDS_MV
     if kind == "noisy":
@@ -253,6 +291,8 @@ def main() -> None:
     parser.add_argument("--morphologies", default="bundled,C4A")
     parser.add_argument("--methods", default="cmaes,adam",
                         help="after lm, in this order: any of cmaes, de, adam")
+    parser.add_argument("--carrier", default="exact", choices=("exact", "ion"),
+                        help="how the gradient runs (LM, Adam) carry dV/dθ (GradientModel.carrier)")
     parser.add_argument("--cost-only", action="store_true",
                         help="only measure gradient_cost (variants 12, 17) and update those keys")
     args = parser.parse_args()
@@ -266,9 +306,11 @@ def main() -> None:
         "adam_learning_rate": 1e-2, "adam_iteration_cap": ADAM_ITERATIONS, "cmaes_population": 20,
         "cmaes_sigma0": 0.1, "cmaes_generation_cap": CMAES_GENERATIONS,
         "cmaes_generation_cap_by_variant": CMAES_GENERATIONS_BY_VARIANT, "stop_rms_mV": STOP_RMS_MV,
-        "budget_s": BUDGET_S, "threads": 1, "machine": f"{platform.machine()}, {platform.python_version()}"})
+        "budget_s": BUDGET_S, "threads": 1, "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
+        "machine": f"{platform.machine()}, {platform.python_version()}"})
     if not args.cost_only:
         out["setting"][f"methods_{args.variants}"] = ["lm"] + args.methods.split(",")
+        out["setting"][f"carrier_{args.variants}"] = args.carrier
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.variants.split(","):
             for name in args.morphologies.split(","):
@@ -281,12 +323,13 @@ def main() -> None:
                     continue
                 if args.cost_only:
                     if kind in ("12", "17"):
-                        cfg = config(morphology, kind == "17")
+                        cfg = config(morphology, kind == "17", None, args.carrier)
                         out.setdefault(key, {})["gradient_cost"] = {
                             f"K{kind}": cost(setup(cfg, Path(tmp) / key).problem)}
                         print(key, out[key]["gradient_cost"], flush=True)
                 else:
-                    out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","))
+                    out[key] = variant(name, morphology, kind, Path(tmp), args.methods.split(","),
+                                       args.carrier)
                 path.write_text(json.dumps(out, indent=1) + "\n")
 
 

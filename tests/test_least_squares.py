@@ -13,6 +13,7 @@ from test_tune import BASE, write
 
 from gradgen.cli import main
 from gradgen.losses import LOSSES, ResidualBlock, residual_weights, residuals
+from gradgen.targets.arbor.model import GradientModel
 from gradgen.tuning.checkpoint import Checkpoint, problem_description
 from gradgen.tuning.config import load_config
 from gradgen.tuning.identifiability import identifiability
@@ -55,15 +56,22 @@ def test_auto_transform_is_log_for_conductances_shift_for_potentials(problem):
     assert [p.transform for p in problem.param.parameters] == ["log", "log", "shift"]
 
 
-def test_jacobian_matches_finite_differences_of_the_original(problem):
+@pytest.fixture(scope="module")
+def fd_point(problem):
+    """A point off the start and central FD Jacobians of the original model there (steps
+    1e-4 and 1e-3), shared by the carriers' J-vs-FD tests."""
+    z = problem.param.z0() + np.array([0.2, -0.1, 0.01])
+    return z, fd_jacobian(problem, z, 1e-4), fd_jacobian(problem, z, 1e-3)
+
+
+def test_jacobian_matches_finite_differences_of_the_original(problem, fd_point):
     """dr/dz from one gradient run against central FD of the original model's residual
     vector, column by column in the 2-norm. z is θ-scaled (log: δz = δθ/θ; V_K scaled by its
     start), so the norm is the θ-scaled one. Measured: J vs FD(1e-4) ≤ 4.6e-6 per column;
     the FD's own convergence (steps 1e-3 vs 1e-4) ≤ 4.0e-5, so the agreement is at the FD's
     resolution; the bound 1e-3 is far below what a wrong slope or copy would cost (≥ 1)."""
-    z = problem.param.z0() + np.array([0.2, -0.1, 0.01])
+    z, fine, coarse = fd_point
     evaluation = problem.evaluate(z)
-    fine, coarse = fd_jacobian(problem, z, 1e-4), fd_jacobian(problem, z, 1e-3)
     fd_convergence = column_errors(coarse, fine)
     error = column_errors(evaluation.jacobian, fine)
     print("J vs FD:", error, "FD(1e-3) vs FD(1e-4):", fd_convergence)
@@ -73,6 +81,26 @@ def test_jacobian_matches_finite_differences_of_the_original(problem):
     assert evaluation.loss == pytest.approx(0.5 * evaluation.residuals @ evaluation.residuals, rel=1e-12)
     np.testing.assert_allclose(evaluation.gradient, evaluation.jacobian.T @ evaluation.residuals,
                                rtol=1e-10, atol=1e-14)
+
+
+def test_exact_carrier_jacobian_matches_finite_differences(problem, fd_point):
+    """The same J from the exact carrier (what benchmarks/io_tuning.py runs LM with): one
+    mechanism per cell solving u_k on the CV tree, the tied V_K's three copies as three
+    columns summed by the chain rule. Against the same FD of the original model, same bound
+    and reason as above. Measured: ≤ 6.6e-8 per column (the ion carrier: 4.6e-6)."""
+    z, fine, _ = fd_point
+    exact = TuningProblem(GradientModel.load(problem.model.directory, carrier="exact"), problem.spec,
+                          problem.sites, list(problem.protocols.values()), problem.param)
+    exact.set_blocks(problem.blocks)
+    values = problem.param.model_values(z)
+    assert exact.model.simulation(problem.spec, problem.sites, True, values).exact  # no fallback
+    evaluation = exact.evaluate(z)
+    error = column_errors(evaluation.jacobian, fine)
+    print("exact carrier, J vs FD:", error)
+    assert np.all(error < 1e-3), error
+    # the same V: the ion carrier runs on the equivalent constant-radius cell, the exact one on
+    # the original geometry (measured: losses 3e-12 apart, relative)
+    assert evaluation.loss == pytest.approx(problem.evaluate(z).loss, rel=1e-9)
 
 
 def test_several_protocols_and_probes(problem):
