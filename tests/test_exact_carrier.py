@@ -351,7 +351,7 @@ def test_simd_rewrites_refuse_other_code(tmp_path):
     assert f"{sigma}+index_," not in out
     with pytest.raises(GradgenError, match="masked member temporaries"):
         unmask_member_temporaries(text, ["nothing_gg_c"], list(members), "m")
-    with pytest.raises(GradgenError, match="one run of state_vars"):
+    with pytest.raises(GradgenError, match="layout flag is not one field"):
         chunk_major_sigma(text.replace(f"_pp_var_{EXACT_LAYOUT} ", "_pp_var_other "), list(members), "m")
     with pytest.raises(GradgenError, match="layout rewrite does not know"):
         chunk_major_sigma(text.replace(f"{sigma}+index_,", f"{sigma} + index_,", 1), list(members), "m")

@@ -107,16 +107,29 @@ static void ${function}(arb_mechanism_ppack* pp) {
 """)
 
 
+def _longest_run(fields: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The longest run of consecutive state_vars indices: the fields laid out chunk-major (a
+    coupled concentration's σ, declared once outside the members, can split them in two)."""
+    runs: list[list[tuple[str, int]]] = []
+    for field in fields:
+        if runs and field[1] == runs[-1][-1][1] + 1:
+            runs[-1].append(field)
+        else:
+            runs.append([field])
+    return max(runs, key=len)
+
+
 def chunk_major_sigma(text: str, members: list[str], where: str) -> str:
     """The members' generated per-CV fields (:func:`gradgen.protocol.member_fields`) laid out chunk-major."""
     fields = [(m["name"], int(m["index"])) for m in _FIELD.finditer(text)]
     region = [(n, i) for n, i in fields if any(n.startswith(f"_pp_var_{member_fields(m)}") for m in members)]
     flag = [i for n, i in fields if n == f"_pp_var_{EXACT_LAYOUT}"]
-    indices = [i for _, i in region]
     if not region:  # members without states: no per-CV fields of theirs
         return text
-    if len(flag) != 1 or indices != list(range(indices[0], indices[0] + len(indices))):
-        raise GradgenError(f"{where}: the members' fields are not one run of state_vars", hint=_HINT)
+    if len(flag) != 1:
+        raise GradgenError(f"{where}: the layout flag is not one field of state_vars", hint=_HINT)
+    region = _longest_run(sorted(region, key=lambda f: f[1]))
+    indices = [i for _, i in region]
     first, count, names = indices[0], len(indices), {n for n, _ in region}
     head = ("#define PPACK_IFACE_BLOCK \\\n"
             f"[[maybe_unused]] const bool {EXACT_CHUNKED} = pp->state_vars[{flag[0]}][0] == 1.0;\\\n"
