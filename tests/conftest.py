@@ -16,15 +16,15 @@ C4A = ROOT.parent / "shared" / "data" / "C4A.swc"
 
 @pytest.fixture(scope="session")
 def make_model(tmp_path_factory):
-    """``make_model(files, params, scheme)`` -> GradientModel, cached per argument set."""
+    """``make_model(files, params, scheme, carrier)`` -> GradientModel, cached per argument set."""
     cache: dict = {}
 
-    def make(files: list[str], params: list[str], scheme: str = "corrected") -> GradientModel:
-        key = (tuple(files), tuple(params), scheme)
+    def make(files: list[str], params: list[str], scheme: str = "corrected", carrier: str = "exact") -> GradientModel:
+        key = (tuple(files), tuple(params), scheme, carrier)
         if key not in cache:
             out = tmp_path_factory.mktemp("converted")
             convert([MECHANISMS / f for f in files], out, [ParamRef.parse(p) for p in params], scheme)
-            cache[key] = GradientModel.load(out)
+            cache[key] = GradientModel.load(out, carrier=carrier)
         return cache[key]
 
     return make

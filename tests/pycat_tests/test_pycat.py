@@ -333,7 +333,7 @@ def test_jax_hh_gradient_agrees_with_generated_on_hh_axon(make_model, jax_grad_c
     """HH axon (500 µm, r 0.5 µm, 50 CVs): JAX-derived vs NMODL-generated dV/dθ."""
     from gradgen.checks.cells import cable_cell_spec
 
-    model = make_model(["hh.mod"], HH)
+    model = make_model(["hh.mod"], HH, carrier="ion")  # the JAX mechanisms ride the ion carrier's hub
     t_end, dt = 100.0, 0.025
     spec = cable_cell_spec(["hh"], stimulus_nA=0.1, t_off=t_end - 10)
     generated = model.simulate(spec, NEAR_FAR, t_end, dt)
@@ -352,7 +352,7 @@ def test_generated_and_jax_gradient_mechanisms_mix_on_one_cell(make_model, jax_g
     """Proximal half generated grad_hh, distal half grad_jaxhh, one hub: same as all-generated."""
     from gradgen.checks.cells import cable_cell_spec
 
-    model = make_model(["hh.mod"], HH)
+    model = make_model(["hh.mod"], HH, carrier="ion")  # the JAX mechanisms ride the ion carrier's hub
     t_end, dt = 50.0, 0.025
     spec = cable_cell_spec(["hh"], stimulus_nA=0.1, t_off=t_end - 10)
     generated = model.simulate(spec, NEAR_FAR, t_end, dt)
