@@ -63,6 +63,21 @@ def neuron_check(files: list[str], params: str, dt: float, t_end: float, *extra:
         capture_output=True, text=True, cwd=ROOT, timeout=1800)
 
 
+def assert_exact_up_to_the_fd(proc: subprocess.CompletedProcess, fd_limited: dict[str, float]) -> None:
+    """The check's report: V as the originals, every dV/dθ exact up to the FD's own error (or
+    the FD-limited bound of its θ), the loss gradient exact, and every θ moving V (so the
+    coupling is exercised)."""
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    print(proc.stdout.strip().splitlines()[-1])  # the measurement, for `pytest -s`
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
+    for name, errors, convergence in zip(r["parameters"], r["dv_rel_error"], r["fd_convergence"]):
+        assert convergence < 1e-3, name  # the two FD steps agree: the reference resolves dV/dθ
+        assert max(errors) <= max(EXACT, 3 * convergence, fd_limited.get(name, 0.0)), name
+    assert r["loss_gradient_rel_error"] <= EXACT
+    assert all(abs(g) > 0 for g in r["loss_gradient_fd"])
+
+
 @pytest.fixture
 def kca(tmp_path) -> str:
     path = tmp_path / "kca.mod"
@@ -78,16 +93,7 @@ def test_ca_current_pool_and_ca_activated_k(kca, dt):
     1.2e-5 at both (:data:`FD_LIMITED`); loss gradient 1.2e-9 / 1.2e-8."""
     files = [str(MECHANISMS / m) for m in ("hh.mod", "cahva.mod", "calva.mod", "cad.mod")] + [kca]
     proc = neuron_check(files, "cahva.gbar,calva.gbar,cad.taur,cad.depth,kca.gbar,kca.kd,hh.gnabar", dt, 50)
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    print(proc.stdout.strip().splitlines()[-1])  # the measurement, for `pytest -s`
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    for name, errors, convergence in zip(r["parameters"], r["dv_rel_error"], r["fd_convergence"]):
-        assert convergence < 1e-3, name  # the two FD steps agree: the reference resolves dV/dθ
-        # exact up to the FD's own error
-        assert max(errors) <= max(EXACT, 3 * convergence, FD_LIMITED.get(name, 0.0)), name
-    assert r["loss_gradient_rel_error"] <= EXACT
-    assert all(abs(g) > 0 for g in r["loss_gradient_fd"])  # every θ moves V: the coupling is exercised
+    assert_exact_up_to_the_fd(proc, FD_LIMITED)
 
 
 def test_sk_in_a_ca_chain():
@@ -98,15 +104,7 @@ def test_sk_in_a_ca_chain():
     loss gradient 3.9e-10."""
     files = [str(MECHANISMS / m) for m in ("hh.mod", "cahva.mod", "cad.mod", "sk.mod")]
     proc = neuron_check(files, "cahva.gbar,cad.taur,sk.gbar,sk.kd,sk.tau", 0.025, 50)
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    print(proc.stdout.strip().splitlines()[-1])  # the measurement, for `pytest -s`
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert r["forward_max_abs_diff_mV"] <= FORWARD_MV
-    for name, errors, convergence in zip(r["parameters"], r["dv_rel_error"], r["fd_convergence"]):
-        assert convergence < 1e-3, name  # the two FD steps agree: the reference resolves dV/dθ
-        assert max(errors) <= max(EXACT, 3 * convergence), name  # exact up to the FD's own error
-    assert r["loss_gradient_rel_error"] <= EXACT
-    assert all(abs(g) > 0 for g in r["loss_gradient_fd"])  # every θ moves V: the chain is exercised
+    assert_exact_up_to_the_fd(proc, {})
 
 
 def test_coupling_needs_the_shadow_carrier(kca, tmp_path):

@@ -7,7 +7,7 @@ the checks that need the whole file (one SUFFIX, SOLVE targets, derivative targe
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
+    walk,
 )
 
 #: Physical constants a UNITS block may name, as ``FARADAY = (faraday) (coulomb)``: the
@@ -130,15 +131,6 @@ class _Part:
     kind: str
     value: Any
     pos: SourcePos
-
-
-def _walk(body: list[Statement]) -> Iterator[Statement]:
-    """Every statement of a body, including those nested in if/else."""
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, If):
-            yield from _walk(stmt.then)
-            yield from _walk(stmt.orelse)
 
 
 @v_args(meta=True)
@@ -340,7 +332,7 @@ class _Builder(Transformer):
     # ------------------------------------------------------------ code blocks
     def _block(self, kind: str, name: str, meta: Meta, body: list[Statement],
                args: list[str] | None = None) -> _Part:
-        for stmt in _walk(body):
+        for stmt in walk(body):
             if kind != "derivatives" and isinstance(stmt, DerivativeAssign):
                 raise GradgenError(
                     f"{stmt.state}' = ... is only allowed in a DERIVATIVE block",
@@ -650,7 +642,7 @@ def _check(mech: Mechanism) -> None:
                *mech.kinetics.values(), *mech.linears.values()]
     solvable = {**mech.derivatives, **mech.procedures, **mech.kinetics, **mech.linears}
     for block in blocks:
-        for stmt in _walk(block.body):
+        for stmt in walk(block.body):
             if isinstance(stmt, Solve) and stmt.block not in solvable:
                 raise GradgenError(
                     f"SOLVE {stmt.block}: no DERIVATIVE, KINETIC, LINEAR or PROCEDURE {stmt.block} in this file",
