@@ -11,7 +11,7 @@ import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import V
+from gradgen.nmodl.lower import LoweredMechanism, V
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit, uses_dexprelr
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -115,9 +115,7 @@ def emit_contributor(system: ContributorSystem) -> str:
     for ion, writes in system.store_ions().items():
         ions.append(dict(name=ion, read=[diffusive(ion)], write=[diffusive(ion)] if writes else [], valence=None))
     weights = {k: weight(k) for k in system.owned}
-    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
-                  for p in low.parameters]
-    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    parameters = _parameters(low, weights)
     flags = [nernst_flag(ion) for ion in followed]  # 0: fixed reversal potential (the runtime paints 1)
     parameters += [dict(name=f, value="0", unit=None) for f in flags]
     range_names = _range_parameters(system) + list(weights.values()) + flags
@@ -165,18 +163,17 @@ def emit_exact_point(system: ContributorSystem, name: str) -> str:
     if low.mechanism.kind != "point" or coupled & ({c.name for c in low.currents} | set(low.ion_reads)
                                                    | set(low.concentration_writes)):
         raise GradgenError(f"'{low.name}': only uncoupled point processes have an exact-carrier version")
+    check_settable(low, list(system.owned.values()))
     K = len(system.params)
     weights = {k: weight(k) for k in system.owned}
-    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
-                  for p in low.parameters]
-    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    parameters = _parameters(low, weights)
     exprs = [s.expr for code in (system.initial, system.phase_a, system.phase_b, system.events,
                                  system.post_events) for s in code.statements]
     return template("exact_point.mod.j2").render(
         name=name, original=low.name, version=__version__, source=low.mechanism.source.name,
         params=system.params, owned=system.owned, weight_names=weights, ks=list(range(K)),
         ions=[dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in low.mechanism.ions],
-        nonspecific=low.mechanism.nonspecific_currents,
+        nonspecific=nonspecific_currents(low),
         range_names=_range_parameters(system) + list(weights.values()), parameters=parameters,
         states=low.states, assigned=system.assigned_names(),
         carriers=[diffusive(carrier_ion(k)) for k in range(K)],
@@ -186,9 +183,16 @@ def emit_exact_point(system: ContributorSystem, name: str) -> str:
         currents=_render_currents(system),
         phase_b=_render_code(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
         events=_render_code(system.events, LOCAL_PREFIX["events_lines"]) if low.events else None,
-        event_args=low.event_args,
+        event_args=event_arguments(low) if low.events else [],
         post_events=_render_code(system.post_events, LOCAL_PREFIX["events_lines"]) if low.post_events else None,
         needs_dexprelr=uses_dexprelr(exprs))
+
+
+def _parameters(low: LoweredMechanism, weights: dict[int, str]) -> list[dict]:
+    """The PARAMETER block of a gradient version: the original's, then the θ weights (0: the
+    runtime paints 1 where θ_k is this mechanism's)."""
+    return [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
+            for p in low.parameters] + [dict(name=w, value="0", unit=None) for w in weights.values()]
 
 
 def _range_parameters(system: ContributorSystem) -> list[str]:
@@ -205,9 +209,7 @@ def _emit_voltage_process(system: ContributorSystem) -> str:
     """NMODL text of a VOLTAGE_PROCESS's gradient version (see ``derive``'s voltage processes)."""
     low = system.lowered
     weights = {k: weight(k) for k in system.owned}
-    parameters = [dict(name=p.name, value=repr(float(p.value or 0.0)), unit=modcc_unit(p.unit))
-                  for p in low.parameters]
-    parameters += [dict(name=w, value="0", unit=None) for w in weights.values()]
+    parameters = _parameters(low, weights)
     return template("voltage.mod.j2").render(
         name=gradient_name(low.name), original=low.name, version=__version__,
         source=low.mechanism.source.name, params=system.params, owned=system.owned,
