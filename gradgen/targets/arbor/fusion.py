@@ -21,7 +21,7 @@ import numpy as np
 from arbor import units as U
 
 from gradgen.nmodl.lower import lower_file
-from gradgen.protocol import HUB_NAME, PASTED_BLOCK_COMMENT, carrier_ion, coverage, fused_name, member_prefix
+from gradgen.protocol import HUB_NAME, carrier_ion, coverage, fused_name, member_prefix
 from gradgen.sensitivity.coupling import Coupling
 from gradgen.sensitivity.derive import ContributorSystem, derive_contributor
 from gradgen.targets.arbor.build import build_catalogue
@@ -72,8 +72,7 @@ def fusion_blocker(model: "GradientModel", spec: "CellSpec", exempt: frozenset[s
         return f"point, junction or voltage process(es) {', '.join(sorted(placed))}"
     if any(entry.bystander for entry in model.mechanisms.values()):
         return "a mechanism that runs as its original (a bystander)"
-    pasted = [name for name, entry in model.mechanisms.items()
-              if PASTED_BLOCK_COMMENT in (model.directory / f"{entry.gradient}.mod").read_text()]
+    pasted = model.pasted_initial_solves
     if pasted:  # fused members would solve them by elimination, not with the original's code
         return f"the initial SOLVE pasted from the original (gradgen/nmodl/initial_solve.py): {', '.join(pasted)}"
     painted = [mech for _, mech, _ in spec.decor.densities()]

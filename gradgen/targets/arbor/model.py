@@ -33,6 +33,7 @@ from gradgen.manifest import Manifest, MechanismEntry
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     HUB_NAME,
+    PASTED_BLOCK_COMMENT,
     carrier_ion,
     gradient_ions,
     hub_probe_tag,
@@ -139,6 +140,13 @@ class GradientModel:
         except GradgenError as error:
             return error.message
         return None
+
+    @cached_property
+    def pasted_initial_solves(self) -> list[str]:
+        """Mechanisms whose gradient version pastes the original's initial SOLVE
+        (:mod:`gradgen.nmodl.initial_solve`), read once from the converted files."""
+        return [name for name, entry in self.mechanisms.items()
+                if PASTED_BLOCK_COMMENT in (self.directory / f"{entry.gradient}.mod").read_text()]
 
     @cached_property
     def fused_catalogues(self) -> dict[tuple[str, ...], Path]:
