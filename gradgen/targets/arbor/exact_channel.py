@@ -36,6 +36,7 @@ from gradgen.protocol import (
     exact_source,
     hub_state,
 )
+from gradgen.targets.arbor.exact_patch import MODCC_HINT
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
 CHANNEL_PATCH_VERSION = 1
@@ -141,14 +142,14 @@ def _one(text: str, kernel: str, where: str) -> re.Match:
     if len(found) != 1 or "PPACK_IFACE_BLOCK" not in text[:found[0].start()]:
         raise GradgenError(f"{where}: modcc's {kernel} does not have the shape gradgen patches "
                            f"({len(found)} matches)",
-                           hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+                           hint=MODCC_HINT)
     return found[0]
 
 
 def _with_registry(text: str, where: str) -> str:
     if not text.startswith("#include"):
         raise GradgenError(f"{where}: modcc's C++ does not start with its includes",
-                           hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+                           hint=MODCC_HINT)
     return _REGISTRY + text
 
 
@@ -181,7 +182,7 @@ def patch_point_channel(text: str, n_params: int, where: str) -> str:
     end = text.find("\n}\n", m.end())
     if end < 0:
         raise GradgenError(f"{where}: modcc's compute_currents has no end gradgen recognises",
-                           hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+                           hint=MODCC_HINT)
     text = text[:end] + f"\n    {EXACT_CHANNEL_IN}(pp);" + text[end:]
     m = _one(text, "advance_state", where)
     text = text[:m.end()] + f"    {EXACT_CHANNEL_OUT}(pp);\n" + text[m.end():]

@@ -40,6 +40,8 @@ from gradgen.protocol import (
 
 #: Bumped whenever the inserted C++ changes, so cached catalogues are rebuilt.
 EXACT_PATCH_VERSION = 10
+#: What a user can do when modcc's C++ is not the form these patches know.
+MODCC_HINT = "this modcc differs from 0.12.2; use carrier='ion' and report the modcc version"
 
 #: modcc 0.12.2's advance_state header (the body follows; it is empty where no member has states).
 ADVANCE_STATE = re.compile(r"^static void advance_state\(arb_mechanism_ppack\* pp\) \{\n", re.M)
@@ -215,9 +217,10 @@ def solve_source(n_params: int) -> str:
     return text
 
 
-#: modcc 0.12.2's SIMD form of ``if (<member>_gg_c > 0) {`` (a member's guard): a mask.
-_GUARD = re.compile(r"^\s*simd_mask (?P<mask>mask_\d+_) = S::cmp_gt\(simd_cast<simd_value>\(indirect\("
-                    r"(?P<coverage>_pp_var_\w+)\+index_, simd_width_\)\), \(double\)0\.\);$")
+#: modcc 0.12.2's SIMD form of ``if (<member>_gg_c > 0) {`` (a member's guard): a mask, and
+#: the field of the covered fraction it tests (without modcc's ``_pp_var_``).
+MEMBER_GUARD = re.compile(r"^\s*simd_mask (?P<mask>mask_\d+_) = S::cmp_gt\(simd_cast<simd_value>\(indirect\("
+                          r"_pp_var_(?P<coverage>\w+)\+index_, simd_width_\)\), \(double\)0\.\);$", re.M)
 
 _LIVE = """\
 // gradgen: whether any lane of a SIMD chunk has the member (its covered fraction > 0)
@@ -241,22 +244,22 @@ def skip_absent_members(text: str, coverages: list[str], where: str) -> str:
     opens: dict[int, str] = {}  # line index -> coverage array of the block that starts after it
     closes: dict[int, int] = {}  # line index -> number of blocks that end after it
     for i, line in enumerate(lines):
-        found = _GUARD.match(line)
-        if not found or found.group("coverage").removeprefix("_pp_var_") not in coverages:
+        found = MEMBER_GUARD.match(line)
+        if not found or found.group("coverage") not in coverages:
             continue
         mask = re.compile(rf"\b{found.group('mask')}\b")
         last = i
         for j in range(i + 1, len(lines)):
-            if _GUARD.match(lines[j]) or lines[j].strip() == "}":
+            if MEMBER_GUARD.match(lines[j]) or lines[j].strip() == "}":
                 break
             if mask.search(lines[j]):
                 last = j
         if last > i:
-            opens[i] = found.group("coverage")
+            opens[i] = "_pp_var_" + found.group("coverage")
             closes[last] = closes.get(last, 0) + 1
     if not opens:
         raise GradgenError(f"{where}: no member guard in modcc's SIMD code",
-                           hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+                           hint=MODCC_HINT)
     out = []
     for i, line in enumerate(lines):
         out.append(line)
@@ -277,7 +280,7 @@ def patch_exact_source(text: str, n_params: int, where: str) -> str:
         raise GradgenError(
             f"{where}: modcc's advance_state does not have the shape gradgen patches "
             f"({len(found)} matches)",
-            hint="this modcc differs from 0.12.2; use carrier='ion' and report the modcc version")
+            hint=MODCC_HINT)
     m = found[0]
     call = f"    {EXACT_SOLVE_FUNCTION}(pp);\n"
     return ("#include <cstring>\n" + text[:m.start()] + solve_source(n_params) + text[m.start():m.end()] + call

@@ -38,15 +38,11 @@ from gradgen.protocol import (
     member_fields,
     member_prefix,
 )
-
-_HINT = "this modcc differs from 0.12.2; use carrier='ion' and report the modcc version"
-
-#: A member's guard in modcc's SIMD code: its covered fraction > 0, as a mask.
-_GUARD = r"simd_mask (?P<mask>mask_\d+_) = S::cmp_gt\(simd_cast<simd_value>\(indirect\(_pp_var_(?P<coverage>\w+)\+index_"
+from gradgen.targets.arbor.exact_patch import MEMBER_GUARD, MODCC_HINT
 
 
 def _guard_masks(text: str, coverages: list[str]) -> set[str]:
-    return {m["mask"] for m in re.finditer(_GUARD, text) if m["coverage"] in coverages}
+    return {m["mask"] for m in MEMBER_GUARD.finditer(text) if m["coverage"] in coverages}
 
 
 def unmask_member_temporaries(text: str, coverages: list[str], members: list[str], where: str) -> str:
@@ -59,7 +55,7 @@ def unmask_member_temporaries(text: str, coverages: list[str], members: list[str
     pattern = re.compile(rf"S::where\((?P<mask>mask_\d+_), (?P<name>{names})\) = ")
     out, count = pattern.subn(lambda m: f"{m['name']} = " if m["mask"] in masks else m[0], text)
     if not masks or count == 0:
-        raise GradgenError(f"{where}: no masked member temporaries in modcc's SIMD code", hint=_HINT)
+        raise GradgenError(f"{where}: no masked member temporaries in modcc's SIMD code", hint=MODCC_HINT)
     return out
 
 
@@ -75,7 +71,7 @@ def blend_masked_stores(text: str, where: str) -> str:
                 f"S::where({m['mask']}, {EXACT_KEEP}) = {m['value']}; {at} = {EXACT_KEEP}; }}")
     out, count = _MASKED_STORE.subn(blend, text)
     if count == 0:
-        raise GradgenError(f"{where}: no masked stores in modcc's SIMD code", hint=_HINT)
+        raise GradgenError(f"{where}: no masked stores in modcc's SIMD code", hint=MODCC_HINT)
     return out
 
 
@@ -127,7 +123,7 @@ def chunk_major_sigma(text: str, members: list[str], where: str) -> str:
     if not region:  # members without states: no per-CV fields of theirs
         return text
     if len(flag) != 1:
-        raise GradgenError(f"{where}: the layout flag is not one field of state_vars", hint=_HINT)
+        raise GradgenError(f"{where}: the layout flag is not one field of state_vars", hint=MODCC_HINT)
     region = _longest_run(sorted(region, key=lambda f: f[1]))
     indices = [i for _, i in region]
     first, count, names = indices[0], len(indices), {n for n, _ in region}
@@ -135,7 +131,7 @@ def chunk_major_sigma(text: str, members: list[str], where: str) -> str:
             f"[[maybe_unused]] const bool {EXACT_CHUNKED} = pp->state_vars[{flag[0]}][0] == 1.0;\\\n"
             f"[[maybe_unused]] const arb_size_type {EXACT_STEP} = {EXACT_CHUNKED} ? {count} : 1;\\\n")
     if text.count("#define PPACK_IFACE_BLOCK \\\n") != 1 or "static void init(arb_mechanism_ppack* pp) {\n" not in text:
-        raise GradgenError(f"{where}: modcc's interface block or init differs", hint=_HINT)
+        raise GradgenError(f"{where}: modcc's interface block or init differs", hint=MODCC_HINT)
     text = text.replace("#define PPACK_IFACE_BLOCK \\\n", head, 1)
 
     def pointer(m: re.Match) -> str:
@@ -150,7 +146,7 @@ def chunk_major_sigma(text: str, members: list[str], where: str) -> str:
     stray = [n for n in names if re.search(re.escape(n) + rf"(?!\+index_\*{EXACT_STEP}| = )\W", text)]
     if stray:
         raise GradgenError(f"{where}: {stray[0][8:]} is used in a form the layout rewrite does not know",
-                           hint=_HINT)
+                           hint=MODCC_HINT)
     function = _LAYOUT.substitute(count=count, first=first, flag=EXACT_LAYOUT, flag_index=flag[0],
                                   function=EXACT_LAYOUT_FUNCTION)
     text = text.replace("static void init(arb_mechanism_ppack* pp) {\n",
