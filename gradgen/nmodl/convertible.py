@@ -15,7 +15,7 @@ import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.ir import DerivativeAssign, If, Mechanism, Variable
+from gradgen.nmodl.ir import DerivativeAssign, Mechanism, Variable, walk
 from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 
 #: Longest mechanism name: it becomes file names (its gradient mechanism and modcc's
@@ -100,7 +100,7 @@ def _check_diagonal_cnexp(low: LoweredMechanism) -> None:
         return
     states = set(low.derivatives)  # not a STATE that only jumps at events (an ASSIGNED in the file)
     for block in low.mechanism.derivatives.values():
-        for stmt in _walk(block.body):
+        for stmt in walk(block.body):
             if not isinstance(stmt, DerivativeAssign):
                 continue
             others = sorted(s.name for s in stmt.expr.free_symbols if s.name in states - {stmt.state})
@@ -109,14 +109,6 @@ def _check_diagonal_cnexp(low: LoweredMechanism) -> None:
                     f"under METHOD cnexp the ODE of '{stmt.state}' names the state(s) "
                     f"{', '.join(others)}, which modcc refuses (cnexp solves each ODE on its own)",
                     stmt.pos, hint="use METHOD sparse for coupled ODEs")
-
-
-def _walk(body: list) -> Iterator:
-    for stmt in body:
-        yield stmt
-        if isinstance(stmt, If):
-            yield from _walk(stmt.then)
-            yield from _walk(stmt.orelse)
 
 
 def _expressions(low: LoweredMechanism) -> Iterator[tuple[str, sympy.Basic, SourcePos]]:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Collection
 
-from gradgen.nmodl.ir import Block, If, Mechanism, Solve
+from gradgen.nmodl.ir import Block, If, Mechanism, Solve, walk
 from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 from gradgen.nmodl.parser.preprocess import preprocess
 
@@ -75,13 +75,9 @@ def _top_level_solves(mech: Mechanism) -> list[Solve] | None:
     for stmt in mech.initial.body if mech.initial else []:
         if isinstance(stmt, Solve):
             solves.append(stmt)
-        elif isinstance(stmt, If) and _nested_solve(stmt):
+        elif isinstance(stmt, If) and any(isinstance(s, Solve) for s in walk(stmt.then + stmt.orelse)):
             return None
     return solves
-
-
-def _nested_solve(stmt: If) -> bool:
-    return any(isinstance(s, Solve) or (isinstance(s, If) and _nested_solve(s)) for s in stmt.then + stmt.orelse)
 
 
 def _prelude(clean: str, mech: Mechanism, solves: list[Solve]) -> tuple[list[str], list[str]] | None:
