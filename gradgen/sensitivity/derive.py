@@ -504,17 +504,25 @@ def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[
 
 def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[..., sympy.Expr],
                     u: list[sympy.Symbol]) -> Code:
-    """Phase B with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺ (into LOCALs first: every σ⁺
-    reads the σ from before the block), then the states."""
+    """Phase B with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺, one parameter at a time
+    (θ_k's σ⁺ read only θ_k's σ from before the block: each into a LOCAL, stored once all of
+    θ_k's are computed, so that a few values are live instead of all K·states), then the
+    states."""
     prefix = LOCAL_PREFIX["phase_b"]
-    temps = [(f"{prefix}s{i}", sens(name, k))
-             for i, (name, k) in enumerate((n, k) for n in update for k in range(K))]
-    outputs = [Assignment(temp, dtheta(phi, k, with_u=False) + sympy.diff(phi, V) * u[k])
-               for (temp, _), (phi, k) in zip(temps, ((p, k) for p in update.values() for k in range(K)))]
+    names = list(update)
+    temps = {(name, k): f"{prefix}s{i}" for i, (name, k) in enumerate((n, k) for k in range(K) for n in names)}
+    outputs = [Assignment(temps[name, k], dtheta(update[name], k, with_u=False) + sympy.diff(update[name], V) * u[k])
+               for k in range(K) for name in names]
     outputs += [Assignment(name, phi) for name, phi in update.items()]
     phase_b = _cse(outputs, prefix)
-    phase_b.locals += [temp for temp, _ in temps]
-    phase_b.statements += [Assignment(target, sympy.Symbol(temp)) for temp, target in temps]
+    common = len(phase_b.statements) - len(outputs)
+    sigmas, states = phase_b.statements[common:common + len(temps)], phase_b.statements[common + len(temps):]
+    phase_b.statements = phase_b.statements[:common]
+    for k in range(K):
+        phase_b.statements += sigmas[k * len(names):(k + 1) * len(names)]
+        phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(temps[name, k])) for name in names]
+    phase_b.statements += states
+    phase_b.locals += list(temps.values())
     return phase_b
 
 

@@ -40,6 +40,7 @@ from gradgen.targets.arbor.exact_patch import (
 from gradgen.targets.arbor.exact_simd import (
     blend_masked_stores,
     chunk_major_sigma,
+    store_member_fields_unmasked,
     unmask_member_temporaries,
 )
 from gradgen.targets.arbor.process_patch import (
@@ -72,7 +73,7 @@ def tool(name: str) -> str:
 SIMD_PATCH_VERSION = 1
 
 #: Bumped whenever the exact mechanism's SIMD rewrites change, so cached catalogues are rebuilt.
-EXACT_SIMD_VERSION = 2
+EXACT_SIMD_VERSION = 3
 
 
 def compiler_flags() -> list[str]:
@@ -151,7 +152,8 @@ def cheaper_exact_simd(text: str, guards: list[str], members: tuple[str, ...], w
     if guards:
         text = skip_absent_members(text, guards, where)
         text = unmask_member_temporaries(text, guards, list(members), where)
-        text = blend_masked_stores(text, where)
+        text = store_member_fields_unmasked(text, guards, list(members), where)
+        text = blend_masked_stores(text)
     return chunk_major_sigma(text, list(members), where)
 
 

@@ -41,6 +41,7 @@ from gradgen.protocol import (
     exact_name,
     fused_name,
     gradient_name,
+    hub_state,
     member_prefix,
     nernst_flag,
     scratch_ion,
@@ -48,6 +49,7 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.sensitivity.schedule import sink_temporaries
 from gradgen.targets.arbor.emit import template
 from gradgen.version import __version__
 
@@ -117,7 +119,11 @@ def _reuse_reciprocals(target: str, expr: sympy.Expr, reciprocals: dict[sympy.Sy
     return expr
 
 
-def _member(system: ContributorSystem, reuse_reciprocals: bool = False) -> _Member:
+def _member(system: ContributorSystem, exact: bool = False) -> _Member:
+    """``exact``: as a member of the exact mechanism, whose code is made cheaper in three
+    ways that keep its values: reciprocals reused (:func:`_reuse_reciprocals`), temporaries
+    computed where first read (:func:`gradgen.sensitivity.schedule.sink_temporaries`), and u_k
+    read from the STATE it is instead of a LOCAL copy held across the block."""
     low = system.lowered
     prefix = member_prefix(low.name)
     covered = sympy.Symbol(coverage(low.name))
@@ -134,6 +140,7 @@ def _member(system: ContributorSystem, reuse_reciprocals: bool = False) -> _Memb
     own -= shared
     # a state update reads a coupled current as the members wrote it in phase A
     read_back = {sympy.Symbol(c): sympy.Symbol(exact_current(c)) for c in system.coupling.currents}
+    states_of_u = {sympy.Symbol(diffusive(carrier_ion(k))): sympy.Symbol(hub_state(k)) for k in range(K)} if exact else {}
 
     def rename(expr: sympy.Expr) -> sympy.Expr:
         unknown = {s.name for s in expr.free_symbols} - own - shared
@@ -146,10 +153,14 @@ def _member(system: ContributorSystem, reuse_reciprocals: bool = False) -> _Memb
         lines: list[Line] = []
         locals_ = [prefix + n for n in code.locals]
         reciprocals: dict[sympy.Symbol, sympy.Symbol] = {}
+        phase_b = code is system.phase_b
+        if exact and code is not system.initial:
+            code = sink_temporaries(code)
         for stmt in code.statements:
             target = prefix + stmt.target if stmt.target in own else stmt.target
-            expr = rename(stmt.expr).xreplace(read_back) if code is system.phase_b else rename(stmt.expr)
-            if reuse_reciprocals:
+            expr = rename(stmt.expr).xreplace(read_back) if phase_b else rename(stmt.expr)
+            expr = expr.xreplace(states_of_u)
+            if exact:
                 expr = _reuse_reciprocals(target, expr, reciprocals)
             if target in sums:  # sum + term: the term counts with the member's covered fraction
                 expr = sympy.Symbol(target) + covered * (expr - sympy.Symbol(target))
@@ -186,7 +197,7 @@ def emit_exact(systems: list[ContributorSystem], params: list[ParamRef], guarded
     where members are painted on different regions; SIMD would compute both branches).
     ``name``: the mechanism's name where the cell's point processes are part of it."""
     return _render(systems, params, "exact.mod.j2", name or exact_name([s.name for s in systems]), guarded=guarded,
-                   exact=True, per_step=[dcond(k) for k in range(len(params))] + [VPREV], reuse_reciprocals=True)
+                   exact=True, per_step=[dcond(k) for k in range(len(params))] + [VPREV])
 
 
 def _per_step_locals(member: _Member, names: list[str]) -> list[str]:
@@ -206,8 +217,7 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         if reason:
             raise GradgenError(f"cannot fuse: {reason}")
     ordered = sorted(systems, key=lambda s: gradient_name(s.name))  # the hub design's order
-    reuse = extra.pop("reuse_reciprocals", False)
-    members = [_member(s, reuse) for s in ordered]
+    members = [_member(s, exact) for s in ordered]
     names = extra.pop("per_step", [])
     per_step = [n for m in members for n in _per_step_locals(m, names)]
     declared: set[str] = set()

@@ -8,9 +8,11 @@ solve 16 %), at an instruction rate far below the arithmetic. Two causes, two re
   every assignment to a temporary is a blend and every store a masked store
   (``vmaskmovpd``, slow on AMD). A member's own temporaries are read only inside its block,
   so :func:`unmask_member_temporaries` computes them on every lane (lanes without the member
-  compute values nobody reads), and :func:`blend_masked_stores` turns each masked store into
-  load, blend, full store (the other lanes get back what they held). Accumulators shared by
-  the members (the current, the sources) stay masked.
+  compute values nobody reads), :func:`store_member_fields_unmasked` stores its own fields
+  (states, σ) on every lane in the per-step kernels (only its own unmasked temporaries read
+  them), and :func:`blend_masked_stores` turns each masked store left into load, blend, full
+  store (the other lanes get back what they held). Accumulators shared by the members (the
+  current, the sources, dG) stay masked.
 - **Layout.** Arbor keeps each per-CV field in its own array, all fields one after another
   with a stride of the padded CV count: 512 bytes on C4A, so the ~300 σ arrays a chunk of 4
   CVs touches fall into 8 of the 64 L1 sets. :func:`chunk_major_sigma` lays the members'
@@ -63,16 +65,42 @@ _MASKED_STORE = re.compile(r"^(?P<indent>\s*)indirect\((?P<array>_pp_var_\w+)\+i
                            r"S::where\((?P<mask>mask_\d+_), (?P<value>.*)\);$", re.M)
 
 
-def blend_masked_stores(text: str, where: str) -> str:
-    """Each masked store of a per-instance field as load, blend and a full store."""
+_KERNELS = re.compile(r"^static void (advance_state|compute_currents)\(arb_mechanism_ppack\* pp\) \{$.*?^\}$",
+                      re.M | re.S)
+
+
+def store_member_fields_unmasked(text: str, coverages: list[str], members: list[str], where: str) -> str:
+    """In the per-step kernels, a member's own per-CV fields (its states, σ, ASSIGNED values)
+    stored on every lane of its chunk. Lanes without the member then hold values computed from
+    that lane's v and the member's own fields, which only the member's unmasked temporaries
+    read; every sum that leaves the member (current, conductance, sources, dG) stays masked.
+    ``init`` keeps its masked stores (it runs once)."""
+    masks = _guard_masks(text, coverages)
+    names = "|".join(rf"_pp_var_{re.escape(member_prefix(m))}\w+" for m in members)
+    store = re.compile(rf"^(?P<head>\s*indirect\((?:{names})\+index_, simd_width_\) = )"
+                       rf"S::where\((?P<mask>mask_\d+_), (?P<value>.*)\);$", re.M)
+    count = 0
+
+    def kernel(m: re.Match) -> str:
+        nonlocal count
+        out, n = store.subn(lambda s: f"{s['head']}{s['value']};" if s["mask"] in masks else s[0], m[0])
+        count += n
+        return out
+    out = _KERNELS.sub(kernel, text)
+    if count == 0:
+        raise GradgenError(f"{where}: no masked store of a member's field in modcc's SIMD kernels", hint=MODCC_HINT)
+    return out
+
+
+def blend_masked_stores(text: str) -> str:
+    """Each masked store of a per-instance field left (see :func:`store_member_fields_unmasked`)
+    as load, blend and a full store. There may be none: the members' own stores, which
+    :func:`store_member_fields_unmasked` requires, were the masked stores of modcc's code."""
     def blend(m: re.Match) -> str:
         at = f"indirect({m['array']}+index_, simd_width_)"
         return (f"{m['indent']}{{ simd_value {EXACT_KEEP} = simd_cast<simd_value>({at}); "
                 f"S::where({m['mask']}, {EXACT_KEEP}) = {m['value']}; {at} = {EXACT_KEEP}; }}")
-    out, count = _MASKED_STORE.subn(blend, text)
-    if count == 0:
-        raise GradgenError(f"{where}: no masked stores in modcc's SIMD code", hint=MODCC_HINT)
-    return out
+    return _MASKED_STORE.sub(blend, text)
 
 
 _FIELD = re.compile(r"(?P<head>\[\[maybe_unused\]\] arb_value_type\* __restrict__ (?P<name>_pp_var_\w+) = )"
