@@ -9,8 +9,9 @@ hand-written scalar one, term for term.
 The builder leaves four placeholders in the IR, which :func:`unroll` replaces:
 :class:`ArrayElement` (a read ``x[e]`` in an expression), :class:`Indexed` (``x[e]`` where a
 name is assigned or reacts), :class:`Loop` (a FROM loop) and :class:`ArrayDeclaration`
-(``x[N]`` in a declaration or LOCAL). Sizes are a number or a DEFINE/CONSTANT; an index and
-a loop bound must be constant once the loop variables are known. A loop bound may also name
+(``x[N]`` in a declaration or LOCAL). Sizes are a number or a DEFINE/CONSTANT; a PARAMETER
+array's default (which NEURON does not accept) is every element's. An index and a loop bound
+must be constant once the loop variables are known. A loop bound may also name
 a PARAMETER the file never assigns (``FROM k = 1 TO mexp``): NEURON reads it at run time,
 so gradgen fixes it at its default and makes it a CONSTANT, which Arbor then refuses to set,
 instead of unrolling silently for one value of a parameter that could still change.
