@@ -236,3 +236,11 @@ def test_corpus_arrays_parse_or_are_refused_for_another_construct(name):
         parse_file(path)
     except GradgenError as err:
         assert "array" not in err.message and "FROM" not in err.message, err
+
+
+def test_a_loop_in_a_linear_block_unrolls_into_equations():
+    mech = parse_text("NEURON { SUFFIX lin }\nDEFINE N 3\nPARAMETER { k = 2 }\nSTATE { x[N] }\n"
+                      "BREAKPOINT { SOLVE eqs }\nLINEAR eqs {\n"
+                      "  FROM i = 0 TO N-2 BY 1 { ~ x[i] - k*x[i+1] = 0 }\n  ~ x[N-1] = 1\n}", "x.mod")
+    x0, x1, x2, k = sympy.symbols("x_0 x_1 x_2 k")
+    assert [(e.lhs, e.rhs) for e in mech.linears["eqs"].body] == [(x0 - k * x1, 0), (x1 - k * x2, 0), (x2, 1)]

@@ -296,6 +296,13 @@ class _Builder(Transformer):
         return Loop(str(c[0]), self._value(c[1], meta), self._value(c[2], meta), step, c[-1],
                     self._pos(meta))
 
+    def linear_loop(self, meta: Meta, c: list) -> Loop:
+        """FROM in a LINEAR block: its body is the statements after the bounds (no BY: 3 items)."""
+        at = 4 if len(c) > 3 and isinstance(c[3], sympy.Basic) else 3
+        step = self._value(c[3], meta) if at == 4 else sympy.Integer(1)
+        return Loop(str(c[0]), self._value(c[1], meta), self._value(c[2], meta), step, c[at:],
+                    self._pos(meta))
+
     def call_stmt(self, meta: Meta, c: list) -> Call | Assign:
         name = str(c[0])
         target = self._value(c[1], meta) if len(c) == 3 else None
