@@ -232,6 +232,8 @@ HEAD = "NEURON { SUFFIX x }\nDEFINE N 2\nPARAMETER { n = 2 }\nASSIGNED { a[N] b 
     ("ASSIGNED { c[M] }", "the size of array c[M] is not a number, a DEFINE or a CONSTANT", 12),
     ("ASSIGNED { c[5000] }", "array c[5000] cannot be unrolled (1 to 1000 elements)", 12),
     ("BREAKPOINT { while (b < 1) { b = b + 1 } }", "while is not supported yet", 14),
+    ("BREAKPOINT { COMPARTMENT i, 2 {a} }", "COMPARTMENT statements are only allowed in a KINETIC block", 14),
+    ("KINETIC k { COMPARTMENT i, 2 {m} }", "COMPARTMENT i, … names the scalar STATE m", 13),
 ])
 def test_array_refusals_are_one_line_at_the_construct(code, message, col):
     with pytest.raises(GradgenError) as err:

@@ -67,6 +67,9 @@ class Indexed:
     name: str
     index: sympy.Expr
 
+    def __str__(self) -> str:  # as written, in messages
+        return f"{self.name}[{self.index}]"
+
 
 @dataclass
 class Loop:

@@ -70,7 +70,7 @@ _CONSTANT_UNITS: dict[str, dict[str, float]] = {
     "e": {"coulomb": 1.0, "coulombs": 1.0, "coul": 1.0},
     "boltzmann": {"joule/degC": 1.0, "joule/kelvin": 1.0, "joule/K": 1.0},
 }
-_KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment)
+_KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment, IndexedCompartment)
 
 #: NEURON library calls Arbor's mechanisms have no counterpart for -> why, hint.
 _NEURON_ONLY_CALLS = {
