@@ -176,7 +176,7 @@ class _Scope:
     loop_bounds: dict[str, Variable]  # PARAMETERs that may bound a loop (fixed on use)
     frozen: dict[str, Variable]
 
-    def inner(self, **changes) -> "_Scope":
+    def inner(self, **changes) -> _Scope:
         return dataclasses.replace(self, **changes)
 
 
@@ -184,7 +184,6 @@ class _Unroller:
     def __init__(self, mech: Mechanism):
         self.mech = mech
         self.taken = _names_in_use(mech)
-        self.unrolled = 0
 
     # ------------------------------------------------------------ names
     def elements(self, decl: ArrayDeclaration, fixed: dict[str, float]) -> list[str]:
@@ -237,7 +236,7 @@ class _Unroller:
         """Loop variables as numbers, ``x[k]`` as its scalar; a bare array name is refused."""
         bare = _bare_names(expr) & set(scope.arrays)
         if bare:
-            name = sorted(bare)[0]
+            name = min(bare)
             raise GradgenError(f"array {name} is used without an index", pos=pos,
                                hint=f"name one element, e.g. {name}[0]")
         expr = expr.xreplace({sympy.Symbol(n): sympy.Integer(k) for n, k in scope.bindings.items()})
