@@ -267,3 +267,18 @@ def test_a_loop_in_a_linear_block_unrolls_into_equations():
                       "  FROM i = 0 TO N-2 BY 1 { ~ x[i] - k*x[i+1] = 0 }\n  ~ x[N-1] = 1\n}", "x.mod")
     x0, x1, x2, k = sympy.symbols("x_0 x_1 x_2 k")
     assert [(e.lhs, e.rhs) for e in mech.linears["eqs"].body] == [(x0 - k * x1, 0), (x1 - k * x2, 0), (x2, 1)]
+
+
+def test_the_neuron_target_refuses_an_element_of_a_parameter_array_as_theta(tmp_path):
+    """nocmodl compiles the original with its array: ``Dk[0]`` has no hoc name ``Dk_0`` to set
+    for finite differences or a user's model (a traceback before this refusal)."""
+    from gradgen.convert import convert
+    from gradgen.params import parse_param_list
+
+    path = tmp_path / "shells.mod"
+    path.write_text(SHELLS.replace("PARAMETER { gk", "PARAMETER { Dk[2] gk")
+                    .replace("(D*frat[k+1], D*frat[k+1])", "((D + Dk[k])*frat[k+1], (D + Dk[k])*frat[k+1])"))
+    with pytest.raises(GradgenError) as err:
+        convert([path], tmp_path / "out", parse_param_list(["shells.Dk_1"]), target="neuron")
+    assert str(err.value).startswith(f"{path}:6:13: θ shells.Dk_1 is an element of the PARAMETER array Dk")
+    assert convert([path], tmp_path / "arbor", parse_param_list(["shells.Dk_1"])).parameters

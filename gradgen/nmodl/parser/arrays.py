@@ -380,6 +380,7 @@ def unroll(mech: Mechanism) -> None:
         expanded, more = _expand(getattr(mech, table), unroller, fixed)
         setattr(mech, table, expanded)
         arrays |= more
+    mech.arrays = dict(arrays)
     assigned = {stmt.target.name if isinstance(stmt.target, Indexed) else stmt.target
                 for block in _blocks(mech) for stmt in walk_all(block.body) if isinstance(stmt, Assign)}
     loop_bounds = {p.name: p for p in mech.parameters if p.value is not None and p.name not in assigned}
