@@ -374,6 +374,16 @@ def membrane_value(k: int) -> str:
     return f"gg_xs{k}"
 
 
+# ---- NMODL arrays (unrolled by the parser into scalars) -----------------------------------
+
+
+def array_element(array: str, index: int, underscores: int = 1) -> str:
+    """The scalar that stands for element ``index`` of a user's NMODL array ``array[N]``
+    (``ca[2]`` -> ``ca_2``): a STATE, parameter or probe of that name in the generated
+    mechanisms. The parser adds underscores where the user's file already has such a name."""
+    return f"{array}{'_' * underscores}{index}"
+
+
 # ---- calibration --------------------------------------------------------------------------
 
 #: The ion of the start-up run that measures Arbor's diffusion law.

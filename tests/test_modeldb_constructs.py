@@ -523,3 +523,20 @@ BREAKPOINT { ica = g*(v - eca) }
     assert slope.subs({flag: 0, cai: 0, celsius: 6.3}) == 0
     nernst = 8.31446261815324 * 279.45 / (2 * 96485.3321233100184) * 1000  # mV, Arbor's constants
     assert float(slope.subs({flag: 1, cai: 5e-5, celsius: 6.3})) == pytest.approx(-nernst / 5e-5, rel=1e-12)
+
+
+def test_a_value_a_function_of_the_events_sets_is_not_its_initial_value():
+    """185513 DCNsynGABA's NET_RECEIVE calls a FUNCTION that sets ``notFirstSpike``: taken as
+    INITIAL's 0, every event was a first one (silently); it changes at events, so the jump
+    that reads it is refused until such memory is supported."""
+    error = _error("""NEURON { POINT_PROCESS seen NONSPECIFIC_CURRENT i }
+PARAMETER { tau = 2 (ms) e = 0 (mV) }
+ASSIGNED { v (mV) i (nA) first }
+STATE { g }
+INITIAL { g = 0  first = 1 }
+BREAKPOINT { SOLVE d METHOD cnexp  i = g*(v - e) }
+DERIVATIVE d { g' = -g/tau }
+NET_RECEIVE(w) { g = g + w*size() }
+FUNCTION size() { if (first) { size = 1 } else { size = 2 }  first = 0 }
+""")
+    assert error.startswith("x.mod:8:1: the NET_RECEIVE update of 'g' depends on first")

@@ -10,8 +10,9 @@
 from __future__ import annotations
 
 import sympy
+from sympy.core.function import AppliedUndef
 
-from gradgen.nmodl.ir import Assign, Block, Mechanism, Statement, Variable, walk
+from gradgen.nmodl.ir import Assign, Block, Call, Mechanism, Statement, Variable, walk
 
 
 def _blocks(mech: Mechanism) -> list[Block]:
@@ -56,14 +57,42 @@ def set_outside(mech: Mechanism) -> list[Variable]:
     return moved
 
 
+def called_blocks(mech: Mechanism, roots: list[Block]) -> list[Block]:
+    """The FUNCTIONs and PROCEDUREs these blocks call, directly or through one another."""
+    callable_ = {**mech.functions, **mech.procedures}
+    found: list[Block] = []
+    pending = list(roots)
+    while pending:
+        for stmt in walk(pending.pop().body):
+            names = {stmt.name} if isinstance(stmt, Call) else set()
+            for value in vars(stmt).values():
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, sympy.Basic):
+                        names |= {f.func.__name__ for f in item.atoms(AppliedUndef)}
+            for block in (callable_[n] for n in sorted(names) if n in callable_):
+                if block not in found:
+                    found.append(block)
+                    pending.append(block)
+    return found
+
+
+def event_blocks(mech: Mechanism) -> list[Block]:
+    """NET_RECEIVE, POST_EVENT and what they call: an ASSIGNED they set changes at events."""
+    events = [b for b in (mech.net_receive, mech.post_event) if b]
+    return events + called_blocks(mech, events)
+
+
 def held_between_events(mech: Mechanism) -> list[Variable]:
     """Move the ASSIGNED values only INITIAL and the events set, and another block reads,
-    into ``mech.states``; return them."""
-    events = [b for b in (mech.net_receive, mech.post_event) if b]
+    into ``mech.states``; return them. A FUNCTION only the events call is part of them."""
+    events = event_blocks(mech)
     if not events:
         return []
     set_by_events, _ = _uses(events)
-    others = [b for b in _blocks(mech) if b not in events and b is not mech.initial]
+    roots = [b for b in (mech.initial, mech.breakpoint) if b]
+    roots += [*mech.derivatives.values(), *mech.kinetics.values(), *mech.linears.values()]
+    elsewhere = roots + called_blocks(mech, roots)
+    others = [b for b in _blocks(mech) if (b not in events or b in elsewhere) and b is not mech.initial]
     assigned_elsewhere, read_elsewhere = _uses(others)
     moved = [a for a in mech.assigned if a.name in set_by_events and a.name in read_elsewhere
              and a.name not in assigned_elsewhere]
@@ -72,4 +101,4 @@ def held_between_events(mech: Mechanism) -> list[Variable]:
     return moved
 
 
-__all__ = ["held_between_events", "set_outside"]
+__all__ = ["called_blocks", "event_blocks", "held_between_events", "set_outside"]

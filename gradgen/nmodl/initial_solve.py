@@ -28,6 +28,8 @@ from gradgen.nmodl.ir import Block, If, Mechanism, Solve, walk
 from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 from gradgen.nmodl.parser.preprocess import preprocess
 
+#: An array or a FROM loop in source text: the parser unrolls them, modcc reads neither.
+_UNROLLED = re.compile(r"\[|\bFROM\s+\w+\s*=")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_]\w*\b")
 #: Functions a target provides itself (NEURON's gradient version defines exprelr when used,
 #: Arbor has it built in): never pasted twice.
@@ -135,6 +137,8 @@ def initial_solve_source(low: LoweredMechanism, kinds: Collection[str] = ("kinet
         texts[block.name] = text
         pending += [callable_blocks[n] for n in _IDENTIFIER.findall(text)
                     if n in callable_blocks and n not in _PROVIDED and n not in texts]
+    if any(_UNROLLED.search(text) for text in [*texts.values(), *prelude[0]]):
+        return None
     names = {n for text in [*texts.values(), *prelude[0]] for n in _IDENTIFIER.findall(text)}
     if names & {c.name for c in mech.constants}:
         return None

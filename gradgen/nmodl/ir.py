@@ -244,6 +244,8 @@ class Mechanism:
     net_receive: Block | None = None  # parsed; not lowered yet
     post_event: Block | None = None  # parsed; not lowered yet
     white_noise: list[str] = field(default_factory=list)  # parsed; not lowered yet
+    #: the file's arrays, unrolled by the parser: name -> its scalars (``ca`` -> ``ca_0, …``)
+    arrays: dict[str, list[str]] = field(default_factory=dict)
 
     def parameter(self, name: str) -> Variable | None:
         return next((p for p in self.parameters if p.name == name), None)

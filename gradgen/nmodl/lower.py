@@ -17,6 +17,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.assigned_roles import event_blocks
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -377,7 +378,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
     carried = {}
     # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
-    changed_by_events = {stmt.target for block in (mech.net_receive, mech.post_event) if block
+    changed_by_events = {stmt.target for block in event_blocks(mech)
                          for stmt in walk(block.body) if isinstance(stmt, Assign)}
     for name in assigned - changed_by_events:
         value = initial.values.get(name)

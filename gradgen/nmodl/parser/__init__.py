@@ -2,7 +2,8 @@
 
 Pipeline: :mod:`.preprocess` blanks comments and takes the TITLE, :mod:`.unsupported`
 rejects constructs gradgen cannot translate yet, the lark grammar ``nmodl.lark`` (LALR,
-contextual lexer) parses, and :mod:`.build` makes the IR. Every user error is a
+contextual lexer) parses, and :mod:`.build` makes the IR (:mod:`.arrays` unrolls arrays and
+FROM loops into scalars). Every user error is a
 :class:`~gradgen.errors.GradgenError` with file:line:col and a hint.
 """
 from __future__ import annotations

@@ -41,6 +41,15 @@ from gradgen.nmodl.ir import (
     exprelr,
     walk,
 )
+from gradgen.nmodl.parser.arrays import (
+    ArrayDeclaration,
+    ArrayElement,
+    Indexed,
+    IndexedCompartment,
+    Loop,
+    unroll,
+    walk_all,
+)
 
 #: Physical constants a UNITS block may name, as ``FARADAY = (faraday) (coulomb)``: the
 #: 2019 SI values, which NEURON 9 uses (modcc has no such constants; they are folded in).
@@ -61,7 +70,7 @@ _CONSTANT_UNITS: dict[str, dict[str, float]] = {
     "e": {"coulomb": 1.0, "coulombs": 1.0, "coul": 1.0},
     "boltzmann": {"joule/degC": 1.0, "joule/kelvin": 1.0, "joule/K": 1.0},
 }
-_KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment)
+_KINETIC_ONLY = (Reaction, Flux, Conserve, Compartment, IndexedCompartment)
 
 #: NEURON library calls Arbor's mechanisms have no counterpart for -> why, hint.
 _NEURON_ONLY_CALLS = {
@@ -133,6 +142,13 @@ class _Part:
     pos: SourcePos
 
 
+@dataclass
+class _Size:
+    """The size of an array declaration, a number or a DEFINE's name (arrays.py reads it)."""
+
+    text: str
+
+
 @v_args(meta=True)
 class _Builder(Transformer):
     """Lark tree -> IR pieces; rule names match nmodl.lark."""
@@ -169,6 +185,12 @@ class _Builder(Transformer):
 
     def var(self, meta: Meta, children: list) -> sympy.Symbol:
         return sympy.Symbol(str(children[0]))
+
+    def indexed_var(self, meta: Meta, children: list) -> sympy.Expr:
+        return ArrayElement(sympy.Symbol(str(children[0])), self._value(children[1], meta))
+
+    def indexed_name(self, meta: Meta, children: list) -> Indexed:
+        return Indexed(str(children[0]), self._value(children[1], meta))
 
     def derivative_var(self, meta: Meta, children: list) -> sympy.Symbol:
         return sympy.Symbol(f"{children[0]}'")  # lowering reads the derivative assigned before
@@ -262,12 +284,32 @@ class _Builder(Transformer):
     def derivative_assign(self, meta: Meta, c: list) -> DerivativeAssign:
         return DerivativeAssign(str(c[0]), self._value(c[1], meta), self._pos(meta))
 
+    def indexed_assign(self, meta: Meta, c: list) -> Assign:
+        return Assign(Indexed(str(c[0]), self._value(c[1], meta)), self._value(c[2], meta), self._pos(meta))
+
+    def indexed_derivative_assign(self, meta: Meta, c: list) -> DerivativeAssign:
+        return DerivativeAssign(Indexed(str(c[0]), self._value(c[1], meta)), self._value(c[2], meta),
+                                self._pos(meta))
+
+    def from_loop(self, meta: Meta, c: list) -> Loop:
+        step = self._value(c[3], meta) if len(c) == 5 else sympy.Integer(1)
+        return Loop(str(c[0]), self._value(c[1], meta), self._value(c[2], meta), step, c[-1],
+                    self._pos(meta))
+
+    def linear_loop(self, meta: Meta, c: list) -> Loop:
+        """FROM in a LINEAR block: its body is the statements after the bounds (no BY: 3 items)."""
+        at = 4 if len(c) > 3 and isinstance(c[3], sympy.Basic) else 3
+        step = self._value(c[3], meta) if at == 4 else sympy.Integer(1)
+        return Loop(str(c[0]), self._value(c[1], meta), self._value(c[2], meta), step, c[at:],
+                    self._pos(meta))
+
     def call_stmt(self, meta: Meta, c: list) -> Call | Assign:
         name = str(c[0])
         target = self._value(c[1], meta) if len(c) == 3 else None
-        if name == "state_discontinuity" and isinstance(target, sympy.Symbol):
+        if name == "state_discontinuity" and isinstance(target, (sympy.Symbol, ArrayElement)):
             # NEURON's event-time assignment of a state (a plain assignment in a fixed step)
-            return Assign(target.name, self._value(c[2], meta), self._pos(meta))
+            name = target.name if isinstance(target, sympy.Symbol) else Indexed(target.args[0].name, target.args[1])
+            return Assign(name, self._value(c[2], meta), self._pos(meta))
         if name in _RANDOM:
             raise _random_error(name, self._pos(meta))
         if name in _NEURON_ONLY_CALLS and name not in self.procedures:
@@ -291,13 +333,14 @@ class _Builder(Transformer):
     def table(self, meta: Meta, c: list) -> None:
         return None  # TABLE only speeds up NEURON's rate evaluation; dropped
 
-    def reactant(self, meta: Meta, c: list) -> tuple[int, str]:
+    def reactant(self, meta: Meta, c: list) -> tuple[int, str | Indexed]:
+        name = c[-1] if isinstance(c[-1], Indexed) else str(c[-1])
         if len(c) == 1:
-            return (1, str(c[0]))
+            return (1, name)
         if not str(c[0]).isdigit():
             raise GradgenError(f"stoichiometric coefficient {c[0]} is not a whole number",
                                pos=self._pos(meta))
-        return (int(str(c[0])), str(c[1]))
+        return (int(str(c[0])), name)
 
     def reactants(self, meta: Meta, c: list) -> list[tuple[int, str]]:
         return c
@@ -306,20 +349,29 @@ class _Builder(Transformer):
         return Reaction(c[0], c[1], self._value(c[2], meta), self._value(c[3], meta), self._pos(meta))
 
     def flux(self, meta: Meta, c: list) -> Flux:
-        return Flux(str(c[0]), self._value(c[1], meta), self._pos(meta))
+        name = c[0] if isinstance(c[0], Indexed) else str(c[0])
+        return Flux(name, self._value(c[1], meta), self._pos(meta))
 
     def conserve(self, meta: Meta, c: list) -> Conserve:
         return Conserve(c[0], self._value(c[1], meta), self._pos(meta))
 
-    def compartment(self, meta: Meta, c: list) -> Compartment:
+    def compartment(self, meta: Meta, c: list) -> Compartment | IndexedCompartment:
         at = next(i for i, item in enumerate(c) if not isinstance(item, Token))
-        if at:
-            raise GradgenError("COMPARTMENT with an index variable (arrays) is not supported",
-                               pos=self._pos(meta), hint="write one COMPARTMENT per volume")
-        return Compartment(self._value(c[at], meta), [str(n) for n in c[at + 1:]], self._pos(meta))
+        names = [str(n) for n in c[at + 1:]]
+        if at:  # COMPARTMENT i, volume(i) {arrays}: one volume per element
+            return IndexedCompartment(str(c[0]), self._value(c[at], meta), names, self._pos(meta))
+        return Compartment(self._value(c[at], meta), names, self._pos(meta))
+
+    def array_size(self, meta: Meta, c: list) -> _Size:
+        return _Size(str(c[0]))
+
+    def local_name(self, meta: Meta, c: list) -> Token | ArrayDeclaration:
+        if len(c) == 1:
+            return c[0]
+        return ArrayDeclaration(Variable(str(c[0]), self._pos(c[0])), c[1].text)
 
     def local(self, meta: Meta, c: list) -> Local:
-        return Local([str(t) for t in c], self._pos(meta))
+        return Local([n if isinstance(n, ArrayDeclaration) else str(n) for n in c], self._pos(meta))
 
     def if_stmt(self, meta: Meta, c: list) -> If:
         orelse = c[2] if len(c) > 2 else []
@@ -332,7 +384,7 @@ class _Builder(Transformer):
     # ------------------------------------------------------------ code blocks
     def _block(self, kind: str, name: str, meta: Meta, body: list[Statement],
                args: list[str] | None = None) -> _Part:
-        for stmt in walk(body):
+        for stmt in walk_all(body):
             if kind != "derivatives" and isinstance(stmt, DerivativeAssign):
                 raise GradgenError(
                     f"{stmt.state}' = ... is only allowed in a DERIVATIVE block",
@@ -340,7 +392,8 @@ class _Builder(Transformer):
                 )
             if kind != "kinetics" and isinstance(stmt, _KINETIC_ONLY):
                 word = {Reaction: "~ reactions", Flux: "~ fluxes", Conserve: "CONSERVE statements",
-                        Compartment: "COMPARTMENT statements"}[type(stmt)]
+                        Compartment: "COMPARTMENT statements",
+                        IndexedCompartment: "COMPARTMENT statements"}[type(stmt)]
                 raise GradgenError(f"{word} are only allowed in a KINETIC block", pos=stmt.pos)
         block = Block(name, body, self._pos(meta), args or [])
         return _Part(kind, block, block.pos)
@@ -416,11 +469,12 @@ class _Builder(Transformer):
     def from_to(self, meta: Meta, c: list) -> None:
         return None
 
-    def _variable(self, c: list) -> Variable:
-        """NAME followed by optional value (float), unit (str) and limits (tuple)."""
+    def _variable(self, c: list) -> Variable | ArrayDeclaration:
+        """NAME followed by optional size, value (float), unit (str) and limits (tuple)."""
         var = Variable(str(c[0]), self._pos(c[0]))
+        size = next((item.text for item in c[1:] if isinstance(item, _Size)), None)
         for item in c[1:]:
-            if item is None:
+            if item is None or isinstance(item, _Size):
                 continue
             if isinstance(item, float):
                 var.value = item
@@ -428,7 +482,7 @@ class _Builder(Transformer):
                 var.limits = item
             else:
                 var.unit = item
-        return var
+        return var if size is None else ArrayDeclaration(var, size)
 
     def param_decl(self, meta: Meta, c: list) -> Variable:
         return self._variable(c)
@@ -449,7 +503,8 @@ class _Builder(Transformer):
         return _Part("assigned", c, self._pos(meta))
 
     def top_local(self, meta: Meta, c: list) -> _Part:
-        return _Part("assigned", [Variable(str(n), self._pos(n)) for n in c], self._pos(meta))
+        names = [n if isinstance(n, ArrayDeclaration) else Variable(str(n), self._pos(n)) for n in c]
+        return _Part("assigned", names, self._pos(meta))
 
     def state_block(self, meta: Meta, c: list) -> _Part:
         return _Part("states", c, self._pos(meta))
@@ -600,6 +655,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     mech = Mechanism(kinds[0].value, kinds[0].kind, Path(filename), text, kinds[0].pos, title)
     for part in parts:
         _add(mech, part)
+    unroll(mech)
     _check(mech)
     set_outside(mech)
     held_between_events(mech)

@@ -15,7 +15,7 @@ _EVENTS = "only continuous HH-style channels and leaks are supported for now"
 _SOLVE = "solve the equations by hand and assign the solution"
 _LOCK = "delete it; gradgen-generated code needs no thread locks"
 _DIFFUSION = "ion diffusion is set up in the simulator, not in the mechanism"
-_LOOP = "unroll the loop into separate statements"
+_LOOP = "a loop whose count is known only at run time cannot be unrolled; use FROM i = a TO b with constant bounds"
 _POINTER = "pass the value in as a PARAMETER or through an ion instead"
 
 _HINTS: dict[str, str] = {
@@ -38,6 +38,7 @@ _HINTS: dict[str, str] = {
     "EXTERNAL": _POINTER,
     "REPRESENTS": "delete the REPRESENTS annotation",
     "WHILE": _LOOP,
+    "while": _LOOP,  # NMODL's keyword is lower case, as if and else
     "PROTECT": _LOCK,
     "MUTEXLOCK": _LOCK,
     "MUTEXUNLOCK": _LOCK,
@@ -48,11 +49,9 @@ _HINTS: dict[str, str] = {
     "SOLVEFOR": "delete SOLVEFOR; each SOLVE integrates its whole block",
     "IFERROR": "delete IFERROR",
 }
-# Other unsupported constructs: (pattern, what it is, hint). FROM is a loop only when a
-# name and "=" follow; "m FROM 0 TO 1" in STATE is a harmless range and parses.
+# Other unsupported constructs: (pattern, what it is, hint). Arrays and FROM loops parse
+# (unrolled by arrays.py).
 _OTHERS: list[tuple[str, str, str]] = [
-    (r"\bFROM(?=\s+[A-Za-z_]\w*\s*=)", "FROM loops", _LOOP),
-    (r"\[", "arrays", "use separate scalar variables, e.g. m1, m2, m3"),
     (r'"', "strings", "strings appear only in INCLUDE and printf; remove them"),
 ]
 

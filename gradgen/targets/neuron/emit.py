@@ -110,6 +110,13 @@ def emit_contributor(system: ContributorSystem) -> str:
         raise GradgenError(f"'{low.name}': only density mechanisms and point processes (NET_RECEIVE, no "
                            "POST_EVENT) are supported by the NEURON target yet",
                            mech.pos, hint="gap junctions and POST_EVENT work with the Arbor target")
+    element_of = {e: name for name, elements in mech.arrays.items() for e in elements}
+    arrayed = [p for p in system.params if p.mechanism == low.name and p.parameter in element_of]
+    if arrayed:  # nocmodl keeps the original's array; its elements have no hoc names of their own
+        where = next(p.pos for p in low.parameters if p.name == arrayed[0].parameter)
+        raise GradgenError(f"θ {arrayed[0].name} is an element of the PARAMETER array "
+                           f"{element_of[arrayed[0].parameter]}, which the NEURON target cannot set in the "
+                           "original", where, hint="declare one PARAMETER per element, or use the Arbor target")
     K = len(system.params)
     rename = _neuron_symbols(system)
     ions = [dict(name=i.name, read=i.read, write=i.write, valence=i.valence) for i in mech.ions]
