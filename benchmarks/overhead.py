@@ -93,7 +93,8 @@ def interleaved(runs: dict[str, SingleCellRun]) -> dict[str, float]:
 def hh_cable(dirs: dict[int, Path]) -> dict:
     """The HH cable's runs: built-in hh, then each K with the exact and the ion carrier."""
     spec = cable_cell_spec(["hh"], stimulus_nA=0.1, t_off=T_END - 40.0, labels=THIRDS)
-    runs = {"builtin_hh": builtin_hh_run(spec, sites=CABLE_SITES)}
+    runs = {"builtin_hh": builtin_hh_run(spec, sites=CABLE_SITES),
+            "hh_mod_simd": gradient_run(dirs[1], spec, False, True, gradients=False, sites=CABLE_SITES)}
     for k, directory in dirs.items():
         for design in CABLE_DESIGNS:
             fusion, vectorize, carrier = DESIGNS[design]
@@ -102,8 +103,9 @@ def hh_cable(dirs: dict[int, Path]) -> dict:
     times = interleaved(runs)
     plain = times["builtin_hh"]
     return {"cell": "HH cable 500 um x r 0.5 um, 50 CVs", "seconds": times, "builtin_hh_s": plain,
-            "gradient_runs": [{"K": k, "carrier": "exact", "ratio_to_builtin": times[f"K{k}_exact_simd"] / plain,
-                               "ratio_fused_simd": times[f"K{k}_fused_simd"] / plain} for k in dirs]}
+            "gradient_runs": [{"K": 0, "ratio_to_builtin": times["hh_mod_simd"] / plain}]
+            + [{"K": k, "carrier": "exact", "ratio_to_builtin": times[f"K{k}_exact_simd"] / plain,
+                "ratio_fused_simd": times[f"K{k}_fused_simd"] / plain} for k in dirs]}
 
 
 def jaxley_gradient() -> dict:
