@@ -17,6 +17,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.assigned_roles import read_before_assigned
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -94,6 +95,15 @@ class LoweredMechanism:
     initial_equations: dict[str, sympy.Expr] = field(default_factory=dict)
     #: SOLVE of a PROCEDURE: state -> its value after one step, from the old states, v and dt
     explicit: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: STATEs a solved DERIVATIVE block assigns (``m = minf``, ``cai = ca``): state -> the
+    #: value assigned, a function of the states and of v; which state values (old or new)
+    #: it reads is the SOLVE method's (:func:`gradgen.sensitivity.discretize.state_update`)
+    state_assignments: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: the solved block's steps in order: ``"s'"`` integrates s, ``"s"`` assigns it (its last assignment)
+    solve_order: list[str] = field(default_factory=list)
+    #: STATEs BREAKPOINT assigns (a clamp ``if (cai < 0) { cai = 0 }``): NEURON runs those
+    #: statements in nrn_state after the SOLVE, on the new states
+    after_solve: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -139,10 +149,11 @@ class _Frame:
     volumes: dict[str, sympy.Expr] = field(default_factory=dict)
     equations: list[sympy.Expr] = field(default_factory=list)
     conductances: dict[str, sympy.Expr] = field(default_factory=dict)  # see Current.conductance
+    order: list[str] = field(default_factory=list)  # names assigned, and "s'" for each ODE, in order
 
     def copy(self) -> "_Frame":
         return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
-                      list(self.conserved), dict(self.volumes), list(self.equations))
+                      list(self.conserved), dict(self.volumes), list(self.equations), order=list(self.order))
 
 
 class _Executor:
@@ -209,10 +220,12 @@ class _Executor:
                 frame.values.pop(name, None)
         elif isinstance(stmt, Assign):
             frame.values[stmt.target] = self.evaluate(stmt.expr, frame, stmt.pos)
+            frame.order.append(stmt.target)
             if stmt.target in self.currents:
                 self._modcc_conductance(stmt, frame)
         elif isinstance(stmt, DerivativeAssign):
             frame.derivatives[stmt.state] = self.evaluate(stmt.expr, frame, stmt.pos)
+            frame.order.append(f"{stmt.state}'")
         elif isinstance(stmt, If):
             self._branch(stmt, frame)
         elif isinstance(stmt, Call):
@@ -285,6 +298,7 @@ class _Executor:
                 fallback = merged.get(name, sympy.Symbol(name))
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
                                                (b.get(name, fallback), True))
+        frame.order += then.order[len(frame.order):] + orelse.order[len(frame.order):]
         if len(then.solves) > len(frame.solves) or len(orelse.solves) > len(frame.solves):
             raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
 
@@ -309,6 +323,7 @@ class _Executor:
                     if name in inner.conductances:
                         frame.conductances[name] = inner.conductances[name]
         frame.derivatives.update(inner.derivatives)
+        frame.order += inner.order
         frame.conserved += inner.conserved
         frame.volumes.update(inner.volumes)
 
@@ -367,13 +382,20 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                   if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
     executor = _Executor(mech, constants)
 
+    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     initial = _Frame({})
     initial_equations: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
+        # an ASSIGNED value INITIAL reads before anything set it (m = minf, minf set by
+        # BREAKPOINT) is NEURON's start value of an ASSIGNED, 0, there and only there
+        early, set_there = read_before_assigned(mech, mech.initial)
+        unset = (early & assigned) - set_there
+        initial.values.update({name: sympy.Integer(0) for name in unset})
         executor.run(mech.initial.body, initial)
         initial_equations = _initial_solves(executor, mech, initial)
+        for name in unset:
+            initial.values.pop(name, None)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
-    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
     carried = {}
     # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
@@ -398,6 +420,8 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     conserved: list[tuple[dict[str, int], sympy.Expr]] = []
     equations: list[sympy.Expr] = []
     explicit: dict[str, sympy.Expr] = {}
+    state_assignments: dict[str, sympy.Expr] = {}
+    solve_order: list[str] = []
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
@@ -427,7 +451,13 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                hint="add METHOD cnexp (or sparse for coupled ODEs)")
         if solve_method == "explicit":  # the procedure's assignments, in order, from the old states
             explicit = {s: frame.values.get(s, sympy.Symbol(s)) for s in states}
+        elif frame.derivatives:
+            state_assignments = {s: frame.values[s] for s in states if s in frame.values}
+            last = {n: i for i, n in enumerate(frame.order) if n in state_assignments}
+            solve_order = [n for i, n in enumerate(frame.order)
+                           if (n.endswith("'") and n[:-1] in frame.derivatives) or last.get(n) == i]
 
+    after_solve = {s: breakpoint.values[s] for s in states if s in breakpoint.values} if breakpoint.solves else {}
     currents = []
     for name, ion in current_ions.items():
         if name in breakpoint.values:
@@ -459,19 +489,23 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
                                    *equations, *initial_equations.values()] for sym in e.free_symbols}
         for state in states:
-            if state not in derivatives and state not in used:
+            if state not in derivatives and state not in used and state not in state_assignments \
+                    and state not in after_solve:
                 derivatives[state] = sympy.Integer(0)
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
     explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
+    state_assignments = {s: guards_to_exprelr(e) for s, e in state_assignments.items()}
+    after_solve = {s: guards_to_exprelr(e) for s, e in after_solve.items()}
     events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
     post_events = {s: guards_to_exprelr(e)
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
-                               voltage, initial_equations, explicit)
+                               voltage, initial_equations, explicit, state_assignments, solve_order,
+                               after_solve)
     _check_symbols(lowered)
     return lowered
 
@@ -654,6 +688,10 @@ def _check_symbols(low: LoweredMechanism) -> None:
         checks.append(("voltage set by the VOLTAGE_PROCESS", low.voltage, mech.breakpoint.pos))
     for state, expr in low.explicit.items():
         checks.append((f"update of '{state}' in the SOLVEd PROCEDURE", expr, mech.pos))
+    for state, expr in low.state_assignments.items():
+        checks.append((f"value assigned to '{state}' in the solved block", expr, mech.pos))
+    for state, expr in low.after_solve.items():
+        checks.append((f"value BREAKPOINT assigns to '{state}'", expr, mech.breakpoint.pos))
     for what, expr, pos in checks:
         allowed = known | set(low.event_args) | ({"dt"} if what.startswith("update of") else set())
         if mech.kind == "junction" and what.startswith("current"):
@@ -671,7 +709,7 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state in low.states:
         jumps_only = state in low.events or state in low.post_events  # constant between events
         if low.solve_method not in (None, "linear", "explicit") and state not in low.derivatives \
-                and not jumps_only:
+                and not jumps_only and state not in low.state_assignments and state not in low.after_solve:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 
