@@ -513,6 +513,7 @@ def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[...,
                for (temp, _), (phi, k) in zip(temps, ((p, k) for p in update.values() for k in range(K)))]
     outputs += [Assignment(name, phi) for name, phi in update.items()]
     phase_b = _cse(outputs, prefix)
+    _stage_states(phase_b, list(update), prefix)  # s0 = 1 - s1 - s2 reads the old s1, s2
     phase_b.locals += [temp for temp, _ in temps]
     phase_b.statements += [Assignment(target, sympy.Symbol(temp)) for temp, target in temps]
     return phase_b
