@@ -16,9 +16,9 @@ from pathlib import Path
 import sympy
 from sympy.core.function import AppliedUndef
 
-from gradgen import protocol
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import read_before_assigned
+from gradgen.nmodl.neuron_reads import rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -446,7 +446,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
         if solve_method == "derivimplicit":
-            _rates_read_early(frame.derivatives)
+            rates_read_early(frame.derivatives)
         derivatives.update(frame.derivatives)
         conserved, equations, solved = frame.conserved, frame.equations, frame
         if solve_method == "explicit" and frame.derivatives:
@@ -485,7 +485,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             cur.conductance = None if cur.conductance is None else -cur.conductance
 
     init_states = {s: initial.values.get(s, _start_value(s, concentration_writes)) for s in states}
-    states = _read_own_currents(mech, states, currents, derivatives, state_assignments, after_solve, init_states)
+    states = read_own_currents(mech, states, currents, derivatives, state_assignments, after_solve, init_states)
     # an ion current INITIAL reads (cai = -phi*ica/beta, ModelDB 139421 capr) is 0 there: Arbor
     # zeroes the currents before its second INITIAL pass, NEURON's first run has none yet
     unset_currents = {sympy.Symbol(n): sympy.Integer(0) for n, ion in ion_reads.items() if n == f"i{ion}"}
@@ -506,7 +506,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if state not in derivatives and state not in used and state not in state_assignments \
                     and state not in after_solve:
                 derivatives[state] = sympy.Integer(0)
-    init_states = {s: _zero_base_powers(guards_to_exprelr(e)) for s, e in init_states.items()}
+    init_states = {s: zero_base_powers(guards_to_exprelr(e)) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
     explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
@@ -535,48 +535,6 @@ def _start_value(state: str, concentration_writes: dict[str, str]) -> sympy.Expr
     if state in concentration_writes:
         return sympy.Float(NEURON_START_CONCENTRATIONS.get(state, 1.0))
     return sympy.Integer(0)
-
-
-def _rates_read_early(derivatives: dict[str, sympy.Expr]) -> None:
-    """``A' = -(A - w·D')/tau`` before ``D' = …`` (ModelDB 145836 SynExp5NMDA2): NEURON's
-    derivimplicit evaluates the block until Newton's method converges, each evaluation
-    reading the D' the last one left, so at the solution D' is D's rate at the new states:
-    substituted here (in place)."""
-    rates = {sympy.Symbol(f"{name}'"): expr for name, expr in derivatives.items()}
-    for _ in range(len(rates)):  # a rate may read another rate read early
-        if not any(expr.has(*rates) for expr in derivatives.values()):
-            return
-        for name in derivatives:
-            derivatives[name] = derivatives[name].xreplace(rates)
-        rates = {sympy.Symbol(f"{name}'"): expr for name, expr in derivatives.items()}
-
-
-def _read_own_currents(mech: Mechanism, states: list[str], currents: list[Current], derivatives: dict[str, sympy.Expr],
-                       assigned: dict[str, sympy.Expr], after_solve: dict[str, sympy.Expr],
-                       init_states: dict[str, sympy.Expr]) -> list[str]:
-    """A current the mechanism writes and its DERIVATIVE block reads (``drive = -ica/…``,
-    ModelDB 180370 mAHP): NEURON's nrn_state reads the value nrn_cur left, the current at
-    the step's old voltage and states, which is the current at the new ones of the step
-    before. A STATE (:func:`gradgen.protocol.last_current`) set after each state update and
-    at INITIAL (finitialize runs nrn_cur); the tables are changed in place."""
-    read = {s.name for e in [*derivatives.values(), *assigned.values()] for s in e.free_symbols}
-    own = [c for c in currents if c.name in read]
-    if not own:
-        return states
-    declared = {v.name for v in mech.parameters + mech.assigned + mech.states + mech.constants}
-    for cur in own:
-        if protocol.last_current(cur.name) in declared:
-            raise GradgenError(f"'{protocol.last_current(cur.name)}' is the name gradgen gives the value of "
-                               f"'{cur.name}' the DERIVATIVE block reads", mech.pos, hint="rename the variable")
-    last = {sympy.Symbol(c.name): sympy.Symbol(protocol.last_current(c.name)) for c in own}
-    for table in (derivatives, assigned):
-        for name in table:
-            table[name] = table[name].xreplace(last)
-    at_start = {sympy.Symbol(s): e for s, e in init_states.items()}
-    for cur in own:
-        after_solve[protocol.last_current(cur.name)] = cur.expr
-        init_states[protocol.last_current(cur.name)] = cur.expr.xreplace(at_start)
-    return states + [protocol.last_current(c.name) for c in own]
 
 
 def _voltage_process(mech: Mechanism, values: dict[str, sympy.Expr], states: list[str],
@@ -644,15 +602,6 @@ def _exprelr_form(piecewise: sympy.Piecewise) -> sympy.Expr:
     if not any(sympy.simplify(guarded - series) == 0 for series in (scale, scale * (1 - u / 2))):
         return piecewise
     return scale * exprelr(u)
-
-
-def _zero_base_powers(expr: sympy.Expr) -> sympy.Expr:
-    """``0^x`` (x a parameter: ``(cai - cainf)^caix`` at cai = cainf in INITIAL, ModelDB 180370
-    kca2) as 0, its value for every x > 0 (a Hill exponent); SymPy's ∂/∂x of it is
-    0·log(0), a literal nan in the generated code."""
-    if not any(p.base == 0 and p.exp.free_symbols for p in expr.atoms(sympy.Pow)):
-        return expr
-    return expr.replace(lambda e: e.is_Pow and e.base == 0 and bool(e.exp.free_symbols), lambda e: sympy.Integer(0))
 
 
 def guards_to_exprelr(expr: sympy.Expr) -> sympy.Expr:
