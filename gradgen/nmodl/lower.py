@@ -102,9 +102,12 @@ class LoweredMechanism:
     state_assignments: dict[str, sympy.Expr] = field(default_factory=dict)
     #: the solved block's steps in order: ``"s'"`` integrates s, ``"s"`` assigns it (its last assignment)
     solve_order: list[str] = field(default_factory=list)
-    #: STATEs BREAKPOINT assigns (a clamp ``if (cai < 0) { cai = 0 }``): NEURON runs those
-    #: statements in nrn_state after the SOLVE, on the new states
+    #: STATEs an if/else that held the SOLVE assigns (``if (cai < 0) { cai = 0 } else { SOLVE … }``):
+    #: NEURON runs it in nrn_state after the update, on the new states
     after_solve: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: STATEs BREAKPOINT assigns (``if (cai > ceiling) { cai = ceiling }``, ``g = gbar*m*m*h``):
+    #: nrn_cur sets them, so the next state update starts from these values
+    breakpoint_states: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -460,13 +463,13 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             solve_order = [n for i, n in enumerate(frame.order)
                            if (n.endswith("'") and n[:-1] in frame.derivatives) or last.get(n) == i]
 
-    after_solve = {s: breakpoint.values[s] for s in states if s in breakpoint.values} if breakpoint.solves else {}
-    # nrn_cur does not run them: a current reads the state (which nrn_state already set so)
-    held_states = {value: sympy.Symbol(s) for s, value in after_solve.items()}
-    for name in current_ions:
-        for table in (breakpoint.values, breakpoint.conductances):
-            if name in table:
-                table[name] = table[name].xreplace(held_states)
+    # STATEs BREAKPOINT assigns (g = gbar*m*m*h): nrn_cur sets them before the next update reads them
+    breakpoint_states = {s: breakpoint.values[s] for s in states if s in breakpoint.values} if breakpoint.solves else {}
+    after_solve: dict[str, sympy.Expr] = {}
+    if mech.after_solve:  # an if/else that held the SOLVE: nrn_state runs it after the update
+        after = _Frame({**carried, **_passed(breakpoint.values, assigned, state_symbols)})
+        executor.run(mech.after_solve, after)
+        after_solve = {s: after.values[s] for s in states if s in after.values}
     currents = []
     for name, ion in current_ions.items():
         if name in breakpoint.values:
@@ -504,7 +507,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                    *equations, *initial_equations.values()] for sym in e.free_symbols}
         for state in states:
             if state not in derivatives and state not in used and state not in state_assignments \
-                    and state not in after_solve:
+                    and state not in after_solve and state not in breakpoint_states:
                 derivatives[state] = sympy.Integer(0)
     init_states = {s: zero_base_powers(guards_to_exprelr(e)) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
@@ -512,6 +515,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
     state_assignments = {s: guards_to_exprelr(e) for s, e in state_assignments.items()}
     after_solve = {s: guards_to_exprelr(e) for s, e in after_solve.items()}
+    breakpoint_states = {s: guards_to_exprelr(e) for s, e in breakpoint_states.items()}
     events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
     post_events = {s: guards_to_exprelr(e)
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
@@ -519,7 +523,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
                                voltage, initial_equations, explicit, state_assignments, solve_order,
-                               after_solve)
+                               after_solve, breakpoint_states)
     _check_symbols(lowered)
     return lowered
 
@@ -704,7 +708,7 @@ def _check_symbols(low: LoweredMechanism) -> None:
         checks.append((f"update of '{state}' in the SOLVEd PROCEDURE", expr, mech.pos))
     for state, expr in low.state_assignments.items():
         checks.append((f"value assigned to '{state}' in the solved block", expr, mech.pos))
-    for state, expr in low.after_solve.items():
+    for state, expr in [*low.after_solve.items(), *low.breakpoint_states.items()]:
         checks.append((f"value BREAKPOINT assigns to '{state}'", expr, mech.breakpoint.pos))
     for what, expr, pos in checks:
         allowed = known | set(low.event_args) | ({"dt"} if what.startswith("update of") else set())
@@ -723,7 +727,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state in low.states:
         jumps_only = state in low.events or state in low.post_events  # constant between events
         if low.solve_method not in (None, "linear", "explicit") and state not in low.derivatives \
-                and not jumps_only and state not in low.state_assignments and state not in low.after_solve:
+                and not jumps_only and state not in low.state_assignments and state not in low.after_solve \
+                and state not in low.breakpoint_states:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 

@@ -3,8 +3,9 @@
 nocmodl takes every SOLVE out of BREAKPOINT into nrn_state, where it runs on every step
 whatever the condition; the if/else stays, without the SOLVE, after it. ModelDB 139421
 capr (``if (cai < 0) { cai = 0 } else { SOLVE state METHOD cnexp }``) thus integrates cai
-and then clamps it at 0 (checked in the C++ nrnivmodl generates). The statement list is
-rewritten to that order, so lowering sees one unconditional SOLVE.
+and then clamps it at 0; nrn_cur does not run that if/else (checked in the C++ nrnivmodl
+generates). BREAKPOINT keeps the SOLVE in its place, and the if/else without it moves to
+``Mechanism.after_solve``, which lowering runs after the state update.
 """
 from __future__ import annotations
 
@@ -25,15 +26,17 @@ def _without_solves(body: list[Statement], found: list[Solve]) -> list[Statement
 
 
 def hoist_branch_solves(mech: Mechanism) -> None:
-    """Move each SOLVE nested in a BREAKPOINT if/else before that if/else."""
+    """Move each SOLVE nested in a BREAKPOINT if/else to that if/else's place, and the
+    if/else without it to ``mech.after_solve``."""
     if mech.breakpoint is None:
         return
     body: list[Statement] = []
     for stmt in mech.breakpoint.body:
-        if isinstance(stmt, If):
-            found: list[Solve] = []
-            stripped = _without_solves([stmt], found)
-            body += found + stripped
+        found: list[Solve] = []
+        stripped = _without_solves([stmt], found) if isinstance(stmt, If) else [stmt]
+        if found:
+            body += found
+            mech.after_solve += stripped
         else:
             body.append(stmt)
     mech.breakpoint.body = body

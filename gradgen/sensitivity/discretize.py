@@ -204,21 +204,33 @@ NEURON_METHODS: dict[str, str] = {"cnexp": "exponential", "derivimplicit": "back
 #: Which state values an assignment in a solved DERIVATIVE block (``cai = ca``, ``m = minf``)
 #: reads, as NEURON runs each METHOD: cnexp replaces each ODE in place by its update (the
 #: states integrated before the assignment are new, the others old); derivimplicit's last
-#: Newton evaluation reads the new states; euler and runge evaluate the block at the old
-#: states and then step the ODEs.
-ASSIGNMENTS_READ: dict[str, str] = {"cnexp": "in_order", "derivimplicit": "new", "sparse": "new",
+#: Newton evaluation reads the new states; euler, runge and sparse (a KINETIC block:
+#: ``Ca = C1 + … + C5`` in ModelDB 243446 narsg) evaluate the block at the old states and
+#: then step the ODEs.
+ASSIGNMENTS_READ: dict[str, str] = {"cnexp": "in_order", "derivimplicit": "new", "sparse": "old",
                                     "euler": "old", "runge": "old"}
 
 
 def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] | LinearStep
                            ) -> dict[str, sympy.Expr] | LinearStep:
-    """``update`` with the states the solved block assigns set as NEURON sets them
-    (:data:`ASSIGNMENTS_READ`), then those BREAKPOINT assigns (from all new states); a linear
-    system is solved in closed form first."""
-    if not low.state_assignments and not low.after_solve:
+    """``update`` from the states BREAKPOINT (nrn_cur) left, with the states the solved block
+    assigns set as NEURON sets them (:data:`ASSIGNMENTS_READ`), then those of an if/else that
+    held the SOLVE (from all new states); a linear system is solved in closed form first."""
+    if not low.state_assignments and not low.after_solve and not low.breakpoint_states:
         return update
-    update = closed_form(update, low)
     reads = ASSIGNMENTS_READ[low.solve_method]
+    if isinstance(update, LinearStep) and reads == "old" and not low.after_solve and not low.breakpoint_states:
+        # values of the old states: rows of their own in the system, which stays a system
+        extra = list(low.state_assignments)
+        n = len(update.names)
+        matrix = update.matrix.row_join(sympy.zeros(n, len(extra))).col_join(
+            sympy.zeros(len(extra), n).row_join(sympy.eye(len(extra))))
+        return LinearStep(update.names + extra, matrix, update.rhs + [low.state_assignments[e] for e in extra])
+    update = closed_form(update, low)
+    if low.breakpoint_states:  # set by nrn_cur before this update reads the states
+        start = {sympy.Symbol(n): e for n, e in low.breakpoint_states.items()}
+        update = {**{n: e.xreplace(start) for n, e in update.items()}, **{
+            n: e for n, e in low.breakpoint_states.items() if n not in update}}
     new = dict(update)
     integrated: dict[sympy.Symbol, sympy.Expr] = {}
     every = {sympy.Symbol(n): e for n, e in update.items()}

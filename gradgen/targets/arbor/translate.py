@@ -157,7 +157,9 @@ def translate_lowered(low: LoweredMechanism) -> str:
         parts.append(f"STATE {{ {' '.join(low.states)} }}")
     solve = []
     explicit = [(state, e) for state, e in low.explicit.items() if e != sympy.Symbol(state)]
-    if low.state_assignments or low.after_solve or _inhomogeneous_linear(low):
+    assigned_states = bool(low.state_assignments or low.after_solve or low.breakpoint_states)
+    kept_system = assigned_states and low.derivatives and isinstance(state_update(low, MODCC_METHODS), LinearStep)
+    if (assigned_states and not kept_system) or _inhomogeneous_linear(low):
         # states the solved block assigns (m = minf, cai = ca), which modcc's cnexp and sparse
         # do not step as NEURON does, or a backward-Euler step of linear ODEs with constant
         # terms (modcc's sparse takes only homogeneous ones): the update written out, as for
@@ -185,7 +187,10 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.states:
         parts.append("\n".join(_block("INITIAL", list(low.initial_closed_form().items()), "i", set())))
     if low.derivatives and not explicit:
-        odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
+        # values of the old states a KINETIC block assigns (Ca = C1 + … + C5): modcc's sparse
+        # runs such statements before its solve, as NEURON's does
+        odes = [(s, e) for s, e in low.state_assignments.items()] if kept_system else []
+        odes += [(f"{s}'", e) for s, e in low.derivatives.items()]
         parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))
     if explicit:
         # a SOLVEd PROCEDURE (or the update written out): modcc pastes a METHOD-less block into advance_state; every
