@@ -153,6 +153,28 @@ DERIVATIVE s {
     assert sympy.simplify(low.derivatives["A"] + (A - w * (1 - D) / tauD) / tau) == 0
 
 
+def test_a_value_initial_computes_from_v_keeps_its_value_at_the_start():
+    """``factor`` computed in INITIAL from the rates at v and read by NET_RECEIVE (ModelDB 145836
+    SynExp5NMDA2): NEURON keeps its value at V^0, a STATE that never changes."""
+    from gradgen.nmodl.lower import lower
+    from gradgen.nmodl.parser import parse_text
+
+    low = lower(parse_text("""NEURON { POINT_PROCESS x NONSPECIFIC_CURRENT i RANGE tau0 }
+PARAMETER { tau0 = 5 }
+ASSIGNED { v (mV) i (nA) factor tau }
+STATE { A }
+INITIAL { tau = tau0*exp(v/50) factor = 1/tau A = 0 }
+BREAKPOINT { SOLVE s METHOD cnexp
+  i = A*(v + 10) }
+DERIVATIVE s { A' = -A/tau0 }
+NET_RECEIVE(weight) { A = A + weight*factor }
+""", "x.mod"))
+    v, tau0 = sympy.symbols("v tau0")
+    assert low.states == ["A", "factor"] and low.derivatives["factor"] == 0
+    assert sympy.simplify(low.initial["factor"] - sympy.exp(-v / 50) / tau0) == 0
+    assert modcc_accepts(translate_lowered(low))
+
+
 FILES = ["own_current.mod", "nl_pool.mod", "lagged_s0.mod", "set_m.mod", "clamp_solve.mod", "initial_unset.mod",
          "ca_alias:cnexp", "ca_alias:derivimplicit"]
 

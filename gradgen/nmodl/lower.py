@@ -18,7 +18,7 @@ from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import read_before_assigned
-from gradgen.nmodl.neuron_reads import rates_read_early, read_own_currents, zero_base_powers
+from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -405,10 +405,14 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
     changed_by_events = {stmt.target for block in (mech.net_receive, mech.post_event) if block
                          for stmt in walk(block.body) if isinstance(stmt, Assign)}
+    frozen: dict[str, sympy.Expr] = {}  # INITIAL's value of v: NEURON keeps the one at V^0
     for name in assigned - changed_by_events:
         value = initial.values.get(name)
         if value is not None and not (value.free_symbols & state_symbols):
             carried[name] = value
+        elif value is not None and not (value.free_symbols & (state_symbols - {V})):
+            frozen[name] = value
+            carried[name] = sympy.Symbol(name)
 
     breakpoint = _Frame(dict(carried))
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
@@ -519,6 +523,9 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
     post_events = {s: guards_to_exprelr(e)
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
+    states = hold_initial_values(frozen, states, solve_method, init_states, derivatives, explicit,
+                                 [*derivatives.values(), *(c.expr for c in currents), *events.values(),
+                                  *post_events.values(), *explicit.values(), *state_assignments.values()])
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,

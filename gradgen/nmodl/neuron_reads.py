@@ -69,4 +69,23 @@ def zero_base_powers(expr: sympy.Expr) -> sympy.Expr:
     return expr.replace(lambda e: e.is_Pow and e.base == 0 and bool(e.exp.free_symbols), lambda e: sympy.Integer(0))
 
 
-__all__ = ["rates_read_early", "read_own_currents", "zero_base_powers"]
+def hold_initial_values(frozen: dict[str, sympy.Expr], states: list[str], solve_method: str | None,
+                        init_states: dict[str, sympy.Expr], derivatives: dict[str, sympy.Expr],
+                        explicit: dict[str, sympy.Expr], read: list[sympy.Expr]) -> list[str]:
+    """A value INITIAL computes from v and only INITIAL sets (``factor`` from the rates at v,
+    read by NET_RECEIVE: ModelDB 145836 SynExp5NMDA2) keeps NEURON's value at V^0: a STATE
+    that never changes, where another block reads it; the tables are changed in place."""
+    used = {s.name for e in read for s in e.free_symbols}
+    held = [name for name in frozen if name in used and name not in states]
+    if not held or solve_method == "linear":
+        return states
+    for name in held:
+        init_states[name] = frozen[name]
+        if solve_method == "explicit":
+            explicit[name] = sympy.Symbol(name)
+        elif solve_method is not None:
+            derivatives[name] = sympy.Integer(0)
+    return states + held
+
+
+__all__ = ["hold_initial_values", "rates_read_early", "read_own_currents", "zero_base_powers"]

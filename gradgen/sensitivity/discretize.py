@@ -128,11 +128,18 @@ def newton_update(low: LoweredMechanism, names: list[str], rhs: list[sympy.Expr]
         raise GradgenError("a nonlinear scheme with CONSERVE: modcc's Newton iterations ignore the "
                            "conservation law, gradgen does not reproduce that", low.mechanism.pos,
                            hint="drop CONSERVE (backward Euler keeps what the reactions conserve)")
+    constant = [n for n, r in zip(names, rhs) if r == 0]  # a STATE that never changes: s⁺ = s
+    if constant:
+        moving = [i for i, n in enumerate(names) if n not in constant]
+        update = newton_update(low, [names[i] for i in moving], [rhs[i] for i in moving],
+                               jacobian.extract(moving, moving))
+        return {n: update.get(n, sympy.Symbol(n)) for n in names}
     if len(names) > NEWTON_MAX_STATES:
         raise GradgenError(
             f"the ODEs of {len(names)} states are nonlinear in their states: the Newton step of "
             f"more than {NEWTON_MAX_STATES} coupled states is not reproduced", low.mechanism.pos,
-            hint="use first-order reactions (one state on each side), or fewer coupled states")
+            hint="fewer coupled states in the nonlinear ODEs (first-order reactions in a KINETIC block "
+                 "are linear)")
     old = [sympy.Symbol(n) for n in names]
     f, j = sympy.Matrix(rhs), sympy.eye(len(names)) - DT * jacobian
     y = sympy.Matrix(old)
