@@ -136,6 +136,12 @@ def _derivative_written(mech: Mechanism, block: Block) -> set[str]:
     return assigned
 
 
+def assigned_outside_initial(mech: Mechanism) -> set[str]:
+    """Names some block other than INITIAL assigns (PROCEDUREs and FUNCTIONs counted wherever called)."""
+    assigned, _ = _uses([b for b in _blocks(mech) if b is not mech.initial])
+    return assigned
+
+
 def read_before_assigned(mech: Mechanism, block: Block) -> tuple[set[str], set[str]]:
     """(names the block reads before it assigns them, names it assigns), PROCEDUREs entered."""
     assigned, early = set(), set()
@@ -143,4 +149,5 @@ def read_before_assigned(mech: Mechanism, block: Block) -> tuple[set[str], set[s
     return early, assigned
 
 
-__all__ = ["assigned_in_derivatives", "held_between_events", "read_before_assigned", "set_outside"]
+__all__ = ["assigned_in_derivatives", "assigned_outside_initial", "held_between_events", "read_before_assigned",
+           "set_outside"]

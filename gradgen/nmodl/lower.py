@@ -17,7 +17,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.assigned_roles import read_before_assigned
+from gradgen.nmodl.assigned_roles import assigned_outside_initial, read_before_assigned
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.ir import (
     Assign,
@@ -406,11 +406,12 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     changed_by_events = {stmt.target for block in (mech.net_receive, mech.post_event) if block
                          for stmt in walk(block.body) if isinstance(stmt, Assign)}
     frozen: dict[str, sympy.Expr] = {}  # INITIAL's value of v: NEURON keeps the one at V^0
+    only_initial = assigned - assigned_outside_initial(mech)
     for name in assigned - changed_by_events:
         value = initial.values.get(name)
         if value is not None and not (value.free_symbols & state_symbols):
             carried[name] = value
-        elif value is not None and not (value.free_symbols & (state_symbols - {V})):
+        elif value is not None and name in only_initial and not (value.free_symbols & (state_symbols - {V})):
             frozen[name] = value
             carried[name] = sympy.Symbol(name)
 
