@@ -213,6 +213,14 @@ def seen(name: str) -> str:
     return f"gg_{name}_seen"
 
 
+def last_current(current: str) -> str:
+    """A mechanism's own current as its last BREAKPOINT left it, kept as a STATE for the
+    DERIVATIVE block that reads it (NEURON's nrn_state reads the value of nrn_cur). A STATE
+    of the mechanism itself (its translation is read again as a user's file), so not of a
+    reserved form: the lowering refuses a file that declares the name."""
+    return f"{current}_last"
+
+
 def clamp_store(k: int) -> str:
     """Per-CV u_k(solved) − u_k(set) of the last step where a voltage process set V (else 0):
     states were updated with the solved V, so they complete σ with the solved u."""

@@ -6,13 +6,19 @@
 - A value set only in INITIAL and by events (``wf = weight*factor`` in NET_RECEIVE) and read
   by another block holds its value between events: a STATE that only jumps. Taken as a
   constant of INITIAL it would be silently wrong after the first event.
+- An ion concentration the mechanism writes (``WRITE cai``) in a DERIVATIVE block without
+  declaring it a STATE (``cai = ca`` after ``ca' = …``) is set there once per step, as
+  NEURON's nrn_state leaves it: a STATE the solved block assigns.
+- A value a DERIVATIVE block reads before it assigns it (``s1' = a·s0 - …`` then
+  ``s0 = 1 - s1 - s2``) is, in NEURON, the value the previous step left: a STATE the
+  solved block assigns, read one step late.
 """
 from __future__ import annotations
 
 import sympy
 from sympy.core.function import AppliedUndef
 
-from gradgen.nmodl.ir import Assign, Block, Call, Mechanism, Statement, Variable, walk
+from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Statement, Variable, walk
 
 
 def _blocks(mech: Mechanism) -> list[Block]:
@@ -101,4 +107,76 @@ def held_between_events(mech: Mechanism) -> list[Variable]:
     return moved
 
 
-__all__ = ["called_blocks", "event_blocks", "held_between_events", "set_outside"]
+def _derivative_scan(mech: Mechanism, body: list[Statement], assigned: set[str], early: set[str],
+                     depth: int = 0) -> None:
+    """Walk a block as it runs (PROCEDUREs entered), adding to ``assigned`` what it sets and
+    to ``early`` what it reads before setting; a branch counts as set only in both arms."""
+    for stmt in body:
+        if isinstance(stmt, If):
+            early |= {s.name for s in stmt.cond.free_symbols} - assigned
+            then, orelse = set(assigned), set(assigned)
+            _derivative_scan(mech, stmt.then, then, early, depth)
+            _derivative_scan(mech, stmt.orelse, orelse, early, depth)
+            assigned |= then & orelse
+            continue
+        early |= _read_names(stmt) - assigned
+        if isinstance(stmt, Assign):
+            assigned.add(stmt.target)
+        elif isinstance(stmt, Call) and stmt.name in mech.procedures and depth < 20:
+            proc = mech.procedures[stmt.name]
+            inner = set(assigned) | set(proc.args)
+            _derivative_scan(mech, proc.body, inner, early, depth + 1)
+            assigned |= inner - set(proc.args)
+
+
+def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
+    """Move into ``mech.states`` the written ion concentrations a DERIVATIVE block assigns and
+    the ASSIGNED values it reads before assigning them; return them (see the module doc)."""
+    written = {var for ion in mech.ions for var in ion.write if var in (f"{ion.name}i", f"{ion.name}o")}
+    ions = {var for ion in mech.ions for var in ion.read + ion.write} | set(mech.nonspecific_currents)
+    states = {s.name for s in mech.states}
+    before_solve = mech.breakpoint.body if mech.breakpoint else []
+    set_by_breakpoint, _ = _uses([Block("breakpoint", before_solve, mech.pos)])
+    moved: list[Variable] = []
+    for block in mech.derivatives.values():
+        assigned, early = set(), set()
+        _derivative_scan(mech, block.body, assigned, early)
+        for table in (mech.assigned, mech.parameters):
+            for var in table:
+                concentration = var.name in written and var.name in assigned
+                lagged = (var.name in early and var.name in assigned and table is mech.assigned
+                          and var.name not in ions and var.name not in set_by_breakpoint)
+                if (concentration or lagged) and var.name not in states:
+                    moved.append(var)
+                    states.add(var.name)
+    for name in written - states:  # a concentration assigned there but declared nowhere
+        if any(name in _derivative_written(mech, b) for b in mech.derivatives.values()):
+            moved.append(Variable(name, mech.pos))
+            states.add(name)
+    mech.assigned = [a for a in mech.assigned if a not in moved]
+    mech.parameters = [p for p in mech.parameters if p not in moved]
+    mech.states += moved
+    return moved
+
+
+def _derivative_written(mech: Mechanism, block: Block) -> set[str]:
+    assigned: set[str] = set()
+    _derivative_scan(mech, block.body, assigned, set())
+    return assigned
+
+
+def assigned_outside_initial(mech: Mechanism) -> set[str]:
+    """Names some block other than INITIAL assigns (PROCEDUREs and FUNCTIONs counted wherever called)."""
+    assigned, _ = _uses([b for b in _blocks(mech) if b is not mech.initial])
+    return assigned
+
+
+def read_before_assigned(mech: Mechanism, block: Block) -> tuple[set[str], set[str]]:
+    """(names the block reads before it assigns them, names it assigns), PROCEDUREs entered."""
+    assigned, early = set(), set()
+    _derivative_scan(mech, block.body, assigned, early)
+    return early, assigned
+
+
+__all__ = ["assigned_in_derivatives", "assigned_outside_initial", "called_blocks", "event_blocks",
+           "held_between_events", "read_before_assigned", "set_outside"]

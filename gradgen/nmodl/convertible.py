@@ -4,7 +4,9 @@ The parser accepts any well-formed NMODL, and lowering any mechanism it can exec
 checks catch what only shows later as a compile error in a temporary directory or as a
 silently wrong number: names the gradient mechanism itself generates or that Arbor
 reserves, numbers that are not finite in float64, a division by zero folded into the code
-(SymPy's ``zoo``/``nan``), and coupled ODEs under cnexp, which modcc refuses.
+(SymPy's ``zoo``/``nan``). Coupled ODEs under cnexp are not refused: NEURON steps them one
+after another in the block's order, which gradgen reproduces (and ``translate`` writes for
+modcc through LOCALs, as modcc refuses an ODE naming another state).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.ir import DerivativeAssign, Mechanism, Variable, walk
+from gradgen.nmodl.ir import Mechanism, Variable
 from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
 
 #: Longest mechanism name: it becomes file names (its gradient mechanism and modcc's
@@ -31,7 +33,6 @@ def check_convertible(low: LoweredMechanism) -> None:
     _check_mechanism_name(mech)
     _check_names(low)
     _check_numbers(low)
-    _check_diagonal_cnexp(low)
 
 
 def _check_mechanism_name(mech: Mechanism) -> None:
@@ -87,28 +88,6 @@ def _check_numbers(low: LoweredMechanism) -> None:
         if bad is not None:
             raise GradgenError(f"the {what} contains {bad}", pos,
                                hint="a constant division by zero or a number beyond float64")
-
-
-def _check_diagonal_cnexp(low: LoweredMechanism) -> None:
-    """modcc's cnexp refuses an ODE whose right-hand side names another STATE ("System not
-    diagonal linear for cnexp", deep inside the build); refuse it here, at the equation.
-
-    modcc looks at the statement as written: a LOCAL computed from another state before the
-    ODE is accepted (mechanisms/io/io_dend.mod does so), the state's name in the ODE is not.
-    """
-    if low.solve_method != "cnexp":
-        return
-    states = set(low.derivatives)  # not a STATE that only jumps at events (an ASSIGNED in the file)
-    for block in low.mechanism.derivatives.values():
-        for stmt in walk(block.body):
-            if not isinstance(stmt, DerivativeAssign):
-                continue
-            others = sorted(s.name for s in stmt.expr.free_symbols if s.name in states - {stmt.state})
-            if others:
-                raise GradgenError(
-                    f"under METHOD cnexp the ODE of '{stmt.state}' names the state(s) "
-                    f"{', '.join(others)}, which modcc refuses (cnexp solves each ODE on its own)",
-                    stmt.pos, hint="use METHOD sparse for coupled ODEs")
 
 
 def _expressions(low: LoweredMechanism) -> Iterator[tuple[str, sympy.Basic, SourcePos]]:

@@ -243,6 +243,9 @@ class Mechanism:
     breakpoint: Block | None = None
     net_receive: Block | None = None  # parsed; not lowered yet
     post_event: Block | None = None  # parsed; not lowered yet
+    #: BREAKPOINT's if/else that held a SOLVE, without it: nocmodl runs it in nrn_state, after
+    #: the SOLVE (:mod:`gradgen.nmodl.solve_placement`)
+    after_solve: list["Statement"] = field(default_factory=list)
     white_noise: list[str] = field(default_factory=list)  # parsed; not lowered yet
     #: the file's arrays, unrolled by the parser: name -> its scalars (``ca`` -> ``ca_0, …``)
     arrays: dict[str, list[str]] = field(default_factory=dict)

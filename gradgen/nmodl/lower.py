@@ -17,7 +17,8 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.assigned_roles import event_blocks
+from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
+from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -95,6 +96,18 @@ class LoweredMechanism:
     initial_equations: dict[str, sympy.Expr] = field(default_factory=dict)
     #: SOLVE of a PROCEDURE: state -> its value after one step, from the old states, v and dt
     explicit: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: STATEs a solved DERIVATIVE block assigns (``m = minf``, ``cai = ca``): state -> the
+    #: value assigned, a function of the states and of v; which state values (old or new)
+    #: it reads is the SOLVE method's (:func:`gradgen.sensitivity.discretize.state_update`)
+    state_assignments: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: the solved block's steps in order: ``"s'"`` integrates s, ``"s"`` assigns it (its last assignment)
+    solve_order: list[str] = field(default_factory=list)
+    #: STATEs an if/else that held the SOLVE assigns (``if (cai < 0) { cai = 0 } else { SOLVE … }``):
+    #: NEURON runs it in nrn_state after the update, on the new states
+    after_solve: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: STATEs BREAKPOINT assigns (``if (cai > ceiling) { cai = ceiling }``, ``g = gbar*m*m*h``):
+    #: nrn_cur sets them, so the next state update starts from these values
+    breakpoint_states: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -140,10 +153,11 @@ class _Frame:
     volumes: dict[str, sympy.Expr] = field(default_factory=dict)
     equations: list[sympy.Expr] = field(default_factory=list)
     conductances: dict[str, sympy.Expr] = field(default_factory=dict)  # see Current.conductance
+    order: list[str] = field(default_factory=list)  # names assigned, and "s'" for each ODE, in order
 
     def copy(self) -> "_Frame":
         return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
-                      list(self.conserved), dict(self.volumes), list(self.equations))
+                      list(self.conserved), dict(self.volumes), list(self.equations), order=list(self.order))
 
 
 class _Executor:
@@ -210,10 +224,12 @@ class _Executor:
                 frame.values.pop(name, None)
         elif isinstance(stmt, Assign):
             frame.values[stmt.target] = self.evaluate(stmt.expr, frame, stmt.pos)
+            frame.order.append(stmt.target)
             if stmt.target in self.currents:
                 self._modcc_conductance(stmt, frame)
         elif isinstance(stmt, DerivativeAssign):
             frame.derivatives[stmt.state] = self.evaluate(stmt.expr, frame, stmt.pos)
+            frame.order.append(f"{stmt.state}'")
         elif isinstance(stmt, If):
             self._branch(stmt, frame)
         elif isinstance(stmt, Call):
@@ -286,6 +302,7 @@ class _Executor:
                 fallback = merged.get(name, sympy.Symbol(name))
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
                                                (b.get(name, fallback), True))
+        frame.order += then.order[len(frame.order):] + orelse.order[len(frame.order):]
         if len(then.solves) > len(frame.solves) or len(orelse.solves) > len(frame.solves):
             raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
 
@@ -310,6 +327,7 @@ class _Executor:
                     if name in inner.conductances:
                         frame.conductances[name] = inner.conductances[name]
         frame.derivatives.update(inner.derivatives)
+        frame.order += inner.order
         frame.conserved += inner.conserved
         frame.volumes.update(inner.volumes)
 
@@ -368,22 +386,34 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                   if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
     executor = _Executor(mech, constants)
 
+    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     initial = _Frame({})
     initial_equations: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
+        # an ASSIGNED value INITIAL reads before anything set it (m = minf, minf set by
+        # BREAKPOINT) is NEURON's start value of an ASSIGNED, 0, there and only there
+        early, set_there = read_before_assigned(mech, mech.initial)
+        unset = (early & assigned) - set_there
+        initial.values.update({name: sympy.Integer(0) for name in unset})
         executor.run(mech.initial.body, initial)
         initial_equations = _initial_solves(executor, mech, initial)
+        for name in unset:
+            initial.values.pop(name, None)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
-    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
     carried = {}
     # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
     changed_by_events = {stmt.target for block in event_blocks(mech)
                          for stmt in walk(block.body) if isinstance(stmt, Assign)}
+    frozen: dict[str, sympy.Expr] = {}  # INITIAL's value of v: NEURON keeps the one at V^0
+    only_initial = assigned - assigned_outside_initial(mech)
     for name in assigned - changed_by_events:
         value = initial.values.get(name)
         if value is not None and not (value.free_symbols & state_symbols):
             carried[name] = value
+        elif value is not None and name in only_initial and not (value.free_symbols & (state_symbols - {V})):
+            frozen[name] = value
+            carried[name] = sympy.Symbol(name)
 
     breakpoint = _Frame(dict(carried))
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
@@ -399,6 +429,8 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     conserved: list[tuple[dict[str, int], sympy.Expr]] = []
     equations: list[sympy.Expr] = []
     explicit: dict[str, sympy.Expr] = {}
+    state_assignments: dict[str, sympy.Expr] = {}
+    solve_order: list[str] = []
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
@@ -421,6 +453,8 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         for name, volume in frame.volumes.items():
             if name in frame.derivatives:
                 frame.derivatives[name] = frame.derivatives[name] / volume
+        if solve_method == "derivimplicit":
+            rates_read_early(frame.derivatives)
         derivatives.update(frame.derivatives)
         conserved, equations, solved = frame.conserved, frame.equations, frame
         if solve_method == "explicit" and frame.derivatives:
@@ -428,7 +462,19 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                hint="add METHOD cnexp (or sparse for coupled ODEs)")
         if solve_method == "explicit":  # the procedure's assignments, in order, from the old states
             explicit = {s: frame.values.get(s, sympy.Symbol(s)) for s in states}
+        elif frame.derivatives:
+            state_assignments = {s: frame.values[s] for s in states if s in frame.values}
+            last = {n: i for i, n in enumerate(frame.order) if n in state_assignments}
+            solve_order = [n for i, n in enumerate(frame.order)
+                           if (n.endswith("'") and n[:-1] in frame.derivatives) or last.get(n) == i]
 
+    # STATEs BREAKPOINT assigns (g = gbar*m*m*h): nrn_cur sets them before the next update reads them
+    breakpoint_states = {s: breakpoint.values[s] for s in states if s in breakpoint.values} if breakpoint.solves else {}
+    after_solve: dict[str, sympy.Expr] = {}
+    if mech.after_solve:  # an if/else that held the SOLVE: nrn_state runs it after the update
+        after = _Frame({**carried, **_passed(breakpoint.values, assigned, state_symbols)})
+        executor.run(mech.after_solve, after)
+        after_solve = {s: after.values[s] for s in states if s in after.values}
     currents = []
     for name, ion in current_ions.items():
         if name in breakpoint.values:
@@ -447,6 +493,11 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             cur.conductance = None if cur.conductance is None else -cur.conductance
 
     init_states = {s: initial.values.get(s, _start_value(s, concentration_writes)) for s in states}
+    states = read_own_currents(mech, states, currents, derivatives, state_assignments, after_solve, init_states)
+    # an ion current INITIAL reads (cai = -phi*ica/beta, ModelDB 139421 capr) is 0 there: Arbor
+    # zeroes the currents before its second INITIAL pass, NEURON's first run has none yet
+    unset_currents = {sympy.Symbol(n): sympy.Integer(0) for n, ion in ion_reads.items() if n == f"i{ion}"}
+    init_states = {s: e.xreplace(unset_currents) for s, e in init_states.items()}
     for cur in currents:
         cur.expr = guards_to_exprelr(cur.expr)
         if cur.conductance is not None:
@@ -460,19 +511,27 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
                                    *equations, *initial_equations.values()] for sym in e.free_symbols}
         for state in states:
-            if state not in derivatives and state not in used:
+            if state not in derivatives and state not in used and state not in state_assignments \
+                    and state not in after_solve and state not in breakpoint_states:
                 derivatives[state] = sympy.Integer(0)
-    init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
+    init_states = {s: zero_base_powers(guards_to_exprelr(e)) for s, e in init_states.items()}
     equations = [guards_to_exprelr(e) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
     explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
+    state_assignments = {s: guards_to_exprelr(e) for s, e in state_assignments.items()}
+    after_solve = {s: guards_to_exprelr(e) for s, e in after_solve.items()}
+    breakpoint_states = {s: guards_to_exprelr(e) for s, e in breakpoint_states.items()}
     events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
     post_events = {s: guards_to_exprelr(e)
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
+    states = hold_initial_values(frozen, states, solve_method, init_states, derivatives, explicit,
+                                 [*derivatives.values(), *(c.expr for c in currents), *events.values(),
+                                  *post_events.values(), *explicit.values(), *state_assignments.values()])
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
-                               voltage, initial_equations, explicit)
+                               voltage, initial_equations, explicit, state_assignments, solve_order,
+                               after_solve, breakpoint_states)
     _check_symbols(lowered)
     return lowered
 
@@ -655,6 +714,10 @@ def _check_symbols(low: LoweredMechanism) -> None:
         checks.append(("voltage set by the VOLTAGE_PROCESS", low.voltage, mech.breakpoint.pos))
     for state, expr in low.explicit.items():
         checks.append((f"update of '{state}' in the SOLVEd PROCEDURE", expr, mech.pos))
+    for state, expr in low.state_assignments.items():
+        checks.append((f"value assigned to '{state}' in the solved block", expr, mech.pos))
+    for state, expr in [*low.after_solve.items(), *low.breakpoint_states.items()]:
+        checks.append((f"value BREAKPOINT assigns to '{state}'", expr, mech.breakpoint.pos))
     for what, expr, pos in checks:
         allowed = known | set(low.event_args) | ({"dt"} if what.startswith("update of") else set())
         if mech.kind == "junction" and what.startswith("current"):
@@ -672,7 +735,8 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state in low.states:
         jumps_only = state in low.events or state in low.post_events  # constant between events
         if low.solve_method not in (None, "linear", "explicit") and state not in low.derivatives \
-                and not jumps_only:
+                and not jumps_only and state not in low.state_assignments and state not in low.after_solve \
+                and state not in low.breakpoint_states:
             raise GradgenError(f"STATE '{state}' has no derivative in the solved block", mech.pos)
 
 

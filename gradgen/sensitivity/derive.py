@@ -523,6 +523,7 @@ def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[...,
         phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(temps[name, k])) for name in names]
     phase_b.statements += states
     phase_b.locals += list(temps.values())
+    _stage_states(phase_b, names, prefix)  # s0 = 1 - s1 - s2 reads the old s1, s2
     return phase_b
 
 

@@ -9,8 +9,9 @@ state after state in the order of the DERIVATIVE block, overwriting s in place (
 equation sees the earlier states' new values). Differentiating this map, not the ODE, makes
 the sensitivities those of the simulated system.
 
-modcc's ``sparse`` (KINETIC schemes) is one backward-Euler step of the whole system,
-s⁺ = s + dt·f(s⁺, V^{n+1}), solved as a linear system; modcc replaces one balance row by
+modcc's ``sparse`` (KINETIC schemes, and NEURON's derivimplicit here) is one backward-Euler
+step of the whole system, s⁺ = s + dt·f(s⁺, V^{n+1}), solved as a linear system (by three
+Newton iterations where f is nonlinear in the states); modcc replaces one balance row by
 each CONSERVE law, which for a scheme that conserves that quantity gives the same s⁺
 (up to rounding), so the update here is the plain backward-Euler solve. Such updates stay
 systems (:class:`LinearStep`), solved by elimination in the generated code.
@@ -88,18 +89,16 @@ class LinearStep:
     rhs: list[sympy.Expr]
 
 
-def sparse_update(low: LoweredMechanism) -> LinearStep:
-    """Backward Euler of the whole (linear) system: (I − dt·A) s⁺ = s + dt·b."""
+def sparse_update(low: LoweredMechanism) -> LinearStep | dict[str, sympy.Expr]:
+    """Backward Euler of the whole system: (I − dt·A) s⁺ = s + dt·b where it is linear,
+    else modcc's Newton iterations (:func:`newton_update`)."""
     names = list(low.derivatives)
     symbols = [sympy.Symbol(n) for n in names]
     rhs = [low.derivatives[n] for n in names]
     jacobian = sympy.Matrix(rhs).jacobian(symbols)
     minus_b = -sympy.Matrix(rhs).xreplace({s: 0 for s in symbols})
     if any(jacobian.has(s) for s in symbols):
-        raise GradgenError(
-            "the KINETIC scheme is nonlinear in its states: modcc solves it by Newton "
-            "iterations, which gradgen does not reproduce", low.mechanism.pos,
-            hint="use first-order reactions (one state on each side)")
+        return newton_update(low, names, rhs, jacobian)
     for weights, _ in low.conserved:
         balance = sympy.expand(sympy.Add(*[c * low.derivatives.get(n, 0) for n, c in weights.items()]))
         if balance != 0:
@@ -108,6 +107,47 @@ def sparse_update(low: LoweredMechanism) -> LinearStep:
                 hint="CONSERVE may only restate a conservation the scheme already has")
     return LinearStep(names, sympy.eye(len(names)) - DT * jacobian,
                       list(sympy.Matrix(symbols) - DT * minus_b))
+
+
+#: modcc's SparseNonlinearSolverVisitor: Newton iterations of a nonlinear ``sparse`` system.
+NEWTON_ITERATIONS = 3
+#: Largest nonlinear system whose Newton step is solved symbolically here.
+NEWTON_MAX_STATES = 4
+
+
+def newton_update(low: LoweredMechanism, names: list[str], rhs: list[sympy.Expr],
+                  jacobian: sympy.Matrix) -> dict[str, sympy.Expr]:
+    """Backward Euler of a nonlinear system as modcc's ``sparse`` solves it: from y = s
+    (the old states), :data:`NEWTON_ITERATIONS` steps y ← y − J(y)⁻¹·F(y) with
+    F(y) = y − s − dt·f(y, V^{n+1}) and the exact J = I − dt·∂f/∂y, then s⁺ = y.
+
+    NEURON's derivimplicit solves the same equation by Newton's method until it converges;
+    at a step where the first guess s is O(dt) from s⁺, three exact iterations leave an
+    error far below the check's bounds. A closed form per state (differentiated exactly)."""
+    if low.conserved:
+        raise GradgenError("a nonlinear scheme with CONSERVE: modcc's Newton iterations ignore the "
+                           "conservation law, gradgen does not reproduce that", low.mechanism.pos,
+                           hint="drop CONSERVE (backward Euler keeps what the reactions conserve)")
+    constant = [n for n, r in zip(names, rhs) if r == 0]  # a STATE that never changes: s⁺ = s
+    if constant:
+        moving = [i for i, n in enumerate(names) if n not in constant]
+        update = newton_update(low, [names[i] for i in moving], [rhs[i] for i in moving],
+                               jacobian.extract(moving, moving))
+        return {n: update.get(n, sympy.Symbol(n)) for n in names}
+    if len(names) > NEWTON_MAX_STATES:
+        raise GradgenError(
+            f"the ODEs of {len(names)} states are nonlinear in their states: the Newton step of "
+            f"more than {NEWTON_MAX_STATES} coupled states is not reproduced", low.mechanism.pos,
+            hint="fewer coupled states in the nonlinear ODEs (first-order reactions in a KINETIC block "
+                 "are linear)")
+    old = [sympy.Symbol(n) for n in names]
+    f, j = sympy.Matrix(rhs), sympy.eye(len(names)) - DT * jacobian
+    y = sympy.Matrix(old)
+    for _ in range(NEWTON_ITERATIONS):
+        at_y = dict(zip(old, y))
+        residual = y - sympy.Matrix(old) - DT * f.xreplace(at_y)
+        y = y - j.xreplace(at_y).LUsolve(residual)
+    return dict(zip(names, y))
 
 
 def linear_update(low: LoweredMechanism) -> LinearStep:
@@ -148,30 +188,91 @@ UPDATES: dict[str, Callable[[LoweredMechanism], dict[str, sympy.Expr] | LinearSt
 }
 
 #: How modcc (the Arbor target) steps each SOLVE method: Arbor offers only cnexp and
-#: sparse, so NEURON's integrators of a DERIVATIVE block become cnexp (``gradgen
-#: translate`` writes the same) and a KINETIC block is always solved by sparse. A target
-#: that integrates otherwise passes its own mapping to :func:`state_update`.
-MODCC_METHODS: dict[str, str] = {"cnexp": "pade", "derivimplicit": "pade", "euler": "pade", "runge": "pade",
+#: sparse. NEURON's derivimplicit (backward Euler, Newton's method) becomes sparse, which is
+#: backward Euler too (Newton iterations where nonlinear); runge (RK4, explicit) becomes
+#: sparse as well, which unlike cnexp does not divide by an ODE's coefficient (0 in a
+#: synapse's gVD' = B·(inf − gVD)/tau while B = 0: NaN); euler becomes cnexp (``gradgen
+#: translate`` writes the same); a KINETIC block is always solved by sparse. A target that
+#: integrates otherwise passes its own mapping to :func:`state_update`.
+MODCC_METHODS: dict[str, str] = {"cnexp": "pade", "derivimplicit": "backward_euler",
+                                 "euler": "pade", "runge": "backward_euler",
                                  "sparse": "backward_euler", "linear": "linear_solve",
                                  "explicit": "explicit"}
 
 
 #: How NEURON (nocmodl) steps each SOLVE method. ``derivimplicit`` is one backward-Euler
-#: step solved by Newton's method, which for the linear systems gradgen accepts is exact;
-#: ``runge`` is not reproduced.
+#: step solved by Newton's method: exact for a linear system, to convergence (three
+#: iterations here, :func:`newton_update`) for a nonlinear one; ``runge`` is not reproduced.
 NEURON_METHODS: dict[str, str] = {"cnexp": "exponential", "derivimplicit": "backward_euler",
                                   "euler": "forward_euler", "sparse": "backward_euler",
                                   "linear": "linear_solve", "explicit": "explicit"}
+
+
+#: Which state values an assignment in a solved DERIVATIVE block (``cai = ca``, ``m = minf``)
+#: reads, as NEURON runs each METHOD: cnexp replaces each ODE in place by its update (the
+#: states integrated before the assignment are new, the others old); derivimplicit's last
+#: Newton evaluation reads the new states; euler, runge and sparse (a KINETIC block:
+#: ``Ca = C1 + … + C5`` in ModelDB 243446 narsg) evaluate the block at the old states and
+#: then step the ODEs.
+ASSIGNMENTS_READ: dict[str, str] = {"cnexp": "in_order", "derivimplicit": "new", "sparse": "old",
+                                    "euler": "old", "runge": "old"}
+
+
+def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] | LinearStep
+                           ) -> dict[str, sympy.Expr] | LinearStep:
+    """``update`` from the states BREAKPOINT (nrn_cur) left, with the states the solved block
+    assigns set as NEURON sets them (:data:`ASSIGNMENTS_READ`), then those of an if/else that
+    held the SOLVE (from all new states); a linear system is solved in closed form first."""
+    if not low.state_assignments and not low.after_solve and not low.breakpoint_states:
+        return update
+    reads = ASSIGNMENTS_READ[low.solve_method]
+    if isinstance(update, LinearStep) and reads == "old" and not low.after_solve and not low.breakpoint_states:
+        # values of the old states: rows of their own in the system, which stays a system
+        extra = list(low.state_assignments)
+        n = len(update.names)
+        matrix = update.matrix.row_join(sympy.zeros(n, len(extra))).col_join(
+            sympy.zeros(len(extra), n).row_join(sympy.eye(len(extra))))
+        return LinearStep(update.names + extra, matrix, update.rhs + [low.state_assignments[e] for e in extra])
+    update = closed_form(update, low)
+    if low.breakpoint_states:  # set by nrn_cur before this update reads the states
+        start = {sympy.Symbol(n): e for n, e in low.breakpoint_states.items()}
+        update = {**{n: e.xreplace(start) for n, e in update.items()}, **{
+            n: e for n, e in low.breakpoint_states.items() if n not in update}}
+    new = dict(update)
+    integrated: dict[sympy.Symbol, sympy.Expr] = {}
+    every = {sympy.Symbol(n): e for n, e in update.items()}
+    for step in low.solve_order:
+        if step.endswith("'"):
+            integrated[sympy.Symbol(step[:-1])] = update[step[:-1]]
+            continue
+        at = {"old": {}, "new": every, "in_order": dict(integrated)}[reads]
+        new[step] = low.state_assignments[step].xreplace(at)
+    after = {sympy.Symbol(n): e for n, e in new.items()}
+    new.update({name: e.xreplace(after) for name, e in low.after_solve.items()})
+    return new
+
+
+def closed_form(update: dict[str, sympy.Expr] | LinearStep, low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """Each new state as an expression: a linear system of a few states solved symbolically."""
+    if not isinstance(update, LinearStep):
+        return update
+    if len(update.names) > NEWTON_MAX_STATES:
+        raise GradgenError(f"the backward-Euler step of {len(update.names)} coupled ODEs cannot be "
+                           "written out for modcc (its sparse solver takes only homogeneous linear "
+                           "systems, and this block assigns states or has constant terms)",
+                           low.mechanism.pos, hint="write the scheme as a KINETIC block")
+    return dict(zip(update.names, update.matrix.LUsolve(sympy.Matrix(update.rhs))))
 
 
 def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHODS
                  ) -> dict[str, sympy.Expr] | LinearStep:
     """The map the simulator applies for the mechanism's SOLVE method (empty without states):
     closed forms per state, or a linear system (KINETIC, LINEAR); ``methods`` says which of
-    :data:`UPDATES` each SOLVE method becomes."""
+    :data:`UPDATES` each SOLVE method becomes. States the solved block assigns are set as
+    :func:`with_state_assignments` says."""
     if low.solve_method is None or (low.solve_method not in ("linear", "explicit") and not low.derivatives):
         return {}
     if low.solve_method not in methods:
         raise GradgenError(f"SOLVE METHOD {low.solve_method} is not reproduced for this simulator",
                            low.mechanism.pos, hint="methods: " + ", ".join(methods))
-    return UPDATES[methods[low.solve_method]](low)
+    return with_state_assignments(low, UPDATES[methods[low.solve_method]](low))

@@ -20,7 +20,8 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.assigned_roles import held_between_events, set_outside
+from gradgen.nmodl.assigned_roles import assigned_in_derivatives, held_between_events, set_outside
+from gradgen.nmodl.solve_placement import hoist_branch_solves
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -659,6 +660,8 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     _check(mech)
     set_outside(mech)
     held_between_events(mech)
+    assigned_in_derivatives(mech)
+    hoist_branch_solves(mech)
     return mech
 
 

@@ -165,7 +165,10 @@ def check_tree(spec: CellSpec, tree: CvTree, membrane: Membrane) -> float:
             region = join_regions([cable_expr(b, x0, x1) for b, x0, x1 in cables])
             decor.paint(region, Vm=10.0 * np.sin(1.7 * cv + 0.3) * U.mV)
     probe = arbor.cable_probe_membrane_voltage_cell("v")
-    recipe = CellsRecipe([spec.build(decor)], arbor.neuron_cable_properties(), [[probe]])
+    props = arbor.neuron_cable_properties()
+    for ion, settings in spec.ions.items():
+        props.set_ion(ion, **settings)
+    recipe = CellsRecipe([spec.build(decor)], props, [[probe]])
     handles = recipe.sample_run([(0, "v")], 1.5 * _CHECK_DT, _CHECK_DT,
                                 arbor.explicit_schedule([0 * U.ms, _CHECK_DT * U.ms]))
     (data, _meta), = recipe.sim.samples(handles[(0, "v")])
@@ -394,6 +397,8 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     for region, density in layout.paints:
         decor.paint(region, density)
     props = arbor.neuron_cable_properties()
+    for ion, settings in spec.ions.items():  # the model's own ions (h of an Ih channel)
+        props.set_ion(ion, **settings)
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)
     return spec.build(decor), props, centres, [layout.name] * len(centres)

@@ -4,9 +4,9 @@ The file is parsed and lowered exactly as for a gradient conversion (FUNCTIONs a
 PROCEDUREs inlined, TABLE dropped, unit factors and DEFINEs folded into numbers, if/else
 into Piecewise), then printed back as a small mechanism without gradients: one statement
 per line, LOCALs at the top of each block, common state-free subexpressions as LOCALs,
-each Piecewise as an if/else on a LOCAL. NEURON's integrators of a DERIVATIVE block
-(derivimplicit, euler, runge) become modcc's ``cnexp``, the method gradgen's gradient
-mechanisms reproduce; a KINETIC scheme becomes its mass-action ODEs in a DERIVATIVE block
+each Piecewise as an if/else on a LOCAL. NEURON's derivimplicit (backward Euler) becomes
+modcc's ``sparse`` (backward Euler; three Newton iterations where nonlinear), and so does
+runge; euler becomes ``cnexp``: the methods gradgen's gradient mechanisms reproduce; a KINETIC scheme becomes its mass-action ODEs in a DERIVATIVE block
 solved by ``sparse`` (backward Euler, which keeps the scheme's CONSERVE laws by itself),
 and a STEADYSTATE initialisation its closed-form solution; a LINEAR block keeps its
 equations, written ``~ 0 = expr``; a SOLVEd PROCEDURE (explicit updates of the states)
@@ -25,7 +25,7 @@ from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
 from gradgen.sensitivity.derive import modcc_currents
-from gradgen.sensitivity.discretize import MODCC_METHODS
+from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, closed_form, state_update
 from gradgen.targets.arbor.dialect import event_arguments, nonspecific_currents, one_nonspecific_current
 from gradgen.version import __version__
 
@@ -108,6 +108,17 @@ def _hoist_state_free(expr: sympy.Expr, states: set[sympy.Symbol], all_states: s
     return walk(expr)
 
 
+def _inhomogeneous_linear(low: LoweredMechanism) -> bool:
+    """Whether modcc's sparse would refuse the block: its linear solver (used for every
+    linear system) takes only ODEs without a constant term."""
+    if MODCC_METHODS.get(low.solve_method) != "backward_euler" or not low.derivatives:
+        return False
+    if not isinstance(state_update(low, MODCC_METHODS), LinearStep):  # nonlinear: modcc's Newton
+        return False
+    zero = {sympy.Symbol(s): 0 for s in low.derivatives}
+    return any(sympy.simplify(e.xreplace(zero)) != 0 for e in low.derivatives.values())
+
+
 def translate_lowered(low: LoweredMechanism) -> str:
     """NMODL text (Arbor dialect, no gradients) of a lowered mechanism."""
     mech = low.mechanism
@@ -146,6 +157,15 @@ def translate_lowered(low: LoweredMechanism) -> str:
         parts.append(f"STATE {{ {' '.join(low.states)} }}")
     solve = []
     explicit = [(state, e) for state, e in low.explicit.items() if e != sympy.Symbol(state)]
+    assigned_states = bool(low.state_assignments or low.after_solve or low.breakpoint_states)
+    kept_system = assigned_states and low.derivatives and isinstance(state_update(low, MODCC_METHODS), LinearStep)
+    if (assigned_states and not kept_system) or _inhomogeneous_linear(low):
+        # states the solved block assigns (m = minf, cai = ca), which modcc's cnexp and sparse
+        # do not step as NEURON does, or a backward-Euler step of linear ODEs with constant
+        # terms (modcc's sparse takes only homogeneous ones): the update written out, as for
+        # a PROCEDURE
+        update = closed_form(state_update(low, MODCC_METHODS), low)
+        explicit = [(state, e) for state, e in update.items() if e != sympy.Symbol(state)]
     if low.solve_method == "linear" or explicit:
         solve = ["SOLVE states"]
     elif low.derivatives:
@@ -166,11 +186,14 @@ def translate_lowered(low: LoweredMechanism) -> str:
     parts.append("\n".join(breakpoint))
     if low.states:
         parts.append("\n".join(_block("INITIAL", list(low.initial_closed_form().items()), "i", set())))
-    if low.derivatives:
-        odes = [(f"{s}'", e) for s, e in low.derivatives.items()]
+    if low.derivatives and not explicit:
+        # values of the old states a KINETIC block assigns (Ca = C1 + … + C5): modcc's sparse
+        # runs such statements before its solve, as NEURON's does
+        odes = [(s, e) for s, e in low.state_assignments.items()] if kept_system else []
+        odes += [(f"{s}'", e) for s, e in low.derivatives.items()]
         parts.append("\n".join(_block("DERIVATIVE states", odes, "d", states, hoist=True)))
     if explicit:
-        # a SOLVEd PROCEDURE: modcc pastes a METHOD-less block into advance_state; every
+        # a SOLVEd PROCEDURE (or the update written out): modcc pastes a METHOD-less block into advance_state; every
         # new value reads the old states, so stage them, then assign
         staged = [f"ps{i}" for i in range(len(explicit))]
         targets = [(n, e) for n, (_, e) in zip(staged, explicit)]
