@@ -17,6 +17,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -44,7 +45,8 @@ DERIVATIVE_METHODS = ("cnexp", "derivimplicit", "euler", "runge", "sparse")
 #: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
 BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
 #: Built-ins a lowered expression may still contain (read-only inputs; time ``t`` is
-#: unavailable in Arbor). diam [µm] and area [µm²] are those of the CV.
+#: unavailable in Arbor: it becomes the mechanism's clock, gradgen.nmodl.clock). diam [µm]
+#: and area [µm²] are those of the CV.
 FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 
 V = sympy.Symbol("v")
@@ -114,6 +116,13 @@ class LoweredMechanism:
     def total_current(self) -> sympy.Expr:
         return sympy.Add(*[c.expr for c in self.currents])
 
+    def keeps_clock(self) -> bool:
+        """Whether the mechanism reads the time t, and so keeps a clock (gradgen.nmodl.clock)."""
+        exprs = [*(c.expr for c in self.currents), *(c.conductance for c in self.currents if c.conductance is not None),
+                 *self.derivatives.values(), *self.explicit.values(), *self.equations, *self.events.values(),
+                 *self.post_events.values(), *([self.voltage] if self.voltage is not None else [])]
+        return reads_time(exprs)
+
 
 #: Internal marker of the v written in a current assignment (never emitted).
 EXPLICIT_V = sympy.Dummy("v_explicit")
@@ -179,7 +188,7 @@ class _Executor:
         frame = self._enter(block, args, pos)
         # it reads the ASSIGNED values known at the call (T = 273.15 + celsius set in
         # INITIAL), except where its arguments shadow them; not the caller's LOCALs
-        assigned = {a.name for a in self.mech.assigned} - {name}
+        assigned = {a.name for a in self.mech.assigned} - {name} | {TIME.name}  # and the block's t
         frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
         self.run(block.body, frame)
         self.call_depth -= 1
@@ -263,10 +272,6 @@ class _Executor:
 
     def _branch(self, stmt: If, frame: _Frame) -> None:
         cond = self.evaluate(stmt.cond, frame, stmt.pos)
-        if TIME in cond.free_symbols:  # refused here, before both branches are lowered
-            raise GradgenError("an if/else on the time t: t is not available to mechanisms in "
-                               "Arbor", stmt.pos, hint="drive time-dependent input from the simulator "
-                               "(a current clamp or spike source)")
         if cond in (sympy.true, True):
             self.run(stmt.then, frame)
             return
@@ -367,13 +372,14 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                   if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
     executor = _Executor(mech, constants)
 
-    initial = _Frame({})
+    initial = _Frame({TIME.name: sympy.Integer(0)})  # NEURON's finitialize runs INITIAL at t = 0
     initial_equations: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
         executor.run(mech.initial.body, initial)
         initial_equations = _initial_solves(executor, mech, initial)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
-    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
+    # (the clock of gradgen's own translation is the time, never a constant: gradgen.nmodl.clock)
+    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions) - {CLOCK.name}
     state_symbols = {sympy.Symbol(s) for s in states} | {V}
     carried = {}
     # not one an event changes (t0 = t in NET_RECEIVE): it is fixed only until the first event
@@ -384,7 +390,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         if value is not None and not (value.free_symbols & state_symbols):
             carried[name] = value
 
-    breakpoint = _Frame(dict(carried))
+    breakpoint = _Frame({**carried, TIME.name: T_CURRENT})
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
         raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
     executor.currents = set(current_ions)
@@ -392,12 +398,15 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     executor.run(mech.breakpoint.body if mech.breakpoint else [], breakpoint)
     executor.currents = set()
     voltage = _voltage_process(mech, breakpoint.values, states, current_ions)
+    voltage = None if voltage is None else resolve(voltage, "current")
 
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
     conserved: list[tuple[dict[str, int], sympy.Expr]] = []
     equations: list[sympy.Expr] = []
     explicit: dict[str, sympy.Expr] = {}
+    # a translation's clock update (gradgen.nmodl.clock): the gradient code advances its own
+    breakpoint.solves = [s for s in breakpoint.solves if s.block != CLOCK_PROCEDURE]
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
@@ -408,12 +417,12 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     before_solve = _passed(breakpoint.values, assigned, state_symbols)
     solved = _Frame({})
     for solve in breakpoint.solves:
-        frame = _Frame({**carried, **before_solve})
+        frame = _Frame({**carried, **before_solve, TIME.name: T_STATE})
         block, solve_method = _solved_block(mech, solve)
         executor.run(block.body, frame)
         after_solve = _passed(frame.values, assigned, state_symbols - {V})
         if any(carried.get(n) is not value for n, value in after_solve.items()):
-            breakpoint = _Frame({**carried, **after_solve})
+            breakpoint = _Frame({**carried, **after_solve, TIME.name: T_CURRENT})
             executor.currents = set(current_ions)
             executor.run(mech.breakpoint.body, breakpoint)
             executor.currents = set()
@@ -431,12 +440,14 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     currents = []
     for name, ion in current_ions.items():
         if name in breakpoint.values:
-            currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
+            conductance = breakpoint.conductances.get(name)
+            currents.append(Current(name, ion, resolve(breakpoint.values[name], "current"),
+                                    None if conductance is None else resolve(conductance, "current")))
         elif name in solved.values:
             # assigned only in the SOLVEd block (after the states' update, at the new v): NEURON's
             # nrn_cur reads the value the last nrn_state left, which is the same closed form, and
             # its numerical conductance of a value BREAKPOINT never changes is 0
-            currents.append(Current(name, ion, solved.values[name], sympy.Integer(0)))
+            currents.append(Current(name, ion, resolve(solved.values[name], "solved current"), sympy.Integer(0)))
         else:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
@@ -454,7 +465,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             # an if/else with v in it: NEURON's numerical conductance is the slope of the
             # branch taken; written out, as modcc would take the if/else's LOCAL as constant
             cur.conductance = sympy.diff(cur.expr, V)
-    derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
+    derivatives = {s: guards_to_exprelr(resolve(e, "state")) for s, e in derivatives.items()}
     if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
                                    *equations, *initial_equations.values()] for sym in e.free_symbols}
@@ -462,11 +473,12 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             if state not in derivatives and state not in used:
                 derivatives[state] = sympy.Integer(0)
     init_states = {s: guards_to_exprelr(e) for s, e in init_states.items()}
-    equations = [guards_to_exprelr(e) for e in equations]
+    equations = [guards_to_exprelr(resolve(e, "state")) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
-    explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
-    events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
-    post_events = {s: guards_to_exprelr(e)
+    explicit = {s: guards_to_exprelr(resolve(e, "state")) for s, e in explicit.items()}
+    events = {s: guards_to_exprelr(resolve(e, "event"))
+              for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
+    post_events = {s: guards_to_exprelr(resolve(e, "event"))
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     lowered = LoweredMechanism(mech, parameters, states, currents, derivatives, init_states,
                                ion_reads, solve_method, conserved, equations, concentration_writes,
@@ -519,7 +531,7 @@ def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
     """NET_RECEIVE or POST_EVENT as closed forms: each state it assigns -> its value after the event."""
     if block is None:
         return {}
-    frame = _Frame(dict(carried))
+    frame = _Frame({**carried, TIME.name: T_EVENT})
     executor.run(block.body, frame)
     states = {s.name for s in mech.states}
     jumps = {name: value for name, value in frame.values.items() if name in states}
@@ -655,7 +667,7 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state, expr in low.explicit.items():
         checks.append((f"update of '{state}' in the SOLVEd PROCEDURE", expr, mech.pos))
     for what, expr, pos in checks:
-        allowed = known | set(low.event_args) | ({"dt"} if what.startswith("update of") else set())
+        allowed = known | set(low.event_args) | {DT.name, CLOCK.name}  # the step, the clock
         if mech.kind == "junction" and what.startswith("current"):
             allowed |= {V_PEER.name}  # a junction's current reads the peer's voltage
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)

@@ -21,6 +21,7 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import held_between_events, set_outside
+from gradgen.nmodl.clock import at_time
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -69,7 +70,6 @@ _NEURON_ONLY_CALLS = {
                  "with spike sources"),
     "net_move": ("self-events", "Arbor's NET_RECEIVE cannot schedule events"),
     "net_event": ("spikes sent from a mechanism", "use Arbor's threshold detectors"),
-    "at_time": ("discontinuities at given times", "drive time-dependent input from the simulator"),
 }
 
 
@@ -107,6 +107,8 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     # modcc has no hyperbolic functions but tanh: their exponential forms
     "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
     "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
+    # NEURON's flag of the fixed step that holds a given time (gradgen.nmodl.clock)
+    "at_time": (1, at_time),
 }
 
 #: NEURON library calls that draw random numbers: a stochastic mechanism has no dV/dθ here.
@@ -262,7 +264,7 @@ class _Builder(Transformer):
     def derivative_assign(self, meta: Meta, c: list) -> DerivativeAssign:
         return DerivativeAssign(str(c[0]), self._value(c[1], meta), self._pos(meta))
 
-    def call_stmt(self, meta: Meta, c: list) -> Call | Assign:
+    def call_stmt(self, meta: Meta, c: list) -> Call | Assign | None:
         name = str(c[0])
         target = self._value(c[1], meta) if len(c) == 3 else None
         if name == "state_discontinuity" and isinstance(target, sympy.Symbol):
@@ -270,6 +272,8 @@ class _Builder(Transformer):
             return Assign(target.name, self._value(c[2], meta), self._pos(meta))
         if name in _RANDOM:
             raise _random_error(name, self._pos(meta))
+        if name == "at_time" and name not in self.procedures and name not in self.functions:
+            return None  # its flag dropped: CVODE's stop at the time, nothing in a fixed step
         if name in _NEURON_ONLY_CALLS and name not in self.procedures:
             raise _neuron_only_error(name, self._pos(meta))
         if name not in self.procedures and name not in self.functions:

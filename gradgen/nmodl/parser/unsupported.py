@@ -38,7 +38,6 @@ _HINTS: dict[str, str] = {
     "EXTERNAL": _POINTER,
     "REPRESENTS": "delete the REPRESENTS annotation",
     "WHILE": _LOOP,
-    "PROTECT": _LOCK,
     "MUTEXLOCK": _LOCK,
     "MUTEXUNLOCK": _LOCK,
     "SENS": "gradgen computes sensitivities itself; delete the SENS statement",
