@@ -19,6 +19,7 @@ from gradgen.errors import GradgenError
 from gradgen.nmodl.clock import CLOCK, DT
 from gradgen.nmodl.lower import lower, lower_file
 from gradgen.nmodl.parser import parse_text
+from gradgen.nmodl.printer import nmodl
 from gradgen.targets.arbor.build import modcc_accepts
 from gradgen.targets.arbor.translate import translate_lowered
 
@@ -226,6 +227,23 @@ BREAKPOINT {
     # BREAKPOINT's t = t_n + dt/2: the flag is 1 in the one step with t - dt < te <= t
     flags = [float(expr.subs({**value, CLOCK: n * 0.025})) for n in range(35, 45)]
     assert flags == [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]  # n = 40: t = 1.0125, the first t ≥ te - 1e-11
+
+
+@pytest.mark.parametrize("x", [0.0, 0.3, 0.5, 1.5, 2.5, 2.999999999, 3.0, -0.5, -1.0, -1.2, -2.5, 1e6 + 0.75,
+                               1.0 / 3.0 * 3.0, 41.99999999999999, 1e-300, -1e-300])
+def test_floor_without_a_library_call(x):
+    """floor(t/period) (ModelDB 150288's dopamine windows) as the generated code computes it:
+    r = (x + 1.5·2^52) - 1.5·2^52 in float64 (round to nearest), less 1 where r > x."""
+    import math
+
+    from gradgen.nmodl.ir import ROUNDING_SHIFT, floor_form, round_even
+
+    shift = float(ROUNDING_SHIFT)
+    rounded = (x + shift) - shift  # the printed form, left to right
+    assert rounded - (1 if rounded > x else 0) == math.floor(x)
+    assert floor_form(sympy.Float(x)) == math.floor(x)
+    assert sympy.diff(floor_form(sympy.Symbol("x")), sympy.Symbol("x")) == 0
+    assert nmodl(round_even(sympy.Symbol("x"))) == "(x + 6755399441055744.0 - 6755399441055744.0)"
 
 
 def test_protect_is_a_plain_assignment():

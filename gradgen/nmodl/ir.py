@@ -38,6 +38,34 @@ class exprelr(sympy.Function):
         return (x / (sympy.exp(x) - 1)).evalf(prec)
 
 
+#: 1.5·2^52: adding and subtracting it rounds a float64 to the nearest integer (ties to even)
+#: for |x| < 2^51, in IEEE arithmetic (no -ffast-math), with no library call.
+ROUNDING_SHIFT = 6755399441055744
+
+
+class round_even(sympy.Function):
+    """x rounded to the nearest integer, ties to even, written (x + 1.5·2^52) - 1.5·2^52:
+    modcc has neither floor nor round (:func:`floor_form`). Piecewise constant: its
+    derivative is 0 wherever it is defined."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return sympy.Integer(round(float(x)))  # Python's round: ties to even, as the FPU
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.Integer(0)
+
+
+def floor_form(x: sympy.Expr) -> sympy.Expr:
+    """NMODL's ``floor(x)`` in a form modcc compiles: the rounded x, less 1 where it rounded up
+    (exact for |x| < 2^51; derivative 0 except at the integers, where it has none)."""
+    rounded = round_even(x)
+    return rounded - sympy.Piecewise((1, rounded > x), (0, True))
+
+
 class dexprelr(sympy.Function):
     """Derivative of :class:`exprelr`; emitted as a guarded helper FUNCTION (value -1/2 at 0)."""
 

@@ -13,7 +13,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import ITE, BooleanFunction
 from sympy.printing.str import StrPrinter
 
-from gradgen.nmodl.ir import dexprelr
+from gradgen.nmodl.ir import ROUNDING_SHIFT, dexprelr
 from gradgen.protocol import DEXPRELR_FUNCTION
 
 _LOGICAL = (Relational, BooleanFunction)
@@ -71,6 +71,10 @@ class NmodlPrinter(StrPrinter):
 
     def _print_exprelr(self, expr) -> str:
         return f"exprelr({self._print(expr.args[0])})"
+
+    def _print_round_even(self, expr) -> str:
+        # left to right, as modcc prints it: (x + S) - S, which the C++ compiler keeps
+        return f"({self._print(expr.args[0])} + {ROUNDING_SHIFT}.0 - {ROUNDING_SHIFT}.0)"
 
     def _print_dexprelr(self, expr) -> str:
         return f"{DEXPRELR_FUNCTION}({self._print(expr.args[0])})"
