@@ -246,6 +246,29 @@ def test_floor_without_a_library_call(x):
     assert nmodl(round_even(sympy.Symbol("x"))) == "(x + 6755399441055744.0 - 6755399441055744.0)"
 
 
+def test_an_if_else_that_sets_one_new_value_in_both_branches():
+    """ModelDB 150288 na3DA's DA1(t) at t = 0 (INITIAL): both branches of the inner if/else
+    give DA1 the same value; it is the function's value (it was lost as "unchanged")."""
+    low = _lower("""NEURON { SUFFIX x NONSPECIFIC_CURRENT i }
+PARAMETER { g = 0.001  a = 2 }
+BREAKPOINT { i = g*f(a)*(v + 70) }
+FUNCTION f(x) { if (x > 1) { f = 3 } else { f = 3 } }
+""")
+    g, v = sympy.symbols("g v")
+    assert low.currents[0].expr == 3 * g * (v + 70)
+
+
+def test_an_events_flag_is_0():
+    """NEURON's NET_RECEIVE ``flag`` is 0 for events from a NetCon (ModelDB 145836's
+    ``if (flag == 0) { tRel = t ... }``); only net_send, refused for Arbor, sets another."""
+    low = _lower("""NEURON { POINT_PROCESS x NONSPECIFIC_CURRENT i }
+STATE { s  tRel }
+BREAKPOINT { i = s*exp(-tRel)*(v + 70) }
+NET_RECEIVE(w) { if (flag == 0) { s = s + w  tRel = t } }
+""")
+    assert low.events == {"s": sympy.Symbol("s") + sympy.Symbol("w"), "tRel": CLOCK}
+
+
 def test_protect_is_a_plain_assignment():
     low = _lower("""NEURON { POINT_PROCESS x NONSPECIFIC_CURRENT i GLOBAL Rinf }
 PARAMETER { g = 0.001  a = 2  b = 3 }

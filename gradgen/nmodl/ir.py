@@ -52,7 +52,7 @@ class round_even(sympy.Function):
 
     @classmethod
     def eval(cls, x):
-        if x.is_Number:
+        if x.is_Number and x.is_finite:
             return sympy.Integer(round(float(x)))  # Python's round: ties to even, as the FPU
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:

@@ -53,6 +53,8 @@ V = sympy.Symbol("v")
 #: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
 V_PEER = sympy.Symbol("v_peer")
 TIME = sympy.Symbol("t")
+#: NET_RECEIVE's implicit argument: which self-event arrived (0: one from a NetCon).
+EVENT_FLAG = "flag"
 
 
 @dataclass
@@ -285,7 +287,8 @@ class _Executor:
             merged = getattr(frame, table)
             a, b = getattr(then, table), getattr(orelse, table)
             for name in list(dict.fromkeys([*a, *b])):
-                if a.get(name) is b.get(name):
+                if a.get(name) is b.get(name):  # unchanged, or both branches set the same value
+                    merged[name] = a[name]
                     continue
                 fallback = merged.get(name, sympy.Symbol(name))
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
@@ -531,7 +534,9 @@ def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
     """NET_RECEIVE or POST_EVENT as closed forms: each state it assigns -> its value after the event."""
     if block is None:
         return {}
-    frame = _Frame({**carried, TIME.name: T_EVENT})
+    # NEURON's ``flag`` is 0 for every event a NetCon delivers; only self-events (net_send,
+    # refused for Arbor) carry another
+    frame = _Frame({**carried, TIME.name: T_EVENT, EVENT_FLAG: sympy.Integer(0)})
     executor.run(block.body, frame)
     states = {s.name for s in mech.states}
     jumps = {name: value for name, value in frame.values.items() if name in states}
