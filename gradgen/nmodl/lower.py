@@ -488,6 +488,9 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
                                voltage, initial_equations, explicit)
     _check_symbols(lowered)
+    if voltage is not None and lowered.keeps_clock():  # its gradient version has no state update
+        raise GradgenError("a VOLTAGE_PROCESS that reads the time t is not supported", mech.pos,
+                           hint="clamp to a value that does not depend on t")
     return lowered
 
 
