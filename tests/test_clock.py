@@ -269,6 +269,26 @@ NET_RECEIVE(w) { if (flag == 0) { s = s + w  tRel = t } }
     assert low.events == {"s": sympy.Symbol("s") + sympy.Symbol("w"), "tRel": CLOCK}
 
 
+def test_a_switch_in_time_runs_with_the_ion_carrier():
+    """The fused and exact mechanisms print a member's current as one expression: a current
+    with an if/else is no member (it falls back to the ion carrier instead of crashing)."""
+    from gradgen.params import ParamRef
+    from gradgen.sensitivity.derive import derive_contributor
+    from gradgen.targets.arbor.emit_fused import fusable
+
+    low = _lower(TDRIVE)
+    reason = fusable(derive_contributor(low, [ParamRef("tdrive", "amp")], direct=True), exact=True)
+    assert reason and "if/else" in reason
+
+
+def test_a_voltage_process_that_reads_t_is_refused():
+    with pytest.raises(GradgenError, match="x.mod:1:26: a VOLTAGE_PROCESS that reads the time t"):
+        _lower("""NEURON { VOLTAGE_PROCESS x }
+PARAMETER { v0 = -65  t1 = 2 }
+BREAKPOINT { if (t < t1) { v = v0 } }
+""")
+
+
 def test_protect_is_a_plain_assignment():
     low = _lower("""NEURON { POINT_PROCESS x NONSPECIFIC_CURRENT i GLOBAL Rinf }
 PARAMETER { g = 0.001  a = 2  b = 3 }
