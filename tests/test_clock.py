@@ -236,13 +236,14 @@ def test_floor_without_a_library_call(x):
     r = (x + 1.5·2^52) - 1.5·2^52 in float64 (round to nearest), less 1 where r > x."""
     import math
 
-    from gradgen.nmodl.ir import ROUNDING_SHIFT, floor_form, round_even
+    from gradgen.nmodl.ir import ROUNDING_SHIFT, floor_form, nfloor, round_even
 
     shift = float(ROUNDING_SHIFT)
     rounded = (x + shift) - shift  # the printed form, left to right
     assert rounded - (1 if rounded > x else 0) == math.floor(x)
     assert floor_form(sympy.Float(x)) == math.floor(x)
     assert sympy.diff(floor_form(sympy.Symbol("x")), sympy.Symbol("x")) == 0
+    assert sympy.diff(nfloor(sympy.Symbol("x") ** 2), sympy.Symbol("x")) == 0 and nfloor(sympy.Float(x)) == math.floor(x)
     assert nmodl(round_even(sympy.Symbol("x"))) == "(x + 6755399441055744.0 - 6755399441055744.0)"
 
 

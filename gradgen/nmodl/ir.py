@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+import math
 from pathlib import Path
 from typing import Literal, Union
 
@@ -59,9 +60,26 @@ class round_even(sympy.Function):
         return sympy.Integer(0)
 
 
+class nfloor(sympy.Function):
+    """NMODL's ``floor(x)``, kept whole while lowering and deriving (an if/else inside it would
+    be folded into every condition that reads it: ModelDB 150288 na3DA grew past 65 000
+    operations); written out by :func:`floor_form` when printed. Derivative 0 (none at the
+    integers)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number and x.is_finite:
+            return sympy.Integer(math.floor(float(x)))
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.Integer(0)
+
+
 def floor_form(x: sympy.Expr) -> sympy.Expr:
-    """NMODL's ``floor(x)`` in a form modcc compiles: the rounded x, less 1 where it rounded up
-    (exact for |x| < 2^51; derivative 0 except at the integers, where it has none)."""
+    """``floor(x)`` in a form modcc compiles (it has no floor): the rounded x, less 1 where it
+    rounded up (exact for |x| < 2^51)."""
     rounded = round_even(x)
     return rounded - sympy.Piecewise((1, rounded > x), (0, True))
 

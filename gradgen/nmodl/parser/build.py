@@ -40,7 +40,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
-    floor_form,
+    nfloor,
     walk,
 )
 
@@ -104,7 +104,7 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tan": (1, sympy.tan),
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
-    "floor": (1, floor_form),  # modcc has no floor (gradgen.nmodl.ir.floor_form)
+    "floor": (1, nfloor),  # modcc has none: printed as gradgen.nmodl.ir.floor_form
     # modcc has no hyperbolic functions but tanh: their exponential forms
     "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
     "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
