@@ -257,6 +257,12 @@ def dcond(k: int) -> str:
 #: V^n, remembered for the conductance-change term.
 VPREV = "gg_vprev"
 
+#: A mechanism's own clock (an ASSIGNED it advances by each step's dt, 0 at INITIAL): the
+#: time NEURON's ``t`` reads, which Arbor does not pass to mechanisms (gradgen.nmodl.clock).
+CLOCK = "gg_t"
+#: The METHOD-less block of a translation that advances the clock, SOLVEd after the states.
+CLOCK_PROCEDURE = "gg_clock"
+
 
 def peer_carrier(k: int) -> str:
     """ASSIGNED of a junction's gradient version: u_k on the peer CV (the peer's carrier Xd),

@@ -343,7 +343,6 @@ HEAD = "NEURON { SUFFIX t }\n"
         ("NONLINEAR nl { ~ x = 1 }", "NONLINEAR", 1),
         ("FUNCTION_TABLE tau(v (mV)) (ms)", "FUNCTION_TABLE", 1),
         ("BREAKPOINT { WATCH (v > 0) 1 }", "WATCH", 14),
-        ("BREAKPOINT { PROTECT x = x + 1 }", "PROTECT", 14),
         ("BREAKPOINT { MUTEXLOCK }", "MUTEXLOCK", 14),
         ("BREAKPOINT { WHILE (x < 1) { x = x + 1 } }", "WHILE", 14),
         ("BREAKPOINT { LONGITUDINAL_DIFFUSION D {cai} }", "LONGITUDINAL_DIFFUSION", 14),

@@ -64,7 +64,7 @@ def _check_names(low: LoweredMechanism) -> None:
         if kind in ("STATE", "PARAMETER") and name in currents:
             raise GradgenError(f"{kind} '{name}' is also a current the mechanism writes",
                                variable.pos, hint="rename one of them")
-        if protocol.is_reserved(name):
+        if protocol.is_reserved(name) and not (kind == "ASSIGNED" and name == protocol.CLOCK):  # a translation's clock
             raise GradgenError(f"{kind} '{name}' has the form of a name gradgen generates",
                                variable.pos, hint=f"rename it (names like {protocol.weight(0)}, "
                                                   f"{protocol.CONDUCTANCE_ION}d, {protocol.VPREV} "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+import math
 from pathlib import Path
 from typing import Literal, Union
 
@@ -36,6 +37,51 @@ class exprelr(sympy.Function):
         if x.is_zero:
             return sympy.Float(1, prec)
         return (x / (sympy.exp(x) - 1)).evalf(prec)
+
+
+#: 1.5·2^52: adding and subtracting it rounds a float64 to the nearest integer (ties to even)
+#: for |x| < 2^51, in IEEE arithmetic (no -ffast-math), with no library call.
+ROUNDING_SHIFT = 6755399441055744
+
+
+class round_even(sympy.Function):
+    """x rounded to the nearest integer, ties to even, written (x + 1.5·2^52) - 1.5·2^52:
+    modcc has neither floor nor round (:func:`floor_form`). Piecewise constant: its
+    derivative is 0 wherever it is defined."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number and x.is_finite:
+            return sympy.Integer(round(float(x)))  # Python's round: ties to even, as the FPU
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.Integer(0)
+
+
+class nfloor(sympy.Function):
+    """NMODL's ``floor(x)``, kept whole while lowering and deriving (an if/else inside it would
+    be folded into every condition that reads it: ModelDB 150288 na3DA grew past 65 000
+    operations); written out by :func:`floor_form` when printed. Derivative 0 (none at the
+    integers)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number and x.is_finite:
+            return sympy.Integer(math.floor(float(x)))
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.Integer(0)
+
+
+def floor_form(x: sympy.Expr) -> sympy.Expr:
+    """``floor(x)`` in a form modcc compiles (it has no floor): the rounded x, less 1 where it
+    rounded up (exact for |x| < 2^51)."""
+    rounded = round_even(x)
+    return rounded - sympy.Piecewise((1, rounded > x), (0, True))
 
 
 class dexprelr(sympy.Function):

@@ -19,6 +19,7 @@ from sympy.core.function import AppliedUndef
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
+from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -46,13 +47,16 @@ DERIVATIVE_METHODS = ("cnexp", "derivimplicit", "euler", "runge", "sparse")
 #: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
 BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
 #: Built-ins a lowered expression may still contain (read-only inputs; time ``t`` is
-#: unavailable in Arbor). diam [µm] and area [µm²] are those of the CV.
+#: unavailable in Arbor: it becomes the mechanism's clock, gradgen.nmodl.clock). diam [µm]
+#: and area [µm²] are those of the CV.
 FREE_BUILTINS = {"v", "celsius", "diam", "area"}
 
 V = sympy.Symbol("v")
 #: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
 V_PEER = sympy.Symbol("v_peer")
 TIME = sympy.Symbol("t")
+#: NET_RECEIVE's implicit argument: which self-event arrived (0: one from a NetCon).
+EVENT_FLAG = "flag"
 
 
 @dataclass
@@ -128,6 +132,13 @@ class LoweredMechanism:
     def total_current(self) -> sympy.Expr:
         return sympy.Add(*[c.expr for c in self.currents])
 
+    def keeps_clock(self) -> bool:
+        """Whether the mechanism reads the time t, and so keeps a clock (gradgen.nmodl.clock)."""
+        exprs = [*(c.expr for c in self.currents), *(c.conductance for c in self.currents if c.conductance is not None),
+                 *self.derivatives.values(), *self.explicit.values(), *self.equations, *self.events.values(),
+                 *self.post_events.values(), *([self.voltage] if self.voltage is not None else [])]
+        return reads_time(exprs)
+
 
 #: Internal marker of the v written in a current assignment (never emitted).
 EXPLICIT_V = sympy.Dummy("v_explicit")
@@ -194,7 +205,7 @@ class _Executor:
         frame = self._enter(block, args, pos)
         # it reads the ASSIGNED values known at the call (T = 273.15 + celsius set in
         # INITIAL), except where its arguments shadow them; not the caller's LOCALs
-        assigned = {a.name for a in self.mech.assigned} - {name}
+        assigned = {a.name for a in self.mech.assigned} - {name} | {TIME.name}  # and the block's t
         frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
         self.run(block.body, frame)
         self.call_depth -= 1
@@ -280,10 +291,6 @@ class _Executor:
 
     def _branch(self, stmt: If, frame: _Frame) -> None:
         cond = self.evaluate(stmt.cond, frame, stmt.pos)
-        if TIME in cond.free_symbols:  # refused here, before both branches are lowered
-            raise GradgenError("an if/else on the time t: t is not available to mechanisms in "
-                               "Arbor", stmt.pos, hint="drive time-dependent input from the simulator "
-                               "(a current clamp or spike source)")
         if cond in (sympy.true, True):
             self.run(stmt.then, frame)
             return
@@ -297,7 +304,8 @@ class _Executor:
             merged = getattr(frame, table)
             a, b = getattr(then, table), getattr(orelse, table)
             for name in list(dict.fromkeys([*a, *b])):
-                if a.get(name) is b.get(name):
+                if a.get(name) is b.get(name):  # unchanged, or both branches set the same value
+                    merged[name] = a[name]
                     continue
                 fallback = merged.get(name, sympy.Symbol(name))
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
@@ -386,8 +394,9 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                   if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
     executor = _Executor(mech, constants)
 
-    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions)
-    initial = _Frame({})
+    # (the clock of gradgen's own translation is the time, never a constant: gradgen.nmodl.clock)
+    assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions) - {CLOCK.name}
+    initial = _Frame({TIME.name: sympy.Integer(0)})  # NEURON's finitialize runs INITIAL at t = 0
     initial_equations: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
         # an ASSIGNED value INITIAL reads before anything set it (m = minf, minf set by
@@ -415,7 +424,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             frozen[name] = value
             carried[name] = sympy.Symbol(name)
 
-    breakpoint = _Frame(dict(carried))
+    breakpoint = _Frame({**carried, TIME.name: T_CURRENT})
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
         raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
     executor.currents = set(current_ions)
@@ -423,6 +432,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     executor.run(mech.breakpoint.body if mech.breakpoint else [], breakpoint)
     executor.currents = set()
     voltage = _voltage_process(mech, breakpoint.values, states, current_ions)
+    voltage = None if voltage is None else resolve(voltage, "current")
 
     derivatives: dict[str, sympy.Expr] = {}
     solve_method = None
@@ -431,6 +441,8 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     explicit: dict[str, sympy.Expr] = {}
     state_assignments: dict[str, sympy.Expr] = {}
     solve_order: list[str] = []
+    # a translation's clock update (gradgen.nmodl.clock): the gradient code advances its own
+    breakpoint.solves = [s for s in breakpoint.solves if s.block != CLOCK_PROCEDURE]
     if len(breakpoint.solves) > 1:
         raise GradgenError("more than one SOLVE in BREAKPOINT is not supported",
                            breakpoint.solves[1].pos, hint="merge the blocks into one")
@@ -441,12 +453,12 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     before_solve = _passed(breakpoint.values, assigned, state_symbols)
     solved = _Frame({})
     for solve in breakpoint.solves:
-        frame = _Frame({**carried, **before_solve})
+        frame = _Frame({**carried, **before_solve, TIME.name: T_STATE})
         block, solve_method = _solved_block(mech, solve)
         executor.run(block.body, frame)
         after_solve = _passed(frame.values, assigned, state_symbols - {V})
         if any(carried.get(n) is not value for n, value in after_solve.items()):
-            breakpoint = _Frame({**carried, **after_solve})
+            breakpoint = _Frame({**carried, **after_solve, TIME.name: T_CURRENT})
             executor.currents = set(current_ions)
             executor.run(mech.breakpoint.body, breakpoint)
             executor.currents = set()
@@ -478,12 +490,14 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     currents = []
     for name, ion in current_ions.items():
         if name in breakpoint.values:
-            currents.append(Current(name, ion, breakpoint.values[name], breakpoint.conductances.get(name)))
+            conductance = breakpoint.conductances.get(name)
+            currents.append(Current(name, ion, resolve(breakpoint.values[name], "current"),
+                                    None if conductance is None else resolve(conductance, "current")))
         elif name in solved.values:
             # assigned only in the SOLVEd block (after the states' update, at the new v): NEURON's
             # nrn_cur reads the value the last nrn_state left, which is the same closed form, and
             # its numerical conductance of a value BREAKPOINT never changes is 0
-            currents.append(Current(name, ion, solved.values[name], sympy.Integer(0)))
+            currents.append(Current(name, ion, resolve(solved.values[name], "solved current"), sympy.Integer(0)))
         else:
             raise GradgenError(f"the current '{name}' is declared but never assigned in BREAKPOINT",
                                mech.breakpoint.pos)
@@ -506,7 +520,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             # an if/else with v in it: NEURON's numerical conductance is the slope of the
             # branch taken; written out, as modcc would take the if/else's LOCAL as constant
             cur.conductance = sympy.diff(cur.expr, V)
-    derivatives = {s: guards_to_exprelr(e) for s, e in derivatives.items()}
+    derivatives = {s: guards_to_exprelr(resolve(e, "state")) for s, e in derivatives.items()}
     if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
                                    *equations, *initial_equations.values()] for sym in e.free_symbols}
@@ -515,14 +529,15 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                     and state not in after_solve and state not in breakpoint_states:
                 derivatives[state] = sympy.Integer(0)
     init_states = {s: zero_base_powers(guards_to_exprelr(e)) for s, e in init_states.items()}
-    equations = [guards_to_exprelr(e) for e in equations]
+    equations = [guards_to_exprelr(resolve(e, "state")) for e in equations]
     initial_equations = {s: guards_to_exprelr(e) for s, e in initial_equations.items()}
-    explicit = {s: guards_to_exprelr(e) for s, e in explicit.items()}
-    state_assignments = {s: guards_to_exprelr(e) for s, e in state_assignments.items()}
-    after_solve = {s: guards_to_exprelr(e) for s, e in after_solve.items()}
-    breakpoint_states = {s: guards_to_exprelr(e) for s, e in breakpoint_states.items()}
-    events = {s: guards_to_exprelr(e) for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
-    post_events = {s: guards_to_exprelr(e)
+    explicit = {s: guards_to_exprelr(resolve(e, "state")) for s, e in explicit.items()}
+    state_assignments = {s: guards_to_exprelr(resolve(e, "state")) for s, e in state_assignments.items()}
+    after_solve = {s: guards_to_exprelr(resolve(e, "state")) for s, e in after_solve.items()}
+    breakpoint_states = {s: guards_to_exprelr(resolve(e, "current")) for s, e in breakpoint_states.items()}
+    events = {s: guards_to_exprelr(resolve(e, "event"))
+              for s, e in _event_jumps(executor, mech.net_receive, mech, carried).items()}
+    post_events = {s: guards_to_exprelr(resolve(e, "event"))
                    for s, e in _event_jumps(executor, mech.post_event, mech, carried).items()}
     states = hold_initial_values(frozen, states, solve_method, init_states, derivatives, explicit,
                                  [*derivatives.values(), *(c.expr for c in currents), *events.values(),
@@ -533,6 +548,9 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                voltage, initial_equations, explicit, state_assignments, solve_order,
                                after_solve, breakpoint_states)
     _check_symbols(lowered)
+    if voltage is not None and lowered.keeps_clock():  # its gradient version has no state update
+        raise GradgenError("a VOLTAGE_PROCESS that reads the time t is not supported", mech.pos,
+                           hint="clamp to a value that does not depend on t")
     return lowered
 
 
@@ -579,7 +597,9 @@ def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
     """NET_RECEIVE or POST_EVENT as closed forms: each state it assigns -> its value after the event."""
     if block is None:
         return {}
-    frame = _Frame(dict(carried))
+    # NEURON's ``flag`` is 0 for every event a NetCon delivers; only self-events (net_send,
+    # refused for Arbor) carry another
+    frame = _Frame({**carried, TIME.name: T_EVENT, EVENT_FLAG: sympy.Integer(0)})
     executor.run(block.body, frame)
     states = {s.name for s in mech.states}
     jumps = {name: value for name, value in frame.values.items() if name in states}
@@ -719,7 +739,7 @@ def _check_symbols(low: LoweredMechanism) -> None:
     for state, expr in [*low.after_solve.items(), *low.breakpoint_states.items()]:
         checks.append((f"value BREAKPOINT assigns to '{state}'", expr, mech.breakpoint.pos))
     for what, expr, pos in checks:
-        allowed = known | set(low.event_args) | ({"dt"} if what.startswith("update of") else set())
+        allowed = known | set(low.event_args) | {DT.name, CLOCK.name}  # the step, the clock
         if mech.kind == "junction" and what.startswith("current"):
             allowed |= {V_PEER.name}  # a junction's current reads the peer's voltage
         unknown = sorted(s.name for s in expr.free_symbols if s.name not in allowed)

@@ -13,7 +13,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import ITE, BooleanFunction
 from sympy.printing.str import StrPrinter
 
-from gradgen.nmodl.ir import dexprelr
+from gradgen.nmodl.ir import ROUNDING_SHIFT, dexprelr, floor_form, nfloor
 from gradgen.protocol import DEXPRELR_FUNCTION
 
 _LOGICAL = (Relational, BooleanFunction)
@@ -71,6 +71,10 @@ class NmodlPrinter(StrPrinter):
 
     def _print_exprelr(self, expr) -> str:
         return f"exprelr({self._print(expr.args[0])})"
+
+    def _print_round_even(self, expr) -> str:
+        # left to right, as modcc prints it: (x + S) - S, which the C++ compiler keeps
+        return f"({self._print(expr.args[0])} + {ROUNDING_SHIFT}.0 - {ROUNDING_SHIFT}.0)"
 
     def _print_dexprelr(self, expr) -> str:
         return f"{DEXPRELR_FUNCTION}({self._print(expr.args[0])})"
@@ -197,10 +201,12 @@ def lower_piecewise(target: str, expr: sympy.Expr, new_local) -> tuple[list[Line
 
 
 def step_functions_as_piecewise(expr: sympy.Basic) -> sympy.Basic:
-    """Heaviside and sign (derivatives of max, min and fabs), which NMODL lacks, as if/else.
+    """Heaviside and sign (derivatives of max, min and fabs), which NMODL lacks, as if/else;
+    floor as :func:`gradgen.nmodl.ir.floor_form` (modcc lacks it).
 
     At a tie (x = 0) the derivative is taken from one side; the tie has measure zero.
     """
+    expr = expr.replace(nfloor, floor_form)  # modcc has no floor: its if/else is hoisted too
     expr = expr.replace(sympy.Heaviside, lambda x, *_: sympy.Piecewise((1, x > 0), (0, True)))
     return expr.replace(sympy.sign, lambda x: sympy.Piecewise((1, x > 0), (-1, x < 0), (0, True)))
 

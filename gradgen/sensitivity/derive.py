@@ -24,6 +24,7 @@ from typing import Callable, Collection, Mapping
 import sympy
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.clock import CLOCK, DT
 from gradgen.nmodl.initial_solve import InitialSolveSource, initial_solve_source
 from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
@@ -101,6 +102,8 @@ class ContributorSystem:
         names += [sens_dv(s) for s in self.lowered.states]
         names += [sens(c, k) for c in self.concentrations_read() for k in range(len(self.params))]
         names += [dcond(k) for k in range(len(self.params))] + [VPREV]
+        if self.lowered.keeps_clock():
+            names.append(CLOCK.name)
         if self.lowered.mechanism.kind == "junction":
             names += [peer_carrier(k) for k in range(len(self.params))]
         if self.pool_first:
@@ -439,6 +442,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
         initial.statements += publish.statements
         initial.locals += publish.locals
+    if low.keeps_clock():  # the time t_n: 0 at INITIAL, advanced after every read of the step
+        initial.statements.append(Assignment(CLOCK.name, sympy.Integer(0)))
+        phase_b.statements.append(Assignment(CLOCK.name, CLOCK + DT))
     return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
                              post_events, current_locals, pool_first, pasted)
 

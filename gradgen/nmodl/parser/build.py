@@ -21,6 +21,7 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_in_derivatives, held_between_events, set_outside
+from gradgen.nmodl.clock import at_time
 from gradgen.nmodl.solve_placement import hoist_branch_solves
 from gradgen.nmodl.ir import (
     Assign,
@@ -40,6 +41,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
+    nfloor,
     walk,
 )
 from gradgen.nmodl.parser.arrays import (
@@ -79,7 +81,6 @@ _NEURON_ONLY_CALLS = {
                  "with spike sources"),
     "net_move": ("self-events", "Arbor's NET_RECEIVE cannot schedule events"),
     "net_event": ("spikes sent from a mechanism", "use Arbor's threshold detectors"),
-    "at_time": ("discontinuities at given times", "drive time-dependent input from the simulator"),
 }
 
 
@@ -113,10 +114,12 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tan": (1, sympy.tan),
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
-    "floor": (1, sympy.floor),
+    "floor": (1, nfloor),  # modcc has none: printed as gradgen.nmodl.ir.floor_form
     # modcc has no hyperbolic functions but tanh: their exponential forms
     "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
     "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
+    # NEURON's flag of the fixed step that holds a given time (gradgen.nmodl.clock)
+    "at_time": (1, at_time),
 }
 
 #: NEURON library calls that draw random numbers: a stochastic mechanism has no dV/dθ here.
@@ -304,7 +307,7 @@ class _Builder(Transformer):
         return Loop(str(c[0]), self._value(c[1], meta), self._value(c[2], meta), step, c[at:],
                     self._pos(meta))
 
-    def call_stmt(self, meta: Meta, c: list) -> Call | Assign:
+    def call_stmt(self, meta: Meta, c: list) -> Call | Assign | None:
         name = str(c[0])
         target = self._value(c[1], meta) if len(c) == 3 else None
         if name == "state_discontinuity" and isinstance(target, (sympy.Symbol, ArrayElement)):
@@ -313,6 +316,8 @@ class _Builder(Transformer):
             return Assign(name, self._value(c[2], meta), self._pos(meta))
         if name in _RANDOM:
             raise _random_error(name, self._pos(meta))
+        if name == "at_time" and name not in self.procedures and name not in self.functions:
+            return None  # its flag dropped: CVODE's stop at the time, nothing in a fixed step
         if name in _NEURON_ONLY_CALLS and name not in self.procedures:
             raise _neuron_only_error(name, self._pos(meta))
         if name not in self.procedures and name not in self.functions:

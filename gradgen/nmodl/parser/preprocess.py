@@ -7,7 +7,9 @@ UNITSON/UNITSOFF only switch NEURON's unit checking; INCLUDE names a file that
 VERBATIM blocks are copied unchanged: their C code may contain ``:`` or ``?``, and the
 unsupported-construct check reports the VERBATIM keyword itself. The one exception is a block
 holding only ``return 0;``: NEURON's idiom for a PROCEDURE without an error code (79 files of
-a ModelDB survey), a no-op, blanked like a comment.
+a ModelDB survey), a no-op, blanked like a comment. ``PROTECT x = e`` is an assignment under
+NEURON's thread lock (for GLOBALs written by many instances): the keyword is blanked, the
+assignment stays.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ _START = re.compile(
     r"|(?P<verbatim>\bVERBATIM\b)"
     r"|(?P<title>^[ \t]*TITLE\b)"
     r"|(?P<units>\bUNITS(?:ON|OFF)\b)"
+    r"|(?P<protect>\bPROTECT\b)"
     r'|(?P<include>\bINCLUDE[ \t]*"(?P<file>[^"\n]*)")'
     r"|(?P<line>[:?])",
     re.MULTILINE,
@@ -71,7 +74,7 @@ def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
                 )
             out.append(_blank(text[m.start() : end.end()]))
             i = end.end()
-        elif kind in ("units", "include"):
+        elif kind in ("units", "include", "protect"):
             if kind == "include":
                 includes.append((m.group("file"), position(text, m.start(), filename)))
             out.append(_blank(m.group()))

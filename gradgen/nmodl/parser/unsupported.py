@@ -39,7 +39,6 @@ _HINTS: dict[str, str] = {
     "REPRESENTS": "delete the REPRESENTS annotation",
     "WHILE": _LOOP,
     "while": _LOOP,  # NMODL's keyword is lower case, as if and else
-    "PROTECT": _LOCK,
     "MUTEXLOCK": _LOCK,
     "MUTEXUNLOCK": _LOCK,
     "SENS": "gradgen computes sensitivities itself; delete the SENS statement",

@@ -70,6 +70,9 @@ def fusable(system: ContributorSystem, exact: bool = False) -> str | None:
     if any(c.conductance is not None for c in low.currents):
         # the fused current is one summed statement: modcc would derive another conductance
         return f"'{low.name}' has a current whose modcc conductance is not its ∂I/∂V"
+    if any(c.expr.has(sympy.Piecewise) for c in low.currents):
+        # the fused current is printed as one expression, with no if/else hoisted out of it
+        return f"'{low.name}' has a current with an if/else (a switch in time, a saturation)"
     return None
 
 

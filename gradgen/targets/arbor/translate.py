@@ -10,7 +10,9 @@ runge; euler becomes ``cnexp``: the methods gradgen's gradient mechanisms reprod
 solved by ``sparse`` (backward Euler, which keeps the scheme's CONSERVE laws by itself),
 and a STEADYSTATE initialisation its closed-form solution; a LINEAR block keeps its
 equations, written ``~ 0 = expr``; a SOLVEd PROCEDURE (explicit updates of the states)
-becomes a METHOD-less block of the new values, which modcc runs in advance_state.
+becomes a METHOD-less block of the new values, which modcc runs in advance_state. A
+mechanism that reads the time ``t`` keeps a clock (gradgen.nmodl.clock), advanced by a
+METHOD-less block SOLVEd after the states'.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
+from gradgen.protocol import CLOCK, CLOCK_PROCEDURE
 from gradgen.sensitivity.derive import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, closed_form, state_update
 from gradgen.targets.arbor.dialect import event_arguments, nonspecific_currents, one_nonspecific_current
@@ -155,6 +158,9 @@ def translate_lowered(low: LoweredMechanism) -> str:
     parts = ["\n".join(head)]
     if low.states:
         parts.append(f"STATE {{ {' '.join(low.states)} }}")
+    clock = low.keeps_clock()
+    if clock:
+        parts.append(f"ASSIGNED {{ {CLOCK} }}")
     solve = []
     explicit = [(state, e) for state, e in low.explicit.items() if e != sympy.Symbol(state)]
     assigned_states = bool(low.state_assignments or low.after_solve or low.breakpoint_states)
@@ -170,6 +176,8 @@ def translate_lowered(low: LoweredMechanism) -> str:
         solve = ["SOLVE states"]
     elif low.derivatives:
         solve = [f"SOLVE states METHOD {MODCC_METHOD_NAMES[MODCC_METHODS[low.solve_method]]}"]
+    if clock:  # after the states: their update reads the clock before it moves
+        solve.append(f"SOLVE {CLOCK_PROCEDURE}")
     # modcc derives the conductance from the current statements: keep v in them, and where
     # the original hides v in a LOCAL or a call, write modcc's conductance out (as the
     # gradient version does), so the translation steps like the original read by modcc
@@ -184,8 +192,9 @@ def translate_lowered(low: LoweredMechanism) -> str:
     breakpoint = _block("BREAKPOINT", [(a.target, a.expr) for a in assignments], "b", states | {V},
                         solve, staged=current_locals)
     parts.append("\n".join(breakpoint))
-    if low.states:
-        parts.append("\n".join(_block("INITIAL", list(low.initial_closed_form().items()), "i", set())))
+    if low.states or clock:
+        initial = list(low.initial_closed_form().items()) + ([(CLOCK, sympy.Integer(0))] if clock else [])
+        parts.append("\n".join(_block("INITIAL", initial, "i", set())))
     if low.derivatives and not explicit:
         # values of the old states a KINETIC block assigns (Ca = C1 + … + C5): modcc's sparse
         # runs such statements before its solve, as NEURON's does
@@ -202,6 +211,8 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if low.equations:
         equations = [("~ 0", e) for e in low.equations]
         parts.append("\n".join(_block("LINEAR states", equations, "l", states, hoist=True)))
+    if clock:
+        parts.append(f"DERIVATIVE {CLOCK_PROCEDURE} {{\n{_INDENT}{CLOCK} = {CLOCK} + dt\n}}")
     event_args = event_arguments(low) if low.events else []
     for head, events in ((f"NET_RECEIVE({', '.join(event_args)})", low.events),
                          ("POST_EVENT(time)", low.post_events)):
