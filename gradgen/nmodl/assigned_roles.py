@@ -19,6 +19,7 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Statement, Variable, walk
+from gradgen.protocol import CLOCK
 
 
 def _blocks(mech: Mechanism) -> list[Block]:
@@ -144,8 +145,9 @@ def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
         for table in (mech.assigned, mech.parameters):
             for var in table:
                 concentration = var.name in written and var.name in assigned
+                # (a translation's clock is read back as the time: gradgen.nmodl.clock)
                 lagged = (var.name in early and var.name in assigned and table is mech.assigned
-                          and var.name not in ions and var.name not in set_by_breakpoint)
+                          and var.name not in ions and var.name not in set_by_breakpoint and var.name != CLOCK)
                 if (concentration or lagged) and var.name not in states:
                     moved.append(var)
                     states.add(var.name)
