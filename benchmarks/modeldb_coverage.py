@@ -279,6 +279,34 @@ def report() -> dict:
     return result
 
 
+def results(rows: list[dict], start: float) -> dict:
+    return {"dt": DT, "t_end": T_END, "forward_bound_mV": FORWARD_BOUND_MV,
+            "gradient_bound": GRADIENT_BOUND, "seconds": round(time.perf_counter() - start, 1),
+            "summary": summary(rows), "rows": rows}
+
+
+def write_results(rows: list[dict], start: float) -> dict:
+    result = results(rows, start)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def not_reached(previous: list[dict], done: list[dict]) -> list[dict]:
+    """The last run's rows of the files a running full run has not reached yet: a failure
+    before the check stands (a change of the check code does not move it), a check result is
+    dropped (its cache key held the old check code): "converted, not checked"."""
+    seen = {row["file"] for row in done}
+    rows = []
+    for row in previous:
+        if row["file"] in seen:
+            continue
+        if row["failed"] in (None, "check"):
+            row = {**row, "check": None, "converted_hash": None, "failed": None, "kind": None,
+                   "reason": None, "error": None}
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     args.add_argument("--check", action="store_true", help="check converted files not in the cache")
@@ -300,6 +328,8 @@ def main(argv: list[str] | None = None) -> dict:
         listed = set(opts.files.read_text().split())
         files = [f for f in files if f"{f.parent.name}/{f.name}" in listed]
     rows, start, checked = [], time.perf_counter(), 0
+    full = opts.only is None and opts.files is None  # a partial run only fills the check cache
+    previous = json.loads(RESULTS.read_text())["rows"] if full and RESULTS.exists() else []
     work = Path(tempfile.mkdtemp(prefix="gradgen-modeldb-"))
     try:
         for path in files:
@@ -308,14 +338,12 @@ def main(argv: list[str] | None = None) -> dict:
             checked += "check" in row["seconds"]
             rows.append(row)
             print(f"{row['file']}: {row['failed'] or 'ok'} {row['reason'] or ''}", file=sys.stderr, flush=True)
+            if full:  # after each file: a run stopped early leaves consistent results
+                write_results(rows + not_reached(previous, rows), start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = {"dt": DT, "t_end": T_END, "forward_bound_mV": FORWARD_BOUND_MV,
-              "gradient_bound": GRADIENT_BOUND, "seconds": round(time.perf_counter() - start, 1),
-              "summary": summary(rows), "rows": rows}
-    if opts.only is None and opts.files is None:  # a partial run only fills the check cache
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    elif opts.merge and opts.files is not None:  # the listed files rerun, the rest as last run
+    result = write_results(rows, start) if full else results(rows, start)
+    if opts.merge and opts.files is not None:  # the listed files rerun, the rest as last run
         merged = json.loads(RESULTS.read_text())
         fresh = {row["file"]: row for row in rows}
         merged["rows"] = [fresh.get(row["file"], row) for row in merged["rows"]]
