@@ -54,6 +54,17 @@ def test_zero_is_differenced_on_its_positive_side_to_second_order():
     assert np.allclose(fd.dv, 1.0, rtol=1e-9)  # d(θ² + θ)/dθ at 0, exact for a quadratic
 
 
+def test_a_parameter_that_does_not_move_v_at_zero_has_exactly_zero_differences():
+    """121600 HH's el = 0 beside gl = 0: rounding in -3a + 4a - a made a nonzero FD."""
+    class Constant(Quadratic):
+        def simulate(self, spec, sites, t_end, dt, gradients, values):
+            super().simulate(spec, sites, t_end, dt, gradients, values)
+            return type("Traces", (), {"v": np.full((1, 4), -64.91237)})()
+
+    fd = finite_difference(Constant(0.0), None, ["here"], 1.0, 0.1, "m.p")
+    assert not np.any(fd.dv)
+
+
 def test_a_retry_that_blows_up_ends_the_retries_with_a_note():
     class Noisy(Quadratic):  # noise of 1e-6 in V: the small steps disagree, larger ones are tried
         def simulate(self, spec, sites, t_end, dt, gradients, values):

@@ -76,8 +76,10 @@ def finite_difference(model: GradientModel, spec: CellSpec, sites: list[str], t_
             return (v_at(up) - v_at(down)) / (up - down)
         if not v0:
             v0.append(v_at(value))
-        one = rounded(h)  # second order: (-3 f(0) + 4 f(h) - f(2h)) / 2h, 2h exact in float32 too
-        return (-3 * v0[0] + 4 * v_at(one) - v_at(2 * one)) / (2 * one)
+        # second order, (-3 f(0) + 4 f(h) - f(2h)) / 2h written with differences so that a V
+        # that θ does not move gives exactly 0 (-3a + 4a - a is not 0 in floating point)
+        one = rounded(h)  # 2·one is exact in float32 too
+        return (4 * (v_at(one) - v0[0]) - (v_at(2 * one) - v0[0])) / (2 * one)
 
     h = fd_step(value, rel_step)
     try:
