@@ -65,6 +65,19 @@ def test_a_parameter_that_does_not_move_v_at_zero_has_exactly_zero_differences()
     assert not np.any(fd.dv)
 
 
+def test_the_steps_of_zero_go_on_to_a_tenth_of_its_unit_while_rounding_dominates():
+    class Noisy(Quadratic):  # noise of 1e-6 in V: steps below ~1e-2 disagree by over 1e-3
+        def simulate(self, spec, sites, t_end, dt, gradients, values):
+            traces = super().simulate(spec, sites, t_end, dt, gradients, values)
+            traces.v = traces.v + 1e-6 * (-1) ** len(self.visited)
+            return traces
+
+    model = Noisy(0.0)
+    fd = finite_difference(model, None, ["here"], 1.0, 0.1, "m.p")
+    assert max(model.visited) > 1e-2  # beyond the three decades of a nonzero θ
+    assert np.allclose(fd.dv, 1.0, rtol=1e-3) and fd.convergence <= 1e-3
+
+
 def test_a_retry_that_blows_up_ends_the_retries_with_a_note():
     class Noisy(Quadratic):  # noise of 1e-6 in V: the small steps disagree, larger ones are tried
         def simulate(self, spec, sites, t_end, dt, gradients, values):

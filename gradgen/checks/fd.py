@@ -49,6 +49,10 @@ class FiniteDifference:
 #: steps are tried, up to LARGER_STEPS decades, and the best-agreeing pair is kept.
 RETRY_CONVERGENCE = 1e-3
 LARGER_STEPS = 3
+#: θ = 0 has no scale of its own: its steps go on up to 0.1 of its unit (rel_step 1e-4), e.g.
+#: 183300 kamt's voltage shift sh_tauH = 0 mV, whose differences were rounding up to 1e-4 mV
+#: (3.7e-2 between steps); a step at which the original blows up still ends them.
+ZERO_LARGER_STEPS = 6
 
 
 def finite_difference(model: GradientModel, spec: CellSpec, sites: list[str], t_end: float,
@@ -89,7 +93,7 @@ def finite_difference(model: GradientModel, spec: CellSpec, sites: list[str], t_
                            f"mechanisms blew up: {err.what} is not finite from t = {err.t:g} ms at {err.site}",
                            hint="check at a value of θ where small changes keep the model stable") from None
     best = FiniteDifference(estimates[1], relative_error(estimates[0], estimates[1]))
-    for j in range(1, LARGER_STEPS + 1):
+    for j in range(1, (LARGER_STEPS if value != 0 else ZERO_LARGER_STEPS) + 1):
         if best.convergence <= RETRY_CONVERGENCE:
             break
         try:
