@@ -394,6 +394,8 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     for region, density in layout.paints:
         decor.paint(region, density)
     props = arbor.neuron_cable_properties()
+    for ion, settings in spec.ions.items():  # ions Arbor does not know (ModelDB 180370's caL)
+        props.set_ion(ion, **settings)
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)
     return spec.build(decor), props, centres, [layout.name] * len(centres)
