@@ -151,9 +151,16 @@ def directory_hash(out: Path) -> str:
         if path.name == "gradients.json":  # holds absolute source paths of this run's tmp dir
             content = re.sub(rb'"[^"]*/out/', b'"', content)
         h.update(str(path.relative_to(out)).encode() + b"\0" + content)
+    h.update(checks_hash().encode())
+    return h.hexdigest()[:24]
+
+
+def checks_hash() -> str:
+    """The check code's content: a check result made by other check code is out of date."""
+    h = hashlib.sha256()
     for path in sorted((ROOT / "gradgen" / "checks").glob("*.py")):
         h.update(path.read_bytes())
-    return h.hexdigest()[:24]
+    return h.hexdigest()[:16]
 
 
 def check_cache() -> Path:
@@ -185,11 +192,12 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
     row["runs_beside"], row["converted_hash"] = plan["beside"], directory_hash(out)
     cached = check_cache() / f"{row['converted_hash']}.json"
     if cached.exists():
-        row["check"] = json.loads(cached.read_text())
+        row["check"], row["checks_hash"] = json.loads(cached.read_text()), checks_hash()
     elif check:
         result = CoverageRow(str(path), parsed=True, converted=True, runs_beside=plan["beside"])
         if run_stage(row, "check", lambda: check_converted(out, result, DT, T_END)):
             row["check"] = {k: v for k, v in asdict(result).items() if k != "file"}
+            row["checks_hash"] = checks_hash()
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(json.dumps(row["check"]))
     return judge(row)
@@ -218,15 +226,24 @@ def stage_counts(rows: list[dict]) -> dict:
     counts = {"files": len(rows)}
     for i, stage in enumerate(STAGES):
         counts[stage] = sum(r["failed"] not in STAGES[: i + 1] for r in rows)
-    counts["checked"] = sum(r["check"] is not None for r in rows)
-    counts["passed"] = sum(r["check"] is not None and r["failed"] is None for r in rows)
+    current = [r for r in rows if r["check"] is not None and not stale(r)]
+    counts["checked"] = len(current)
+    counts["passed"] = sum(r["failed"] is None for r in current)
+    old = [r for r in rows if r["check"] is not None and stale(r)]
+    counts["checked_by_older_check_code"] = len(old)
+    counts["passed_by_older_check_code"] = sum(r["failed"] is None for r in old)
     return counts
+
+
+def stale(row: dict) -> bool:
+    """A check result made by other check code than this run's (not rechecked yet)."""
+    return row["check"] is not None and row.get("checks_hash") != checks_hash()
 
 
 def summary(rows: list[dict]) -> dict:
     refusals: dict[str, int] = {}
     for r in rows:
-        if r["failed"]:
+        if r["failed"] and not (r["failed"] == "check" and stale(r)):
             key = f"{r['failed']}: {r['reason']}"
             refusals[key] = refusals.get(key, 0) + 1
     return {"all": stage_counts(rows),
@@ -240,12 +257,13 @@ def summary(rows: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     """The tables of docs/modeldb.md: stages, reasons, and one row per file."""
     s = result["summary"]
-    lines = ["| files | parsed | translated | converted | checked | pass check |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| files | parsed | translated | converted | checked | pass check "
+             "| checked by older check code (pass) |", "|---|---|---|---|---|---|---|"]
     for label, key in (("all", "all"), ("without VERBATIM/POINTER/ARTIFICIAL_CELL", "without_neuron_only")):
         c = s[key]
         lines.append(f"| {label}: {c['files']} | {c['parse']} | {c['translate']} | {c['convert']} "
-                     f"| {c['checked']} | {c['passed']} |")
+                     f"| {c['checked']} | {c['passed']} | {c['checked_by_older_check_code']} "
+                     f"({c['passed_by_older_check_code']}) |")
     lines += ["", f"Tracebacks: {s['tracebacks']}. Parse errors: {s['parse_errors']}. "
               f"Time limits hit: {s['timeouts']}.", "",
               "| stage: reason | files |", "|---|---|"]
@@ -259,6 +277,8 @@ def markdown(result: dict) -> str:
         worst = "-" if worst is None else f"{worst:.1e} ({check['worst_parameter']})"
         status = ("passes" if r["check"] and not r["failed"] else
                   f"{r['failed']} {r['kind']}" if r["failed"] else "converted, not checked")
+        if stale(r):
+            status += " (older check code)"
         error = " ".join((r["error"] or "").split()).replace("|", "/")
         lines.append(f"| {r['file']} | {', '.join(r['neuron_only']) or '-'} | {status} | {fwd} "
                      f"| {worst} | {error[:160]} |")
@@ -270,13 +290,33 @@ def report() -> dict:
     result = json.loads(RESULTS.read_text())
     for row in result["rows"]:
         cached = check_cache() / f"{row.get('converted_hash')}.json"
-        if row["failed"] in (None, "check") and cached.exists():
+        if row["failed"] in (None, "check") and cached.exists() and not stale(row):
             row.update(check=json.loads(cached.read_text()), failed=None, kind=None, reason=None, error=None)
             judge(row)
     result["summary"] = summary(result["rows"])
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(result))
     return result
+
+
+def results(rows: list[dict], start: float) -> dict:
+    return {"dt": DT, "t_end": T_END, "forward_bound_mV": FORWARD_BOUND_MV,
+            "gradient_bound": GRADIENT_BOUND, "seconds": round(time.perf_counter() - start, 1),
+            "summary": summary(rows), "rows": rows}
+
+
+def write_results(rows: list[dict], start: float) -> dict:
+    result = results(rows, start)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def replaced(previous: list[dict], fresh: list[dict]) -> list[dict]:
+    """The last run's rows, in corpus order, with the rows of this run in their place (the
+    others keep their results; a check result made by other check code counts apart)."""
+    by_file = {row["file"]: row for row in fresh}
+    rows = [by_file.pop(row["file"], row) for row in previous]
+    return rows + list(by_file.values())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -296,10 +336,14 @@ def main(argv: list[str] | None = None) -> dict:
     if opts.report:
         return report()
     files = [f for f in corpus_files() if opts.only is None or opts.only in str(f)]
-    if opts.files is not None:
-        listed = set(opts.files.read_text().split())
-        files = [f for f in files if f"{f.parent.name}/{f.name}" in listed]
+    if opts.files is not None:  # in the list's order: the most wanted checks first
+        listed = opts.files.read_text().split()
+        by_name = {f"{f.parent.name}/{f.name}": f for f in files}
+        files = [by_name[name] for name in listed if name in by_name]
     rows, start, checked = [], time.perf_counter(), 0
+    full = opts.only is None and opts.files is None  # a partial run only fills the check cache
+    merge = opts.merge and opts.files is not None
+    previous = json.loads(RESULTS.read_text())["rows"] if (full or merge) and RESULTS.exists() else []
     work = Path(tempfile.mkdtemp(prefix="gradgen-modeldb-"))
     try:
         for path in files:
@@ -308,20 +352,11 @@ def main(argv: list[str] | None = None) -> dict:
             checked += "check" in row["seconds"]
             rows.append(row)
             print(f"{row['file']}: {row['failed'] or 'ok'} {row['reason'] or ''}", file=sys.stderr, flush=True)
+            if full or merge:  # after each file: a run stopped early leaves consistent results
+                write_results(replaced(previous, rows), start)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = {"dt": DT, "t_end": T_END, "forward_bound_mV": FORWARD_BOUND_MV,
-              "gradient_bound": GRADIENT_BOUND, "seconds": round(time.perf_counter() - start, 1),
-              "summary": summary(rows), "rows": rows}
-    if opts.only is None and opts.files is None:  # a partial run only fills the check cache
-        RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    elif opts.merge and opts.files is not None:  # the listed files rerun, the rest as last run
-        merged = json.loads(RESULTS.read_text())
-        fresh = {row["file"]: row for row in rows}
-        merged["rows"] = [fresh.get(row["file"], row) for row in merged["rows"]]
-        merged["summary"] = summary(merged["rows"])
-        RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
-        result = merged
+    result = write_results(replaced(previous, rows), start) if full or merge else results(rows, start)
     print(markdown(result))
     return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import warnings
 
 import arbor
 import numpy as np
@@ -470,3 +471,37 @@ def test_cli_check_with_the_exact_carrier(capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert out.strip().endswith("OK") and "constant-radius" not in out
+
+
+ION_CAL = """NEURON {
+    SUFFIX calx
+    USEION cal READ ecal WRITE ical VALENCE 2
+    RANGE gbar
+}
+PARAMETER { gbar = 0.0003 }
+STATE { m }
+INITIAL { m = 1/(1 + exp(-(v + 30)/6)) }
+BREAKPOINT {
+    SOLVE states METHOD cnexp
+    ical = gbar*m*(v - ecal)
+}
+DERIVATIVE states { m' = (1/(1 + exp(-(v + 30)/6)) - m)/20 }
+"""
+
+
+def test_an_ion_arbor_does_not_know_reaches_the_exact_carrier_cell(tmp_path):
+    """ModelDB 180370's L-type channel uses its own ion (caL): the check cell declares it in
+    its properties, and the exact carrier's cell must too (it ended in Arbor's "ion … missing
+    in global properties")."""
+    from gradgen.checks.cells import check_cell
+
+    (tmp_path / "calx.mod").write_text(ION_CAL)
+    convert([tmp_path / "calx.mod", MECHANISMS / "hh.mod"], tmp_path / "out", [ParamRef.parse("calx.gbar")])
+    model = GradientModel.load(tmp_path / "out")
+    spec, sites = check_cell(model, 0.1, 20.0)
+    assert "cal" in spec.ions
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GradgenWarning)  # the exact carrier, not the ion carrier
+        report = check_model(model, spec, sites, 20.0, 0.0025)
+    assert report.forward_max_abs_diff_mV < 1e-8
+    assert report.parameters[0]["moves_v"] and report.parameters[0]["rel_error"] < 1e-3, report.parameters

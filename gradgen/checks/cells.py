@@ -130,7 +130,10 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
     The uniform test cable (or an SWC file) with every density mechanism everywhere, every
     point process at the middle of the cable (the root of a morphology) driven by a spike
     train (and a spike detector there when one has a POST_EVENT block), every junction
-    joining two points of the cable, every voltage process on the middle of the cable, a mechanism writing a reversal potential as its ion's method, and the ion species the mechanisms use that Arbor does not know (with a
+    joining two points of the cable, every voltage process on the middle of the cable, a
+    mechanism writing a reversal potential as its ion's method, Arbor's nernst method for an
+    ion whose internal concentration a mechanism integrates (:func:`nernst_followed_ions`),
+    and the ion species the mechanisms use that Arbor does not know (with a
     diffusivity where they use ``xd``).
     """
     parsed = {name: parse_file(m.source) for name, m in model.mechanisms.items()}
@@ -171,7 +174,36 @@ def check_cell(model, stimulus_nA: float, t_end: float, morphology: str | Path |
                 settings["diff"] = 1e-9 * U.m2 / U.s
     for name, ion in methods.items():
         spec.decor.set_ion(ion, method=arbor.mechanism(name))
+    for ion in nernst_followed_ions(model, parsed) - set(methods.values()):
+        spec.decor.set_ion(ion, method=f"nernst/x={ion}")
     return spec, sites
+
+
+def nernst_followed_ions(model, parsed: dict) -> set[str]:
+    """Ions whose internal concentration a converted mechanism integrates as a STATE: the
+    check cell gives them Arbor's nernst method, as NEURON computes the reversal potential of
+    an ion whose concentration a mechanism writes, so that a Ca pool's θ reach V through the
+    eca its partner channel reads. Not where the gradient could not follow (a bystander
+    writes it, or the external concentration is a STATE too: see check_reversal_methods), nor
+    where a pool starts at 0 mM (139421 Caolmw, 144007 CaInternal: an infinite reversal
+    potential; their θ reach V through a cai reader, :func:`gradgen.checks.coverage.partners`)."""
+    from gradgen.nmodl.lower import lower_file
+
+    writers: dict[str, list[str]] = {}
+    for name, mech in parsed.items():
+        for ion in mech.ions:
+            if f"{ion.name}i" in ion.write and f"{ion.name}i" in model.mechanisms[name].states:
+                writers.setdefault(ion.name, []).append(name)
+
+    def starts_positive(name: str, ion: str) -> bool:
+        start = lower_file(model.mechanisms[name].source).initial.get(f"{ion}i")
+        return start is None or not start.is_number or float(start) > 0
+
+    entries = model.mechanisms.values()
+    return {ion for ion, names in writers.items()
+            if all(starts_positive(name, ion) for name in names) and all(
+                not m.bystander and f"{ion}o" not in m.states
+                for m in entries if {f"{ion}i", f"{ion}o"} & set(m.states))}
 
 
 def near_far_sites(morphology: arbor.morphology) -> list[str]:

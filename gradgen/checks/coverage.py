@@ -77,9 +77,10 @@ def _ion_links(mech) -> tuple[set[str], set[str]]:
 
 def partners(mech) -> list[Path]:
     """Project mechanisms that let ``mech``'s ion quantities reach V: a writer of each
-    concentration or current it reads, a reader of each concentration it writes, and so on
-    until every link is closed (e.g. SK gets cad and cahva; a Ca pool gets cahva and sk).
-    Without them a Ca pool's or a Ca-activated channel's parameters could not move V."""
+    concentration or current it reads, a reader of each concentration it writes (other than
+    its writers: a pool reading its own cai gets one too), and so on until every link is
+    closed (e.g. SK gets cad and cahva; a Ca pool gets cahva and sk). Without them a Ca
+    pool's or a Ca-activated channel's parameters could not move V."""
     from gradgen.nmodl.parser import parse_file
 
     project = [(f, parse_file(f)) for f in sorted(mechanisms_dir().glob("*.mod"))]
@@ -89,7 +90,9 @@ def partners(mech) -> list[Path]:
         reads = set().union(*(_ion_links(m)[0] for m in members))
         writes = set().union(*(_ion_links(m)[1] for m in members))
         wanted_writers = reads - writes
-        wanted_readers = {w for w in writes - reads if not w.startswith("i")}
+        # a concentration no member but its writers reads (a Ca pool reading its own cai)
+        read_by_others = set().union(*(_ion_links(m)[0] - _ion_links(m)[1] for m in members))
+        wanted_readers = {w for w in writes - read_by_others if not w.startswith("i")}
         pick = next(((f, m) for f, m in project if f not in chosen and m.name != mech.name and (
             _ion_links(m)[1] & wanted_writers or _ion_links(m)[0] & wanted_readers)), None)
         if pick is None:

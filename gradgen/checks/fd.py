@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradgen.errors import GradgenError, NonFiniteSimulation
 from gradgen.losses import mse_gradient
 from gradgen.targets.arbor.decor import CellSpec
 from gradgen.targets.arbor.model import GradientModel
@@ -21,16 +22,26 @@ def relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
     return float(np.linalg.norm(estimate - reference) / scale) if scale > 0 else float(np.linalg.norm(estimate))
 
 
+#: The step of a θ that is 0, in its own unit, at ``rel_step`` 1: there is no scale to be
+#: relative to (1e-7 at the default rel_step, as the steps of θ = 1e-3 are).
+ZERO_SCALE = 1e-3
+
+
 def fd_step(value: float, rel: float) -> float:
-    return rel * max(abs(value), 1e-3)
+    """The FD step: relative to a nonzero θ, so that it never reaches 0 and changes sign
+    (102288 IKCa's k2 = 1.3e-7 mM stepped by an absolute 1e-7 and its retries went negative),
+    and ``rel · ZERO_SCALE`` for θ = 0."""
+    return rel * (abs(value) if value != 0 else ZERO_SCALE)
 
 
 @dataclass
 class FiniteDifference:
-    """Central differences of the original model for one parameter at two step sizes."""
+    """Finite differences of the original model for one parameter at two step sizes."""
 
     dv: np.ndarray  # [site, t] at the smaller step
     convergence: float  # relative change between the two steps
+    #: why the larger steps stopped early (a step at which the original blew up), or None
+    note: str | None = None
 
 
 #: Two FD steps that disagree by more than this are dominated by rounding (a parameter
@@ -38,30 +49,59 @@ class FiniteDifference:
 #: steps are tried, up to LARGER_STEPS decades, and the best-agreeing pair is kept.
 RETRY_CONVERGENCE = 1e-3
 LARGER_STEPS = 3
+#: θ = 0 has no scale of its own: its steps go on up to 0.1 of its unit (rel_step 1e-4), e.g.
+#: 183300 kamt's voltage shift sh_tauH = 0 mV, whose differences were rounding up to 1e-4 mV
+#: (3.7e-2 between steps); a step at which the original blows up still ends them.
+ZERO_LARGER_STEPS = 6
 
 
 def finite_difference(model: GradientModel, spec: CellSpec, sites: list[str], t_end: float,
                       dt: float, name: str, values: dict[str, float] | None = None,
                       rel_step: float = 1e-4) -> FiniteDifference:
+    """dV/dθ of the original by differences that keep θ's sign: central for θ ≠ 0 (a relative
+    step of at most 10 % even after the retries), one-sided second-order differences on the
+    positive side for θ = 0 (a permeability of 0 stepped to −1e-4 cm/s blew 121600's GHK leaks
+    up). A larger step at which the original blows up ends the retries (recorded in ``note``);
+    one of the first two steps blowing up is a GradgenError naming θ and the step."""
     values = dict(values or {})
     value = values.get(name, model.defaults[name])
     # Arbor holds an event's weight in single precision: a synapse's weight θ (default None)
     # moves by what float32 makes of value ± h (h = 1e-7 of 0.01 was off by 6e-3 of itself)
     rounded = (lambda x: float(np.float32(x))) if model.defaults[name] is None else (lambda x: x)
 
-    def central(h: float) -> np.ndarray:
-        up, down = rounded(value + h), rounded(value - h)
-        plus = model.simulate(spec, sites, t_end, dt, gradients=False, values={**values, name: up})
-        minus = model.simulate(spec, sites, t_end, dt, gradients=False, values={**values, name: down})
-        return (plus.v - minus.v) / (up - down)
+    def v_at(x: float) -> np.ndarray:
+        return model.simulate(spec, sites, t_end, dt, gradients=False, values={**values, name: x}).v
+
+    v0: list[np.ndarray] = []  # V at θ itself, run once, for the one-sided differences
+
+    def difference(h: float) -> np.ndarray:
+        if value != 0:
+            up, down = rounded(value + h), rounded(value - h)
+            return (v_at(up) - v_at(down)) / (up - down)
+        if not v0:
+            v0.append(v_at(value))
+        # second order, (-3 f(0) + 4 f(h) - f(2h)) / 2h written with differences so that a V
+        # that θ does not move gives exactly 0 (-3a + 4a - a is not 0 in floating point)
+        one = rounded(h)  # 2·one is exact in float32 too
+        return (4 * (v_at(one) - v0[0]) - (v_at(2 * one) - v0[0])) / (2 * one)
 
     h = fd_step(value, rel_step)
-    estimates = [central(h), central(h / 10)]  # [larger step, smaller step]
+    try:
+        estimates = [difference(h), difference(h / 10)]  # [larger step, smaller step]
+    except NonFiniteSimulation as err:
+        raise GradgenError(f"finite differences of {name} = {value:g} with step {h:g}: the original "
+                           f"mechanisms blew up: {err.what} is not finite from t = {err.t:g} ms at {err.site}",
+                           hint="check at a value of θ where small changes keep the model stable") from None
     best = FiniteDifference(estimates[1], relative_error(estimates[0], estimates[1]))
-    for j in range(1, LARGER_STEPS + 1):
+    for j in range(1, (LARGER_STEPS if value != 0 else ZERO_LARGER_STEPS) + 1):
         if best.convergence <= RETRY_CONVERGENCE:
             break
-        larger = central(h * 10**j)
+        try:
+            larger = difference(h * 10**j)
+        except NonFiniteSimulation as err:
+            best.note = (f"larger FD steps of {name} stopped at {h * 10**j:g}: the original blew up "
+                         f"({err.what} not finite from t = {err.t:g} ms)")
+            break
         pair = FiniteDifference(estimates[0], relative_error(larger, estimates[0]))
         if pair.convergence < best.convergence:
             best = pair
@@ -121,7 +161,7 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
         errors = [relative_error(grad.dv[s, k], fd.dv[s]) for s in range(len(sites))]
         report.parameters.append({"name": ref.name, "rel_error": max(errors),
                                   "rel_error_per_site": errors, "fd_convergence": fd.convergence,
-                                  "moves_v": bool(np.any(fd.dv != 0))})
+                                  "moves_v": bool(np.any(fd.dv != 0)), "fd_note": fd.note})
         fd_loss.append(float(np.mean(2 * (plain.v - target) * fd.dv)))
         scales.append(abs(values.get(ref.name, model.defaults[ref.name])) or 1.0)
     scales = np.array(scales)

@@ -9,6 +9,8 @@ translation and the gradient mechanism.
   receives the weight.
 - Arbor sets a GLOBAL only through a derived name (``IKs/sha=2``), which reads ``IKs/k=1.5``
   as a renaming of the ion k: a GLOBAL named like one of the mechanism's ions cannot be a θ.
+- modcc's lexer reads its functions and method names as tokens, not names: a mechanism
+  called ``max`` (ModelDB 168858) cannot be compiled at all, so it is refused by name.
 """
 from __future__ import annotations
 
@@ -37,6 +39,22 @@ def one_nonspecific_current(statements: Sequence[Assignment], low: LoweredMechan
     return rest + [Assignment(names[0], sympy.Add(*parts))]
 
 
+#: Mechanism names modcc 0.12 rejects ("invalid name for mechanism"), found by compiling a
+#: SUFFIX of each of its function, method and keyword names in lower case (upper-case
+#: NMODL keywords are refused by gradgen's parser already).
+MODCC_RESERVED_NAMES = frozenset({
+    "cnexp", "cos", "else", "exp", "exprelr", "fabs", "if", "log", "max", "min", "safeinv",
+    "signum", "sin", "sparse", "sqrt", "step", "stochastic", "tanh"})
+
+
+def check_name(mech) -> None:
+    """Refuse a mechanism whose name modcc reads as one of its own tokens (see above)."""
+    if mech.name in MODCC_RESERVED_NAMES:
+        raise GradgenError(f"the mechanism name '{mech.name}' is a function or keyword of Arbor's "
+                           "modcc, which cannot compile a mechanism of that name", mech.pos,
+                           hint="rename the SUFFIX (or POINT_PROCESS) and where the model uses it")
+
+
 def check_settable(low: LoweredMechanism, parameters: Sequence[str]) -> None:
     """Refuse a θ that is a GLOBAL named like one of the mechanism's ions (see above)."""
     ions = {ion.name for ion in low.mechanism.ions}
@@ -60,4 +78,4 @@ def event_arguments(low: LoweredMechanism) -> list[str]:
     return used or args[:1]
 
 
-__all__ = ["check_settable", "event_arguments", "nonspecific_currents", "one_nonspecific_current"]
+__all__ = ["MODCC_RESERVED_NAMES", "check_name", "check_settable", "event_arguments", "nonspecific_currents", "one_nonspecific_current"]

@@ -397,7 +397,7 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
     for region, density in layout.paints:
         decor.paint(region, density)
     props = arbor.neuron_cable_properties()
-    for ion, settings in spec.ions.items():  # the model's own ions (h of an Ih channel)
+    for ion, settings in spec.ions.items():  # the model's own ions (h of an Ih channel, ModelDB 180370's caL)
         props.set_ion(ion, **settings)
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)

@@ -29,7 +29,7 @@ from gradgen.outputs import OutputDir
 from gradgen.protocol import CLOCK, CLOCK_PROCEDURE
 from gradgen.sensitivity.derive import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, closed_form, state_update
-from gradgen.targets.arbor.dialect import event_arguments, nonspecific_currents, one_nonspecific_current
+from gradgen.targets.arbor.dialect import check_name, event_arguments, nonspecific_currents, one_nonspecific_current
 from gradgen.version import __version__
 
 _INDENT = "    "
@@ -129,6 +129,7 @@ def translate_lowered(low: LoweredMechanism) -> str:
     if mech.kind not in ("density", "point"):
         raise GradgenError(f"a {mech.kind} process is Arbor's own NMODL: modcc reads it as written",
                            mech.pos, hint="use the file itself; translate is for NEURON-dialect files")
+    check_name(mech)
     kind = {"density": "SUFFIX", "point": "POINT_PROCESS"}[mech.kind]
     head = [f": {mech.name}: translated by gradgen {__version__} from {mech.source.name} for Arbor.",
             ": FUNCTIONs and PROCEDUREs are inlined, TABLE is dropped, unit factors are folded.",
