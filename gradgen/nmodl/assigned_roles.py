@@ -22,13 +22,6 @@ from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Statement, Vari
 from gradgen.protocol import CLOCK
 
 
-def _blocks(mech: Mechanism) -> list[Block]:
-    blocks = [b for b in (mech.initial, mech.breakpoint, mech.net_receive, mech.post_event) if b]
-    for table in (mech.functions, mech.procedures, mech.derivatives, mech.kinetics, mech.linears):
-        blocks += table.values()
-    return blocks
-
-
 def _read_names(stmt: Statement) -> set[str]:
     """Names in the expressions of one statement (not the targets it assigns)."""
     names: set[str] = set()
@@ -54,7 +47,7 @@ def set_outside(mech: Mechanism) -> list[Variable]:
     """Move the RANGE ASSIGNED values set from outside into ``mech.parameters`` (default 0);
     return them."""
     ions = {var for ion in mech.ions for var in ion.read + ion.write} | set(mech.nonspecific_currents)
-    assigned, read = _uses(_blocks(mech))
+    assigned, read = _uses(mech.blocks())
     moved = [a for a in mech.assigned if a.name in mech.range_names and a.name in read
              and a.name not in assigned and a.name not in ions]
     for var in moved:
@@ -99,7 +92,7 @@ def held_between_events(mech: Mechanism) -> list[Variable]:
     roots = [b for b in (mech.initial, mech.breakpoint) if b]
     roots += [*mech.derivatives.values(), *mech.kinetics.values(), *mech.linears.values()]
     elsewhere = roots + called_blocks(mech, roots)
-    others = [b for b in _blocks(mech) if (b not in events or b in elsewhere) and b is not mech.initial]
+    others = [b for b in mech.blocks() if (b not in events or b in elsewhere) and b is not mech.initial]
     assigned_elsewhere, read_elsewhere = _uses(others)
     moved = [a for a in mech.assigned if a.name in set_by_events and a.name in read_elsewhere
              and a.name not in assigned_elsewhere]
@@ -169,7 +162,7 @@ def _derivative_written(mech: Mechanism, block: Block) -> set[str]:
 
 def assigned_outside_initial(mech: Mechanism) -> set[str]:
     """Names some block other than INITIAL assigns (PROCEDUREs and FUNCTIONs counted wherever called)."""
-    assigned, _ = _uses([b for b in _blocks(mech) if b is not mech.initial])
+    assigned, _ = _uses([b for b in mech.blocks() if b is not mech.initial])
     return assigned
 
 

@@ -298,3 +298,10 @@ class Mechanism:
 
     def parameter(self, name: str) -> Variable | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+    def blocks(self) -> list[Block]:
+        """Every block of statements: INITIAL, BREAKPOINT, the event blocks, then the named ones."""
+        blocks = [b for b in (self.initial, self.breakpoint, self.net_receive, self.post_event) if b]
+        for table in (self.functions, self.procedures, self.derivatives, self.kinetics, self.linears):
+            blocks += table.values()
+        return blocks

@@ -28,7 +28,6 @@ from gradgen import protocol
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.ir import (
     Assign,
-    Block,
     Call,
     Compartment,
     Conserve,
@@ -112,13 +111,6 @@ def walk_all(body: list) -> Iterator:
             yield from walk_all(stmt.body)
 
 
-def _blocks(mech: Mechanism) -> list[Block]:
-    blocks = [b for b in (mech.initial, mech.breakpoint, mech.net_receive, mech.post_event) if b]
-    for table in (mech.functions, mech.procedures, mech.derivatives, mech.kinetics, mech.linears):
-        blocks += table.values()
-    return blocks
-
-
 def _declarations(mech: Mechanism) -> list[list]:
     return [mech.parameters, mech.assigned, mech.states]
 
@@ -127,7 +119,7 @@ def has_arrays(mech: Mechanism) -> bool:
     """Whether anything in the file needs unrolling (most files: nothing, and nothing is done)."""
     if any(isinstance(v, ArrayDeclaration) for table in _declarations(mech) for v in table):
         return True
-    for block in _blocks(mech):
+    for block in mech.blocks():
         for stmt in walk_all(block.body):
             if isinstance(stmt, (Loop, IndexedCompartment)) or (
                     isinstance(stmt, Local) and any(isinstance(n, ArrayDeclaration) for n in stmt.names)):
@@ -152,7 +144,7 @@ def _names_in_use(mech: Mechanism) -> set[str]:
              for table in [*_declarations(mech), mech.constants] for v in table}
     names |= {n for ion in mech.ions for n in [ion.name, *ion.read, *ion.write]}
     names |= set(mech.nonspecific_currents) | set(mech.range_names) | set(mech.global_names)
-    for block in _blocks(mech):
+    for block in mech.blocks():
         names |= {block.name, *block.args}
         for stmt in walk_all(block.body):
             for item in _fields(stmt):
@@ -382,10 +374,10 @@ def unroll(mech: Mechanism) -> None:
         arrays |= more
     mech.arrays = dict(arrays)
     assigned = {stmt.target.name if isinstance(stmt.target, Indexed) else stmt.target
-                for block in _blocks(mech) for stmt in walk_all(block.body) if isinstance(stmt, Assign)}
+                for block in mech.blocks() for stmt in walk_all(block.body) if isinstance(stmt, Assign)}
     loop_bounds = {p.name: p for p in mech.parameters if p.value is not None and p.name not in assigned}
     frozen: dict[str, Variable] = {}
-    for block in _blocks(mech):
+    for block in mech.blocks():
         scope = _Scope(dict(arrays), {}, fixed, loop_bounds, frozen)
         for arg in block.args:
             scope.arrays.pop(arg, None)
