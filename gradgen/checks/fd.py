@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gradgen.checks.excluded import invisible, switch_times
 from gradgen.errors import GradgenError, NonFiniteSimulation
 from gradgen.losses import mse_gradient
 from gradgen.targets.arbor.decor import CellSpec
@@ -42,6 +43,9 @@ class FiniteDifference:
     convergence: float  # relative change between the two steps
     #: why the larger steps stopped early (a step at which the original blew up), or None
     note: str | None = None
+    #: (step, max |V(θ+step) − V(θ−step)|) of every step tried, smallest first: whether the
+    #: differences grow with the step (a derivative) or stay flat (rounding, see :func:`invisible`)
+    spans: list[tuple[float, float]] = field(default_factory=list)
 
 
 #: Two FD steps that disagree by more than this are dominated by rounding (a parameter
@@ -74,16 +78,22 @@ def finite_difference(model: GradientModel, spec: CellSpec, sites: list[str], t_
 
     v0: list[np.ndarray] = []  # V at θ itself, run once, for the one-sided differences
 
+    spans: list[tuple[float, float]] = []
+
     def difference(h: float) -> np.ndarray:
         if value != 0:
             up, down = rounded(value + h), rounded(value - h)
-            return (v_at(up) - v_at(down)) / (up - down)
+            plus, minus = v_at(up), v_at(down)
+            spans.append((h, float(np.max(np.abs(plus - minus)))))
+            return (plus - minus) / (up - down)
         if not v0:
             v0.append(v_at(value))
         # second order, (-3 f(0) + 4 f(h) - f(2h)) / 2h written with differences so that a V
         # that θ does not move gives exactly 0 (-3a + 4a - a is not 0 in floating point)
         one = rounded(h)  # 2·one is exact in float32 too
-        return (4 * (v_at(one) - v0[0]) - (v_at(2 * one) - v0[0])) / (2 * one)
+        near, far = v_at(one) - v0[0], v_at(2 * one) - v0[0]
+        spans.append((h, float(max(np.max(np.abs(near)), np.max(np.abs(far))))))
+        return (4 * near - far) / (2 * one)
 
     h = fd_step(value, rel_step)
     try:
@@ -106,6 +116,7 @@ def finite_difference(model: GradientModel, spec: CellSpec, sites: list[str], t_
         if pair.convergence < best.convergence:
             best = pair
         estimates = [larger, estimates[0]]
+    best.spans = sorted(spans)
     return best
 
 
@@ -134,6 +145,25 @@ class CheckReport:
                 "parameters": self.parameters}
 
 
+def switch_times_of(model: GradientModel, values: dict[str, float], dt: float, t_end: float) -> dict[str, str]:
+    """The θ of ``model`` that are switch times of a run at θ = ``values``
+    (:func:`gradgen.checks.excluded.switch_times`)."""
+    from gradgen.nmodl.lower import lower_file
+
+    found = {}
+    for name in {ref.mechanism for ref in model.params}:
+        own = {ref.parameter: values[ref.name] for ref in model.params
+               if ref.mechanism == name and ref.region is None and values.get(ref.name) is not None}
+        found[name] = switch_times(lower_file(model.mechanisms[name].source), own, dt, t_end)
+    return {ref.name: found[ref.mechanism][ref.parameter] for ref in model.params
+            if ref.parameter in found[ref.mechanism]}
+
+
+def compared_parameters(report: "CheckReport") -> list[dict]:
+    """The parameters of a report that were FD-compared (not excluded with a reason)."""
+    return [p for p in report.parameters if not p.get("excluded")]
+
+
 def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: float, dt: float,
                 values: dict[str, float] | None = None, progress=None) -> CheckReport:
     """Forward fidelity and dV/dθ (and an MSE loss gradient) against finite differences.
@@ -151,26 +181,39 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
         report.geometry_max_abs_dV_mV = model.geometry(spec).max_abs_dV_mV
     target_values = {p.name: values.get(p.name, model.defaults[p.name]) / 1.1 for p in model.params}
     target = model.simulate(spec, sites, t_end, dt, gradients=False, values=target_values).v
-    fd_loss, scales, fd_dv = [], [], []
+    fd_loss, scales, fd_dv, compared = [], [], [], []
     _, loss_grad = mse_gradient(grad, target)
+    switches = switch_times_of(model, values, dt, t_end)
     for k, ref in enumerate(model.params):
+        if ref.name in switches:  # not FD-compared: V jumps in it
+            report.parameters.append({"name": ref.name, "rel_error": float("nan"), "rel_error_per_site": [],
+                                      "fd_convergence": float("nan"), "moves_v": False, "fd_note": None,
+                                      "excluded": switches[ref.name]})
+            continue
         fd = finite_difference(model, spec, sites, t_end, dt, ref.name, values)
-        fd_dv.append(fd.dv)
         if progress:
             progress(ref.name)
         errors = [relative_error(grad.dv[s, k], fd.dv[s]) for s in range(len(sites))]
+        excluded = invisible(fd.spans, fd.convergence <= RETRY_CONVERGENCE, float(np.max(np.abs(grad.dv[:, k]))))
         report.parameters.append({"name": ref.name, "rel_error": max(errors),
                                   "rel_error_per_site": errors, "fd_convergence": fd.convergence,
-                                  "moves_v": bool(np.any(fd.dv != 0)), "fd_note": fd.note})
+                                  "moves_v": bool(np.any(fd.dv != 0)) and excluded is None,
+                                  "fd_note": fd.note, "excluded": excluded})
+        if excluded is not None:
+            continue
+        compared.append(k)
+        fd_dv.append(fd.dv)
         fd_loss.append(float(np.mean(2 * (plain.v - target) * fd.dv)))
         scales.append(abs(values.get(ref.name, model.defaults[ref.name])) or 1.0)
+    if not compared:
+        return report
     scales = np.array(scales)
     fd_all = np.stack(fd_dv, axis=1)  # [site, k, t]
     report.scaled_rel_error_per_site = [
-        relative_error(grad.dv[s] * scales[:, None], fd_all[s] * scales[:, None])
+        relative_error(grad.dv[s, compared] * scales[:, None], fd_all[s] * scales[:, None])
         for s in range(len(sites))]
-    report.loss_gradient_rel_error = relative_error(loss_grad * scales, np.array(fd_loss) * scales)
+    report.loss_gradient_rel_error = relative_error(loss_grad[compared] * scales, np.array(fd_loss) * scales)
     return report
 
 
-__all__ = ["check_model", "finite_difference", "relative_error"]
+__all__ = ["check_model", "compared_parameters", "finite_difference", "relative_error", "switch_times_of"]
