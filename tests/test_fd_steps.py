@@ -103,3 +103,19 @@ def test_a_zero_permeability_is_checked_without_going_negative():
     row = check_file(DATA / "ghk_leak.mod", DT, T_END)
     assert row.error is None, row.error
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_where_larger_steps_cross_a_jump_of_v_smaller_steps_show_the_derivative():
+    """17664 Kdr: tauh jumps at v = −25 mV, so a step of ek that moves a sample of V across it
+    makes V jump; the more so the larger the step. Here V = θ + 1e-3 beyond θ + 2e-6: steps of
+    1e-4 and 1e-5 cross it (and so do the larger retries, less and less), 1e-6 and 1e-7 do not."""
+    class Jump(Quadratic):
+        def simulate(self, spec, sites, t_end, dt, gradients, values):
+            x = values["m.p"]
+            self.visited.append(x)
+            return type("Traces", (), {"v": np.full((1, 4), x + 1e-3 * (x > 1.0 + 2e-6))})()
+
+    model = Jump(1.0)
+    fd = finite_difference(model, None, ["here"], 1.0, 0.1, "m.p")
+    assert fd.convergence <= 1e-3 and np.allclose(fd.dv, 1.0, rtol=1e-6), (fd.convergence, fd.dv)
+    assert min(abs(x - 1.0) for x in model.visited) == pytest.approx(1e-7)
