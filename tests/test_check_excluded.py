@@ -101,3 +101,10 @@ def test_a_parameter_v_does_not_depend_on_is_left_out_with_its_reason():
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
     assert set(row.excluded or {}) == {"offgate.sinf"}, row.excluded
     assert "does not visibly depend" in row.excluded["offgate.sinf"]
+
+
+def test_set_of_a_name_that_is_not_checked_is_one_line_exit_2():
+    run = subprocess.run([sys.executable, "-m", "gradgen.cli", "check", str(DATA / "switched_clamp.mod"),
+                          "--all-params", "--set", "swclamp.gain=1"], capture_output=True, text=True)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "swclamp.gain" in run.stderr

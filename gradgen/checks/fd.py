@@ -193,7 +193,9 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     The loss compares V at parameters ``values`` with a target made at the defaults ×1.1
     scaled down, i.e. the gradient a tuning step would see. Every θ not in ``values`` is set
     to its .mod default explicitly, so that a value painted in the user's decor cannot make
-    the gradient run and the finite differences look at different points.
+    the gradient run and the finite differences look at different points. Switch times and
+    θ that V does not visibly depend on are reported with ``excluded`` (their reason) and
+    left out of the comparison (:mod:`gradgen.checks.excluded`).
     """
     values = {p.name: (values or {}).get(p.name, model.defaults[p.name]) for p in model.params}
     grad = model.simulate(spec, sites, t_end, dt, gradients=True, values=values)
