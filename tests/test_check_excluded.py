@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import subprocess
+from unittest.mock import ANY
 import sys
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def test_switch_times_are_the_parameters_compared_with_t_where_the_switch_falls_
     assert set(switch_times(clamp, {"del": 5.0, "dur": 10.0}, DT, T_END)) == {"del", "dur"}
     assert set(switch_times(clamp, {"del": 5.0, "dur": 100.0}, DT, T_END)) == {"del"}  # on to the end
     assert switch_times(clamp, {"del": 50.0, "dur": 10.0}, DT, T_END) == {}  # never on in 20 ms
+    assert switch_times(clamp, {"del": 5.0, "dur": 15.0 - DT}, DT, T_END) == {"del": ANY, "dur": ANY}
+    # off at 20.0025 ms: after the last step (from 19.9975 ms), so nothing switches off
+    assert set(switch_times(clamp, {"del": 5.0, "dur": 15.0 + DT}, DT, T_END)) == {"del"}
     assert switch_times(lower_file(DATA / "offset_gate.mod"), {}, DT, T_END) == {}
 
 

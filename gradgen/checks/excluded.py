@@ -43,7 +43,7 @@ def switch_times(low, values: dict[str, float], dt: float, t_end: float) -> dict
     known.update({k: v for k, v in values.items() if k in known})
     # a comparison decided by t and parameters alone switches at a time θ sets; one that also
     # reads V or a state (116094 ShortDendrite's ``if (i > 0)``) is a threshold V crosses smoothly
-    times = np.arange(int(round(t_end / dt)) + 1) * dt
+    times = np.arange(int(round(t_end / dt))) * dt  # the clock at the start of each step
     found: set[str] = set()
     for expr in exprs:
         for relation in sympy.sympify(expr).atoms(sympy.core.relational.Relational):
