@@ -7,7 +7,7 @@
   is not FD-compared. (A condition that never changes in the run, e.g. 151825 epsp's cut-off
   ``(onset − t)/tau0 < −100``, switches nothing: its θ are compared as any other.)
 - A θ that V does not *visibly* depend on: no two FD steps agree, and over all of them, up
-  to a 10 % change of θ, V moves by at most :data:`INVISIBLE_MV`, as the gradient predicts
+  to a 10 % change of θ (30 % where tried), V moves by at most :data:`INVISIBLE_MV`, as the gradient predicts
   too. E.g. 180370 mAHP's ``cainf``, which its Ca-activated rate reads only as ``cai − cainf``
   with ``cai`` starting at ``cainf`` and relaxing towards it (V does not depend on it at
   all: the differences are rounding), or 17664 CalciumP's ``cainf`` and ``taur`` under
@@ -21,11 +21,12 @@ import sympy
 
 from gradgen.nmodl.clock import CLOCK
 
-#: A change of V this small (mV) under every FD step up to 10 % of θ is below what the check
+#: A change of V this small (mV) under every FD step tried (up to 10–30 % of θ) is below what the check
 #: resolves: a hundredth of its forward-fidelity bound (1e-8 mV). Measured: 180370 mAHP.cainf
 #: moves V by 5e-13 mV (rounding), 17664 CalciumP's cainf and taur by 1e-11 mV (a floor of
 #: 1e-12 mV); 243448 trpm8's p_ca and 145836 NMDA10_1's Rr2, which move V by 9e-11 mV at a
-#: 1 % step (1e-9 mV at 10 %) and whose FD is noise-limited (3.5–4 % apart at 1 %), stay compared.
+#: 1 % step (1e-9 mV at 10 %) and whose FD is noise-limited (3.5–4 % apart at 1 %), stay
+#: compared (and agree, at 10 % against 30 %: gradgen.checks.fd.WIDEST_STEP).
 INVISIBLE_MV = 1e-10
 #: The retries must have reached the largest steps (h/10 to 1000·h, i.e. 10 % of θ), not
 #: stopped early at a blow-up, for the differences to say that V does not move.
