@@ -70,6 +70,23 @@ REASONS: list[tuple[str, str]] = [
     (r"VOLTAGE_PROCESS", "VOLTAGE_PROCESS"),
 ]
 
+#: θ values a file is checked at instead of its .mod defaults, stated in its row (``values``):
+#: 116094's electrode stimuli default ``del``, ``dur`` and ``amp`` (and ``tau``) to 0, set from
+#: hoc, so at the defaults they never switch on and nothing moves V. They are checked switched
+#: on inside the 20 ms run (from 5 to 15 ms), 2 nS: a few tenths of the test stimulus.
+#: ShortDendrite's IClamp2 clamps its current to i ≤ 0, i.e. it acts only while V < Erev
+#: (−70 mV by default), which the test cell (hh, rest −65 mV) does not reach; it is checked
+#: at Erev −50 mV, where it acts at rest and is cut off during spikes. ``del``/``dur`` are switch times and are
+#: not FD-compared (:mod:`gradgen.checks.excluded`).
+CHECK_VALUES: dict[str, dict[str, float]] = {
+    "116094/LongDendrite_stim2.mod": {"IClamp2.del": 5.0, "IClamp2.dur": 10.0, "IClamp2.amp": 0.002,
+                                      "IClamp2.tau": 5.0},
+    "116094/ShortDendrite_stim2.mod": {"IClamp2.del": 5.0, "IClamp2.dur": 10.0, "IClamp2.amp": 0.002,
+                                       "IClamp2.tau": 5.0, "IClamp2.Erev": -50.0},
+    "116094/LongDendrite_shuntInhib.mod": {"shuntI.del": 5.0, "shuntI.dur": 10.0, "shuntI.amp": 0.002},
+    "116094/ShortDendrite_shuntInhib.mod": {"shuntI.del": 5.0, "shuntI.dur": 10.0, "shuntI.amp": 0.002},
+}
+
 _COMMENTS = re.compile(r"\bCOMMENT\b.*?\bENDCOMMENT\b|[:?][^\n]*", re.S)
 _VERBATIM = re.compile(r"\bVERBATIM\b(.*?)\bENDVERBATIM\b", re.S)
 _NO_OP = re.compile(r"^\s*return\s+0\s*;\s*$")
@@ -143,9 +160,12 @@ def run_stage(row: dict, stage: str, action) -> bool:
     return False
 
 
-def directory_hash(out: Path) -> str:
-    """What the check of a converted directory depends on: its files and gradgen's check code."""
+def directory_hash(out: Path, values: dict[str, float] | None = None) -> str:
+    """What the check of a converted directory depends on: its files, gradgen's check code
+    and the θ values it is checked at (:data:`CHECK_VALUES`)."""
     h = hashlib.sha256()
+    if values:
+        h.update(json.dumps(values, sort_keys=True).encode())
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         content = path.read_bytes()
         if path.name == "gradients.json":  # holds absolute source paths of this run's tmp dir
@@ -189,13 +209,14 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
 
     if not run_stage(row, "convert", do_convert):
         return row
-    row["runs_beside"], row["converted_hash"] = plan["beside"], directory_hash(out)
+    values = CHECK_VALUES.get(rel)
+    row["runs_beside"], row["converted_hash"] = plan["beside"], directory_hash(out, values)
     cached = check_cache() / f"{row['converted_hash']}.json"
     if cached.exists():
         row["check"], row["checks_hash"] = json.loads(cached.read_text()), checks_hash()
     elif check:
         result = CoverageRow(str(path), parsed=True, converted=True, runs_beside=plan["beside"])
-        if run_stage(row, "check", lambda: check_converted(out, result, DT, T_END)):
+        if run_stage(row, "check", lambda: check_converted(out, result, DT, T_END, values=values)):
             row["check"] = {k: v for k, v in asdict(result).items() if k != "file"}
             row["checks_hash"] = checks_hash()
             cached.parent.mkdir(parents=True, exist_ok=True)

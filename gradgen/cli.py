@@ -122,8 +122,27 @@ def _check_run_options(args) -> None:
                            hint="dt is the time step in ms, tfinal the simulated time")
 
 
+def _set_values(args) -> dict[str, float]:
+    """``--set MECH.PARAM=VALUE`` of `check`: θ values for the gradient run and the FD alike."""
+    values = {}
+    for item in args.set or []:
+        name, sep, text = item.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name.strip() or not math.isfinite(value):
+            raise GradgenError(f"--set {item}: expected MECH.PARAM=VALUE with a finite number",
+                               hint="e.g. --set IClamp2.amp=0.002")
+        values[name.strip()] = value
+    return values
+
+
 def cmd_check(args) -> int:
     _check_run_options(args)
+    values = _set_values(args)
+    if values and args.target == "neuron":
+        raise GradgenError("check --set is for the Arbor target", hint="drop --target neuron")
     if args.target == "neuron":
         from gradgen.targets.neuron.check import check_command
 
@@ -131,11 +150,14 @@ def cmd_check(args) -> int:
     if args.scheme:
         raise GradgenError("check --scheme is for --target neuron", hint="convert --scheme picks Arbor's hub update")
     if args.coverage or any(Path(m).is_dir() for m in args.mod):
+        if values:
+            raise GradgenError("--set names θ of one check, not of a coverage table",
+                               hint="check the file on its own with --set")
         return cmd_coverage(args)
     from tqdm import tqdm
 
     from gradgen.checks.cells import check_cell
-    from gradgen.checks.fd import check_model
+    from gradgen.checks.fd import check_model, compared_parameters
     from gradgen.convert import convert
     from gradgen.targets.arbor.model import GradientModel
 
@@ -148,6 +170,10 @@ def cmd_check(args) -> int:
         if not model.params:
             raise GradgenError("no parameter to differentiate: no input can move V",
                                hint="add the mechanisms they run beside, e.g. a channel")
+        unknown = sorted(set(values) - {p.name for p in model.params})
+        if unknown:
+            raise GradgenError(f"--set {', '.join(unknown)}: not a parameter being checked",
+                               hint="name a θ of the check as MECH.PARAM (see --params / --all-params)")
         spec, sites = check_cell(model, args.stimulus, args.tfinal, args.morphology)
         with tqdm(total=len(model.params), desc="finite differences", disable=args.json or None,
                   file=sys.stderr) as bar:
@@ -155,10 +181,10 @@ def cmd_check(args) -> int:
                 bar.set_postfix_str(name)
                 bar.update()
 
-            report = check_model(model, spec, sites, args.tfinal, args.dt, progress=step)
+            report = check_model(model, spec, sites, args.tfinal, args.dt, values, progress=step)
     forward_tolerance = MORPHOLOGY_FORWARD_TOLERANCE_MV if args.morphology else FORWARD_TOLERANCE_MV
     ok = report.moves_v and report.forward_max_abs_diff_mV <= forward_tolerance and all(
-        p["rel_error"] <= args.tolerance for p in report.parameters)
+        p["rel_error"] <= args.tolerance for p in compared_parameters(report))
     if args.json:
         print(strict_json(report.as_dict(ok)))
     else:
@@ -170,6 +196,9 @@ def cmd_check(args) -> int:
         print(f"{'parameter':<28} {'dV/dθ rel. error':>18} {'FD convergence':>16}")
         for p in report.parameters:
             still = "" if p["moves_v"] else "  (does not move V)"
+            if p.get("excluded"):
+                print(f"{p['name']:<28} not compared: {p['excluded']}")
+                continue
             print(f"{p['name']:<28} {p['rel_error']:>18.3e} {p['fd_convergence']:>16.1e}{still}")
         print(f"loss gradient (θ-scaled) rel. error: {report.loss_gradient_rel_error:.3e}")
         if not report.moves_v:
@@ -226,6 +255,9 @@ def parser() -> argparse.ArgumentParser:
                      help="check on this SWC morphology (mechanisms everywhere, step into the "
                           "root, V at the root and the farthest tip) instead of the cable")
     cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    cmd.add_argument("--set", action="append", metavar="MECH.PARAM=VALUE",
+                     help="check at this θ value instead of the .mod default (repeatable; gradient "
+                          "and finite differences alike), e.g. a stimulus whose amplitude defaults to 0")
     cmd.add_argument("--carrier", choices=("ion", "exact"), default="exact",
                      help="how dV/dθ travels in Arbor: the exact CV-tree solve (default; the ion "
                           "carrier where it does not apply) or diffusive ions")

@@ -103,3 +103,35 @@ def test_a_zero_permeability_is_checked_without_going_negative():
     row = check_file(DATA / "ghk_leak.mod", DT, T_END)
     assert row.error is None, row.error
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+def test_where_larger_steps_cross_a_jump_of_v_smaller_steps_show_the_derivative():
+    """17664 Kdr: tauh jumps at v = −25 mV, so a step of ek that moves a sample of V across it
+    makes V jump; the more so the larger the step. Here V = θ + 1e-3 beyond θ + 2e-6: steps of
+    1e-4 and 1e-5 cross it (and so do the larger retries, less and less), 1e-6 and 1e-7 do not."""
+    class Jump(Quadratic):
+        def simulate(self, spec, sites, t_end, dt, gradients, values):
+            x = values["m.p"]
+            self.visited.append(x)
+            return type("Traces", (), {"v": np.full((1, 4), x + 1e-3 * (x > 1.0 + 2e-6))})()
+
+    model = Jump(1.0)
+    fd = finite_difference(model, None, ["here"], 1.0, 0.1, "m.p")
+    assert fd.convergence <= 1e-3 and np.allclose(fd.dv, 1.0, rtol=1e-6), (fd.convergence, fd.dv)
+    assert min(abs(x - 1.0) for x in model.visited) == pytest.approx(1e-7)
+
+
+def test_a_theta_of_tiny_effect_is_shown_converged_at_ten_percent_by_a_thirty_percent_step():
+    """243448 trpm8's p_ca moves V by ~1e-9 mV at 10 %: the differences carry a rounding floor
+    (~1e-12 mV) that keeps the steps up to 10 % apart; the 30 % step agrees with the 10 % one.
+    Here V = 1e-9·θ plus 5e-14 of noise: 1 % vs 10 % differ by ~3e-3, 10 % vs 30 % by ~3e-4."""
+    class Tiny(Quadratic):
+        def simulate(self, spec, sites, t_end, dt, gradients, values):
+            x = values["m.p"]
+            self.visited.append(x)
+            return type("Traces", (), {"v": (1e-9 * x + 5e-14 * np.sin(1e9 * x + np.arange(4)))[None, :]})()
+
+    model = Tiny(1.0)
+    fd = finite_difference(model, None, ["here"], 1.0, 0.1, "m.p")
+    assert max(model.visited) == pytest.approx(1.3) and min(model.visited) > 0
+    assert fd.convergence <= 1e-3 and np.allclose(fd.dv, 1e-9, rtol=2e-3), (fd.convergence, fd.dv)

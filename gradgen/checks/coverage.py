@@ -36,6 +36,10 @@ class CoverageRow:
     translated_reference: bool = False
     runs_beside: bool = False  # cannot move V: checked beside the background channel's θ
     error: str | None = None
+    #: θ values the check ran at instead of the .mod defaults (e.g. a stimulus that is off by default)
+    values: dict[str, float] | None = None
+    #: θ left out of the comparison, each with its reason (:mod:`gradgen.checks.excluded`)
+    excluded: dict[str, str] | None = None
 
 
 def mod_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -101,6 +105,23 @@ def partners(mech) -> list[Path]:
         members.append(pick[1])
 
 
+def unsettable(path: Path) -> dict[str, str]:
+    """Parameters of a file that the Arbor target cannot take as θ, each with the reason
+    (:func:`gradgen.targets.arbor.dialect.check_settable`: 183300 KS's GLOBAL ``k``, which
+    Arbor would read as a renaming of the ion k); the check takes the others."""
+    from gradgen.nmodl.lower import lower_file
+    from gradgen.targets.arbor.dialect import check_settable
+
+    low = lower_file(path)
+    refused = {}
+    for name in low.parameter_names():
+        try:
+            check_settable(low, [name])
+        except GradgenError as err:
+            refused[f"{low.name}.{name}"] = f"not a θ on Arbor: {err.message}"
+    return refused
+
+
 def check_inputs(path: Path) -> tuple[list[Path], list | None, bool]:
     """What `check` converts for one file: (input files, θ or None for the background's,
     whether the file runs beside the background instead of being differentiated).
@@ -124,11 +145,15 @@ def check_inputs(path: Path) -> tuple[list[Path], list | None, bool]:
     low = lower_file(path)
     if (mech.kind == "density" and low.name != "hh" and low.states) or mech.kind != "density" or linked:
         files.append(background)
-    # every parameter, GLOBALs too (the original's are set through derived names)
-    return files, [ParamRef(low.name, p) for p in low.parameter_names()], False
+    # every parameter, GLOBALs too (the original's are set through derived names), but those
+    # Arbor cannot set (named in the row by check_converted)
+    refused = unsettable(path)
+    return files, [ParamRef(low.name, p) for p in low.parameter_names()
+                   if f"{low.name}.{p}" not in refused], False
 
 
-def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) -> CoverageRow:
+def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1,
+               values: dict[str, float] | None = None) -> CoverageRow:
     """Run one file through all stages; stop at the first that fails.
 
     A mechanism that cannot move V on its own (:mod:`gradgen.sensitivity.bystanders`) is
@@ -147,18 +172,19 @@ def check_file(path: Path, dt: float, t_end: float, stimulus_nA: float = 0.1) ->
             out = Path(tmp) / "out"
             convert(files, out, params)
             row.converted = True
-            check_converted(out, row, dt, t_end, stimulus_nA)
+            check_converted(out, row, dt, t_end, stimulus_nA, values)
     except GradgenError as err:
         row.error = str(err)
     return row
 
 
 def check_converted(out: Path, row: CoverageRow, dt: float, t_end: float,
-                    stimulus_nA: float = 0.1) -> CoverageRow:
+                    stimulus_nA: float = 0.1, values: dict[str, float] | None = None) -> CoverageRow:
     """The compile and check stages of :func:`check_file` on a directory ``convert`` wrote
-    from :func:`check_inputs`; fills in ``row`` (errors too) and returns it."""
+    from :func:`check_inputs`; fills in ``row`` (errors too) and returns it. ``values``: θ
+    set away from their defaults (gradient and finite differences alike), recorded in the row."""
     from gradgen.checks.cells import check_cell
-    from gradgen.checks.fd import check_model
+    from gradgen.checks.fd import check_model, compared_parameters
     from gradgen.nmodl.parser import parse_file
     from gradgen.targets.arbor.model import GradientModel
 
@@ -172,13 +198,20 @@ def check_converted(out: Path, row: CoverageRow, dt: float, t_end: float,
         if not model.params:
             row.error = "no parameters to differentiate"
             return row
+        unknown = sorted(set(values or {}) - {p.name for p in model.params})
+        if unknown:
+            raise GradgenError(f"cannot set {', '.join(unknown)}: not a parameter of the check",
+                               hint="name θ as mechanism.parameter, e.g. hh.gnabar")
+        row.values = dict(values) if values else None
         spec, sites = check_cell(model, stimulus_nA, t_end)
-        report = check_model(model, spec, sites, t_end, dt)
+        report = check_model(model, spec, sites, t_end, dt, values)
+        row.excluded = {**unsettable(Path(row.file)),
+                        **{p["name"]: p["excluded"] for p in report.parameters if p.get("excluded")}} or None
         if not report.moves_v:
             row.error = "no parameter moves V on the test cell: nothing was checked"
             return row
         row.forward_max_abs_diff_mV = report.forward_max_abs_diff_mV
-        worst = max(report.parameters, key=lambda p: p["rel_error"])
+        worst = max(compared_parameters(report), key=lambda p: p["rel_error"])
         row.worst_rel_error, row.worst_parameter = worst["rel_error"], worst["name"]
     except GradgenError as err:
         row.error = str(err)
