@@ -122,6 +122,26 @@ def test_no_op_verbatim_is_read():
     assert low.states == ["s"]
 
 
+def test_printf_is_blanked_and_other_strings_are_refused():
+    """printf only writes to the terminal; its string may hold ':' and parentheses."""
+    body = 's\' = -s\n  printf("t: %g (ms)\\n", t)'
+    low = lower_source(CHANNEL.format(body=body, extra=""))
+    assert low.states == ["s"]
+    assert _error(CHANNEL.format(body="s' = -s", extra='FUNCTION f() { f = "x" }')).startswith(
+        "x.mod:8:20: strings are not supported yet")
+    assert _error(CHANNEL.format(body='s\' = -s\n printf("(", 1', extra="")).startswith(
+        "x.mod:8:2: printf( without its closing parenthesis")
+
+
+def test_ceil_is_minus_floor_of_minus_x():
+    from gradgen.nmodl.ir import nfloor
+
+    low = lower_source(CHANNEL.format(body="s' = ceil(g*1000 + 0.5) - s", extra=""))
+    rate = low.derivatives["s"]
+    assert rate.has(nfloor)
+    assert float(rate.subs(low.states[0], 0).subs(sympy.Symbol("g"), 0.001)) == math.ceil(1.5)
+
+
 def test_floor_parses_and_explicit_gradients_use_the_target_methods():
     from gradgen.nmodl.ir import nfloor
 
@@ -548,3 +568,18 @@ NET_RECEIVE(w) { g = g + w*size() }
 FUNCTION size() { if (first) { size = 1 } else { size = 2 }  first = 0 }
 """)
     assert error.startswith("x.mod:8:1: the NET_RECEIVE update of 'g' depends on first")
+
+
+def test_translate_names_the_range_values_it_does_not_keep(tmp_path):
+    """A monitor's RANGE outputs (168858 Voffset's Vshift) move nothing Arbor keeps: said."""
+    from gradgen.errors import GradgenWarning
+    from gradgen.targets.arbor.translate import translate
+
+    mod = tmp_path / "mon.mod"
+    mod.write_text("""NEURON { SUFFIX mon RANGE vshift, voff }
+PARAMETER { voff = -65 (mV) }
+ASSIGNED { v (mV) vshift (mV) }
+BREAKPOINT { vshift = v - voff }
+""")
+    with pytest.warns(GradgenWarning, match=r"RANGE vshift of 'mon' move no current"):
+        translate(mod, tmp_path / "out")

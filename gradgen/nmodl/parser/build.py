@@ -115,6 +115,7 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
     "floor": (1, nfloor),  # modcc has none: printed as gradgen.nmodl.ir.floor_form
+    "ceil": (1, lambda x: -nfloor(-x)),
     # modcc has no hyperbolic functions but tanh: their exponential forms
     "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
     "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
