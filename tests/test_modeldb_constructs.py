@@ -10,6 +10,7 @@ compiles); corpus files are read by path where the corpus is present.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,19 @@ def test_solved_procedure_is_an_explicit_map_of_the_old_states():
     text = translate_lowered(low)
     assert "SOLVE states\n" in text and "METHOD" not in text
     assert modcc_accepts(text)
+
+
+def test_after_cvode_is_a_solved_procedure_under_the_fixed_step(tmp_path):
+    """NEURON 9's fixed step runs a PROCEDURE solved with METHOD after_cvode once per step at
+    V^{n+1}, as a METHOD-less SOLVE (measured: a counter in it counts steps, and the v it
+    reads is the new one); 168858 vsource's clamp current."""
+    text = (DATA / "kx_explicit.mod").read_text()
+    solve = re.search(r"SOLVE (\w+)", text)
+    after = tmp_path / "kx_explicit.mod"
+    after.write_text(text[: solve.end()] + " METHOD after_cvode" + text[solve.end():])
+    plain, via_after = lower_file(DATA / "kx_explicit.mod"), lower_file(after)
+    assert via_after.solve_method == "explicit"
+    assert via_after.explicit == plain.explicit
 
 
 def test_staged_state_updates_do_not_see_each_other():

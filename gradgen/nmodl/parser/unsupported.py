@@ -51,7 +51,7 @@ _HINTS: dict[str, str] = {
 # Other unsupported constructs: (pattern, what it is, hint). Arrays and FROM loops parse
 # (unrolled by arrays.py).
 _OTHERS: list[tuple[str, str, str]] = [
-    (r'"', "strings", "strings appear only in INCLUDE and printf; remove them"),
+    (r'"', "strings", "outside INCLUDE and printf a string has no meaning for gradgen; remove it"),
 ]
 
 _PATTERN = re.compile(
