@@ -595,5 +595,27 @@ PARAMETER { voff = -65 (mV) }
 ASSIGNED { v (mV) vshift (mV) }
 BREAKPOINT { vshift = v - voff }
 """)
-    with pytest.warns(GradgenWarning, match=r"RANGE vshift of 'mon' move no current"):
+    with pytest.warns(GradgenWarning, match=r"RANGE vshift of 'mon': no current, state or ion depends"):
         translate(mod, tmp_path / "out")
+
+
+def test_after_solve_runs_after_the_state_update():
+    """NEURON 9 (measured): with s' = 1 under cnexp, dt 0.025 and AFTER SOLVE
+    { if (s > 0.06) { s = 0 } }, s reads 0.025, 0.05, 0, 0.025 after the first four steps."""
+    low = lower_source("""NEURON { SUFFIX as NONSPECIFIC_CURRENT i }
+PARAMETER { g = 0.001 }
+STATE { s }
+INITIAL { s = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = g*s }
+DERIVATIVE d { s' = 1 }
+AFTER SOLVE { if (s > 0.06) { s = 0 } }
+""")
+    clamp, s, dt = low.after_solve["s"], sympy.Symbol("s"), 0.025
+    values = [0.0]
+    for _ in range(4):
+        values.append(float(clamp.subs(s, values[-1] + dt)))
+    assert values[1:] == pytest.approx([0.025, 0.05, 0.0, 0.025], abs=1e-15)
+    assert modcc_accepts(translate_lowered(low))
+    assert _error("NEURON { SUFFIX x }\nAFTER INITIAL { }\n").startswith(
+        "x.mod:2:1: AFTER blocks other than AFTER SOLVE are not supported yet")

@@ -411,6 +411,9 @@ class _Builder(Transformer):
     def breakpoint_block(self, meta: Meta, c: list) -> _Part:
         return self._block("breakpoint", "BREAKPOINT", meta, c[0])
 
+    def after_solve_block(self, meta: Meta, c: list) -> _Part:
+        return self._block("after_solve_block", "AFTER SOLVE", meta, c[0])
+
     def derivative_block(self, meta: Meta, c: list) -> _Part:
         return self._block("derivatives", str(c[0]), meta, c[1])
 
@@ -677,7 +680,7 @@ def _add(mech: Mechanism, part: _Part) -> None:
         return
     if kind == "initial" and mech.initial is not None:  # NEURON runs both, in file order
         mech.initial.body.extend(value.body)
-    elif kind in ("initial", "breakpoint", "net_receive", "post_event"):
+    elif kind in ("initial", "breakpoint", "net_receive", "post_event", "after_solve_block"):
         if getattr(mech, kind) is not None:
             raise _duplicate(kind.upper(), part.pos)
         setattr(mech, kind, value)

@@ -238,9 +238,9 @@ def warn_dropped_outputs(low: LoweredMechanism) -> None:
     kept |= set(low.concentration_writes) | set(low.ion_reads)
     dropped = [name for name in low.mechanism.range_names if name not in kept]
     if dropped:
-        warnings.warn(f"{low.mechanism.source.name}: RANGE {', '.join(dropped)} of '{low.name}' "
-                      "move no current, state or ion and are not kept in the translation "
-                      "(Arbor can probe STATEs only)", GradgenWarning, stacklevel=3)
+        warnings.warn(f"{low.mechanism.source.name}: RANGE {', '.join(dropped)} of '{low.name}': "
+                      "no current, state or ion depends on them, so the translation does not keep "
+                      "them (Arbor probes STATEs only)", GradgenWarning, stacklevel=3)
 
 
 def translate(mod_file: Path | str, out_dir: Path | str) -> Path:
