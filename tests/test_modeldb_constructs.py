@@ -10,6 +10,7 @@ compiles); corpus files are read by path where the corpus is present.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,19 @@ def test_solved_procedure_is_an_explicit_map_of_the_old_states():
     text = translate_lowered(low)
     assert "SOLVE states\n" in text and "METHOD" not in text
     assert modcc_accepts(text)
+
+
+def test_after_cvode_is_a_solved_procedure_under_the_fixed_step(tmp_path):
+    """NEURON 9's fixed step runs a PROCEDURE solved with METHOD after_cvode once per step at
+    V^{n+1}, as a METHOD-less SOLVE (measured: a counter in it counts steps, and the v it
+    reads is the new one); 168858 vsource's clamp current."""
+    text = (DATA / "kx_explicit.mod").read_text()
+    solve = re.search(r"SOLVE (\w+)", text)
+    after = tmp_path / "kx_explicit.mod"
+    after.write_text(text[: solve.end()] + " METHOD after_cvode" + text[solve.end():])
+    plain, via_after = lower_file(DATA / "kx_explicit.mod"), lower_file(after)
+    assert via_after.solve_method == "explicit"
+    assert via_after.explicit == plain.explicit
 
 
 def test_staged_state_updates_do_not_see_each_other():
@@ -120,6 +134,26 @@ def test_neuron_only_constructs_are_refused_in_one_line(body, extra, message):
 def test_no_op_verbatim_is_read():
     low = lower_source(CHANNEL.format(body="s' = -s\nVERBATIM\n  return 0;\nENDVERBATIM", extra=""))
     assert low.states == ["s"]
+
+
+def test_printf_is_blanked_and_other_strings_are_refused():
+    """printf only writes to the terminal; its string may hold ':' and parentheses."""
+    body = 's\' = -s\n  printf("t: %g (ms)\\n", t)'
+    low = lower_source(CHANNEL.format(body=body, extra=""))
+    assert low.states == ["s"]
+    assert _error(CHANNEL.format(body="s' = -s", extra='FUNCTION f() { f = "x" }')).startswith(
+        "x.mod:8:20: strings are not supported yet")
+    assert _error(CHANNEL.format(body='s\' = -s\n printf("(", 1', extra="")).startswith(
+        "x.mod:8:2: printf( without its closing parenthesis")
+
+
+def test_ceil_is_minus_floor_of_minus_x():
+    from gradgen.nmodl.ir import nfloor
+
+    low = lower_source(CHANNEL.format(body="s' = ceil(g*1000 + 0.5) - s", extra=""))
+    rate = low.derivatives["s"]
+    assert rate.has(nfloor)
+    assert float(rate.subs(low.states[0], 0).subs(sympy.Symbol("g"), 0.001)) == math.ceil(1.5)
 
 
 def test_floor_parses_and_explicit_gradients_use_the_target_methods():
@@ -548,3 +582,40 @@ NET_RECEIVE(w) { g = g + w*size() }
 FUNCTION size() { if (first) { size = 1 } else { size = 2 }  first = 0 }
 """)
     assert error.startswith("x.mod:8:1: the NET_RECEIVE update of 'g' depends on first")
+
+
+def test_translate_names_the_range_values_it_does_not_keep(tmp_path):
+    """A monitor's RANGE outputs (168858 Voffset's Vshift) move nothing Arbor keeps: said."""
+    from gradgen.errors import GradgenWarning
+    from gradgen.targets.arbor.translate import translate
+
+    mod = tmp_path / "mon.mod"
+    mod.write_text("""NEURON { SUFFIX mon RANGE vshift, voff }
+PARAMETER { voff = -65 (mV) }
+ASSIGNED { v (mV) vshift (mV) }
+BREAKPOINT { vshift = v - voff }
+""")
+    with pytest.warns(GradgenWarning, match=r"RANGE vshift of 'mon': no current, state or ion depends"):
+        translate(mod, tmp_path / "out")
+
+
+def test_after_solve_runs_after_the_state_update():
+    """NEURON 9 (measured): with s' = 1 under cnexp, dt 0.025 and AFTER SOLVE
+    { if (s > 0.06) { s = 0 } }, s reads 0.025, 0.05, 0, 0.025 after the first four steps."""
+    low = lower_source("""NEURON { SUFFIX as NONSPECIFIC_CURRENT i }
+PARAMETER { g = 0.001 }
+STATE { s }
+INITIAL { s = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp
+  i = g*s }
+DERIVATIVE d { s' = 1 }
+AFTER SOLVE { if (s > 0.06) { s = 0 } }
+""")
+    clamp, s, dt = low.after_solve["s"], sympy.Symbol("s"), 0.025
+    values = [0.0]
+    for _ in range(4):
+        values.append(float(clamp.subs(s, values[-1] + dt)))
+    assert values[1:] == pytest.approx([0.025, 0.05, 0.0, 0.025], abs=1e-15)
+    assert modcc_accepts(translate_lowered(low))
+    assert _error("NEURON { SUFFIX x }\nAFTER INITIAL { }\n").startswith(
+        "x.mod:2:1: AFTER blocks other than AFTER SOLVE are not supported yet")

@@ -292,6 +292,9 @@ class Mechanism:
     #: BREAKPOINT's if/else that held a SOLVE, without it: nocmodl runs it in nrn_state, after
     #: the SOLVE (:mod:`gradgen.nmodl.solve_placement`)
     after_solve: list["Statement"] = field(default_factory=list)
+    #: ``AFTER SOLVE { … }``: nocmodl runs it in nrn_state after the state update, like
+    #: ``after_solve`` (to which :mod:`gradgen.nmodl.solve_placement` appends it)
+    after_solve_block: Block | None = None
     white_noise: list[str] = field(default_factory=list)  # parsed; not lowered yet
     #: the file's arrays, unrolled by the parser: name -> its scalars (``ca`` -> ``ca_0, …``)
     arrays: dict[str, list[str]] = field(default_factory=dict)
@@ -301,7 +304,8 @@ class Mechanism:
 
     def blocks(self) -> list[Block]:
         """Every block of statements: INITIAL, BREAKPOINT, the event blocks, then the named ones."""
-        blocks = [b for b in (self.initial, self.breakpoint, self.net_receive, self.post_event) if b]
+        blocks = [b for b in (self.initial, self.breakpoint, self.after_solve_block, self.net_receive,
+                              self.post_event) if b]
         for table in (self.functions, self.procedures, self.derivatives, self.kinetics, self.linears):
             blocks += table.values()
         return blocks

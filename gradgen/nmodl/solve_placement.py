@@ -5,7 +5,8 @@ whatever the condition; the if/else stays, without the SOLVE, after it. ModelDB 
 capr (``if (cai < 0) { cai = 0 } else { SOLVE state METHOD cnexp }``) thus integrates cai
 and then clamps it at 0; nrn_cur does not run that if/else (checked in the C++ nrnivmodl
 generates). BREAKPOINT keeps the SOLVE in its place, and the if/else without it moves to
-``Mechanism.after_solve``, which lowering runs after the state update.
+``Mechanism.after_solve``, which lowering runs after the state update. An ``AFTER SOLVE``
+block runs there too, after that if/else (nocmodl emits it at the end of nrn_state).
 """
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def _without_solves(body: list[Statement], found: list[Solve]) -> list[Statement
 
 def hoist_branch_solves(mech: Mechanism) -> None:
     """Move each SOLVE nested in a BREAKPOINT if/else to that if/else's place, and the
-    if/else without it to ``mech.after_solve``."""
+    if/else without it to ``mech.after_solve``, then the AFTER SOLVE block's statements."""
     if mech.breakpoint is None:
+        mech.after_solve += mech.after_solve_block.body if mech.after_solve_block else []
         return
     body: list[Statement] = []
     for stmt in mech.breakpoint.body:
@@ -40,6 +42,7 @@ def hoist_branch_solves(mech: Mechanism) -> None:
         else:
             body.append(stmt)
     mech.breakpoint.body = body
+    mech.after_solve += mech.after_solve_block.body if mech.after_solve_block else []
 
 
 __all__ = ["hoist_branch_solves"]

@@ -115,6 +115,7 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "tanh": (1, sympy.tanh),
     "exprelr": (1, exprelr),
     "floor": (1, nfloor),  # modcc has none: printed as gradgen.nmodl.ir.floor_form
+    "ceil": (1, lambda x: -nfloor(-x)),
     # modcc has no hyperbolic functions but tanh: their exponential forms
     "cosh": (1, lambda x: (sympy.exp(x) + sympy.exp(-x)) / 2),
     "sinh": (1, lambda x: (sympy.exp(x) - sympy.exp(-x)) / 2),
@@ -410,6 +411,9 @@ class _Builder(Transformer):
     def breakpoint_block(self, meta: Meta, c: list) -> _Part:
         return self._block("breakpoint", "BREAKPOINT", meta, c[0])
 
+    def after_solve_block(self, meta: Meta, c: list) -> _Part:
+        return self._block("after_solve_block", "AFTER SOLVE", meta, c[0])
+
     def derivative_block(self, meta: Meta, c: list) -> _Part:
         return self._block("derivatives", str(c[0]), meta, c[1])
 
@@ -676,7 +680,7 @@ def _add(mech: Mechanism, part: _Part) -> None:
         return
     if kind == "initial" and mech.initial is not None:  # NEURON runs both, in file order
         mech.initial.body.extend(value.body)
-    elif kind in ("initial", "breakpoint", "net_receive", "post_event"):
+    elif kind in ("initial", "breakpoint", "net_receive", "post_event", "after_solve_block"):
         if getattr(mech, kind) is not None:
             raise _duplicate(kind.upper(), part.pos)
         setattr(mech, kind, value)

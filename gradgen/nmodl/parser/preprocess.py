@@ -9,7 +9,8 @@ unsupported-construct check reports the VERBATIM keyword itself. The one excepti
 holding only ``return 0;``: NEURON's idiom for a PROCEDURE without an error code (79 files of
 a ModelDB survey), a no-op, blanked like a comment. ``PROTECT x = e`` is an assignment under
 NEURON's thread lock (for GLOBALs written by many instances): the keyword is blanked, the
-assignment stays.
+assignment stays. A ``printf(...)`` statement only writes to the terminal (76 calls in 5 files of
+a ModelDB survey, most in monitors): it is blanked, a string anywhere else is still refused.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ _START = re.compile(
     r"|(?P<title>^[ \t]*TITLE\b)"
     r"|(?P<units>\bUNITS(?:ON|OFF)\b)"
     r"|(?P<protect>\bPROTECT\b)"
+    r"|(?P<printf>\bprintf[ \t]*\()"
     r'|(?P<include>\bINCLUDE[ \t]*"(?P<file>[^"\n]*)")'
     r"|(?P<line>[:?])",
     re.MULTILINE,
@@ -55,6 +57,30 @@ def position(text: str, offset: int, filename: str) -> SourcePos:
     return SourcePos(filename, line, col)
 
 
+def _call_end(text: str, start: int, pos: SourcePos) -> int:
+    """The offset just past the ``)`` that closes a call whose ``(`` ends at ``start``;
+    parentheses inside string literals do not count."""
+    depth, i, in_string = 1, start, False
+    while i < len(text):
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise GradgenError("printf( without its closing parenthesis", pos=pos,
+                       hint="close the call: printf(\"format\", values)")
+
+
 def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
     """Blank comments and the TITLE line; return the cleaned text and the first TITLE."""
     out: list[str] = []
@@ -79,6 +105,10 @@ def preprocess(text: str, filename: str = "<string>") -> Preprocessed:
                 includes.append((m.group("file"), position(text, m.start(), filename)))
             out.append(_blank(m.group()))
             i = m.end()
+        elif kind == "printf":
+            stop = _call_end(text, m.end(), position(text, m.start(), filename))
+            out.append(_blank(text[m.start() : stop]))
+            i = stop
         elif kind == "verbatim":
             end = _END_VERBATIM.search(text, m.end())
             stop = end.end() if end else len(text)

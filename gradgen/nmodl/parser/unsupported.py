@@ -29,7 +29,6 @@ _HINTS: dict[str, str] = {
     "ARTIFICIAL_CELL": _EVENTS,
     "RANDOM": _EVENTS,
     "BEFORE": _EVENTS,
-    "AFTER": _EVENTS,
     "CONSTRUCTOR": _EVENTS,
     "DESTRUCTOR": _EVENTS,
     "FUNCTION_TABLE": "write the function as a FUNCTION with a formula",
@@ -51,7 +50,8 @@ _HINTS: dict[str, str] = {
 # Other unsupported constructs: (pattern, what it is, hint). Arrays and FROM loops parse
 # (unrolled by arrays.py).
 _OTHERS: list[tuple[str, str, str]] = [
-    (r'"', "strings", "strings appear only in INCLUDE and printf; remove them"),
+    (r"\bAFTER\b(?![ \t]+SOLVE\b)", "AFTER blocks other than AFTER SOLVE", _EVENTS),
+    (r'"', "strings", "outside INCLUDE and printf a string has no meaning for gradgen; remove it"),
 ]
 
 _PATTERN = re.compile(

@@ -17,12 +17,13 @@ METHOD-less block SOLVEd after the states'.
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import sympy
 
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
@@ -229,6 +230,19 @@ def translate_lowered(low: LoweredMechanism) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def warn_dropped_outputs(low: LoweredMechanism) -> None:
+    """A GradgenWarning naming the RANGE values the translation does not keep: values that
+    move no current, state or ion (a monitor's ``Vshift``) are computed for hoc to read, and an
+    Arbor mechanism has no place for them; a user who reads them must know they are gone."""
+    kept = set(low.parameter_names()) | set(low.states) | {c.name for c in low.currents}
+    kept |= set(low.concentration_writes) | set(low.ion_reads)
+    dropped = [name for name in low.mechanism.range_names if name not in kept]
+    if dropped:
+        warnings.warn(f"{low.mechanism.source.name}: RANGE {', '.join(dropped)} of '{low.name}': "
+                      "no current, state or ion depends on them, so the translation does not keep "
+                      "them (Arbor probes STATEs only)", GradgenWarning, stacklevel=3)
+
+
 def translate(mod_file: Path | str, out_dir: Path | str) -> Path:
     """Translate one file into ``out_dir/<mechanism>.mod``; return the written path."""
     return translate_files([mod_file], out_dir)[0]
@@ -248,9 +262,10 @@ def translate_files(mod_files: Sequence[Path | str], out_dir: Path | str) -> lis
             raise GradgenError(f"two inputs define mechanism '{low.name}'", low.mechanism.pos,
                                hint="translate them into different directories")
         files[name] = translate_lowered(low)
+        warn_dropped_outputs(low)
     out = OutputDir.claim(out_dir, inputs=list(mod_files))
     out.write(files)
     return [out.path / name for name in files]
 
 
-__all__ = ["translate", "translate_files", "translate_lowered"]
+__all__ = ["translate", "translate_files", "translate_lowered", "warn_dropped_outputs"]
