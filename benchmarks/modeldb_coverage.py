@@ -85,6 +85,10 @@ CHECK_VALUES: dict[str, dict[str, float]] = {
                                        "IClamp2.tau": 5.0, "IClamp2.Erev": -50.0},
     "116094/LongDendrite_shuntInhib.mod": {"shuntI.del": 5.0, "shuntI.dur": 10.0, "shuntI.amp": 0.002},
     "116094/ShortDendrite_shuntInhib.mod": {"shuntI.del": 5.0, "shuntI.dur": 10.0, "shuntI.amp": 0.002},
+    # 168858's single-electrode clamp defaults toff and amp to 0 (off from the start): it is
+    # checked holding −60 mV through its 1 MΩ until 10 ms, then released
+    "168858/vsource.mod": {"Vsource.toff": 10.0, "Vsource.amp": -60.0},
+    "168858/HHmodel_Scripts_NeuronMechanisms_vsource.mod": {"Vsource.toff": 10.0, "Vsource.amp": -60.0},
 }
 
 _COMMENTS = re.compile(r"\bCOMMENT\b.*?\bENDCOMMENT\b|[:?][^\n]*", re.S)
