@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from gradgen.checks.coverage import check_file, row_ok
 from gradgen.checks.excluded import invisible, switch_times
