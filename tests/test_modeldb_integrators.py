@@ -47,6 +47,32 @@ def ca_alias(tmp_path: Path, method: str) -> Path:
     return path
 
 
+def window_reset(tmp_path: Path, method: str) -> Path:
+    path = tmp_path / f"window_reset_{method}.mod"
+    path.write_text((DATA / "window_reset.mod").read_text().replace("METHODX", method)
+                    .replace("SUFFIX window_reset", f"SUFFIX window_reset_{method[:3]}"))
+    return path
+
+
+def variant(tmp_path: Path, name: str) -> Path:
+    """A data file, or ``base:method``: the file written for one SOLVE method."""
+    if ":" not in name:
+        return DATA / name
+    base, method = name.split(":")
+    return {"ca_alias": ca_alias, "window_reset": window_reset}[base](tmp_path, method)
+
+
+def test_states_reset_before_their_odes_start_the_step_there(tmp_path):
+    """Outside the window the reset is no assignment: the ODEs run (they were frozen before,
+    the assignment overriding the step); inside it they start from 0."""
+    low = lower_file(window_reset(tmp_path, "cnexp"))
+    update = state_update(low, NEURON_METHODS)
+    values = {"a": 0.2, "b": 0.5, "tau": 3.0, "dt": 0.025, "v": -65.0}
+    for clock, expected_a in ((0.0, 0.2 + (1 - 0.2) * (1 - math.exp(-0.025 / 3))), (6.0, 1 - math.exp(-0.025 / 3))):
+        got = value(update["a"], {**values, protocol.CLOCK: clock})
+        assert got == pytest.approx(expected_a, rel=1e-12)
+
+
 def test_a_nonlinear_ode_under_derivimplicit_is_backward_euler_by_newton():
     """NEURON's derivimplicit solves s⁺ = s + dt·f(s⁺) by Newton's method; modcc's sparse
     does three Newton iterations from s (its SparseNonlinearSolverVisitor). The map is those
@@ -176,12 +202,12 @@ NET_RECEIVE(weight) { A = A + weight*factor }
 
 
 FILES = ["own_current.mod", "nl_pool.mod", "lagged_s0.mod", "set_m.mod", "clamp_solve.mod", "initial_unset.mod",
-         "ca_alias:cnexp", "ca_alias:derivimplicit"]
+         "ca_alias:cnexp", "ca_alias:derivimplicit", "window_reset:cnexp"]
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_gradients_match_finite_differences(name, tmp_path):
-    path = ca_alias(tmp_path, name.split(":")[1]) if ":" in name else DATA / name
+    path = variant(tmp_path, name)
     row = check_file(path, DT, T_END)
     assert row.error is None, row.error
     assert row.translated_reference  # modcc rejects each original
@@ -203,10 +229,11 @@ NEURON_GRADIENT = 1e-5  # measured ≤ 7e-8, the FD's own convergence ≤ 7e-7 (
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["nl_pool.mod", "lagged_s0.mod", "set_m.mod", "clamp_solve.mod",
-                                  "own_current.mod", "ca_alias:cnexp", "ca_alias:derivimplicit"])
+                                  "own_current.mod", "ca_alias:cnexp", "ca_alias:derivimplicit",
+                                  "window_reset:cnexp"])
 def test_forward_runs_match_neuron(name, tmp_path):
     pytest.importorskip("neuron")
-    path = ca_alias(tmp_path, name.split(":")[1]) if ":" in name else DATA / name
+    path = variant(tmp_path, name)
     low = lower_file(path)
     params = ",".join(f"{low.name}.{p}" for p in low.parameter_names())
     proc = subprocess.run(
@@ -257,3 +284,19 @@ def test_published_nonlinear_calcium_pool_matches_neuron():
     result = check_json(calcium_p_files(), CALCIUM_P, "--target", "neuron", "--dt", "0.025")
     assert result["forward_max_abs_diff_mV"] <= NEURON_EXACT_MV
     assert max(max(e) for e in result["dv_rel_error"]) <= NEURON_GRADIENT
+
+
+@pytest.mark.slow
+def test_a_run_neuron_stops_is_one_line(tmp_path):
+    """window_reset under derivimplicit: NEURON's own Newton fails once the reset makes its
+    Jacobian singular (scopmath library error at t = 4.975 ms); gradgen says so in one line."""
+    pytest.importorskip("neuron")
+    path = window_reset(tmp_path, "derivimplicit")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradgen.cli", "check", str(ROOT / "mechanisms" / "hh.mod"), str(path),
+         "--params", "window_reset_der.g", "--target", "neuron", "--dt", "0.025", "--tfinal", "20"],
+        capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("gradgen: error: NEURON stopped the run at t = ") and "scopmath" in last
+    assert "Traceback" not in proc.stderr

@@ -25,6 +25,7 @@ is the lowered procedure itself.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -218,21 +219,58 @@ ASSIGNMENTS_READ: dict[str, str] = {"cnexp": "in_order", "derivimplicit": "new",
                                     "euler": "old", "runge": "old"}
 
 
+def prelude_assignments(low: LoweredMechanism) -> dict[str, sympy.Expr]:
+    """States the solved block assigns before their own ODE (145836 SynExp3NMDA2's
+    ``rates(v)`` resetting A, B and gVD inside a time window): NEURON's state array holds the
+    assigned value when the ODEs are integrated, so the step starts there (see
+    :func:`state_update`)."""
+    order = low.solve_order
+    return {s: e for s, e in low.state_assignments.items()
+            if f"{s}'" in order and order.index(s) < order.index(f"{s}'")}
+
+
+def _reading_the_states(low: LoweredMechanism, preludes: dict[str, sympy.Expr]) -> LoweredMechanism:
+    """``low`` with its ODEs written in the states themselves where lowering put the assigned
+    value of a prelude (a ← g(a), then a' = f(g(a)) becomes a' = f(a), stepped from g(a)).
+    Exact when every read of such a state in the ODEs is a read of its assigned value; a read
+    of the value from before the assignment is refused."""
+    masks = {e: sympy.Dummy(s) for s, e in preludes.items()}
+    symbols = {sympy.Symbol(s) for s in preludes}
+    for state, rate in low.derivatives.items():
+        if rate.xreplace(masks).free_symbols & symbols:
+            raise GradgenError(f"the ODE of '{state}' reads a state from before the solved block "
+                               "assigns it", low.mechanism.pos,
+                               hint="read the state after its assignment, or assign it after the ODEs")
+    back = {e: sympy.Symbol(s) for s, e in preludes.items()}
+    return dataclasses.replace(low, derivatives={s: r.xreplace(back) for s, r in low.derivatives.items()})
+
+
+def _starting_at(update: dict[str, sympy.Expr] | LinearStep, starts: dict[sympy.Symbol, sympy.Expr]
+                 ) -> dict[str, sympy.Expr] | LinearStep:
+    if isinstance(update, LinearStep):
+        return LinearStep(update.names, update.matrix.xreplace(starts), [e.xreplace(starts) for e in update.rhs])
+    return {n: e.xreplace(starts) for n, e in update.items()}
+
+
 def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] | LinearStep
                            ) -> dict[str, sympy.Expr] | LinearStep:
     """``update`` from the states BREAKPOINT (nrn_cur) left, with the states the solved block
-    assigns set as NEURON sets them (:data:`ASSIGNMENTS_READ`), then those of an if/else that
-    held the SOLVE (from all new states); a linear system is solved in closed form first."""
-    if not low.state_assignments and not low.after_solve and not low.breakpoint_states:
+    assigns set as NEURON sets them: before their own ODE, as its start
+    (:func:`prelude_assignments`); after it, by :data:`ASSIGNMENTS_READ`; then those of an
+    if/else that held the SOLVE (from all new states). A linear system is solved in closed form
+    first."""
+    preludes = prelude_assignments(low)
+    assignments = {s: e for s, e in low.state_assignments.items() if s not in preludes}
+    if not assignments and not low.after_solve and not low.breakpoint_states:
         return update
     reads = ASSIGNMENTS_READ[low.solve_method]
     if isinstance(update, LinearStep) and reads == "old" and not low.after_solve and not low.breakpoint_states:
         # values of the old states: rows of their own in the system, which stays a system
-        extra = list(low.state_assignments)
+        extra = list(assignments)
         n = len(update.names)
         matrix = update.matrix.row_join(sympy.zeros(n, len(extra))).col_join(
             sympy.zeros(len(extra), n).row_join(sympy.eye(len(extra))))
-        return LinearStep(update.names + extra, matrix, update.rhs + [low.state_assignments[e] for e in extra])
+        return LinearStep(update.names + extra, matrix, update.rhs + [assignments[e] for e in extra])
     update = closed_form(update, low)
     if low.breakpoint_states:  # set by nrn_cur before this update reads the states
         start = {sympy.Symbol(n): e for n, e in low.breakpoint_states.items()}
@@ -245,8 +283,9 @@ def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] 
         if step.endswith("'"):
             integrated[sympy.Symbol(step[:-1])] = update[step[:-1]]
             continue
-        at = {"old": {}, "new": every, "in_order": dict(integrated)}[reads]
-        new[step] = low.state_assignments[step].xreplace(at)
+        if step in assignments:
+            at = {"old": {}, "new": every, "in_order": dict(integrated)}[reads]
+            new[step] = assignments[step].xreplace(at)
     after = {sympy.Symbol(n): e for n, e in new.items()}
     new.update({name: e.xreplace(after) for name, e in low.after_solve.items()})
     return new
@@ -275,4 +314,9 @@ def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHO
     if low.solve_method not in methods:
         raise GradgenError(f"SOLVE METHOD {low.solve_method} is not reproduced for this simulator",
                            low.mechanism.pos, hint="methods: " + ", ".join(methods))
-    return with_state_assignments(low, UPDATES[methods[low.solve_method]](low))
+    step = UPDATES[methods[low.solve_method]]
+    preludes = prelude_assignments(low)
+    if not preludes:
+        return with_state_assignments(low, step(low))
+    update = step(_reading_the_states(low, preludes))
+    return with_state_assignments(low, _starting_at(update, {sympy.Symbol(s): e for s, e in preludes.items()}))

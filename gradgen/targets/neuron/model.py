@@ -309,8 +309,14 @@ def simulate(h: Any, sites: Sequence[Any], tstop: float, dt: float, v_init: floa
     t = h.Vector().record(h._ref_t)
     vs = [h.Vector().record(seg._ref_v) for seg in sites]
     us = [[h.Vector().record(carriers.reference(seg, k)) for k in range(n_params)] for seg in sites]
-    h.finitialize(v_init)
-    h.continuerun(tstop + lag * dt)  # the standard run system's loop: what a NEURON user's h.run() does
+    try:
+        h.finitialize(v_init)
+        h.continuerun(tstop + lag * dt)  # the standard run system's loop: what a NEURON user's h.run() does
+    except RuntimeError as error:  # hoc_execerror: NEURON stops the run (a Newton solve that fails, …)
+        reason = str(error).removeprefix("hocobj_call error: ").strip()
+        raise GradgenError(f"NEURON stopped the run at t = {float(h.t):g} ms: {reason}",
+                           hint="NEURON itself cannot integrate this model at this step; "
+                                "a scopmath error is often derivimplicit's Newton failing") from None
     steps = int(round(tstop / dt))
     if len(t) != steps + 1 + lag:
         raise GradgenError(f"NEURON took {len(t) - 1 - lag} steps of {dt} ms to reach {tstop} ms",
