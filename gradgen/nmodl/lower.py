@@ -18,6 +18,7 @@ from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
+from gradgen.nmodl.unassigned import function_result
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
 from gradgen.nmodl.ir import (
@@ -179,6 +180,7 @@ class _Executor:
         self.constants = constants
         self.call_depth = 0
         self.currents: set[str] = set()  # names whose modcc conductance is tracked
+        self.warned: set[str] = set()  # FUNCTIONs already reported (gradgen.nmodl.unassigned)
 
     # -- expressions
 
@@ -212,7 +214,7 @@ class _Executor:
         if name not in frame.values:
             raise GradgenError(f"FUNCTION '{name}' never assigns its result", block.pos,
                                hint=f"add '{name} = ...' to the function body")
-        return frame.values[name]
+        return function_result(block, frame.values[name], self.warned)
 
     def _enter(self, block: Block, args: list[sympy.Basic], pos: SourcePos) -> _Frame:
         if len(args) != len(block.args):

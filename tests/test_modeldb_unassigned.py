@@ -1,0 +1,76 @@
+"""Values a NEURON block reads on paths that assign them nothing (docs/modeldb.md, "What is
+left"): each read as NEURON's generated C reads it, checked against central finite
+differences of the translation (the reference modcc compiles) and, where the value is
+NEURON's, against the lowering evaluated by hand.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+import sympy
+
+from gradgen.checks.coverage import check_file, row_ok
+from gradgen.errors import GradgenWarning
+from gradgen.nmodl.lower import lower_file
+from gradgen.targets.arbor.build import modcc_accepts
+from gradgen.targets.arbor.translate import translate_lowered
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "modeldb"
+DT, T_END = 0.0025, 20.0
+FORWARD_BOUND_MV, GRADIENT_BOUND = 1e-8, 0.02  # the issue's acceptance bounds
+
+#: ModelDB 26997's geneval_cvode.inc in small: the rate's form is chosen by a flag, and a
+#: flag other than 1 or 2 assigns no result (NEURON returns an uninitialised C double).
+FLAGGED_RATE = """NEURON { SUFFIX flagged NONSPECIFIC_CURRENT i RANGE g, flag }
+PARAMETER { g = 0.002 (S/cm2) e = -80 (mV) flag = 1 vh = -40 (mV) k = 6 (mV) tau = 2 (ms) }
+ASSIGNED { v (mV) minf }
+STATE { m }
+INITIAL { minf = rate(v) m = minf }
+BREAKPOINT { SOLVE states METHOD cnexp  i = g*m*(v - e) }
+DERIVATIVE states { minf = rate(v)  m' = (minf - m)/tau }
+FUNCTION rate(v) {
+  if (flag == 1) {
+    rate = 1/(1 + exp(-(v - vh)/k))
+  } else if (flag == 2) {
+    rate = exp((v - vh)/k)
+  }
+}
+"""
+
+
+def test_a_function_result_unassigned_on_a_path_is_zero_there_with_a_warning(tmp_path):
+    source = tmp_path / "flagged.mod"
+    source.write_text(FLAGGED_RATE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        low = lower_file(source)
+    said = [str(w.message) for w in caught if issubclass(w.category, GradgenWarning)]
+    assert len(said) == 1 and "FUNCTION 'rate' assigns no result on some path" in said[0], said
+    assert "flagged.mod:8:1" in said[0]  # where the FUNCTION is
+    rate = low.derivatives["m"] * 2 + sympy.Symbol("m")  # tau = 2: m' = (minf - m)/tau
+    point = {"v": -30.0, "vh": -40.0, "k": 6.0, "m": 0.0, "tau": 2.0}
+    for flag, expected in [(1, 1 / (1 + math.exp(-10 / 6))), (2, math.exp(10 / 6)), (3, 0.0)]:
+        got = float(rate.xreplace({sympy.Symbol(n): x for n, x in {**point, "flag": flag}.items()}))
+        assert got == pytest.approx(expected, rel=1e-14)
+    assert modcc_accepts(translate_lowered(low))
+
+
+def test_a_function_result_unassigned_on_a_path_matches_finite_differences(tmp_path):
+    source = tmp_path / "flagged.mod"
+    source.write_text(FLAGGED_RATE)
+    row = check_file(source, DT, T_END)
+    assert row.error is None, row.error
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="the ModelDB corpus is not available")
+@pytest.mark.parametrize("rel", ["26997/kdr.mod", "26997/naf.mod"])
+def test_published_flagged_rates_translate(rel):
+    """26997's alpha(v, j) and beta(v, j) assign nothing for a flag other than 1, 2, 3."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradgenWarning)
+        low = lower_file(CORPUS / rel)
+    assert modcc_accepts(translate_lowered(low))
