@@ -74,3 +74,35 @@ def test_published_flagged_rates_translate(rel):
         warnings.simplefilter("ignore", GradgenWarning)
         low = lower_file(CORPUS / rel)
     assert modcc_accepts(translate_lowered(low))
+
+
+#: ModelDB 185513 DCNsyn's guard in small: INITIAL overwrites a PARAMETER, and NEURON (as
+#: Arbor) keeps the new value for the whole run.
+CLAMPED_TAU = """NEURON { SUFFIX clamped NONSPECIFIC_CURRENT i RANGE g, tau, taumin }
+PARAMETER { g = 0.002 (S/cm2) e = -80 (mV) tau = 1 (ms) taumin = 3 (ms) }
+STATE { m }
+INITIAL {
+  if (tau < taumin) { tau = taumin }
+  m = 0.2
+}
+BREAKPOINT {
+  SOLVE states METHOD cnexp
+  i = g*m*(v - e)
+}
+DERIVATIVE states { m' = (1/(1 + exp(-(v + 40)/6)) - m)/tau }
+"""
+
+
+def test_a_parameter_initial_overwrites_is_the_new_value_everywhere(tmp_path):
+    source = tmp_path / "clamped.mod"
+    source.write_text(CLAMPED_TAU)
+    low = lower_file(source)
+    rate = low.derivatives["m"].xreplace({sympy.Symbol("m"): 0, sympy.Symbol("v"): -40})  # 0.5/tau
+    for tau, taumin, used in [(1.0, 3.0, 3.0), (5.0, 3.0, 5.0)]:
+        got = float(rate.xreplace({sympy.Symbol("tau"): tau, sympy.Symbol("taumin"): taumin}))
+        assert got == pytest.approx(0.5 / used, rel=1e-14)
+    assert not modcc_accepts(source.read_text())  # modcc: a PARAMETER is no lvalue
+    row = check_file(source, DT, T_END)  # so the reference is the translation, checked above
+    assert row.error is None, row.error
+    assert row.translated_reference
+    assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row

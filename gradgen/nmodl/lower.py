@@ -19,6 +19,7 @@ from sympy.core.function import AppliedUndef
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
 from gradgen.nmodl.unassigned import function_result
+from gradgen.nmodl.initial_parameters import parameters_set_in_initial
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
 from gradgen.nmodl.ir import (
@@ -425,6 +426,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         elif value is not None and name in only_initial and not (value.free_symbols & (state_symbols - {V})):
             frozen[name] = value
             carried[name] = sympy.Symbol(name)
+    carried.update(parameters_set_in_initial(mech, parameters, initial.values, state_symbols))
 
     breakpoint = _Frame({**carried, TIME.name: T_CURRENT})
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
