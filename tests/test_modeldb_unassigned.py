@@ -106,3 +106,41 @@ def test_a_parameter_initial_overwrites_is_the_new_value_everywhere(tmp_path):
     assert row.error is None, row.error
     assert row.translated_reference
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+
+
+#: ModelDB 185513 DCNsynGABA's giveFractionG() in small: a FUNCTION NET_RECEIVE calls keeps
+#: memory between events in ASSIGNED values it reads before it assigns them.
+COUNTING_SYNAPSE = """NEURON { POINT_PROCESS counting NONSPECIFIC_CURRENT i RANGE g, e }
+PARAMETER { g = 0.001 (uS) e = 0 (mV) tau = 3 (ms) }
+ASSIGNED { v (mV) i (nA) seen count n }
+STATE { s }
+INITIAL { s = 0 seen = 0 }
+BREAKPOINT { SOLVE states METHOD cnexp  i = g*s*n*(v - e) }
+DERIVATIVE states { s' = -s/tau }
+NET_RECEIVE(weight) { n = counted()  s = s + weight }
+FUNCTION counted() {
+  if (seen) {
+    count = count + 1
+  } else {
+    seen = 1
+    count = 1
+  }
+  counted = count
+}
+"""
+
+
+def test_memory_a_function_of_the_events_keeps_is_a_state_that_jumps():
+    from gradgen.nmodl.lower import lower
+    from gradgen.nmodl.parser import parse_text
+
+    low = lower(parse_text(COUNTING_SYNAPSE, "counting.mod"))
+    assert {"seen", "count", "n"} <= set(low.states)
+    seen, count = sympy.symbols("seen count")
+    # three events by hand, as NEURON runs NET_RECEIVE: 1, 2, 3 spikes counted
+    values = {seen: 0.0, count: 0.0}
+    for expected in (1.0, 2.0, 3.0):
+        new = {sym: float(low.events[sym.name].xreplace(values)) for sym in (seen, count)}
+        assert float(low.events["n"].xreplace(values)) == expected == new[count]
+        values = new
+    assert values[seen] == 1.0

@@ -82,6 +82,18 @@ def event_blocks(mech: Mechanism) -> list[Block]:
     return events + called_blocks(mech, events)
 
 
+def _read_early(mech: Mechanism, blocks: list[Block]) -> set[str]:
+    """Names some block reads before it assigns them on some path: the value an earlier run
+    of the blocks left (``if (notFirstSpike) {…}`` in 185513 DCNsynGABA's FUNCTION that
+    NET_RECEIVE calls). Each block is scanned from its start, a FUNCTION's result excluded."""
+    early: set[str] = set()
+    for block in blocks:
+        found: set[str] = set()
+        _derivative_scan(mech, block.body, set(block.args), found)
+        early |= found - {block.name}
+    return early
+
+
 def held_between_events(mech: Mechanism) -> list[Variable]:
     """Move the ASSIGNED values only INITIAL and the events set, and another block reads,
     into ``mech.states``; return them. A FUNCTION only the events call is part of them."""
@@ -94,8 +106,8 @@ def held_between_events(mech: Mechanism) -> list[Variable]:
     elsewhere = roots + called_blocks(mech, roots)
     others = [b for b in mech.blocks() if (b not in events or b in elsewhere) and b is not mech.initial]
     assigned_elsewhere, read_elsewhere = _uses(others)
-    moved = [a for a in mech.assigned if a.name in set_by_events and a.name in read_elsewhere
-             and a.name not in assigned_elsewhere]
+    moved = [a for a in mech.assigned if a.name in set_by_events and a.name not in assigned_elsewhere
+             and (a.name in read_elsewhere or a.name in _read_early(mech, events))]
     mech.assigned = [a for a in mech.assigned if a not in moved]
     mech.states += moved
     return moved

@@ -210,8 +210,12 @@ class _Executor:
         # INITIAL), except where its arguments shadow them; not the caller's LOCALs
         assigned = {a.name for a in self.mech.assigned} - {name} | {TIME.name}  # and the block's t
         frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
+        before = dict(frame.values)
         self.run(block.body, frame)
         self.call_depth -= 1
+        # what it assigns outside itself (tSpikes[1] = t in 185513 DCNsynGABA) the caller sees next
+        own = set(block.args) | _declared_locals(block.body) | {name}
+        caller.values.update({n: e for n, e in frame.values.items() if n not in own and before.get(n) is not e})
         if name not in frame.values:
             raise GradgenError(f"FUNCTION '{name}' never assigns its result", block.pos,
                                hint=f"add '{name} = ...' to the function body")
