@@ -144,3 +144,59 @@ def test_memory_a_function_of_the_events_keeps_is_a_state_that_jumps():
         assert float(low.events["n"].xreplace(values)) == expected == new[count]
         values = new
     assert values[seen] == 1.0
+
+
+NEURON_RELEASE_SCRIPT = """
+import json
+from neuron import h  # loads the mechanisms nrnivmodl built in the working directory
+soma = h.Section(name="soma")
+syn = h.GABAa(soma(0.5))
+rec = h.Vector().record(syn._ref_R)
+h.dt = 0.025
+h.usetable_GABAa = 0  # exptable exact, as modcc and gradgen drop TABLE
+h.finitialize(-65)
+while h.t < 12.0 - h.dt / 2:
+    h.fadvance()
+print(json.dumps(list(rec)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="the ModelDB corpus is not available")
+def test_values_a_solved_procedure_reads_before_assigning_are_last_steps_as_in_neuron(tmp_path):
+    """123897 GABAa: ``release()`` (SOLVEd without METHOD) keeps R0, R1, C and lastrelease
+    from step to step. The lowered map, iterated here, against NEURON running the original
+    (nrnivmodl, dt 0.025 ms, 12 ms: six releases, exptable exact). R agrees to rounding."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("neuron")
+    source = CORPUS / "123897" / "mechanism_gabaa.mod"
+    low = lower_file(source)
+    assert {"R", "R0", "R1", "C", "lastrelease"} <= set(low.states) and low.solve_method == "explicit"
+    (tmp_path / "gabaa.mod").write_text(source.read_text())
+    nrnivmodl = Path(sys.executable).parent / "nrnivmodl"
+    subprocess.run([str(nrnivmodl), "gabaa.mod"], cwd=tmp_path, capture_output=True, check=True, timeout=600)
+    script = tmp_path / "run.py"
+    script.write_text(NEURON_RELEASE_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          check=True, timeout=600)
+    neuron_r = [float(x) for x in proc.stdout.strip().splitlines()[-1].strip("[]").split(",")]
+
+    dt = 0.025
+    params = {p.name: p.value for p in low.parameters}
+    fixed = {sympy.Symbol(n): value for n, value in {**params, "dt": dt, "v": -65.0}.items()}
+    states = {sympy.Symbol(s): float(e.xreplace(fixed)) for s, e in low.initial.items()}
+    updates = {sympy.Symbol(s): e.xreplace(fixed) for s, e in low.explicit.items()}
+    # the update reads t_{n+1} as clock + dt; NEURON's t adds dt/2 twice per step, and the
+    # release ends where q = t - lastrelease - Cdur is 0 to rounding (t = 1.025 ms), so the
+    # map is evaluated at NEURON's own t_{n+1}
+    t_next = sympy.Symbol("t_next")
+    updates = {s: e.xreplace({sympy.Symbol("gg_t"): t_next - dt}) for s, e in updates.items()}
+    ours, t = [states[sympy.Symbol("R")]], 0.0
+    for _ in range(len(neuron_r) - 1):
+        t = t + dt / 2 + dt / 2
+        states = {s: float(e.xreplace({**states, t_next: t})) for s, e in updates.items()}
+        ours.append(states[sympy.Symbol("R")])
+    assert max(neuron_r) > 0.5  # releases happened
+    assert ours == pytest.approx(neuron_r, abs=1e-12)

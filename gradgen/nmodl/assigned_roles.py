@@ -18,7 +18,7 @@ from __future__ import annotations
 import sympy
 from sympy.core.function import AppliedUndef
 
-from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Statement, Variable, walk
+from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Solve, Statement, Variable, walk
 from gradgen.protocol import CLOCK
 
 
@@ -166,6 +166,27 @@ def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
     return moved
 
 
+def held_by_solved_procedures(mech: Mechanism) -> list[Variable]:
+    """Move into ``mech.states`` the ASSIGNED values a SOLVEd PROCEDURE (no METHOD) reads
+    before it assigns them on some path and assigns on another (123897 GABAa's ``R0 = R`` at
+    a release, read by every later step): NEURON's nrn_state runs it once per step, and what it
+    does not assign keeps the last step's value. Return them."""
+    ions = {var for ion in mech.ions for var in ion.read + ion.write} | set(mech.nonspecific_currents)
+    body = mech.breakpoint.body if mech.breakpoint else []
+    solved = [mech.procedures[s.block] for s in walk(body)
+              if isinstance(s, Solve) and s.method is None and s.block in mech.procedures]
+    moved: list[Variable] = []
+    for block in solved:
+        assigned, early = set(), set()
+        _derivative_scan(mech, block.body, assigned, early)
+        everywhere, _ = _uses([block, *called_blocks(mech, [block])])
+        moved += [a for a in mech.assigned if a.name in early and a.name in everywhere
+                  and a.name not in ions and a.name != CLOCK and a not in moved]
+    mech.assigned = [a for a in mech.assigned if a not in moved]
+    mech.states += moved
+    return moved
+
+
 def _derivative_written(mech: Mechanism, block: Block) -> set[str]:
     assigned: set[str] = set()
     _derivative_scan(mech, block.body, assigned, set())
@@ -186,4 +207,4 @@ def read_before_assigned(mech: Mechanism, block: Block) -> tuple[set[str], set[s
 
 
 __all__ = ["assigned_in_derivatives", "assigned_outside_initial", "called_blocks", "event_blocks",
-           "held_between_events", "read_before_assigned", "set_outside"]
+           "held_between_events", "held_by_solved_procedures", "read_before_assigned", "set_outside"]
