@@ -200,3 +200,18 @@ def test_values_a_solved_procedure_reads_before_assigning_are_last_steps_as_in_n
         ours.append(states[sympy.Symbol("R")])
     assert max(neuron_r) > 0.5  # releases happened
     assert ours == pytest.approx(neuron_r, abs=1e-12)
+
+
+def test_a_nested_condition_with_a_constant_branch_prints_without_a_literal_truth():
+    """ITE(a, false, c) from nested Piecewise conditions (168858 peak.mod's recorders, once
+    their memory is kept): ``… && (1 == 0)`` is a scalar modcc's SIMD printer cannot combine
+    with a mask; SymPy folds it away first."""
+    from sympy.logic.boolalg import ITE
+
+    from gradgen.nmodl.printer import nmodl
+
+    a, c, x = sympy.symbols("a c x")
+    text = nmodl(ITE(sympy.Ne(a, 0), sympy.false, sympy.Eq(c, 1)))
+    assert "1 == 0" not in text and "1 == 1" not in text
+    assert text == "(a == 0) && (c == 1)"
+    assert nmodl(sympy.Not(ITE(sympy.Ne(a, 0), x > 1, sympy.true))).count("1 ==") == 0
