@@ -18,7 +18,7 @@ from __future__ import annotations
 import sympy
 from sympy.core.function import AppliedUndef
 
-from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Statement, Variable, walk
+from gradgen.nmodl.ir import Assign, Block, Call, If, Mechanism, Solve, Statement, Variable, walk
 from gradgen.protocol import CLOCK
 
 
@@ -82,6 +82,18 @@ def event_blocks(mech: Mechanism) -> list[Block]:
     return events + called_blocks(mech, events)
 
 
+def _read_early(mech: Mechanism, blocks: list[Block]) -> set[str]:
+    """Names some block reads before it assigns them on some path: the value an earlier run
+    of the blocks left (``if (notFirstSpike) {…}`` in 185513 DCNsynGABA's FUNCTION that
+    NET_RECEIVE calls). Each block is scanned from its start, a FUNCTION's result excluded."""
+    early: set[str] = set()
+    for block in blocks:
+        found: set[str] = set()
+        _derivative_scan(mech, block.body, set(block.args), found)
+        early |= found - {block.name}
+    return early
+
+
 def held_between_events(mech: Mechanism) -> list[Variable]:
     """Move the ASSIGNED values only INITIAL and the events set, and another block reads,
     into ``mech.states``; return them. A FUNCTION only the events call is part of them."""
@@ -94,8 +106,8 @@ def held_between_events(mech: Mechanism) -> list[Variable]:
     elsewhere = roots + called_blocks(mech, roots)
     others = [b for b in mech.blocks() if (b not in events or b in elsewhere) and b is not mech.initial]
     assigned_elsewhere, read_elsewhere = _uses(others)
-    moved = [a for a in mech.assigned if a.name in set_by_events and a.name in read_elsewhere
-             and a.name not in assigned_elsewhere]
+    moved = [a for a in mech.assigned if a.name in set_by_events and a.name not in assigned_elsewhere
+             and (a.name in read_elsewhere or a.name in _read_early(mech, events))]
     mech.assigned = [a for a in mech.assigned if a not in moved]
     mech.states += moved
     return moved
@@ -154,6 +166,27 @@ def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
     return moved
 
 
+def held_by_solved_procedures(mech: Mechanism) -> list[Variable]:
+    """Move into ``mech.states`` the ASSIGNED values a SOLVEd PROCEDURE (no METHOD) reads
+    before it assigns them on some path and assigns on another (123897 GABAa's ``R0 = R`` at
+    a release, read by every later step): NEURON's nrn_state runs it once per step, and what it
+    does not assign keeps the last step's value. Return them."""
+    ions = {var for ion in mech.ions for var in ion.read + ion.write} | set(mech.nonspecific_currents)
+    body = mech.breakpoint.body if mech.breakpoint else []
+    solved = [mech.procedures[s.block] for s in walk(body)
+              if isinstance(s, Solve) and s.method is None and s.block in mech.procedures]
+    moved: list[Variable] = []
+    for block in solved:
+        assigned, early = set(), set()
+        _derivative_scan(mech, block.body, assigned, early)
+        everywhere, _ = _uses([block, *called_blocks(mech, [block])])
+        moved += [a for a in mech.assigned if a.name in early and a.name in everywhere
+                  and a.name not in ions and a.name != CLOCK and a not in moved]
+    mech.assigned = [a for a in mech.assigned if a not in moved]
+    mech.states += moved
+    return moved
+
+
 def _derivative_written(mech: Mechanism, block: Block) -> set[str]:
     assigned: set[str] = set()
     _derivative_scan(mech, block.body, assigned, set())
@@ -174,4 +207,4 @@ def read_before_assigned(mech: Mechanism, block: Block) -> tuple[set[str], set[s
 
 
 __all__ = ["assigned_in_derivatives", "assigned_outside_initial", "called_blocks", "event_blocks",
-           "held_between_events", "read_before_assigned", "set_outside"]
+           "held_between_events", "held_by_solved_procedures", "read_before_assigned", "set_outside"]

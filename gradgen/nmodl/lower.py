@@ -18,6 +18,8 @@ from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
+from gradgen.nmodl.unassigned import function_result
+from gradgen.nmodl.initial_parameters import parameters_set_in_initial
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
 from gradgen.nmodl.ir import (
@@ -179,6 +181,7 @@ class _Executor:
         self.constants = constants
         self.call_depth = 0
         self.currents: set[str] = set()  # names whose modcc conductance is tracked
+        self.warned: set[str] = set()  # FUNCTIONs already reported (gradgen.nmodl.unassigned)
 
     # -- expressions
 
@@ -207,12 +210,16 @@ class _Executor:
         # INITIAL), except where its arguments shadow them; not the caller's LOCALs
         assigned = {a.name for a in self.mech.assigned} - {name} | {TIME.name}  # and the block's t
         frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
+        before = dict(frame.values)
         self.run(block.body, frame)
         self.call_depth -= 1
+        # what it assigns outside itself (tSpikes[1] = t in 185513 DCNsynGABA) the caller sees next
+        own = set(block.args) | _declared_locals(block.body) | {name}
+        caller.values.update({n: e for n, e in frame.values.items() if n not in own and before.get(n) is not e})
         if name not in frame.values:
             raise GradgenError(f"FUNCTION '{name}' never assigns its result", block.pos,
                                hint=f"add '{name} = ...' to the function body")
-        return frame.values[name]
+        return function_result(block, frame.values[name], self.warned)
 
     def _enter(self, block: Block, args: list[sympy.Basic], pos: SourcePos) -> _Frame:
         if len(args) != len(block.args):
@@ -423,6 +430,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         elif value is not None and name in only_initial and not (value.free_symbols & (state_symbols - {V})):
             frozen[name] = value
             carried[name] = sympy.Symbol(name)
+    carried.update(parameters_set_in_initial(mech, parameters, initial.values, state_symbols))
 
     breakpoint = _Frame({**carried, TIME.name: T_CURRENT})
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):

@@ -105,16 +105,12 @@ class NmodlPrinter(StrPrinter):
             joint = " || " if isinstance(expr, sympy.And) else " && "
             return "(" + joint.join(self._negated(a) for a in expr.args) + ")"
         if isinstance(expr, ITE):
-            a, b, c = expr.args
-            return (f"(({self._truth(a)} && {self._negated(b)}) || "
-                    f"({self._negated(a)} && {self._negated(c)}))")
+            return self._negated(_either(*expr.args))
         raise ValueError(f"cannot negate {expr}")  # pragma: no cover - no other truth values
 
     def _print_ITE(self, expr) -> str:
         # SymPy's if-then-else of truth values (from nested Piecewise conditions).
-        a, b, c = expr.args
-        return (f"({self._truth(a)} && {self._truth(b)}) || "
-                f"({self._negated(a)} && {self._truth(c)})")
+        return self._print(_either(*expr.args))
 
     def _print_Relational(self, expr) -> str:
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
@@ -128,6 +124,13 @@ class NmodlPrinter(StrPrinter):
 
     def _print_Piecewise(self, expr) -> str:  # pragma: no cover - hoisted before printing
         raise ValueError("Piecewise must be hoisted with lower_piecewise before printing")
+
+
+def _either(a: sympy.Basic, b: sympy.Basic, c: sympy.Basic) -> sympy.Basic:
+    """``ITE(a, b, c)`` as (a ∧ b) ∨ (¬a ∧ c), with constant branches folded by SymPy: a literal
+    ``1 == 0`` inside a condition is a scalar that modcc's SIMD printer cannot combine with a
+    mask (``logical_and(mask, 0.)``, 168858 peak.mod)."""
+    return sympy.Or(sympy.And(a, b), sympy.And(sympy.Not(a), c))
 
 
 _PRINTER = NmodlPrinter({"full_prec": True})

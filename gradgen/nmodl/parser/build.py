@@ -20,7 +20,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from gradgen.errors import GradgenError, SourcePos
-from gradgen.nmodl.assigned_roles import assigned_in_derivatives, held_between_events, set_outside
+from gradgen.nmodl.assigned_roles import assigned_in_derivatives, held_between_events, held_by_solved_procedures, set_outside
 from gradgen.nmodl.clock import at_time
 from gradgen.nmodl.solve_placement import hoist_branch_solves
 from gradgen.nmodl.ir import (
@@ -670,6 +670,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     set_outside(mech)
     held_between_events(mech)
     assigned_in_derivatives(mech)
+    held_by_solved_procedures(mech)
     hoist_branch_solves(mech)
     return mech
 
