@@ -29,6 +29,7 @@ of docs/modeldb.md.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import hashlib
 import json
 import re
@@ -164,10 +165,12 @@ def run_stage(row: dict, stage: str, action) -> bool:
     return False
 
 
-def directory_hash(out: Path, values: dict[str, float] | None = None) -> str:
-    """What the check of a converted directory depends on: its files, gradgen's check code
-    and the θ values it is checked at (:data:`CHECK_VALUES`)."""
-    h = hashlib.sha256()
+def directory_hash(out: Path, values: dict[str, float] | None = None, translation: str = "") -> str:
+    """What the check of a converted directory depends on: its files, gradgen's check code,
+    the θ values it is checked at (:data:`CHECK_VALUES`) and the file's translation (the
+    check's reference where modcc rejects the original: a change of lowering can change it
+    and leave the converted files as they were)."""
+    h = hashlib.sha256(translation.encode())
     if values:
         h.update(json.dumps(values, sort_keys=True).encode())
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
@@ -203,7 +206,10 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
     plan: dict = {}
     if not run_stage(row, "parse", lambda: parse_file(path)):
         return row
-    if not run_stage(row, "translate", lambda: translate_lowered(lower_file(path))):
+    def do_translate():
+        plan["translation"] = translate_lowered(lower_file(path))
+
+    if not run_stage(row, "translate", do_translate):
         return row
 
     def do_convert():
@@ -214,7 +220,7 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
     if not run_stage(row, "convert", do_convert):
         return row
     values = CHECK_VALUES.get(rel)
-    row["runs_beside"], row["converted_hash"] = plan["beside"], directory_hash(out, values)
+    row["runs_beside"], row["converted_hash"] = plan["beside"], directory_hash(out, values, plan["translation"])
     cached = check_cache() / f"{row['converted_hash']}.json"
     if cached.exists():
         row["check"], row["checks_hash"] = json.loads(cached.read_text()), checks_hash()
@@ -355,11 +361,14 @@ def main(argv: list[str] | None = None) -> dict:
                       help="only the files listed in this text file (<id>/<name>.mod per line)")
     args.add_argument("--merge", action="store_true",
                       help="with --files: replace their rows in results/modeldb_coverage.json")
+    args.add_argument("--jobs", type=int, default=1, help="files run at once, each in a process of its own")
     opts = args.parse_args(argv)
     if not CORPUS.is_dir():
         sys.exit(f"{CORPUS} not found")
     if opts.report:
         return report()
+    if opts.jobs > 1 and opts.limit is not None:
+        sys.exit("--limit counts checks in one process: use it with --jobs 1")
     files = [f for f in corpus_files() if opts.only is None or opts.only in str(f)]
     if opts.files is not None:  # in the list's order: the most wanted checks first
         listed = opts.files.read_text().split()
@@ -371,15 +380,22 @@ def main(argv: list[str] | None = None) -> dict:
     previous = json.loads(RESULTS.read_text())["rows"] if (full or merge) and RESULTS.exists() else []
     work = Path(tempfile.mkdtemp(prefix="gradgen-modeldb-"))
     try:
-        for path in files:
-            check = opts.check and (opts.limit is None or checked < opts.limit)
-            row = file_row(path, work, check)
+        if opts.jobs > 1:  # each file on its own: the rows come back in the corpus's order
+            pool = concurrent.futures.ProcessPoolExecutor(opts.jobs)
+            done = pool.map(file_row, files, [work] * len(files), [opts.check] * len(files))
+        else:
+            pool = None
+            done = (file_row(path, work, opts.check and (opts.limit is None or checked < opts.limit))
+                    for path in files)
+        for row in done:
             checked += "check" in row["seconds"]
             rows.append(row)
             print(f"{row['file']}: {row['failed'] or 'ok'} {row['reason'] or ''}", file=sys.stderr, flush=True)
             if full or merge:  # after each file: a run stopped early leaves consistent results
                 write_results(replaced(previous, rows), start)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
     result = write_results(replaced(previous, rows), start) if full or merge else results(rows, start)
     print(markdown(result))

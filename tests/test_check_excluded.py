@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gradgen.checks.coverage import check_file, row_ok
-from gradgen.checks.excluded import invisible, switch_times
+from gradgen.checks.excluded import equality_switches, invisible, switch_times
 from gradgen.checks.fd import finite_difference
 from gradgen.nmodl.lower import lower_file
 
@@ -48,6 +48,27 @@ class Noisy:
         x = values["m.p"]
         noise = 1e-13 * np.sin(1e9 * x + np.arange(4))  # flat in the step's size
         return type("Traces", (), {"v": (65.0 + self.slope * x + noise)[None, :]})()
+
+
+def test_a_parameter_read_only_in_equalities_is_a_switch(tmp_path):
+    """26997 kdr's maflag picks one of three rate formulas: read only in == (a flag), it is a
+    switch; vh, read in the formulas and in a == too, is not."""
+    mod = tmp_path / "flag.mod"
+    mod.write_text("""NEURON { SUFFIX flag NONSPECIFIC_CURRENT i RANGE form }
+PARAMETER { g = 0.001 (S/cm2) form = 1 vh = -40 (mV) }
+STATE { m }
+INITIAL { m = 0 }
+BREAKPOINT { SOLVE d METHOD cnexp  i = g*m*(v + 70) }
+DERIVATIVE d { m' = (rate(v) - m)/2 }
+FUNCTION rate(v) {
+  if (form == 1) { rate = 1/(1 + exp(-(v - vh)/6)) } else { rate = exp((v - vh)/6) }
+  if (vh != 0) { rate = rate*1 }
+}
+""")
+    assert set(equality_switches(lower_file(mod))) == {"form"}
+    row = check_file(mod, DT, T_END)
+    assert row.error is None and row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
+    assert set(row.excluded) == {"flag.form"}
 
 
 def test_differences_at_the_rounding_floor_with_a_gradient_predicting_no_more_are_left_out():

@@ -16,6 +16,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import sympy
 
@@ -68,6 +70,44 @@ def switch_times(low, values: dict[str, float], dt: float, t_end: float) -> dict
                    "so V jumps in it (dV/dθ is not defined; not FD-compared)") for name in sorted(found)}
 
 
+def _expressions(low) -> list[sympy.Expr]:
+    """Every expression of a lowered mechanism: its fields' values, in dicts, lists and currents."""
+    out: list[sympy.Expr] = []
+
+    def take(value) -> None:
+        if isinstance(value, sympy.Basic):
+            out.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                take(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                take(item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for field in dataclasses.fields(value):
+                if field.name != "mechanism":
+                    take(getattr(value, field.name))
+
+    take(low)
+    return out
+
+
+def equality_switches(low) -> dict[str, str]:
+    """Parameters read only in ``==``/``!=`` comparisons (26997 kdr's ``maflag``, which picks
+    one of three rate formulas): V is piecewise constant in them, so dV/dθ is 0 wherever it
+    is defined, and a stepped value (maflag = 2.73) selects no formula at all. Not compared,
+    and the check's loss target keeps them at their value."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for expr in _expressions(low):
+        relations = [r for r in expr.atoms(sympy.Eq, sympy.Ne)]
+        inside |= {s.name for r in relations for s in r.free_symbols}
+        outside |= {s.name for s in expr.xreplace({r: sympy.Dummy() for r in relations}).free_symbols}
+    names = {p.name for p in low.parameters}
+    return {name: ("a switch: read only in == / != comparisons, so V is piecewise constant in it "
+                   "(dV/dθ is 0 where defined; not FD-compared)") for name in sorted(names & inside - outside)}
+
+
 def invisible(spans: list[tuple[float, float]], converged: bool, gradient_max: float) -> str | None:
     """Why a θ is left out because V does not visibly depend on it, or None.
 
@@ -86,4 +126,4 @@ def invisible(spans: list[tuple[float, float]], converged: bool, gradient_max: f
             f"{large_span:.1e} mV), the gradient predicts {predicted:.1e} mV: below {INVISIBLE_MV:g} mV")
 
 
-__all__ = ["DECADES_NEEDED", "INVISIBLE_MV", "invisible", "switch_times"]
+__all__ = ["DECADES_NEEDED", "INVISIBLE_MV", "equality_switches", "invisible", "switch_times"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gradgen.checks.excluded import invisible, switch_times
+from gradgen.checks.excluded import equality_switches, invisible, switch_times
 from gradgen.errors import GradgenError, NonFiniteSimulation
 from gradgen.losses import mse_gradient
 from gradgen.targets.arbor.decor import CellSpec
@@ -191,7 +191,8 @@ def switch_times_of(model: GradientModel, values: dict[str, float], dt: float, t
     for name in {ref.mechanism for ref in model.params}:
         own = {ref.parameter: values[ref.name] for ref in model.params
                if ref.mechanism == name and ref.region is None and values.get(ref.name) is not None}
-        found[name] = switch_times(lower_file(model.mechanisms[name].source), own, dt, t_end)
+        low = lower_file(model.mechanisms[name].source)
+        found[name] = {**equality_switches(low), **switch_times(low, own, dt, t_end)}
     return {ref.name: found[ref.mechanism][ref.parameter] for ref in model.params
             if ref.parameter in found[ref.mechanism]}
 
@@ -206,7 +207,7 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     """Forward fidelity and dV/dθ (and an MSE loss gradient) against finite differences.
 
     The loss compares V at parameters ``values`` with a target made at the defaults ×1.1
-    scaled down, i.e. the gradient a tuning step would see. Every θ not in ``values`` is set
+    scaled down (switches kept), i.e. the gradient a tuning step would see. Every θ not in ``values`` is set
     to its .mod default explicitly, so that a value painted in the user's decor cannot make
     the gradient run and the finite differences look at different points. Switch times and
     θ that V does not visibly depend on are reported with ``excluded`` (their reason) and
@@ -218,11 +219,12 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     report = CheckReport(dt, float(np.max(np.abs(grad.v - plain.v))))
     if model.carrier_geometry == "exact" and model.carrier == "ion":
         report.geometry_max_abs_dV_mV = model.geometry(spec).max_abs_dV_mV
-    target_values = {p.name: values.get(p.name, model.defaults[p.name]) / 1.1 for p in model.params}
+    switches = switch_times_of(model, values, dt, t_end)
+    # a switch keeps its value in the target: a flag divided by 1.1 selects nothing
+    target_values = {p.name: values[p.name] / (1.0 if p.name in switches else 1.1) for p in model.params}
     target = model.simulate(spec, sites, t_end, dt, gradients=False, values=target_values).v
     fd_loss, scales, fd_dv, compared = [], [], [], []
     _, loss_grad = mse_gradient(grad, target)
-    switches = switch_times_of(model, values, dt, t_end)
     for k, ref in enumerate(model.params):
         if ref.name in switches:  # not FD-compared: V jumps in it
             report.parameters.append({"name": ref.name, "rel_error": float("nan"), "rel_error_per_site": [],
