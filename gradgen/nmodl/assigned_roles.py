@@ -132,7 +132,7 @@ def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
     before_solve = mech.breakpoint.body if mech.breakpoint else []
     set_by_breakpoint, _ = _uses([Block("breakpoint", before_solve, mech.pos)])
     moved: list[Variable] = []
-    for block in mech.derivatives.values():
+    for block in [*mech.derivatives.values(), *mech.kinetics.values()]:
         assigned, early = set(), set()
         _derivative_scan(mech, block.body, assigned, early)
         for table in (mech.assigned, mech.parameters):
@@ -145,7 +145,7 @@ def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
                     moved.append(var)
                     states.add(var.name)
     for name in written - states:  # a concentration assigned there but declared nowhere
-        if any(name in _derivative_written(mech, b) for b in mech.derivatives.values()):
+        if any(name in _derivative_written(mech, b) for b in [*mech.derivatives.values(), *mech.kinetics.values()]):
             moved.append(Variable(name, mech.pos))
             states.add(name)
     mech.assigned = [a for a in mech.assigned if a not in moved]

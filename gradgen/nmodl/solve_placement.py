@@ -6,6 +6,11 @@ capr (``if (cai < 0) { cai = 0 } else { SOLVE state METHOD cnexp }``) thus integ
 and then clamps it at 0; nrn_cur does not run that if/else (checked in the C++ nrnivmodl
 generates). BREAKPOINT keeps the SOLVE in its place, and the if/else without it moves to
 ``Mechanism.after_solve``, which lowering runs after the state update.
+
+A mechanism that writes no current (a Ca pool: ``USEION ca READ ica WRITE cai``) has an
+empty nrn_cur: nocmodl runs its whole BREAKPOINT in nrn_state, so the statements after the
+SOLVE (168858 cad's clamp ``if (cai > ceiling) { cai = ceiling }``) run after each state
+update, as ``Mechanism.after_solve`` too (checked in the C++ nrnivmodl 9 generates).
 """
 from __future__ import annotations
 
@@ -42,4 +47,21 @@ def hoist_branch_solves(mech: Mechanism) -> None:
     mech.breakpoint.body = body
 
 
-__all__ = ["hoist_branch_solves"]
+def _writes_currents(mech: Mechanism) -> bool:
+    return bool(mech.nonspecific_currents) or any(f"i{ion.name}" in ion.write for ion in mech.ions)
+
+
+def hoist_after_solve_without_currents(mech: Mechanism) -> None:
+    """In a mechanism without currents, move BREAKPOINT's statements after its SOLVE to
+    ``mech.after_solve``, after the if/else :func:`hoist_branch_solves` put there (it held the SOLVE)."""
+    if mech.breakpoint is None or _writes_currents(mech):
+        return
+    body = mech.breakpoint.body
+    last = max((i for i, stmt in enumerate(body) if isinstance(stmt, Solve)), default=None)
+    if last is None:
+        return
+    mech.after_solve = mech.after_solve + body[last + 1:]
+    mech.breakpoint.body = body[:last + 1]
+
+
+__all__ = ["hoist_after_solve_without_currents", "hoist_branch_solves"]

@@ -22,7 +22,7 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_in_derivatives, held_between_events, set_outside
 from gradgen.nmodl.clock import at_time
-from gradgen.nmodl.solve_placement import hoist_branch_solves
+from gradgen.nmodl.solve_placement import hoist_after_solve_without_currents, hoist_branch_solves
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -667,6 +667,7 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     held_between_events(mech)
     assigned_in_derivatives(mech)
     hoist_branch_solves(mech)
+    hoist_after_solve_without_currents(mech)
     return mech
 
 
