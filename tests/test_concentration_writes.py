@@ -60,7 +60,10 @@ KINETIC scheme {
 """
 
 #: A nonlinear scheme with a CONSERVE law its reactions keep (the cdp files' pump + pumpca).
-DIMER = """NEURON { SUFFIX dimer USEION k READ ek WRITE ik }
+DIMER = """NEURON {
+    SUFFIX dimer
+    USEION k READ ek WRITE ik
+}
 PARAMETER { kf = 2 kb = 0.5 }
 ASSIGNED { v (mV) ek (mV) ik (mA/cm2) }
 STATE { A B }
@@ -81,7 +84,7 @@ CLAMPED = """NEURON {
     RANGE phi, beta
     GLOBAL ceiling
 }
-PARAMETER { phi = 500 (1) beta = 0.05 (/ms) ceiling = 6e-5 (1) }
+PARAMETER { phi = 3e-4 (1) beta = 0.05 (/ms) ceiling = 1.5e-4 (1) }
 STATE { cai (1) }
 INITIAL { cai = 5e-5 }
 ASSIGNED { ica (mA/cm2) }
@@ -195,19 +198,34 @@ def test_gradients_match_finite_differences(name, text, tmp_path):
     assert row_ok(row, FORWARD_BOUND_MV, GRADIENT_BOUND), row
 
 
+#: Against NEURON itself: ``gradgen check --target neuron``, the original compiled by nrnivmodl,
+#: hh beside it (and, for the pool without currents, a Ca leak that drives it and a K current
+#: that reads cai), dt 0.025, 20 ms. Measured: V within 3.8e-5 mV of NEURON's for capool_kin,
+#: dV/dθ within 1.4e-4 of FD of NEURON: NEURON's Newton stops at its absolute tolerance, after
+#: one iteration at these concentrations (1e-4 mM; checked by hand: NEURON's ca is the
+#: one-iteration value, 1.2e-7 relative from the converged step gradgen's three iterations
+#: reach), as for tests/test_modeldb_integrators.py's nl_pool.
+NEURON_FORWARD_MV = {"capool_kin.mod": 1e-4}  # 2.6x the measured 3.8e-5: NEURON's own tolerance
+NEURON_GRADIENT = {"capool_kin.mod": 1e-3}  # 7x the measured 1.4e-4, for the same reason
+NEURON_EXACT_MV, NEURON_EXACT_GRADIENT = 1e-9, 1e-5  # tests/test_modeldb_integrators.py's bounds
+DATA = Path(__file__).parent / "data" / "modeldb"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name, text", [("capool_kin.mod", POOL), ("dimer.mod", DIMER), ("cadclamp.mod", CLAMPED)])
 def test_forward_runs_match_neuron(name, text, tmp_path):
     pytest.importorskip("neuron")
     path = write(tmp_path, name, text)
     low = lower_file(path)
-    params = ",".join(f"{low.name}.{p}" for p in low.parameter_names())
+    params = [f"{low.name}.{p}" for p in low.parameter_names()]
+    partners = [DATA / "ca_leak.mod", DATA / "ca_reader.mod"] if name == "cadclamp.mod" else []
+    params += ["ca_reader.gbar"] if partners else []
     proc = subprocess.run(
         [sys.executable, "-m", "gradgen.cli", "check", str(ROOT / "mechanisms" / "hh.mod"), str(path),
-         "--params", params, "--target", "neuron", "--dt", "0.025", "--tfinal", "20", "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=1800)
+         *map(str, partners), "--params", ",".join(params), "--target", "neuron", "--dt", "0.025",
+         "--tfinal", "20", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=1800)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(name, result["forward_max_abs_diff_mV"], max(max(e) for e in result["dv_rel_error"]))
-    assert result["forward_max_abs_diff_mV"] <= 1e-6
-    assert max(max(e) for e in result["dv_rel_error"]) <= 1e-5
+    assert result["forward_max_abs_diff_mV"] <= NEURON_FORWARD_MV.get(name, NEURON_EXACT_MV)
+    assert max(max(e) for e in result["dv_rel_error"]) <= NEURON_GRADIENT.get(name, NEURON_EXACT_GRADIENT)
