@@ -99,7 +99,7 @@ def test_sparse_update_is_one_backward_euler_step():
 
 
 @pytest.mark.parametrize("body, message", [
-    ("~ c + o <-> i (a, b)\nCONSERVE c + o + 2 i = 1", "nonlinear scheme with CONSERVE"),
+    ("~ c + o <-> i (a, b)\nCONSERVE c + o + i = 1", "CONSERVE law that the reactions do not conserve"),
     ("~ c <-> o (a, b)\n~ i << (1)\nCONSERVE c + o + i = 1", "CONSERVE law that the reactions do not conserve"),
     ("~ c <-> q (a, b)", "'q' in a reaction is not a STATE"),
 ])

@@ -6,9 +6,10 @@
 - A value set only in INITIAL and by events (``wf = weight*factor`` in NET_RECEIVE) and read
   by another block holds its value between events: a STATE that only jumps. Taken as a
   constant of INITIAL it would be silently wrong after the first event.
-- An ion concentration the mechanism writes (``WRITE cai``) in a DERIVATIVE block without
-  declaring it a STATE (``cai = ca`` after ``ca' = …``) is set there once per step, as
-  NEURON's nrn_state leaves it: a STATE the solved block assigns.
+- An ion concentration the mechanism writes (``WRITE cai``) in a DERIVATIVE or KINETIC block
+  without declaring it a STATE (``cai = ca`` after ``ca' = …``, ``cai = ca[0]`` after a
+  buffer scheme) is set there once per step, as NEURON's nrn_state leaves it: a STATE the
+  solved block assigns.
 - A value a DERIVATIVE block reads before it assigns it (``s1' = a·s0 - …`` then
   ``s0 = 1 - s1 - s2``) is, in NEURON, the value the previous step left: a STATE the
   solved block assigns, read one step late.
@@ -136,28 +137,31 @@ def _derivative_scan(mech: Mechanism, body: list[Statement], assigned: set[str],
 
 
 def assigned_in_derivatives(mech: Mechanism) -> list[Variable]:
-    """Move into ``mech.states`` the written ion concentrations a DERIVATIVE block assigns and
-    the ASSIGNED values it reads before assigning them; return them (see the module doc)."""
+    """Move into ``mech.states`` the written ion concentrations a DERIVATIVE or KINETIC block
+    assigns and the ASSIGNED values it reads before assigning them; return them (see the
+    module doc)."""
     written = {var for ion in mech.ions for var in ion.write if var in (f"{ion.name}i", f"{ion.name}o")}
     ions = {var for ion in mech.ions for var in ion.read + ion.write} | set(mech.nonspecific_currents)
     states = {s.name for s in mech.states}
     before_solve = mech.breakpoint.body if mech.breakpoint else []
     set_by_breakpoint, _ = _uses([Block("breakpoint", before_solve, mech.pos)])
     moved: list[Variable] = []
-    for block in mech.derivatives.values():
+    for block in [*mech.derivatives.values(), *mech.kinetics.values()]:
         assigned, early = set(), set()
         _derivative_scan(mech, block.body, assigned, early)
         for table in (mech.assigned, mech.parameters):
             for var in table:
                 concentration = var.name in written and var.name in assigned
                 # (a translation's clock is read back as the time: gradgen.nmodl.clock)
+                # (not in KINETIC: NEURON's Newton evaluations of it see the last evaluation's value)
                 lagged = (var.name in early and var.name in assigned and table is mech.assigned
-                          and var.name not in ions and var.name not in set_by_breakpoint and var.name != CLOCK)
+                          and mech.derivatives.get(block.name) is block and var.name not in ions
+                          and var.name not in set_by_breakpoint and var.name != CLOCK)
                 if (concentration or lagged) and var.name not in states:
                     moved.append(var)
                     states.add(var.name)
     for name in written - states:  # a concentration assigned there but declared nowhere
-        if any(name in _derivative_written(mech, b) for b in mech.derivatives.values()):
+        if any(name in _derivative_written(mech, b) for b in [*mech.derivatives.values(), *mech.kinetics.values()]):
             moved.append(Variable(name, mech.pos))
             states.add(name)
     mech.assigned = [a for a in mech.assigned if a not in moved]

@@ -57,6 +57,8 @@ V = sympy.Symbol("v")
 #: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
 V_PEER = sympy.Symbol("v_peer")
 TIME = sympy.Symbol("t")
+#: NEURON's names, in a KINETIC block, of the last reaction's forward and backward fluxes.
+REACTION_FLUXES = ("f_flux", "b_flux")
 #: NET_RECEIVE's implicit argument: which self-event arrived (0: one from a NetCon).
 EVENT_FLAG = "flag"
 
@@ -258,6 +260,8 @@ class _Executor:
             self._react(stmt, frame)
         elif isinstance(stmt, Flux):
             self._add_rate(stmt.state, self.evaluate(stmt.expr, frame, stmt.pos), frame, stmt.pos)
+            for name in REACTION_FLUXES:  # they name the last reaction's fluxes: not this one
+                frame.values.pop(name, None)
         elif isinstance(stmt, Conserve):
             weights = {name: coef for coef, name in stmt.terms}
             frame.conserved.append((weights, self.evaluate(stmt.total, frame, stmt.pos)))
@@ -288,13 +292,24 @@ class _Executor:
         def product(side: list[tuple[int, str]]) -> sympy.Expr:
             return sympy.Mul(*[self.evaluate(sympy.Symbol(n), frame, stmt.pos) ** c for c, n in side])
 
-        forward = self.evaluate(stmt.forward, frame, stmt.pos)
-        backward = self.evaluate(stmt.backward, frame, stmt.pos)
-        rate = forward * product(stmt.left) - backward * product(stmt.right)
+        forward = self.evaluate(stmt.forward, frame, stmt.pos) * product(stmt.left)
+        backward = self.evaluate(stmt.backward, frame, stmt.pos) * product(stmt.right)
+        rate = forward - backward
+        # NEURON's f_flux and b_flux: the last reaction's two fluxes, before any COMPARTMENT
+        frame.values.update(zip(REACTION_FLUXES, (forward, backward)))
+        states = {s.name for s in self.mech.states}
         for coef, name in stmt.left:
-            self._add_rate(name, -coef * rate, frame, stmt.pos)
+            if name in states or not self._declared(name):
+                self._add_rate(name, -coef * rate, frame, stmt.pos)
         for coef, name in stmt.right:
-            self._add_rate(name, coef * rate, frame, stmt.pos)
+            if name in states or not self._declared(name):
+                self._add_rate(name, coef * rate, frame, stmt.pos)
+
+    def _declared(self, name: str) -> bool:
+        """A declared name that is not a STATE (``cao`` in ``~ pumpca <-> pump + cao``): NEURON
+        keeps it constant through the reaction, a factor of its flux and never changed by it."""
+        ions = {var for ion in self.mech.ions for var in ion.read + ion.write}
+        return name in ions or any(v.name == name for v in [*self.mech.parameters, *self.mech.assigned])
 
     def _branch(self, stmt: If, frame: _Frame) -> None:
         cond = self.evaluate(stmt.cond, frame, stmt.pos)

@@ -98,16 +98,24 @@ def sparse_update(low: LoweredMechanism) -> LinearStep | dict[str, sympy.Expr]:
     rhs = [low.derivatives[n] for n in names]
     jacobian = sympy.Matrix(rhs).jacobian(symbols)
     minus_b = -sympy.Matrix(rhs).xreplace({s: 0 for s in symbols})
+    _require_conserved(low)
     if any(jacobian.has(s) for s in symbols):
         return newton_update(low, names, rhs, jacobian)
+    return LinearStep(names, sympy.eye(len(names)) - DT * jacobian,
+                      list(sympy.Matrix(symbols) - DT * minus_b))
+
+
+def _require_conserved(low: LoweredMechanism) -> None:
+    """Refuse a CONSERVE law the reactions do not keep. One they keep changes nothing: every
+    backward-Euler step keeps a linear invariant of the reactions, so the solve with the law in
+    place of a balance row (NEURON, modcc's linear solver) and the solve without it (modcc's
+    Newton iterations, which ignore the law) have the same solution."""
     for weights, _ in low.conserved:
         balance = sympy.expand(sympy.Add(*[c * low.derivatives.get(n, 0) for n, c in weights.items()]))
         if balance != 0:
             raise GradgenError(
                 "a CONSERVE law that the reactions do not conserve", low.mechanism.pos,
                 hint="CONSERVE may only restate a conservation the scheme already has")
-    return LinearStep(names, sympy.eye(len(names)) - DT * jacobian,
-                      list(sympy.Matrix(symbols) - DT * minus_b))
 
 
 #: modcc's SparseNonlinearSolverVisitor: Newton iterations of a nonlinear ``sparse`` system.
@@ -125,10 +133,6 @@ def newton_update(low: LoweredMechanism, names: list[str], rhs: list[sympy.Expr]
     NEURON's derivimplicit solves the same equation by Newton's method until it converges;
     at a step where the first guess s is O(dt) from s⁺, three exact iterations leave an
     error far below the check's bounds. A closed form per state (differentiated exactly)."""
-    if low.conserved:
-        raise GradgenError("a nonlinear scheme with CONSERVE: modcc's Newton iterations ignore the "
-                           "conservation law, gradgen does not reproduce that", low.mechanism.pos,
-                           hint="drop CONSERVE (backward Euler keeps what the reactions conserve)")
     constant = [n for n, r in zip(names, rhs) if r == 0]  # a STATE that never changes: s⁺ = s
     if constant:
         moving = [i for i, n in enumerate(names) if n not in constant]
@@ -212,10 +216,11 @@ NEURON_METHODS: dict[str, str] = {"cnexp": "exponential", "derivimplicit": "back
 #: Which state values an assignment in a solved DERIVATIVE block (``cai = ca``, ``m = minf``)
 #: reads, as NEURON runs each METHOD: cnexp replaces each ODE in place by its update (the
 #: states integrated before the assignment are new, the others old); derivimplicit's last
-#: Newton evaluation reads the new states; euler, runge and sparse (a KINETIC block:
-#: ``Ca = C1 + … + C5`` in ModelDB 243446 narsg) evaluate the block at the old states and
-#: then step the ODEs.
-ASSIGNMENTS_READ: dict[str, str] = {"cnexp": "in_order", "derivimplicit": "new", "sparse": "old",
+#: Newton evaluation reads the new states, and so does sparse's (a KINETIC block: NEURON
+#: evaluates it once more after its iterations, measured with NEURON 9: ``S = a`` after
+#: ``~ a <-> b`` leaves S at the new a, linear scheme or not); euler and runge evaluate the
+#: block at the old states and then step the ODEs.
+ASSIGNMENTS_READ: dict[str, str] = {"cnexp": "in_order", "derivimplicit": "new", "sparse": "new",
                                     "euler": "old", "runge": "old"}
 
 
@@ -264,8 +269,12 @@ def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] 
     if not assignments and not low.after_solve and not low.breakpoint_states:
         return update
     reads = ASSIGNMENTS_READ[low.solve_method]
-    if isinstance(update, LinearStep) and reads == "old" and not low.after_solve and not low.breakpoint_states:
-        # values of the old states: rows of their own in the system, which stays a system
+    if isinstance(update, LinearStep) and (reads == "old" or low.solve_method == "sparse") \
+            and not low.after_solve and not low.breakpoint_states:
+        # values of the old states: rows of their own in the system, which stays a system (for
+        # a linear KINETIC scheme a deviation from NEURON, whose assignments read the new
+        # states (``Ca = C1 + … + C5`` in ModelDB 243446 narsg, a value V does not read): the
+        # translation keeps such a system for modcc's sparse, which runs them before its solve)
         extra = list(assignments)
         n = len(update.names)
         matrix = update.matrix.row_join(sympy.zeros(n, len(extra))).col_join(

@@ -22,7 +22,11 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.assigned_roles import assigned_in_derivatives, held_between_events, held_by_solved_procedures, set_outside
 from gradgen.nmodl.clock import at_time
-from gradgen.nmodl.solve_placement import hoist_branch_solves
+from gradgen.nmodl.solve_placement import (
+    append_after_solve_block,
+    hoist_after_solve_without_currents,
+    hoist_branch_solves,
+)
 from gradgen.nmodl.ir import (
     Assign,
     Block,
@@ -672,6 +676,8 @@ def build_mechanism(tree: Tree, text: str, title: str | None, filename: str,
     assigned_in_derivatives(mech)
     held_by_solved_procedures(mech)
     hoist_branch_solves(mech)
+    hoist_after_solve_without_currents(mech)
+    append_after_solve_block(mech)
     return mech
 
 
