@@ -134,3 +134,15 @@ def test_set_of_a_name_that_is_not_checked_is_one_line_exit_2():
                           "--all-params", "--set", "swclamp.gain=1"], capture_output=True, text=True)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "swclamp.gain" in run.stderr
+
+
+def test_a_model_that_is_not_finite_at_its_defaults_is_said_to_be(tmp_path):
+    """168858 cad's pool parameters default to 0 (set from hoc): its own V is NaN, in NEURON
+    as in Arbor; the check says the model is not finite, not that the gradient blew up."""
+    mod = tmp_path / "zero.mod"
+    mod.write_text("""NEURON { SUFFIX zero NONSPECIFIC_CURRENT i RANGE g, k }
+PARAMETER { g = 0.001 (S/cm2) k = 0 }
+BREAKPOINT { i = g*(v + 70)/k }
+""")
+    row = check_file(mod, DT, T_END)
+    assert row.error.startswith("the model itself is not finite at these parameter values: V from t = ")

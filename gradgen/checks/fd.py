@@ -197,6 +197,20 @@ def switch_times_of(model: GradientModel, values: dict[str, float], dt: float, t
             if ref.parameter in found[ref.mechanism]}
 
 
+def _refuse_a_model_that_is_not_finite(model: GradientModel, spec: CellSpec, sites: list[str], t_end: float,
+                                       dt: float, values: dict[str, float]) -> None:
+    """After the gradient run blew up: if the plain run blows up too, the model itself is not
+    finite there (168858 cad's ``phi``, ``beta`` and ``ceiling`` default to 0, set from hoc:
+    cnexp's −b/a is 0/0, in NEURON as in Arbor): say that, not "the gradient blew up"."""
+    try:
+        model.simulate(spec, sites, t_end, dt, gradients=False, values=values)
+    except NonFiniteSimulation as err:
+        raise GradgenError(f"the model itself is not finite at these parameter values: {err.what} from "
+                           f"t = {err.t:g} ms at {err.site}",
+                           hint="parameters a model sets from hoc often default to 0 in the .mod file; "
+                                "check at working values with --set MECH.PARAM=VALUE") from None
+
+
 def compared_parameters(report: "CheckReport") -> list[dict]:
     """The parameters of a report that were FD-compared (not excluded with a reason)."""
     return [p for p in report.parameters if not p.get("excluded")]
@@ -214,7 +228,11 @@ def check_model(model: GradientModel, spec: CellSpec, sites: list[str], t_end: f
     left out of the comparison (:mod:`gradgen.checks.excluded`).
     """
     values = {p.name: (values or {}).get(p.name, model.defaults[p.name]) for p in model.params}
-    grad = model.simulate(spec, sites, t_end, dt, gradients=True, values=values)
+    try:
+        grad = model.simulate(spec, sites, t_end, dt, gradients=True, values=values)
+    except NonFiniteSimulation:
+        _refuse_a_model_that_is_not_finite(model, spec, sites, t_end, dt, values)
+        raise
     plain = model.simulate(spec, sites, t_end, dt, gradients=False, values=values)
     report = CheckReport(dt, float(np.max(np.abs(grad.v - plain.v))))
     if model.carrier_geometry == "exact" and model.carrier == "ion":
