@@ -183,10 +183,13 @@ def directory_hash(out: Path, values: dict[str, float] | None = None, translatio
 
 
 def checks_hash() -> str:
-    """The check code's content: a check result made by other check code is out of date."""
+    """gradgen's code (Python and templates): a check result made by other code is out of
+    date. Not only gradgen/checks: the check builds the exact carrier's and the fused
+    mechanisms itself (gradgen/targets), which the converted files do not show."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "gradgen" / "checks").glob("*.py")):
-        h.update(path.read_bytes())
+    package = ROOT / "gradgen"
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".j2", ".lark")):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
 

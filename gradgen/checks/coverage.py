@@ -205,7 +205,8 @@ def check_converted(out: Path, row: CoverageRow, dt: float, t_end: float,
         row.values = dict(values) if values else None
         spec, sites = check_cell(model, stimulus_nA, t_end)
         report = check_model(model, spec, sites, t_end, dt, values)
-        row.excluded = {**unsettable(Path(row.file)),
+        # a file that runs beside (inject's xd) is not lowered, and none of its values is a θ
+        row.excluded = {**({} if row.runs_beside else unsettable(Path(row.file))),
                         **{p["name"]: p["excluded"] for p in report.parameters if p.get("excluded")}} or None
         if not report.moves_v:
             row.error = "no parameter moves V on the test cell: nothing was checked"
