@@ -9,16 +9,19 @@ which can move it by an ulp: see tests/test_catalogue.py, allen/NaV.)
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
+import arbor
 import numpy as np
 import pytest
 from conftest import MECHANISMS, ROOT
 
 from gradgen.checks.cells import cable_cell_spec
+from gradgen.checks.coverage import use_translated_references
 from gradgen.checks.fd import check_model
 from gradgen.convert import convert
-from gradgen.errors import GradgenError
+from gradgen.errors import GradgenError, GradgenWarning
 from gradgen.params import ParamRef
 from gradgen.targets.arbor.derived import DerivedName
 from gradgen.targets.arbor.model import GradientModel
@@ -107,3 +110,92 @@ def test_arbor_catalogue_global(tmp_path, file, theta):
     # measured: forward ≤ 3e-11 mV; pas.e 5e-11, kamt.sha 1e-7, Ih.ehcn 4e-7 of FD
     assert report.forward_max_abs_diff_mV <= 1e-8
     assert report.parameters[0]["rel_error"] <= 1e-3
+
+
+#: A GLOBAL compared for equality in a FUNCTION of a cnexp DERIVATIVE (every PARAMETER is
+#: GLOBAL here: none is listed in RANGE), as many published files switch a rate's form.
+FLAG_MOD = """
+NEURON {
+    SUFFIX flag
+    NONSPECIFIC_CURRENT i
+}
+PARAMETER {
+    g = 0.001 (S/cm2)
+    form = 1
+    vh = -40 (mV)
+}
+STATE { m }
+INITIAL {
+    m = 0
+}
+BREAKPOINT {
+    SOLVE d METHOD cnexp
+    i = g*m*(v + 70)
+}
+DERIVATIVE d {
+    m' = (rate(v) - m)/2
+}
+FUNCTION rate(v) {
+    if (form == 1) {
+        rate = 1/(1 + exp(-(v - vh)/6))
+    } else {
+        rate = exp((v - vh)/6)
+    }
+    if (vh != 0) {
+        rate = rate*1
+    }
+}
+"""
+
+
+def _flag_model(tmp_path: Path, params: list[str], carrier: str) -> GradientModel:
+    (tmp_path / "flag.mod").write_text(FLAG_MOD)
+    convert([tmp_path / "flag.mod"], tmp_path / "out", [ParamRef.parse(p) for p in params])
+    use_translated_references(tmp_path / "out")  # modcc refuses `rate` read in its own FUNCTION
+    return GradientModel.load(tmp_path / "out", carrier=carrier)
+
+
+@pytest.mark.parametrize("carrier", ["exact", "ion"])
+@pytest.mark.parametrize("values", [{}, {"flag.form": 2.0, "flag.vh": -35.0}])
+def test_global_compared_for_equality_stays_exact(tmp_path, carrier, values):
+    """The exact mechanism and the fused mechanisms (the ion carrier's) keep their members'
+    GLOBALs GLOBAL, set through their derived name: painted RANGE, Arbor averaged the 1.0 over
+    each CV's area and read 1 - 1.1e-16 on 17 of the cable's 50 CVs, where `form == 1` then took
+    the other branch (V off by 0.785 mV, 52.9 mV in a variant). A θ value other than the
+    default reaches them through the derived name, which the probes of u_k name too."""
+    model = _flag_model(tmp_path, ["flag.g", "flag.form", "flag.vh"], carrier)
+    spec = cable_cell_spec(["flag"], stimulus_nA=0.1)
+    run = model.simulation(spec, SITES, values=values)
+    assert run.exact == (carrier == "exact")
+    assert all(hub.startswith("grad") and hub != "gradz_hub" for hub in run.hubs)  # exact or fused
+    report = check_model(model, spec, SITES, 20, 0.0025, values=values)
+    # measured: forward ≤ 7.2e-14 (exact) and 5.8e-12 mV (ion: the constant-radius cell);
+    # dV/dθ ≤ 6e-9 (exact) and 3.5e-7 (ion) of FD, whose own convergence is 4e-9 to 7e-9
+    assert report.forward_max_abs_diff_mV <= 1e-8
+    compared = [p for p in report.parameters if p["moves_v"]]
+    assert [p["name"] for p in compared] == ["flag.g", "flag.vh"]  # form is a switch: dV/dθ = 0
+    for p in compared:
+        assert p["rel_error"] <= 1e-5, p
+
+
+def test_a_global_painted_with_two_values_runs_the_gradient_versions(tmp_path):
+    """One exact or fused mechanism holds one value of each member GLOBAL: `flag` and
+    `flag/form=2` on two halves of the cell run the hub design's gradient versions instead."""
+    model = _flag_model(tmp_path, ["flag.g", "flag.vh"], "exact")
+    spec = cable_cell_spec([], stimulus_nA=0.1, labels={"left": "(cable 0 0 0.5)", "right": "(cable 0 0.5 1)"})
+    spec.decor.paint('"left"', arbor.density("flag"))
+    spec.decor.paint('"right"', arbor.density("flag/form=2"))
+    with pytest.warns(GradgenWarning, match="GLOBAL 'form' of 'flag' with different values on the cell"):
+        run = model.simulation(spec, SITES)
+    assert not run.exact and run.hubs[0] == "gradz_hub"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GradgenWarning)
+        report = check_model(model, spec, SITES, 20, 0.0025)
+    both = model.simulate(spec, SITES, 20, 0.0025, gradients=False).v
+    spec_one = cable_cell_spec(["flag"], stimulus_nA=0.1)
+    one = model.simulate(spec_one, SITES, 20, 0.0025, gradients=False).v
+    assert np.max(np.abs(both - one)) > 0.1  # the right half really runs form = 2 (measured 0.58 mV)
+    # measured: forward 4.8e-12 mV, dV/dθ ≤ 3.5e-7 of FD (the ion carrier)
+    assert report.forward_max_abs_diff_mV <= 1e-8
+    for p in report.parameters:
+        assert p["rel_error"] <= 1e-5, p

@@ -3,8 +3,8 @@
 Arbor cannot set a GLOBAL parameter per instance; its catalogue derives a new mechanism
 from a name such as ``pas/e=-70,g=…`` instead. Users write such names in their decor, and
 the original (reference) cell of a finite-difference check sets a GLOBAL θ the same way.
-A gradient mechanism has every parameter RANGE, so there the GLOBAL values become ordinary
-painted values and only ion renamings stay in the name.
+Gradient versions, fused and exact mechanisms keep the originals' GLOBALs GLOBAL and take
+them through a derived name as well (a RANGE copy would be averaged over each CV's area).
 """
 from __future__ import annotations
 

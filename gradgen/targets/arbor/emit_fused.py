@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import sympy
 
 from gradgen.errors import GradgenError
+from gradgen.manifest import arbor_globals
 from gradgen.nmodl.lower import FREE_BUILTINS
 from gradgen.nmodl.printer import Line, lower_piecewise, nmodl, uses_dexprelr
 from gradgen.params import ParamRef
@@ -172,11 +173,15 @@ def _member(system: ContributorSystem, exact: bool = False) -> _Member:
             locals_ += created
         return lines, locals_
 
-    parameters = [dict(name=prefix + p.name, value=repr(float(p.value or 0.0)), unit=p.unit)
-                  for p in low.parameters]
-    parameters += [dict(name=prefix + weight(k), value="0", unit=None) for k in system.owned]
-    parameters += [dict(name=prefix + flag, value="0", unit=None) for flag in flags]
-    parameters.append(dict(name=coverage(low.name), value="1", unit=None))
+    # a GLOBAL stays GLOBAL (set through a derived name, targets/arbor/versions.py): Arbor
+    # averages a painted RANGE value over the CV's area, which reads a painted 1.0 as 1 - 1.1e-16
+    # on 17 of the check cable's 50 CVs and sends an `if (form == 1)` the other way
+    globals_ = set(arbor_globals(low))
+    parameters = [dict(name=prefix + p.name, value=repr(float(p.value or 0.0)), unit=p.unit,
+                       range=p.name not in globals_) for p in low.parameters]
+    parameters += [dict(name=prefix + weight(k), value="0", unit=None, range=True) for k in system.owned]
+    parameters += [dict(name=prefix + flag, value="0", unit=None, range=True) for flag in flags]
+    parameters.append(dict(name=coverage(low.name), value="1", unit=None, range=True))
     currents = [(c.ion, c.name, covered * rename(c.expr)) for c in low.currents]
     return _Member(low.name, parameters, [prefix + s if s in own else s for s in low.states],
                    [prefix + a if a in own else a for a in system.assigned_names()],

@@ -51,6 +51,7 @@ from gradgen.protocol import (
 )
 from gradgen.targets.arbor.build import build_catalogue
 from gradgen.targets.arbor.decor import CellSpec, Membrane
+from gradgen.targets.arbor.derived import DerivedName
 from gradgen.targets.arbor.emit import emit_exact_point
 from gradgen.targets.arbor.emit_fused import emit_exact
 from gradgen.targets.arbor.exact_members import exact_points, partial_pool, point_blocker, points_beside
@@ -65,7 +66,7 @@ from gradgen.targets.arbor.geometry.layout import (
 )
 from gradgen.targets.arbor.recipe import CellsRecipe
 from gradgen.targets.arbor.sites import cv_centre, cv_of
-from gradgen.targets.arbor.versions import painted_values
+from gradgen.targets.arbor.versions import global_spread, painted_values, split_globals
 
 if TYPE_CHECKING:  # the model imports this module
     from gradgen.targets.arbor.model import GradientModel
@@ -387,6 +388,13 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
               if d.mech.name != HUB_NAME for name, vals in [painted_values(d.mech)]]
     defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                 for m in model.mechanisms}
+    globals_ = {m: entry.globals for m, entry in model.mechanisms.items()}
+    spread = global_spread(pieces, globals_, defaults)
+    if spread:  # one mechanism holds one value of each GLOBAL
+        warnings.warn(f"gradient cell: ion carrier, the exact carrier does not cover a {spread}",
+                      GradgenWarning, stacklevel=3)
+        return None
+    pieces, defaults, fixed = split_globals(pieces, globals_, defaults)
     layout = exact_layout(blank, geoms, tree, pieces, defaults, exact_points(model, spec), covers)
     pool = partial_pool(model, layout)
     if pool:  # its concentration would be written as 0 where it is absent
@@ -394,11 +402,13 @@ def exact_cell(model: "GradientModel", spec: CellSpec, values: dict[str, float] 
                       "coupled concentration) on part of the cell", GradgenWarning, stacklevel=3)
         return None
     decor = spec.decor.to_arbor([], place_map=points_beside(layout, model.synapse_map(True, values or {})))
+    # members' GLOBALs set through a derived name, which the probes of u_k name too
+    named = DerivedName(layout.name).named(layout.name, {k: v for m in layout.members for k, v in fixed[m].items()})
     for region, density in layout.paints:
-        decor.paint(region, density)
+        decor.paint(region, arbor.density(named, dict(density.mech.values)))
     props = arbor.neuron_cable_properties()
     for ion, settings in spec.ions.items():  # the model's own ions (h of an Ih channel, ModelDB 180370's caL)
         props.set_ion(ion, **settings)
     props.catalogue.extend(arbor.load_catalogue(str(exact_catalogue(model, layout))), "")
     log.info("gradient cell: exact carrier %s", layout.name)
-    return spec.build(decor), props, centres, [layout.name] * len(centres)
+    return spec.build(decor), props, centres, [named] * len(centres)

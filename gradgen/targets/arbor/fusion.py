@@ -31,7 +31,7 @@ from gradgen.targets.arbor.emit_fused import emit_fused, fusable
 from gradgen.targets.arbor.geometry.cell import cell_geometry
 from gradgen.targets.arbor.geometry.layout import cable_expr, join_regions
 from gradgen.targets.arbor.sites import cv_centre, cv_of
-from gradgen.targets.arbor.versions import painted_values
+from gradgen.targets.arbor.versions import global_spread, painted_values, split_globals
 
 if TYPE_CHECKING:  # the model imports this module
     from gradgen.targets.arbor.model import GradientModel
@@ -227,6 +227,10 @@ def fused_cell(model: "GradientModel", spec: "CellSpec", values: dict[str, float
         blank = geo.cable_cell(arbor.decor())
         defaults = {m: {p.name: float(p.value or 0.0) for p in model.systems[m].lowered.parameters}
                     for m in model.mechanisms}
+        globals_ = {m: entry.globals for m, entry in model.mechanisms.items()}
+        reason = global_spread(pieces, globals_, defaults)
+    if reason is None:
+        pieces, defaults, fixed = split_globals(pieces, globals_, defaults)
         layout = fused_layout(blank, geo.morphology, pieces, membrane.cm, defaults)
         centres = [cv_centre(blank, site) for site in sites]
         hubs = probe_mechanisms(layout, blank, centres)
@@ -236,11 +240,14 @@ def fused_cell(model: "GradientModel", spec: "CellSpec", values: dict[str, float
         return None
     decor = spec.decor.to_arbor([], geo.map_region, geo.map_locset, without=("rL",),
                                 place_map=model.synapse_map(True, values or {}))
+    # members' GLOBALs set through a derived name, which the probes of u_k name too
+    named = {name: DerivedName(name).named(name, {k: v for m in members for k, v in fixed[m].items()})
+             for name, members in layout.members.items()}
     for region, density in layout.paints:
-        decor.paint(region, density)
+        decor.paint(region, arbor.density(named[density.mech.name], dict(density.mech.values)))
     geo.paint_axial(decor)
     for k in range(len(model.params)):
         geo.paint_carrier(decor, carrier_ion(k))
     log.info("gradient cell: fused mechanisms %s", ", ".join(layout.members))
     props = fused_properties(model, layout, arbor.neuron_cable_properties())
-    return geo.cable_cell(decor), props, centres, hubs
+    return geo.cable_cell(decor), props, centres, [named[hub] for hub in hubs]

@@ -8,13 +8,13 @@ follow concentrations that depend on θ unseen.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import arbor
 
 from gradgen.errors import GradgenError
 from gradgen.manifest import MechanismEntry
-from gradgen.protocol import original_name
+from gradgen.protocol import member_prefix, original_name
 from gradgen.targets.arbor.derived import DerivedName
 
 
@@ -42,6 +42,41 @@ def painted_values(mech: Any) -> tuple[str, dict[str, float]]:
     ``arbor.mechanism``, as the fused and exact carriers take them."""
     derived = DerivedName.parse(mech.name)
     return derived.base, {**derived.globals, **dict(mech.values)}
+
+
+Piece = tuple[str, str, dict[str, float]]  # (region, member mechanism, its values there)
+
+
+def global_spread(pieces: Sequence[Piece], globals_: Mapping[str, Sequence[str]],
+                  defaults: Mapping[str, Mapping[str, float]]) -> str | None:
+    """Why one fused or exact mechanism cannot run every piece (None if it can): a member's
+    GLOBAL (``globals_``: each member's) painted with different values, which only separate
+    derived mechanisms hold — the gradient versions of the hub design."""
+    for mech, names in globals_.items():
+        for name in names:
+            if len({vals.get(name, defaults[mech].get(name)) for _, m, vals in pieces if m == mech}) > 1:
+                return f"GLOBAL '{name}' of '{mech}' with different values on the cell"
+    return None
+
+
+def split_globals(pieces: Sequence[Piece], globals_: Mapping[str, Sequence[str]],
+                  defaults: Mapping[str, Mapping[str, float]]
+                  ) -> tuple[list[Piece], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """The pieces and defaults of a fused or exact mechanism without its members' GLOBALs, and
+    per member their values (under its prefixed names) for the mechanism's derived name where
+    they differ from the ``defaults`` it declares: it keeps them GLOBAL, as the originals do
+    (Arbor averages a painted RANGE value over each CV's area, which can move it by an ulp).
+    Assumes :func:`global_spread` found one value of each."""
+    fixed: dict[str, dict[str, float]] = {}
+    kept = []
+    for region, mech, vals in pieces:
+        names = set(globals_.get(mech, ()))
+        fixed.setdefault(mech, {}).update({member_prefix(mech) + k: v for k, v in vals.items()
+                                           if k in names and v != defaults[mech].get(k)})
+        kept.append((region, mech, {k: v for k, v in vals.items() if k not in names}))
+    ranges = {mech: {k: v for k, v in values.items() if k not in set(globals_.get(mech, ()))}
+              for mech, values in defaults.items()}
+    return kept, ranges, fixed
 
 
 def method_map(mechanisms: Mapping[str, MechanismEntry], gradients: bool) -> Callable[[Any], Any]:
@@ -95,4 +130,4 @@ def check_reversal_methods(ions: list[tuple[tuple, dict]], mechanisms: Mapping[s
                      f"'{ion}' a fixed reversal potential, or leave its concentrations constant")
 
 
-__all__ = ["check_reversal_methods", "method_map", "nernst_ions", "version"]
+__all__ = ["check_reversal_methods", "global_spread", "method_map", "nernst_ions", "split_globals", "version"]
