@@ -20,6 +20,7 @@ from gradgen.checks.cells import cable_cell_spec
 from gradgen.cli import main
 from gradgen.convert import convert
 from gradgen.errors import GradgenError
+from gradgen.nmodl.ir import fabs
 from gradgen.nmodl.lower import lower_file
 from gradgen.params import ParamRef
 from gradgen.sensitivity.discretize import MODCC_METHODS
@@ -146,7 +147,7 @@ def test_only_vtrap_style_guards_become_exprelr():
 
     v, y = sympy.symbols("v y")
     x = -(v + 40)
-    vtrap = sympy.Piecewise((y * (1 - x / y / 2), sympy.Abs(x / y) < 1e-6), (x / (sympy.exp(x / y) - 1), True))
+    vtrap = sympy.Piecewise((y * (1 - x / y / 2), fabs(x / y) < 1e-6), (x / (sympy.exp(x / y) - 1), True))
     assert guards_to_exprelr(0.1 * vtrap) == 0.1 * y * exprelr(x / y)
     other = sympy.Piecewise((y, v < 0), (x / (sympy.exp(x / y) - 1), True))  # guard is not the limit
     assert guards_to_exprelr(other) == other

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import sympy
 
+from gradgen.nmodl.expression_graph import subexpressions, xreplace_shared
 from gradgen.protocol import CLOCK as CLOCK_NAME
 from gradgen.protocol import CLOCK_PROCEDURE
 
@@ -63,14 +64,13 @@ _ROLES: dict[str, dict[sympy.Symbol, sympy.Expr]] = {
 
 def resolve(expr: sympy.Expr, role: str) -> sympy.Expr:
     """``expr`` with the time markers written in the clock of the block ``role``."""
-    if not expr.free_symbols & set(MARKERS):
-        return expr
-    return expr.xreplace(_ROLES[role])
+    markers = subexpressions(expr) & set(MARKERS)
+    return xreplace_shared(expr, _ROLES[role]) if markers else expr
 
 
 def reads_time(exprs: list[sympy.Expr]) -> bool:
     """Whether any of ``exprs`` reads the clock (the mechanism then keeps one)."""
-    return any(CLOCK in e.free_symbols for e in exprs)
+    return any(CLOCK in subexpressions(e) for e in exprs)
 
 
 def at_time(event_time: sympy.Expr) -> sympy.Expr:

@@ -6,9 +6,9 @@ see NMODL text. Conventions inside expressions:
 - a variable is ``sympy.Symbol(name)`` (no assumptions); ``v`` is the membrane voltage;
 - a user FUNCTION call is an undefined-function application ``sympy.Function(name)(*args)``,
   which the lowering pass inlines;
-- built-ins map to SymPy (``exp``, ``log``, ``sqrt``, ``fabs`` -> ``Abs``, ``pow`` -> ``Pow``,
-  ``min``/``max`` -> ``Min``/``Max``) except :class:`exprelr`, which keeps its own class so
-  the emitter can print it back and differentiate it safely;
+- built-ins map to SymPy (``exp``, ``log``, ``sqrt``, ``pow`` -> ``Pow``, ``min``/``max`` ->
+  ``Min``/``Max``) except :class:`exprelr` and :class:`fabs`, which keep their own classes so
+  the emitter can print them back and differentiate them as real functions;
 - numbers are ``sympy.Integer`` for integer literals, else ``sympy.Float`` of the double.
 """
 from __future__ import annotations
@@ -75,6 +75,26 @@ class nfloor(sympy.Function):
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return sympy.Integer(0)
+
+
+class fabs(sympy.Function):
+    """NMODL's ``fabs(x)`` of a real x. SymPy's Abs of a symbol without assumptions (every
+    variable here, :mod:`gradgen.nmodl.ir`) differentiates through ``re``/``im``, which no
+    simulator has (ModelDB 150288 tone2pyrD: 32 modcc errors); this one's derivative is
+    sign(x) (printed as if/else; 0 at x = 0, one side's slope at the kink)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_Number:
+            return abs(x)
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sympy.sign(self.args[0])
+
+    def _eval_is_nonnegative(self):
+        return True
 
 
 def floor_form(x: sympy.Expr) -> sympy.Expr:

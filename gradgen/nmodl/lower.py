@@ -17,9 +17,12 @@ import sympy
 from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
+from gradgen.protocol import last_current
 from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
 from gradgen.nmodl.unassigned import function_result
 from gradgen.nmodl.initial_parameters import parameters_set_in_initial
+from gradgen.nmodl.branch_conditions import fold_condition
+from gradgen.nmodl.cnexp_coefficient import written_coefficient
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
 from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
 from gradgen.nmodl.ir import (
@@ -39,6 +42,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
+    fabs,
     walk,
 )
 
@@ -116,6 +120,10 @@ class LoweredMechanism:
     #: STATEs BREAKPOINT assigns (``if (cai > ceiling) { cai = ceiling }``, ``g = gbar*m*m*h``):
     #: nrn_cur sets them, so the next state update starts from these values
     breakpoint_states: dict[str, sympy.Expr] = field(default_factory=dict)
+    #: cnexp: state -> a of its ODE s' = a·s + b as NEURON reads it, where the ODE depends on
+    #: its state through values the block assigned before it (they are held fixed:
+    #: :mod:`gradgen.nmodl.cnexp_coefficient`); a function of the step's states and v
+    cnexp_coefficients: dict[str, sympy.Expr] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -169,6 +177,9 @@ class _Frame:
     equations: list[sympy.Expr] = field(default_factory=list)
     conductances: dict[str, sympy.Expr] = field(default_factory=dict)  # see Current.conductance
     order: list[str] = field(default_factory=list)  # names assigned, and "s'" for each ODE, in order
+    # state -> a of its ODE as NEURON's cnexp reads it (gradgen.nmodl.cnexp_coefficient);
+    # not kept through an if/else or a PROCEDURE that sets the ODE
+    coefficients: dict[str, sympy.Expr] = field(default_factory=dict)
 
     def copy(self) -> "_Frame":
         return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
@@ -250,6 +261,9 @@ class _Executor:
         elif isinstance(stmt, DerivativeAssign):
             frame.derivatives[stmt.state] = self.evaluate(stmt.expr, frame, stmt.pos)
             frame.order.append(f"{stmt.state}'")
+            written = written_coefficient(stmt.expr, stmt.state, frame.values)
+            if written is not None:
+                frame.coefficients[stmt.state] = self.evaluate(written, frame, stmt.pos)
         elif isinstance(stmt, If):
             self._branch(stmt, frame)
         elif isinstance(stmt, Call):
@@ -312,7 +326,8 @@ class _Executor:
         return name in ions or any(v.name == name for v in [*self.mech.parameters, *self.mech.assigned])
 
     def _branch(self, stmt: If, frame: _Frame) -> None:
-        cond = self.evaluate(stmt.cond, frame, stmt.pos)
+        # (a condition on an if/else value as plain logic: SymPy's own fold of it is slow)
+        cond = fold_condition(self.evaluate(stmt.cond, frame, stmt.pos))
         if cond in (sympy.true, True):
             self.run(stmt.then, frame)
             return
@@ -330,9 +345,14 @@ class _Executor:
                     merged[name] = a[name]
                     continue
                 fallback = merged.get(name, sympy.Symbol(name))
+                # unevaluated: SymPy's evaluation canonicalises every relation of the
+                # condition, walking it as a tree (seconds per if/else on ModelDB 150288 na3DA)
                 merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
-                                               (b.get(name, fallback), True))
+                                               (b.get(name, fallback), True), evaluate=False)
         frame.order += then.order[len(frame.order):] + orelse.order[len(frame.order):]
+        for name in {*then.derivatives, *orelse.derivatives}:
+            if then.derivatives.get(name) is not orelse.derivatives.get(name):
+                frame.coefficients.pop(name, None)
         if len(then.solves) > len(frame.solves) or len(orelse.solves) > len(frame.solves):
             raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
 
@@ -357,6 +377,8 @@ class _Executor:
                     if name in inner.conductances:
                         frame.conductances[name] = inner.conductances[name]
         frame.derivatives.update(inner.derivatives)
+        for name in inner.derivatives:
+            frame.coefficients.pop(name, None)
         frame.order += inner.order
         frame.conserved += inner.conserved
         frame.volumes.update(inner.volumes)
@@ -531,6 +553,8 @@ def lower(mech: Mechanism) -> LoweredMechanism:
 
     init_states = {s: initial.values.get(s, _start_value(s, concentration_writes)) for s in states}
     states = read_own_currents(mech, states, currents, derivatives, state_assignments, after_solve, init_states)
+    own_currents = {sympy.Symbol(c.name): sympy.Symbol(last_current(c.name)) for c in currents
+                    if last_current(c.name) in states}  # read as read_own_currents reads them
     # an ion current INITIAL reads (cai = -phi*ica/beta, ModelDB 139421 capr) is 0 there: Arbor
     # zeroes the currents before its second INITIAL pass, NEURON's first run has none yet
     unset_currents = {sympy.Symbol(n): sympy.Integer(0) for n, ion in ion_reads.items() if n == f"i{ion}"}
@@ -544,6 +568,9 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             # branch taken; written out, as modcc would take the if/else's LOCAL as constant
             cur.conductance = sympy.diff(cur.expr, V)
     derivatives = {s: guards_to_exprelr(resolve(e, "state")) for s, e in derivatives.items()}
+    # cnexp where the ODE reads its state through values assigned before it: NEURON's a
+    cnexp_coefficients = {s: guards_to_exprelr(resolve(a.xreplace(own_currents), "state"))
+                          for s, a in solved.coefficients.items() if solve_method == "cnexp" and s in derivatives}
     if derivatives:  # a STATE nothing reads or changes (NEURON keeps it constant) stays constant
         used = {sym.name for e in [*derivatives.values(), *(c.expr for c in currents), *init_states.values(),
                                    *equations, *initial_equations.values()] for sym in e.free_symbols}
@@ -569,7 +596,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
                                ion_reads, solve_method, conserved, equations, concentration_writes,
                                events, mech.net_receive.args if mech.net_receive else [], post_events,
                                voltage, initial_equations, explicit, state_assignments, solve_order,
-                               after_solve, breakpoint_states)
+                               after_solve, breakpoint_states, cnexp_coefficients)
     _check_symbols(lowered)
     if voltage is not None and lowered.keeps_clock():  # its gradient version has no state update
         raise GradgenError("a VOLTAGE_PROCESS that reads the time t is not supported", mech.pos,
@@ -644,7 +671,7 @@ def _exprelr_form(piecewise: sympy.Piecewise) -> sympy.Expr:
         return piecewise
     guard = piecewise.args[0].cond  # must be |w| < eps, eps small: the guard of a 0/0
     small = isinstance(guard, (sympy.StrictLessThan, sympy.LessThan)) and guard.rhs.is_Number
-    if not (small and isinstance(guard.lhs, sympy.Abs) and 0 < guard.rhs <= 1e-2):
+    if not (small and isinstance(guard.lhs, fabs) and 0 < guard.rhs <= 1e-2):
         return piecewise
     guarded, quotient = piecewise.args[0].expr, piecewise.args[1].expr
     exps = list(quotient.atoms(sympy.exp))

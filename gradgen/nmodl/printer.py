@@ -54,7 +54,7 @@ class NmodlPrinter(StrPrinter):
     def _print_exp(self, expr) -> str:
         return f"exp({self._print(expr.args[0])})"
 
-    def _print_Abs(self, expr) -> str:
+    def _print_fabs(self, expr) -> str:
         return f"fabs({self._print(expr.args[0])})"
 
     def _print_Min(self, expr) -> str:

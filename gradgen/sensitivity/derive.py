@@ -26,6 +26,7 @@ import sympy
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.clock import CLOCK, DT
 from gradgen.nmodl.initial_solve import InitialSolveSource, initial_solve_source
+from gradgen.nmodl.expression_graph import map_shared, subexpressions
 from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -49,6 +50,7 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import Coupling, concentrations_read
+from gradgen.sensitivity.dag_diff import Differentiator
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
 from gradgen.sensitivity.linear_solve import eliminate
 from gradgen.sensitivity.nernst import reversal_slope
@@ -164,10 +166,11 @@ def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
         rest.remove(sympy.Pow(power.base, -1))
         return _whole_powers(sympy.Mul(*rest) * sympy.Pow(power.base, power.exp - 1, evaluate=False))
 
-    powers = expr.atoms(sympy.Pow)
+    # (each shared subexpression once: ``atoms`` walked the tree, minutes on ModelDB 150288 tone2pyrD)
+    powers = {e for e in subexpressions(expr) if e.is_Pow}
     if not any(p.exp.free_symbols and sympy.Pow(p.base, -1) in powers for p in powers):
         return expr
-    return expr.replace(lambda e: mergeable(e) is not None, merge)
+    return map_shared(expr, lambda e: merge(e) if mergeable(e) is not None else e)
 
 
 def _cse(outputs: list[Assignment], prefix: str) -> Code:
@@ -268,14 +271,22 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         carried[sympy.Symbol(reversal)] = lambda k, slope=slope, conc=conc: slope * sympy.Symbol(sens(conc, k))
     carried.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k))) for c in current_read})
 
+    differentiators: dict[sympy.Symbol, Differentiator] = {}
+
+    def partial(expr: sympy.Expr, x: sympy.Symbol) -> sympy.Expr:
+        """∂expr/∂x, each subexpression's taken once (:mod:`gradgen.sensitivity.dag_diff`):
+        dtheta asks for the same ones for every θ_k."""
+        if x not in differentiators:
+            differentiators[x] = Differentiator(x)
+        return differentiators[x](expr)
+
     def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:
         """d expr/dθ_k through states, coupled ion inputs, the owned parameter and (optionally) V."""
-        free = expr.free_symbols
-        total = sympy.Add(*[sympy.diff(expr, s) * d(k) for s, d in carried.items() if s in free])
+        total = sympy.Add(*[partial(expr, s) * d(k) for s, d in carried.items() if partial(expr, s) != 0])
         if k in owned:
-            total += sympy.diff(expr, sympy.Symbol(owned[k])) * w[k]
+            total += partial(expr, sympy.Symbol(owned[k])) * w[k]
         if with_u:
-            total += sympy.diff(expr, V) * u[k]
+            total += partial(expr, V) * u[k]
         return total
 
     # Phase A: complete σ with the u the state updates saw (the solved one where a voltage
@@ -362,9 +373,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
             for name, phi in update.items():
                 for k in range(K):
                     outputs.append(Assignment(sens_pre(name, k), dtheta_pre(phi, k)))
-                coupled_dv = [sympy.diff(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c))
+                coupled_dv = [partial(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c))
                               for c in conc_read if pool_first]
-                outputs.append(Assignment(sens_dv(name), sympy.diff(phi, V) + sympy.Add(*coupled_dv)))
+                outputs.append(Assignment(sens_dv(name), partial(phi, V) + sympy.Add(*coupled_dv)))
         outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
         for c in published if not direct else ():
             outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
@@ -517,8 +528,7 @@ def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[...,
     prefix = LOCAL_PREFIX["phase_b"]
     names = list(update)
     temps = {(name, k): f"{prefix}s{i}" for i, (name, k) in enumerate((n, k) for k in range(K) for n in names)}
-    outputs = [Assignment(temps[name, k], dtheta(update[name], k, with_u=False) + sympy.diff(update[name], V) * u[k])
-               for k in range(K) for name in names]
+    outputs = [Assignment(temps[name, k], dtheta(update[name], k, with_u=True)) for k in range(K) for name in names]
     outputs += [Assignment(name, phi) for name, phi in update.items()]
     phase_b = _cse(outputs, prefix)
     common = len(phase_b.statements) - len(outputs)

@@ -32,7 +32,9 @@ from typing import Callable, Mapping
 import sympy
 
 from gradgen.errors import GradgenError
+from gradgen.nmodl.expression_graph import subexpressions, xreplace_shared
 from gradgen.nmodl.lower import LoweredMechanism
+from gradgen.sensitivity.dag_diff import Differentiator
 
 DT = sympy.Symbol("dt")
 
@@ -63,17 +65,24 @@ def forward_euler_update(low: LoweredMechanism) -> dict[str, sympy.Expr]:
 def _per_state(low: LoweredMechanism, step: Callable[[sympy.Symbol, sympy.Expr, sympy.Expr], sympy.Expr]
                ) -> dict[str, sympy.Expr]:
     """Apply ``step(s, a, b)`` to each s' = a·s + b in order, later states seeing the earlier
-    states' new values (a = 0: forward Euler of the constant rate)."""
+    states' new values (a = 0: forward Euler of the constant rate). Where the ODE reads its
+    state through values the block assigned before it, a is the one NEURON takes with those
+    held fixed (``low.cnexp_coefficients``) and b = rhs − a·s, both at the step's values."""
     current: dict[sympy.Symbol, sympy.Expr] = {}
     new: dict[str, sympy.Expr] = {}
     for name, rhs in low.derivatives.items():
         s = sympy.Symbol(name)
-        a = sympy.diff(rhs, s)
-        if a.has(s):
-            raise GradgenError(f"the ODE of '{name}' is not linear in '{name}': cnexp would linearise it "
-                               "silently", low.mechanism.pos, hint="write it as s' = (sinf - s)/tau")
-        b = rhs.subs(s, 0).xreplace(current)
-        a = a.xreplace(current)
+        # (each shared subexpression once: expression_graph, dag_diff)
+        if name in low.cnexp_coefficients:
+            a = low.cnexp_coefficients[name]
+            b = xreplace_shared(rhs - a * s, current)
+        else:
+            a = Differentiator(s)(rhs)
+            if s in subexpressions(a):
+                raise GradgenError(f"the ODE of '{name}' is not linear in '{name}': cnexp would linearise it "
+                                   "silently", low.mechanism.pos, hint="write it as s' = (sinf - s)/tau")
+            b = xreplace_shared(rhs, {s: sympy.Integer(0), **current})
+        a = xreplace_shared(a, current)
         new[name] = s + b * DT if a == 0 else step(s, a, b)
         current[s] = new[name]
     return new

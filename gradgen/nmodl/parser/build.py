@@ -45,6 +45,7 @@ from gradgen.nmodl.ir import (
     Statement,
     Variable,
     exprelr,
+    fabs,
     nfloor,
     walk,
 )
@@ -108,8 +109,8 @@ _BUILTINS: dict[str, tuple[int, Callable[..., sympy.Expr]]] = {
     "log": (1, sympy.log),
     "log10": (1, lambda x: sympy.log(x, 10)),
     "sqrt": (1, sympy.sqrt),
-    "fabs": (1, sympy.Abs),
-    "abs": (1, sympy.Abs),
+    "fabs": (1, fabs),  # real: its derivative is sign(x), not re/im
+    "abs": (1, fabs),
     "pow": (2, sympy.Pow),
     "min": (2, sympy.Min),
     "max": (2, sympy.Max),

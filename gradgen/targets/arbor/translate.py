@@ -165,7 +165,9 @@ def translate_lowered(low: LoweredMechanism) -> str:
         parts.append(f"ASSIGNED {{ {CLOCK} }}")
     solve = []
     explicit = [(state, e) for state, e in low.explicit.items() if e != sympy.Symbol(state)]
-    assigned_states = bool(low.state_assignments or low.after_solve or low.breakpoint_states)
+    # (an ODE NEURON linearises with assigned values held fixed: modcc would see them inlined)
+    assigned_states = bool(low.state_assignments or low.after_solve or low.breakpoint_states
+                           or low.cnexp_coefficients)
     kept_system = assigned_states and low.derivatives and isinstance(state_update(low, MODCC_METHODS), LinearStep)
     if (assigned_states and not kept_system) or _inhomogeneous_linear(low):
         # states the solved block assigns (m = minf, cai = ca), which modcc's cnexp and sparse
