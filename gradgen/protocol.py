@@ -282,7 +282,7 @@ PASTED_BLOCK_COMMENT = ": for the initial SOLVE, as in"
 LOCAL_PREFIX = {"initial": "gi", "phase_a": "ga", "phase_b": "gb", "events": "ge",
                 "initial_lines": "gj", "phase_a_lines": "gk", "current_lines": "gc",
                 "phase_b_lines": "gl", "events_lines": "gm", "current_conductance": "gq",
-                "publish": "gx"}
+                "publish": "gx", "current_conductance_lines": "gr"}
 
 
 def nernst_flag(ion: str) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import sympy
 
@@ -68,10 +69,11 @@ def fusable(system: ContributorSystem, exact: bool = False) -> str | None:
         return "the mechanisms are coupled through ions"
     if any(var == f"i{ion}" and var not in coupled for var, ion in low.ion_reads.items()):
         return f"'{low.name}' reads an ion current"
-    if any(c.conductance is not None for c in low.currents):
+    if any(c.conductance is not None for c in low.currents) and not exact:
         # the fused current is one summed statement: modcc would derive another conductance
+        # (an exact member writes it as I + g·(v − v₀) from LOCALs: :func:`_conductance_lines`)
         return f"'{low.name}' has a current whose modcc conductance is not its ∂I/∂V"
-    if any(c.expr.has(sympy.Piecewise) for c in low.currents):
+    if any(c.expr.has(sympy.Piecewise) and (c.conductance is None or not exact) for c in low.currents):
         # the fused current is printed as one expression, with no if/else hoisted out of it
         return f"'{low.name}' has a current with an if/else (a switch in time, a saturation)"
     return None
@@ -89,6 +91,8 @@ class _Member:
     phase_a: tuple[list[Line], list[str]]
     phase_b: tuple[list[Line], list[str]]
     currents: list[tuple[str | None, str, sympy.Expr]]  # (ion, current name, renamed expr)
+    #: LOCALs I, g, v₀ of the currents whose modcc conductance is not ∂I/∂V (exact members)
+    conductance_lines: tuple[list[Line], list[str]] = ([], [])
 
 
 def _shared_names(system: ContributorSystem) -> set[str]:
@@ -140,6 +144,7 @@ def _member(system: ContributorSystem, exact: bool = False) -> _Member:
     own |= set(flags)
     for code in (system.initial, system.phase_a, system.phase_b):
         own |= set(code.locals)
+    own |= set(system.current_locals)
     shared = _shared_names(system)
     own -= shared
     # a state update reads a coupled current as the members wrote it in phase A
@@ -182,13 +187,33 @@ def _member(system: ContributorSystem, exact: bool = False) -> _Member:
     parameters += [dict(name=prefix + weight(k), value="0", unit=None, range=True) for k in system.owned]
     parameters += [dict(name=prefix + flag, value="0", unit=None, range=True) for flag in flags]
     parameters.append(dict(name=coverage(low.name), value="1", unit=None, range=True))
-    currents = [(c.ion, c.name, covered * rename(c.expr)) for c in low.currents]
+    written = {a.target: a.expr for a in system.currents} if exact else {}
+    currents = [(c.ion, c.name, covered * rename(written.get(c.name, c.expr))) for c in low.currents]
     return _Member(low.name, parameters, [prefix + s if s in own else s for s in low.states],
                    [prefix + a if a in own else a for a in system.assigned_names()],
                    render(system.initial, LOCAL_PREFIX["initial_lines"]),
                    render(system.phase_a, LOCAL_PREFIX["phase_a_lines"]),
                    render(system.phase_b, LOCAL_PREFIX["phase_b_lines"]),
-                   currents)
+                   currents, _conductance_lines(system, rename) if exact else ([], []))
+
+
+def _conductance_lines(system: ContributorSystem, rename: Callable[[sympy.Expr], sympy.Expr]) -> tuple[list[Line], list[str]]:
+    """The LOCALs I, g and v₀ of a member's currents whose modcc conductance is not ∂I/∂V
+    (:func:`gradgen.sensitivity.derive.modcc_currents`): the summed current reads them as
+    I + g·(v − v₀), so modcc derives each member's own conductance from the one statement
+    (Arbor's step uses it; 185513 CaHVA's GHK current, 98017 hhPyr's minf set in its
+    DERIVATIVE). Their if/else (a guarded vtrap) is hoisted here, out of the summed current."""
+    prefix = member_prefix(system.name)
+    counter = itertools.count()
+    lines: list[Line] = []
+    locals_ = [prefix + n for n in system.current_locals]
+    for stmt in system.currents:
+        if stmt.target in system.current_locals:
+            out, created = lower_piecewise(prefix + stmt.target, rename(stmt.expr),
+                                           lambda: f"{prefix}{LOCAL_PREFIX['current_conductance_lines']}{next(counter)}")
+            lines += out
+            locals_ += created
+    return lines, locals_
 
 
 def emit_fused(systems: list[ContributorSystem], params: list[ParamRef]) -> str:
@@ -279,4 +304,5 @@ def _render(systems: list[ContributorSystem], params: list[ParamRef], template_n
         # a coupled concentration's writer updates it after its readers: they see the old value
         # in their state update, as each original sees the ion's until every update has run
         phase_b_members=[m for m in members if m.name not in writers] + [m for m in members if m.name in writers],
-        current_lines=current_lines, per_step=per_step, **extra)
+        current_lines=current_lines, per_step=per_step,
+        conductance_locals=[n for m in members for n in m.conductance_lines[1]], **extra)
