@@ -1,6 +1,9 @@
 """Shared fixtures: converted parameter sets, built once per test session."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,13 @@ def make_model(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+def check_json(files: list[Path], params: list[str], *extra: str) -> dict:
+    """``gradgen check FILES --params … --tfinal 20 --json`` in a subprocess, as a user runs it;
+    its JSON result (a failed comparison, exit 1, still reports)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradgen.cli", "check", *map(str, files), "--params", ",".join(params),
+         "--tfinal", "20", "--json", *extra], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

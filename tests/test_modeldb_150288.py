@@ -13,15 +13,13 @@ itself (nrnivmodl) where NEURON is installed.
 """
 from __future__ import annotations
 
-import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import sympy
 
+from conftest import check_json
 from gradgen.checks.coverage import check_file, row_ok
 from gradgen.nmodl.branch_conditions import fold_condition
 from gradgen.nmodl.lower import lower_file
@@ -127,12 +125,7 @@ NEURON_GRADIENT = 5e-3  # 3x the measured 1.5e-3, which is the FD's own converge
 @pytest.mark.slow
 def test_the_learning_rule_matches_neuron(wpool):
     pytest.importorskip("neuron")
-    params = ",".join(f"wpool.{p}" for p in PARAMS)
-    proc = subprocess.run(
-        [sys.executable, "-m", "gradgen.cli", "check", str(ROOT / "mechanisms" / "hh.mod"), str(wpool),
-         "--params", params, "--target", "neuron", "--dt", "0.025", "--tfinal", "20", "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=1800)
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = check_json([ROOT / "mechanisms" / "hh.mod", wpool], [f"wpool.{p}" for p in PARAMS],
+                        "--target", "neuron", "--dt", "0.025")
     assert result["forward_max_abs_diff_mV"] <= NEURON_EXACT_MV
     assert max(max(e) for e in result["dv_rel_error"]) <= NEURON_GRADIENT

@@ -12,7 +12,6 @@ their forward runs against NEURON's own (nrnivmodl) where NEURON is installed.
 """
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import sympy
 
+from conftest import check_json
 from gradgen import protocol
 from gradgen.checks.coverage import check_file, row_ok
 from gradgen.nmodl.lower import lower_file
@@ -235,13 +235,8 @@ def test_forward_runs_match_neuron(name, tmp_path):
     pytest.importorskip("neuron")
     path = variant(tmp_path, name)
     low = lower_file(path)
-    params = ",".join(f"{low.name}.{p}" for p in low.parameter_names())
-    proc = subprocess.run(
-        [sys.executable, "-m", "gradgen.cli", "check", str(ROOT / "mechanisms" / "hh.mod"), str(path),
-         "--params", params, "--target", "neuron", "--dt", "0.025", "--tfinal", "20", "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=1800)
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = check_json([ROOT / "mechanisms" / "hh.mod", path], [f"{low.name}.{p}" for p in low.parameter_names()],
+                        "--target", "neuron", "--dt", "0.025")
     assert result["forward_max_abs_diff_mV"] <= NEURON_FORWARD_MV.get(name, NEURON_EXACT_MV)
     assert max(max(e) for e in result["dv_rel_error"]) <= NEURON_GRADIENT
 
@@ -249,14 +244,6 @@ def test_forward_runs_match_neuron(name, tmp_path):
 #: 17664 CalciumP's cainf acts through (cainf - cai)/taur with taur = 1e10 ms: dV/dcainf ~ 1e-10
 #: of V's scale, below what finite differences resolve (their two steps disagree by 76 %)
 CALCIUM_P = ["cad.depth", "cad.kt", "cad.kd", "ca_reader.gbar"]
-
-
-def check_json(files: list[Path], params: list[str], *extra: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gradgen.cli", "check", *map(str, files), "--params", ",".join(params),
-         "--tfinal", "20", "--json", *extra], capture_output=True, text=True, cwd=ROOT, timeout=1800)
-    assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def calcium_p_files() -> list[Path]:

@@ -266,14 +266,13 @@ def _starting_at(update: dict[str, sympy.Expr] | LinearStep, starts: dict[sympy.
     return {n: e.xreplace(starts) for n, e in update.items()}
 
 
-def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] | LinearStep
-                           ) -> dict[str, sympy.Expr] | LinearStep:
+def with_state_assignments(low: LoweredMechanism, update: dict[str, sympy.Expr] | LinearStep,
+                           preludes: Mapping[str, sympy.Expr]) -> dict[str, sympy.Expr] | LinearStep:
     """``update`` from the states BREAKPOINT (nrn_cur) left, with the states the solved block
     assigns set as NEURON sets them: before their own ODE, as its start
     (:func:`prelude_assignments`); after it, by :data:`ASSIGNMENTS_READ`; then those of an
     if/else that held the SOLVE (from all new states). A linear system is solved in closed form
-    first."""
-    preludes = prelude_assignments(low)
+    first. ``preludes``: :func:`prelude_assignments` of ``low``, already in ``update``."""
     assignments = {s: e for s, e in low.state_assignments.items() if s not in preludes}
     if not assignments and not low.after_solve and not low.breakpoint_states:
         return update
@@ -335,6 +334,7 @@ def state_update(low: LoweredMechanism, methods: Mapping[str, str] = MODCC_METHO
     step = UPDATES[methods[low.solve_method]]
     preludes = prelude_assignments(low)
     if not preludes:
-        return with_state_assignments(low, step(low))
+        return with_state_assignments(low, step(low), preludes)
     update = step(_reading_the_states(low, preludes))
-    return with_state_assignments(low, _starting_at(update, {sympy.Symbol(s): e for s, e in preludes.items()}))
+    return with_state_assignments(low, _starting_at(update, {sympy.Symbol(s): e for s, e in preludes.items()}),
+                                  preludes)
