@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import functools
 import hashlib
 import json
 import re
@@ -182,6 +183,7 @@ def directory_hash(out: Path, values: dict[str, float] | None = None, translatio
     return h.hexdigest()[:24]
 
 
+@functools.cache  # the code does not change during a run; read once, not per row
 def checks_hash() -> str:
     """gradgen's code (Python and templates): a check result made by other code is out of
     date. Not only gradgen/checks: the check builds the exact carrier's and the fused
