@@ -367,7 +367,10 @@ def main(argv: list[str] | None = None) -> dict:
     args.add_argument("--merge", action="store_true",
                       help="with --files: replace their rows in results/modeldb_coverage.json")
     args.add_argument("--jobs", type=int, default=1, help="files run at once, each in a process of its own")
+    args.add_argument("--check-seconds", type=int, default=STAGE_SECONDS["check"],
+                      help="time limit of one file's check (files checked at once share the cores)")
     opts = args.parse_args(argv)
+    STAGE_SECONDS["check"] = opts.check_seconds  # the pool's processes are forked after this
     if not CORPUS.is_dir():
         sys.exit(f"{CORPUS} not found")
     if opts.report:
