@@ -7,391 +7,31 @@ What remains is what the derivation pass needs: the membrane currents I(v, s, p,
 the state derivatives ds/dt, and the initial states s0(v, p). Every free symbol of those
 is accounted for (voltage, state, parameter, ion variable, temperature); anything else is
 reported with the position of the statement that introduced it.
+
+This module decides which block runs in which frame and what passes between them, as NEURON
+runs them; :mod:`.block_executor` executes the statements, :mod:`.solved_blocks` finds what a
+SOLVE names, and the result is a :class:`~gradgen.nmodl.lowered.LoweredMechanism`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy
-from sympy.core.function import AppliedUndef
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.protocol import last_current
 from gradgen.nmodl.assigned_roles import assigned_outside_initial, event_blocks, read_before_assigned
-from gradgen.nmodl.unassigned import function_result
+from gradgen.nmodl.block_executor import BlockExecutor, Frame
+from gradgen.nmodl.exprelr_guards import guards_to_exprelr
 from gradgen.nmodl.initial_parameters import parameters_set_in_initial
-from gradgen.nmodl.branch_conditions import fold_condition
-from gradgen.nmodl.cnexp_coefficient import written_coefficient
 from gradgen.nmodl.neuron_reads import hold_initial_values, rates_read_early, read_own_currents, zero_base_powers
-from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, reads_time, resolve
-from gradgen.nmodl.ir import (
-    Assign,
-    Block,
-    Call,
-    Compartment,
-    Conserve,
-    DerivativeAssign,
-    Flux,
-    If,
-    LinearEquation,
-    Local,
-    Mechanism,
-    Reaction,
-    Solve,
-    Statement,
-    Variable,
-    exprelr,
-    fabs,
-    walk,
-)
+from gradgen.nmodl.clock import CLOCK, CLOCK_PROCEDURE, DT, T_CURRENT, T_EVENT, T_STATE, resolve
+from gradgen.nmodl.ir import Assign, Block, Mechanism, walk
+from gradgen.nmodl.lowered import BUILTIN_NAMES, FREE_BUILTINS, TIME, V, V_PEER, Current, LoweredMechanism
+from gradgen.nmodl.solved_blocks import initial_solve_equations, solved_block
 
-#: The integration METHODs of a DERIVATIVE block that gradgen reads. Which discrete map each
-#: becomes is the simulator's choice (:data:`gradgen.sensitivity.discretize.MODCC_METHODS`).
-DERIVATIVE_METHODS = ("cnexp", "derivimplicit", "euler", "runge", "sparse")
-
-#: Names the simulator provides; NEURON-style files also declare some as PARAMETER/ASSIGNED.
-BUILTIN_NAMES = {"v", "celsius", "dt", "t", "area", "diam"}
-#: Built-ins a lowered expression may still contain (read-only inputs; time ``t`` is
-#: unavailable in Arbor: it becomes the mechanism's clock, gradgen.nmodl.clock). diam [µm]
-#: and area [µm²] are those of the CV.
-FREE_BUILTINS = {"v", "celsius", "diam", "area"}
-
-V = sympy.Symbol("v")
-#: The peer CV's voltage, which a JUNCTION_PROCESS reads (V^n in its current).
-V_PEER = sympy.Symbol("v_peer")
-TIME = sympy.Symbol("t")
-#: NEURON's names, in a KINETIC block, of the last reaction's forward and backward fluxes.
-REACTION_FLUXES = ("f_flux", "b_flux")
 #: NET_RECEIVE's implicit argument: which self-event arrived (0: one from a NetCon).
 EVENT_FLAG = "flag"
-
-
-@dataclass
-class Current:
-    """One membrane current the mechanism writes: an ion current or a nonspecific one."""
-
-    name: str
-    ion: str | None
-    expr: sympy.Expr
-    #: the conductance modcc derives, where it is not ∂expr/∂v: modcc differentiates the
-    #: assignment as written, taking LOCALs and FUNCTION calls as independent of v
-    conductance: sympy.Expr | None = None
-
-
-@dataclass
-class LoweredMechanism:
-    """Closed forms of one mechanism; every expression uses the symbols listed here."""
-
-    mechanism: Mechanism
-    parameters: list[Variable]  # differentiable PARAMETERs (built-ins removed), file order
-    states: list[str]
-    currents: list[Current]
-    derivatives: dict[str, sympy.Expr]  # state -> ds/dt, in DERIVATIVE statement order
-    initial: dict[str, sympy.Expr]  # state -> initial value
-    ion_reads: dict[str, str] = field(default_factory=dict)  # variable -> ion ("ena" -> "na")
-    #: a DERIVATIVE METHOD as written, "sparse" (KINETIC), "linear" or "explicit" (a PROCEDURE)
-    solve_method: str | None = None
-    conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
-    equations: list[sympy.Expr] = field(default_factory=list)  # LINEAR: each = 0 at V^{n+1}
-    concentration_writes: dict[str, str] = field(default_factory=dict)  # state -> ion ("cai" -> "ca")
-    events: dict[str, sympy.Expr] = field(default_factory=dict)  # state -> value after NET_RECEIVE
-    event_args: list[str] = field(default_factory=list)  # NET_RECEIVE arguments ("weight")
-    #: state -> value after a spike of the cell (POST_EVENT; plasticity traces and weights)
-    post_events: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: VOLTAGE_PROCESS: the voltage it sets, F(v, p), applied after the voltage solve
-    voltage: sympy.Expr | None = None
-    #: States INITIAL sets by a linear solve (STEADYSTATE of a KINETIC block, SOLVE of a
-    #: LINEAR block): each expression is 0 at the initial states. Kept as equations, not
-    #: solved here: a closed form of a 12-state scheme outgrows memory. Their ``initial``
-    #: entries are the states' own symbols.
-    initial_equations: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: SOLVE of a PROCEDURE: state -> its value after one step, from the old states, v and dt
-    explicit: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: STATEs a solved DERIVATIVE block assigns (``m = minf``, ``cai = ca``): state -> the
-    #: value assigned, a function of the states and of v; which state values (old or new)
-    #: it reads is the SOLVE method's (:func:`gradgen.sensitivity.discretize.state_update`)
-    state_assignments: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: the solved block's steps in order: ``"s'"`` integrates s, ``"s"`` assigns it (its last assignment)
-    solve_order: list[str] = field(default_factory=list)
-    #: STATEs an if/else that held the SOLVE assigns (``if (cai < 0) { cai = 0 } else { SOLVE … }``):
-    #: NEURON runs it in nrn_state after the update, on the new states
-    after_solve: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: STATEs BREAKPOINT assigns (``if (cai > ceiling) { cai = ceiling }``, ``g = gbar*m*m*h``):
-    #: nrn_cur sets them, so the next state update starts from these values
-    breakpoint_states: dict[str, sympy.Expr] = field(default_factory=dict)
-    #: cnexp: state -> a of its ODE s' = a·s + b as NEURON reads it, where the ODE depends on
-    #: its state through values the block assigned before it (they are held fixed:
-    #: :mod:`gradgen.nmodl.cnexp_coefficient`); a function of the step's states and v
-    cnexp_coefficients: dict[str, sympy.Expr] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.mechanism.name
-
-    def initial_closed_form(self) -> dict[str, sympy.Expr]:
-        """``initial`` with the linearly solved states in closed form (small systems only)."""
-        if not self.initial_equations:
-            return dict(self.initial)
-        symbols = [sympy.Symbol(n) for n in self.initial_equations]
-        equations = sympy.Matrix(list(self.initial_equations.values()))
-        solution = equations.jacobian(symbols).LUsolve(-equations.xreplace({s: 0 for s in symbols}))
-        return {**self.initial, **{s.name: value for s, value in zip(symbols, solution)}}
-
-    def parameter_names(self) -> list[str]:
-        return [p.name for p in self.parameters]
-
-    def total_current(self) -> sympy.Expr:
-        return sympy.Add(*[c.expr for c in self.currents])
-
-    def keeps_clock(self) -> bool:
-        """Whether the mechanism reads the time t, and so keeps a clock (gradgen.nmodl.clock)."""
-        exprs = [*(c.expr for c in self.currents), *(c.conductance for c in self.currents if c.conductance is not None),
-                 *self.derivatives.values(), *self.explicit.values(), *self.equations, *self.events.values(),
-                 *self.post_events.values(), *([self.voltage] if self.voltage is not None else [])]
-        return reads_time(exprs)
-
-
-#: Internal marker of the v written in a current assignment (never emitted).
-EXPLICIT_V = sympy.Dummy("v_explicit")
-
-
-def _mark_explicit_v(expr: sympy.Basic) -> sympy.Basic:
-    """``expr`` with v replaced by :data:`EXPLICIT_V` outside FUNCTION calls."""
-    if expr == V:
-        return EXPLICIT_V
-    if not expr.args or isinstance(expr, AppliedUndef):
-        return expr
-    return expr.func(*[_mark_explicit_v(a) for a in expr.args])
-
-
-@dataclass
-class _Frame:
-    """Variables known while executing one block."""
-
-    values: dict[str, sympy.Expr]
-    derivatives: dict[str, sympy.Expr] = field(default_factory=dict)
-    solves: list[Solve] = field(default_factory=list)
-    conserved: list[tuple[dict[str, int], sympy.Expr]] = field(default_factory=list)
-    volumes: dict[str, sympy.Expr] = field(default_factory=dict)
-    equations: list[sympy.Expr] = field(default_factory=list)
-    conductances: dict[str, sympy.Expr] = field(default_factory=dict)  # see Current.conductance
-    order: list[str] = field(default_factory=list)  # names assigned, and "s'" for each ODE, in order
-    # state -> a of its ODE as NEURON's cnexp reads it (gradgen.nmodl.cnexp_coefficient);
-    # not kept through an if/else or a PROCEDURE that sets the ODE
-    coefficients: dict[str, sympy.Expr] = field(default_factory=dict)
-
-    def copy(self) -> "_Frame":
-        return _Frame(dict(self.values), dict(self.derivatives), list(self.solves),
-                      list(self.conserved), dict(self.volumes), list(self.equations), order=list(self.order))
-
-
-class _Executor:
-    """Symbolic interpreter for NMODL statements."""
-
-    def __init__(self, mech: Mechanism, constants: dict[str, sympy.Expr]):
-        self.mech = mech
-        self.constants = constants
-        self.call_depth = 0
-        self.currents: set[str] = set()  # names whose modcc conductance is tracked
-        self.warned: set[str] = set()  # FUNCTIONs already reported (gradgen.nmodl.unassigned)
-
-    # -- expressions
-
-    def evaluate(self, expr: sympy.Basic, frame: _Frame, pos: SourcePos) -> sympy.Basic:
-        if isinstance(expr, sympy.Symbol):
-            name = expr.name
-            if name in frame.values:
-                return frame.values[name]
-            if name.endswith("'") and name[:-1] in frame.derivatives:  # D' read after D' = ...
-                return frame.derivatives[name[:-1]]
-            return self.constants.get(name, expr)
-        if isinstance(expr, AppliedUndef):
-            args = [self.evaluate(a, frame, pos) for a in expr.args]
-            return self.inline_function(expr.func.__name__, args, pos, frame)
-        if not expr.args:
-            return expr
-        return expr.func(*[self.evaluate(a, frame, pos) for a in expr.args])
-
-    def inline_function(self, name: str, args: list[sympy.Basic], pos: SourcePos,
-                        caller: _Frame) -> sympy.Basic:
-        block = self.mech.functions.get(name)
-        if block is None:
-            raise GradgenError(f"call of unknown FUNCTION '{name}'", pos)
-        frame = self._enter(block, args, pos)
-        # it reads the ASSIGNED values known at the call (T = 273.15 + celsius set in
-        # INITIAL), except where its arguments shadow them; not the caller's LOCALs
-        assigned = {a.name for a in self.mech.assigned} - {name} | {TIME.name}  # and the block's t
-        frame.values = {**{n: e for n, e in caller.values.items() if n in assigned}, **frame.values}
-        before = dict(frame.values)
-        self.run(block.body, frame)
-        self.call_depth -= 1
-        # what it assigns outside itself (tSpikes[1] = t in 185513 DCNsynGABA) the caller sees next
-        own = set(block.args) | _declared_locals(block.body) | {name}
-        caller.values.update({n: e for n, e in frame.values.items() if n not in own and before.get(n) is not e})
-        if name not in frame.values:
-            raise GradgenError(f"FUNCTION '{name}' never assigns its result", block.pos,
-                               hint=f"add '{name} = ...' to the function body")
-        return function_result(block, frame.values[name], self.warned)
-
-    def _enter(self, block: Block, args: list[sympy.Basic], pos: SourcePos) -> _Frame:
-        if len(args) != len(block.args):
-            raise GradgenError(
-                f"'{block.name}' takes {len(block.args)} argument(s), called with {len(args)}", pos)
-        self.call_depth += 1
-        if self.call_depth > 50:
-            raise GradgenError(f"'{block.name}' calls itself: recursion is not supported", pos)
-        return _Frame(dict(zip(block.args, args)))
-
-    # -- statements
-
-    def run(self, body: list[Statement], frame: _Frame) -> None:
-        for stmt in body:
-            self.step(stmt, frame)
-
-    def step(self, stmt: Statement, frame: _Frame) -> None:
-        if isinstance(stmt, Local):
-            for name in stmt.names:
-                frame.values.pop(name, None)
-        elif isinstance(stmt, Assign):
-            frame.values[stmt.target] = self.evaluate(stmt.expr, frame, stmt.pos)
-            frame.order.append(stmt.target)
-            if stmt.target in self.currents:
-                self._modcc_conductance(stmt, frame)
-        elif isinstance(stmt, DerivativeAssign):
-            frame.derivatives[stmt.state] = self.evaluate(stmt.expr, frame, stmt.pos)
-            frame.order.append(f"{stmt.state}'")
-            written = written_coefficient(stmt.expr, stmt.state, frame.values)
-            if written is not None:
-                frame.coefficients[stmt.state] = self.evaluate(written, frame, stmt.pos)
-        elif isinstance(stmt, If):
-            self._branch(stmt, frame)
-        elif isinstance(stmt, Call):
-            self._call_procedure(stmt, frame)
-        elif isinstance(stmt, Solve):
-            frame.solves.append(stmt)
-        elif isinstance(stmt, Reaction):
-            self._react(stmt, frame)
-        elif isinstance(stmt, Flux):
-            self._add_rate(stmt.state, self.evaluate(stmt.expr, frame, stmt.pos), frame, stmt.pos)
-            for name in REACTION_FLUXES:  # they name the last reaction's fluxes: not this one
-                frame.values.pop(name, None)
-        elif isinstance(stmt, Conserve):
-            weights = {name: coef for coef, name in stmt.terms}
-            frame.conserved.append((weights, self.evaluate(stmt.total, frame, stmt.pos)))
-        elif isinstance(stmt, LinearEquation):
-            frame.equations.append(self.evaluate(stmt.lhs - stmt.rhs, frame, stmt.pos))
-        elif isinstance(stmt, Compartment):
-            for name in stmt.states:
-                frame.volumes[name] = self.evaluate(stmt.volume, frame, stmt.pos)
-        else:  # pragma: no cover - the IR has no other statement kinds
-            raise TypeError(stmt)
-
-    def _modcc_conductance(self, stmt: Assign, frame: _Frame) -> None:
-        """Record modcc's conductance of a current assignment where it differs from ∂i/∂v:
-        only the v written in the statement itself counts (not inside LOCALs or calls)."""
-        explicit = self.evaluate(_mark_explicit_v(stmt.expr), frame, stmt.pos)
-        frame.conductances.pop(stmt.target, None)
-        if V in explicit.free_symbols:  # v also enters through a LOCAL or a call
-            frame.conductances[stmt.target] = sympy.diff(explicit, EXPLICIT_V).subs(EXPLICIT_V, V)
-
-    def _add_rate(self, state: str, rate: sympy.Expr, frame: _Frame, pos: SourcePos) -> None:
-        if state not in {s.name for s in self.mech.states}:
-            raise GradgenError(f"'{state}' in a reaction is not a STATE", pos,
-                               hint=f"declare it in STATE {{ {state} }}")
-        frame.derivatives[state] = frame.derivatives.get(state, sympy.Integer(0)) + rate
-
-    def _react(self, stmt: Reaction, frame: _Frame) -> None:
-        """Mass action: rate = kf·Π left^ν − kb·Π right^ν, taken from left, given to right."""
-        def product(side: list[tuple[int, str]]) -> sympy.Expr:
-            return sympy.Mul(*[self.evaluate(sympy.Symbol(n), frame, stmt.pos) ** c for c, n in side])
-
-        forward = self.evaluate(stmt.forward, frame, stmt.pos) * product(stmt.left)
-        backward = self.evaluate(stmt.backward, frame, stmt.pos) * product(stmt.right)
-        rate = forward - backward
-        # NEURON's f_flux and b_flux: the last reaction's two fluxes, before any COMPARTMENT
-        frame.values.update(zip(REACTION_FLUXES, (forward, backward)))
-        states = {s.name for s in self.mech.states}
-        for coef, name in stmt.left:
-            if name in states or not self._declared(name):
-                self._add_rate(name, -coef * rate, frame, stmt.pos)
-        for coef, name in stmt.right:
-            if name in states or not self._declared(name):
-                self._add_rate(name, coef * rate, frame, stmt.pos)
-
-    def _declared(self, name: str) -> bool:
-        """A declared name that is not a STATE (``cao`` in ``~ pumpca <-> pump + cao``): NEURON
-        keeps it constant through the reaction, a factor of its flux and never changed by it."""
-        ions = {var for ion in self.mech.ions for var in ion.read + ion.write}
-        return name in ions or any(v.name == name for v in [*self.mech.parameters, *self.mech.assigned])
-
-    def _branch(self, stmt: If, frame: _Frame) -> None:
-        # (a condition on an if/else value as plain logic: SymPy's own fold of it is slow)
-        cond = fold_condition(self.evaluate(stmt.cond, frame, stmt.pos))
-        if cond in (sympy.true, True):
-            self.run(stmt.then, frame)
-            return
-        if cond in (sympy.false, False):
-            self.run(stmt.orelse, frame)
-            return
-        then, orelse = frame.copy(), frame.copy()
-        self.run(stmt.then, then)
-        self.run(stmt.orelse, orelse)
-        for table in ("values", "derivatives"):
-            merged = getattr(frame, table)
-            a, b = getattr(then, table), getattr(orelse, table)
-            for name in list(dict.fromkeys([*a, *b])):
-                if a.get(name) is b.get(name):  # unchanged, or both branches set the same value
-                    merged[name] = a[name]
-                    continue
-                fallback = merged.get(name, sympy.Symbol(name))
-                # unevaluated: SymPy's evaluation canonicalises every relation of the
-                # condition, walking it as a tree (seconds per if/else on ModelDB 150288 na3DA)
-                merged[name] = sympy.Piecewise((a.get(name, fallback), cond),
-                                               (b.get(name, fallback), True), evaluate=False)
-        frame.order += then.order[len(frame.order):] + orelse.order[len(frame.order):]
-        for name in {*then.derivatives, *orelse.derivatives}:
-            if then.derivatives.get(name) is not orelse.derivatives.get(name):
-                frame.coefficients.pop(name, None)
-        if len(then.solves) > len(frame.solves) or len(orelse.solves) > len(frame.solves):
-            raise GradgenError("SOLVE inside if/else is not supported", stmt.pos)
-
-    def _call_procedure(self, stmt: Call, frame: _Frame) -> None:
-        # a FUNCTION called as a statement: NEURON runs it for its assignments, drops its value
-        block = self.mech.procedures.get(stmt.name) or self.mech.functions.get(stmt.name)
-        if block is None:
-            raise GradgenError(f"call of unknown PROCEDURE '{stmt.name}'", stmt.pos)
-        args = [self.evaluate(a, frame, stmt.pos) for a in stmt.args]
-        inner = self._enter(block, args, stmt.pos)
-        # The procedure sees the caller's variables, except where its arguments shadow them.
-        inner.values = {**frame.values, **inner.values}
-        locals_ = set(block.args) | _declared_locals(block.body) | {block.name}
-        before = dict(inner.values)
-        self.run(block.body, inner)
-        self.call_depth -= 1
-        for name, value in inner.values.items():
-            if name not in locals_ and before.get(name) is not value:
-                frame.values[name] = value
-                if name in self.currents:  # a current assigned in the procedure
-                    frame.conductances.pop(name, None)
-                    if name in inner.conductances:
-                        frame.conductances[name] = inner.conductances[name]
-        frame.derivatives.update(inner.derivatives)
-        for name in inner.derivatives:
-            frame.coefficients.pop(name, None)
-        frame.order += inner.order
-        frame.conserved += inner.conserved
-        frame.volumes.update(inner.volumes)
-
-
-def _declared_locals(body: list[Statement]) -> set[str]:
-    names: set[str] = set()
-    for stmt in body:
-        if isinstance(stmt, Local):
-            names.update(stmt.names)
-        elif isinstance(stmt, If):
-            names |= _declared_locals(stmt.then) | _declared_locals(stmt.orelse)
-    return names
 
 
 def _ion_tables(mech: Mechanism) -> tuple[dict[str, str], dict[str, str | None], dict[str, str]]:
@@ -436,11 +76,11 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     # NEURON-dialect files also list built-ins and ion variables (v, celsius, ena) as PARAMETER.
     parameters = [p for p in mech.parameters
                   if p.name not in BUILTIN_NAMES and p.name not in ion_reads and p.name not in current_ions]
-    executor = _Executor(mech, constants)
+    executor = BlockExecutor(mech, constants)
 
     # (the clock of gradgen's own translation is the time, never a constant: gradgen.nmodl.clock)
     assigned = {a.name for a in mech.assigned} - BUILTIN_NAMES - set(ion_reads) - set(current_ions) - {CLOCK.name}
-    initial = _Frame({TIME.name: sympy.Integer(0)})  # NEURON's finitialize runs INITIAL at t = 0
+    initial = Frame({TIME.name: sympy.Integer(0)})  # NEURON's finitialize runs INITIAL at t = 0
     initial_equations: dict[str, sympy.Expr] = {}
     if mech.initial is not None:
         # an ASSIGNED value INITIAL reads before anything set it (m = minf, minf set by
@@ -449,7 +89,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
         unset = (early & assigned) - set_there
         initial.values.update({name: sympy.Integer(0) for name in unset})
         executor.run(mech.initial.body, initial)
-        initial_equations = _initial_solves(executor, mech, initial)
+        initial_equations = initial_solve_equations(executor, mech, initial)
         for name in unset:
             initial.values.pop(name, None)
     # ASSIGNED values fixed at INITIAL (e.g. a q10 factor) are constants for the other blocks.
@@ -469,7 +109,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
             carried[name] = sympy.Symbol(name)
     carried.update(parameters_set_in_initial(mech, parameters, initial.values, state_symbols))
 
-    breakpoint = _Frame({**carried, TIME.name: T_CURRENT})
+    breakpoint = Frame({**carried, TIME.name: T_CURRENT})
     if mech.breakpoint is None and (current_ions or states or mech.kind == "voltage"):
         raise GradgenError("the mechanism has no BREAKPOINT block", mech.pos)
     executor.currents = set(current_ions)
@@ -496,14 +136,14 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     # BREAKPOINT), BREAKPOINT what the SOLVEd block computed from no state (minf from
     # rates(v): the last state update ran at the same v)
     before_solve = _passed(breakpoint.values, assigned, state_symbols)
-    solved = _Frame({})
+    solved = Frame({})
     for solve in breakpoint.solves:
-        frame = _Frame({**carried, **before_solve, TIME.name: T_STATE})
-        block, solve_method = _solved_block(mech, solve)
+        frame = Frame({**carried, **before_solve, TIME.name: T_STATE})
+        block, solve_method = solved_block(mech, solve)
         executor.run(block.body, frame)
         after_solve = _passed(frame.values, assigned, state_symbols - {V})
         if any(carried.get(n) is not value for n, value in after_solve.items()):
-            breakpoint = _Frame({**carried, **after_solve, TIME.name: T_CURRENT})
+            breakpoint = Frame({**carried, **after_solve, TIME.name: T_CURRENT})
             executor.currents = set(current_ions)
             executor.run(mech.breakpoint.body, breakpoint)
             executor.currents = set()
@@ -529,7 +169,7 @@ def lower(mech: Mechanism) -> LoweredMechanism:
     breakpoint_states = {s: breakpoint.values[s] for s in states if s in breakpoint.values} if breakpoint.solves else {}
     after_solve: dict[str, sympy.Expr] = {}
     if mech.after_solve:  # an if/else that held the SOLVE: nrn_state runs it after the update
-        after = _Frame({**carried, **_passed(breakpoint.values, assigned, state_symbols)})
+        after = Frame({**carried, **_passed(breakpoint.values, assigned, state_symbols)})
         executor.run(mech.after_solve, after)
         after_solve = {s: after.values[s] for s in states if s in after.values}
     currents = []
@@ -642,14 +282,14 @@ def _passed(values: dict[str, sympy.Expr], assigned: set[str], excluded: set[sym
     return {n: e for n, e in values.items() if n in assigned and not (e.free_symbols & excluded)}
 
 
-def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
+def _event_jumps(executor: BlockExecutor, block: Block | None, mech: Mechanism,
                  carried: dict[str, sympy.Expr]) -> dict[str, sympy.Expr]:
     """NET_RECEIVE or POST_EVENT as closed forms: each state it assigns -> its value after the event."""
     if block is None:
         return {}
     # NEURON's ``flag`` is 0 for every event a NetCon delivers; only self-events (net_send,
     # refused for Arbor) carry another
-    frame = _Frame({**carried, TIME.name: T_EVENT, EVENT_FLAG: sympy.Integer(0)})
+    frame = Frame({**carried, TIME.name: T_EVENT, EVENT_FLAG: sympy.Integer(0)})
     executor.run(block.body, frame)
     states = {s.name for s in mech.states}
     jumps = {name: value for name, value in frame.values.items() if name in states}
@@ -658,109 +298,6 @@ def _event_jumps(executor: _Executor, block: Block | None, mech: Mechanism,
             raise GradgenError(f"{block.name} sets '{name}' from the voltage v", block.pos,
                                hint="event jumps that depend on v are not supported")
     return jumps
-
-
-def _exprelr_form(piecewise: sympy.Piecewise) -> sympy.Expr:
-    """``c·exprelr(u)`` if ``piecewise`` is a guarded c·u/(exp(u) − 1) (NEURON's vtrap), else itself.
-
-    The guard must be |w| < eps (eps ≤ 0.01) and its branch the limit c or the first-order
-    series c·(1 − u/2); exprelr is exact there, smooth, and has no if/else for modcc or the
-    derivatives.
-    """
-    if len(piecewise.args) != 2 or piecewise.args[1].cond is not sympy.true:
-        return piecewise
-    guard = piecewise.args[0].cond  # must be |w| < eps, eps small: the guard of a 0/0
-    small = isinstance(guard, (sympy.StrictLessThan, sympy.LessThan)) and guard.rhs.is_Number
-    if not (small and isinstance(guard.lhs, fabs) and 0 < guard.rhs <= 1e-2):
-        return piecewise
-    guarded, quotient = piecewise.args[0].expr, piecewise.args[1].expr
-    exps = list(quotient.atoms(sympy.exp))
-    if len(exps) != 1:
-        return piecewise
-    u = exps[0].args[0]
-    scale = sympy.simplify(quotient * (exps[0] - 1) / u)
-    if scale.has(sympy.exp):
-        return piecewise
-    if not any(sympy.simplify(guarded - series) == 0 for series in (scale, scale * (1 - u / 2))):
-        return piecewise
-    return scale * exprelr(u)
-
-
-def guards_to_exprelr(expr: sympy.Expr) -> sympy.Expr:
-    """Replace every vtrap-style guarded quotient in ``expr`` by exprelr (see _exprelr_form)."""
-    if not expr.has(sympy.Piecewise):
-        return expr
-    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _exprelr_form)
-
-
-def _solved_block(mech: Mechanism, solve: Solve) -> tuple[Block, str]:
-    """The DERIVATIVE, KINETIC or LINEAR block a BREAKPOINT SOLVE names, and its method."""
-    if solve.block in mech.linears:
-        if solve.method is not None:
-            raise GradgenError(f"LINEAR {solve.block} with METHOD {solve.method}", solve.pos,
-                               hint="write SOLVE without METHOD for a LINEAR block")
-        return mech.linears[solve.block], "linear"
-    if solve.block in mech.kinetics:
-        if solve.method not in (None, "sparse"):
-            raise GradgenError(f"KINETIC {solve.block} with METHOD {solve.method}", solve.pos,
-                               hint="Arbor solves kinetic schemes with METHOD sparse")
-        return mech.kinetics[solve.block], "sparse"
-    if solve.block in mech.procedures:
-        # NEURON and modcc both run a SOLVEd PROCEDURE once per step in the state update
-        # (nrn_state, advance_state), at V^{n+1}: an explicit discrete map of the states.
-        # METHOD after_cvode is the same under NEURON's fixed step (measured on NEURON 9: the
-        # PROCEDURE runs once a step and reads v at V^{n+1}); only CVODE calls it elsewhere.
-        if solve.method not in (None, "after_cvode"):
-            raise GradgenError(f"PROCEDURE {solve.block} solved with METHOD {solve.method}", solve.pos,
-                               hint="a PROCEDURE updates its states itself: write SOLVE without METHOD")
-        return mech.procedures[solve.block], "explicit"
-    block = mech.derivatives.get(solve.block)
-    if block is not None and solve.method is None:
-        return block, "explicit"  # modcc pastes a METHOD-less block into advance_state
-    if block is None:
-        raise GradgenError(f"SOLVE names '{solve.block}', which is no DERIVATIVE, KINETIC, LINEAR "
-                           "block or PROCEDURE", solve.pos)
-    if solve.method not in DERIVATIVE_METHODS:
-        raise GradgenError(
-            f"SOLVE ... METHOD {solve.method or '(none)'} is not supported", solve.pos,
-            hint="DERIVATIVE blocks are solved with " + ", ".join(DERIVATIVE_METHODS))
-    return block, solve.method
-
-
-def _initial_solves(executor: _Executor, mech: Mechanism, initial: _Frame) -> dict[str, sympy.Expr]:
-    """SOLVEs in INITIAL: ``SOLVE kin STEADYSTATE sparse`` (ds/dt = 0 and the CONSERVE laws)
-    or ``SOLVE lin`` of a LINEAR block; state -> equation that is 0 at its initial value."""
-    out: dict[str, sympy.Expr] = {}
-    for solve in initial.solves:
-        frame = initial.copy()
-        frame.derivatives, frame.conserved, frame.equations = {}, [], []
-        if solve.block in mech.linears and not solve.steady_state:
-            executor.run(mech.linears[solve.block].body, frame)
-            names = [s.name for s in mech.states if any(e.has(sympy.Symbol(s.name)) for e in frame.equations)]
-            if len(names) != len(frame.equations):
-                raise GradgenError(f"the LINEAR block '{solve.block}' has {len(frame.equations)} "
-                                   f"equation(s) for {len(names)} state(s)", solve.pos,
-                                   hint="write one ~ equation per STATE it determines")
-            equations = list(frame.equations)
-        elif solve.steady_state and solve.block in mech.kinetics:
-            executor.run(mech.kinetics[solve.block].body, frame)
-            names = list(frame.derivatives)
-            equations = [frame.derivatives[n] for n in names]
-            for weights, total in frame.conserved:
-                # A conservation law replaces the balance of its last state (that row is redundant).
-                row = max(names.index(n) for n in weights)
-                equations[row] = sympy.Add(*[c * sympy.Symbol(n) for n, c in weights.items()]) - total
-        else:
-            raise GradgenError("SOLVE in INITIAL is supported for a LINEAR block or as STEADYSTATE "
-                               "of a KINETIC block", solve.pos, hint="assign the initial states directly")
-        symbols = [sympy.Symbol(n) for n in names]
-        if any(sympy.diff(e, s).has(*symbols) for e in equations for s in symbols):
-            raise GradgenError(f"the initial states solved by '{solve.block}' are not a linear system",
-                               solve.pos, hint="assign the initial states directly")
-        for name, equation in zip(names, equations):
-            out[name] = equation
-            initial.values[name] = sympy.Symbol(name)
-    return out
 
 
 def _check_symbols(low: LoweredMechanism) -> None:
