@@ -19,7 +19,8 @@ from gradgen.manifest import (
     parameter_entries,
 )
 from gradgen.nmodl.ir import Mechanism
-from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.nmodl.lower import lower_file
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.nmodl.parser import parse_file
 from gradgen.outputs import write_outputs
 from gradgen.params import ParamRef

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.ir import Mechanism
-from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
+from gradgen.nmodl.lowered import BUILTIN_NAMES, LoweredMechanism
 from gradgen.params import ParamRef
 from gradgen.protocol import (
     MANIFEST,

@@ -143,7 +143,7 @@ def test_coverage_table_over_a_directory(tmp_path, capsys):
 
 def test_only_vtrap_style_guards_become_exprelr():
     from gradgen.nmodl.ir import exprelr
-    from gradgen.nmodl.lower import guards_to_exprelr
+    from gradgen.nmodl.exprelr_guards import guards_to_exprelr
 
     v, y = sympy.symbols("v y")
     x = -(v + 40)

@@ -34,7 +34,8 @@ from gradgen.manifest import (
     parameter_entries,
 )
 from gradgen.nmodl.ir import IonUse, Variable
-from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.nmodl.lower import lower_file
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.outputs import write_outputs
 from gradgen.params import ParamRef
 from gradgen.protocol import (

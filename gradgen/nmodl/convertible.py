@@ -18,7 +18,7 @@ import sympy
 from gradgen import protocol
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.ir import Mechanism, Variable
-from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
+from gradgen.nmodl.lowered import BUILTIN_NAMES, LoweredMechanism
 
 #: Longest mechanism name: it becomes file names (its gradient mechanism and modcc's
 #: C++ file for it: 13 more bytes) that must fit the 255-byte limit of common file

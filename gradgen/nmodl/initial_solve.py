@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Collection
 
 from gradgen.nmodl.ir import Block, If, Mechanism, Solve, walk
-from gradgen.nmodl.lower import BUILTIN_NAMES, LoweredMechanism
+from gradgen.nmodl.lowered import BUILTIN_NAMES, LoweredMechanism
 from gradgen.nmodl.parser.preprocess import preprocess
 
 #: An array or a FROM loop in source text: the parser unrolls them, modcc reads neither.

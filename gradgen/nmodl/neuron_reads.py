@@ -6,16 +6,12 @@ in a variable is whatever the last block that ran left there. Used by the loweri
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError
 from gradgen.nmodl.ir import Mechanism
-
-if TYPE_CHECKING:
-    from gradgen.nmodl.lower import Current
+from gradgen.nmodl.lowered import Current
 
 
 def rates_read_early(derivatives: dict[str, sympy.Expr]) -> None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import LoweredMechanism
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.protocol import clamp_store, concentration_dv_store, concentration_store, current_store
 from gradgen.sensitivity.nernst import followed_reversals
 

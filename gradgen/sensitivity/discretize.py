@@ -33,7 +33,7 @@ import sympy
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.expression_graph import subexpressions, xreplace_shared
-from gradgen.nmodl.lower import LoweredMechanism
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.sensitivity.dag_diff import Differentiator
 
 DT = sympy.Symbol("dt")

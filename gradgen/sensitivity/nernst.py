@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy
 
-from gradgen.nmodl.lower import LoweredMechanism
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.protocol import nernst_flag
 
 #: Arbor's nernst.mod: gas constant, Faraday's constant, 0 °C in K

@@ -18,7 +18,8 @@ import arbor
 
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.losses import LOSSES
-from gradgen.nmodl.lower import LoweredMechanism, lower_file
+from gradgen.nmodl.lower import lower_file
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.targets.arbor.morphology import REGIONS, LoadedCell, cv_policy, load_swc
 from gradgen.tuning.keys import check_keys, key_pos
 from gradgen.tuning.params import TRANSFORMS

@@ -19,7 +19,7 @@ from typing import Sequence
 import sympy
 
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import LoweredMechanism
+from gradgen.nmodl.lowered import LoweredMechanism
 from gradgen.sensitivity.derive import Assignment
 
 

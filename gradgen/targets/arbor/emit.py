@@ -11,7 +11,7 @@ import sympy
 
 from gradgen import protocol
 from gradgen.errors import GradgenError
-from gradgen.nmodl.lower import LoweredMechanism, V
+from gradgen.nmodl.lowered import LoweredMechanism, V
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit, uses_dexprelr
 from gradgen.params import ParamRef
 from gradgen.protocol import (

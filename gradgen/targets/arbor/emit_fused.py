@@ -26,7 +26,7 @@ import sympy
 
 from gradgen.errors import GradgenError
 from gradgen.manifest import arbor_globals
-from gradgen.nmodl.lower import FREE_BUILTINS
+from gradgen.nmodl.lowered import FREE_BUILTINS
 from gradgen.nmodl.printer import Line, lower_piecewise, nmodl, uses_dexprelr
 from gradgen.params import ParamRef
 from gradgen.protocol import (

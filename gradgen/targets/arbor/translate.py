@@ -24,7 +24,8 @@ from typing import Sequence
 import sympy
 
 from gradgen.errors import GradgenError, GradgenWarning
-from gradgen.nmodl.lower import LoweredMechanism, V, lower_file
+from gradgen.nmodl.lower import lower_file
+from gradgen.nmodl.lowered import LoweredMechanism, V
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
 from gradgen.protocol import CLOCK, CLOCK_PROCEDURE

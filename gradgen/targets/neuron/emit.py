@@ -27,7 +27,7 @@ import sympy
 from gradgen import protocol
 from gradgen.errors import GradgenError
 from gradgen.nmodl.ir import exprelr
-from gradgen.nmodl.lower import V
+from gradgen.nmodl.lowered import V
 from gradgen.nmodl.parser import parse_text
 from gradgen.nmodl.printer import Line, lower_piecewise, uses_dexprelr
 from gradgen.params import ParamRef
