@@ -26,7 +26,6 @@ import sympy
 from gradgen.errors import GradgenError, SourcePos
 from gradgen.nmodl.clock import CLOCK, DT
 from gradgen.nmodl.initial_solve import InitialSolveSource, initial_solve_source
-from gradgen.nmodl.expression_graph import map_shared, subexpressions
 from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
@@ -40,7 +39,6 @@ from gradgen.protocol import (
     current_dv_store,
     current_store,
     dcond,
-    diffusive,
     peer_carrier,
     scratch_ion,
     sens,
@@ -54,24 +52,7 @@ from gradgen.sensitivity.dag_diff import Differentiator
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
 from gradgen.sensitivity.linear_solve import eliminate
 from gradgen.sensitivity.nernst import reversal_slope
-
-
-@dataclass
-class Assignment:
-    target: str
-    expr: sympy.Expr
-
-
-@dataclass
-class Code:
-    """Straight-line code: CSE temporaries (LOCALs) then assignments, in order."""
-
-    statements: list[Assignment] = field(default_factory=list)
-    locals: list[str] = field(default_factory=list)
-
-
-def xd(ion: str) -> sympy.Symbol:
-    return sympy.Symbol(diffusive(ion))
+from gradgen.sensitivity.straight_line import Assignment, Code, cse, prepend, simultaneous, stage_states, xd
 
 
 @dataclass
@@ -144,75 +125,6 @@ class ContributorSystem:
         if self.coupling.clamped and (low.states or self.concentrations_read()):
             stores.update({clamp_store(k): False for k in range(K)})
         return stores
-
-
-def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
-    """``o^st·st/o`` (SymPy's ∂(o^st)/∂o) as ``st·o^(st−1)``, finite at o = 0.
-
-    Only products in which a power with a symbolic exponent (a parameter) stands beside the
-    reciprocal of its base are rewritten, so other expressions pay nothing (SymPy's powsimp
-    over whole expressions made one ModelDB channel with a q10 factor take minutes).
-    """
-    def mergeable(term: sympy.Basic) -> sympy.Pow | None:
-        if not term.is_Mul:
-            return None
-        return next((a for a in term.args if a.is_Pow and a.exp.free_symbols
-                     and sympy.Pow(a.base, -1) in term.args), None)
-
-    def merge(term: sympy.Mul) -> sympy.Expr:
-        power = mergeable(term)
-        rest = list(term.args)
-        rest.remove(power)
-        rest.remove(sympy.Pow(power.base, -1))
-        return _whole_powers(sympy.Mul(*rest) * sympy.Pow(power.base, power.exp - 1, evaluate=False))
-
-    # (each shared subexpression once: ``atoms`` walked the tree, minutes on ModelDB 150288 tone2pyrD)
-    powers = {e for e in subexpressions(expr) if e.is_Pow}
-    if not any(p.exp.free_symbols and sympy.Pow(p.base, -1) in powers for p in powers):
-        return expr
-    return map_shared(expr, lambda e: merge(e) if mergeable(e) is not None else e)
-
-
-def _cse(outputs: list[Assignment], prefix: str) -> Code:
-    """Common-subexpression elimination over a block's outputs."""
-    symbols = sympy.numbered_symbols(prefix)
-    replacements, reduced = sympy.cse([_whole_powers(a.expr) for a in outputs], symbols=symbols,
-                                      order="none")
-    code = Code()
-    for sym, expr in replacements:
-        code.locals.append(sym.name)
-        code.statements.append(Assignment(sym.name, expr))
-    code.statements += [Assignment(a.target, e) for a, e in zip(outputs, reduced)]
-    return code
-
-
-def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
-    """Like :func:`_cse`, but every right-hand side sees the values from before the block."""
-    code = _cse([Assignment(f"{prefix}n{i}", a.expr) for i, a in enumerate(outputs)], prefix)
-    code.locals += [f"{prefix}n{i}" for i in range(len(outputs))]
-    code.statements += [Assignment(a.target, sympy.Symbol(f"{prefix}n{i}")) for i, a in enumerate(outputs)]
-    return code
-
-
-def _stage_states(code: Code, states: list[str], prefix: str) -> None:
-    """Each new state value reads the states from before the step. Where a state assignment
-    (after CSE) reads a state assigned before it, all of them go through staging LOCALs
-    first, assigned after the last one (nothing after the updates reads a state)."""
-    at = [i for i, a in enumerate(code.statements) if a.target in states]
-    assigned: set[sympy.Symbol] = set()
-    overlaps = False
-    for i in at:
-        overlaps |= bool(code.statements[i].expr.free_symbols & assigned)
-        assigned.add(sympy.Symbol(code.statements[i].target))
-    if not overlaps:
-        return
-    finals = []
-    for j, i in enumerate(at):
-        name, target = f"{prefix}n{j}", code.statements[i].target
-        code.statements[i] = Assignment(name, code.statements[i].expr)
-        code.locals.append(name)
-        finals.append(Assignment(target, sympy.Symbol(name)))
-    code.statements[at[-1] + 1:at[-1] + 1] = finals
 
 
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
@@ -334,7 +246,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     if pool_first:  # phase A is at step n: the concentrations this mechanism saw then
         outputs = [Assignment(a.target, a.expr.xreplace({sympy.Symbol(c): sympy.Symbol(seen(c)) for c in conc_read}))
                    for a in outputs]
-    phase_a = _cse(outputs, LOCAL_PREFIX["phase_a"])
+    phase_a = cse(outputs, LOCAL_PREFIX["phase_a"])
     phase_a.statements = completion + phase_a.statements
     currents, current_locals = modcc_currents(low)
 
@@ -383,9 +295,9 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         for k in range(K) if not direct else ():  # ``direct``: the carrier adds dG_k·ΔV itself
             outputs.append(Assignment(f"{scratch_ion(k)}d",
                                       xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
-        phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
-        _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
-        _prepend(phase_b, solve_code)
+        phase_b = cse(outputs, LOCAL_PREFIX["phase_b"])
+        stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
+        prepend(phase_b, solve_code)
         if direct:
             phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))
                                               + sympy.Symbol(sens_dv(name)) * u[k])
@@ -412,7 +324,7 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                 outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
                                                                     for s in states])))
         outputs += [Assignment(name, jump) for name, jump in jumps.items()]
-        return _simultaneous(outputs, LOCAL_PREFIX["events"])
+        return simultaneous(outputs, LOCAL_PREFIX["events"])
 
     events = jump_code(low.events)
     post_events = jump_code(low.post_events)
@@ -436,8 +348,8 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
             continue
         outputs.append(Assignment(name, expr))
         outputs += [Assignment(sens_pre(name, k), dtheta0(expr, k)) for k in range(K)]
-    initial = _cse(outputs, LOCAL_PREFIX["initial"])
-    _prepend(initial, solved)
+    initial = cse(outputs, LOCAL_PREFIX["initial"])
+    prepend(initial, solved)
     for name in low.states:
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
@@ -493,7 +405,7 @@ def _pool_first_publish(low: LoweredMechanism, K: int, coupling: Coupling, owned
         outputs.append(Assignment(seen(c), sympy.Symbol(c)))
         outputs.append(Assignment(seen(concentration_dv_store(c)), xd(concentration_dv_store(c))))
         outputs += [Assignment(seen(concentration_store(c, k)), xd(concentration_store(c, k))) for k in range(K)]
-    return _cse(outputs, LOCAL_PREFIX["publish"])
+    return cse(outputs, LOCAL_PREFIX["publish"])
 
 
 def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,
@@ -515,7 +427,7 @@ def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[
         outputs.append(Assignment(f"{clamp_store(k)}d", xd(clamp_store(k)) + u[k] - du))
         outputs.append(Assignment(f"{carrier_ion(k)}d", du))
     outputs.append(Assignment(V.name, low.voltage))
-    clamp = _cse(outputs, LOCAL_PREFIX["phase_a"])
+    clamp = cse(outputs, LOCAL_PREFIX["phase_a"])
     return ContributorSystem(low, params, owned, coupling, Code(), clamp, [], Code(), Code(), Code())
 
 
@@ -530,7 +442,7 @@ def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[...,
     temps = {(name, k): f"{prefix}s{i}" for i, (name, k) in enumerate((n, k) for k in range(K) for n in names)}
     outputs = [Assignment(temps[name, k], dtheta(update[name], k, with_u=True)) for k in range(K) for name in names]
     outputs += [Assignment(name, phi) for name, phi in update.items()]
-    phase_b = _cse(outputs, prefix)
+    phase_b = cse(outputs, prefix)
     common = len(phase_b.statements) - len(outputs)
     sigmas, states = phase_b.statements[common:common + len(temps)], phase_b.statements[common + len(temps):]
     phase_b.statements = phase_b.statements[:common]
@@ -539,7 +451,7 @@ def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[...,
         phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(temps[name, k])) for name in names]
     phase_b.statements += states
     phase_b.locals += list(temps.values())
-    _stage_states(phase_b, names, prefix)  # s0 = 1 - s1 - s2 reads the old s1, s2
+    stage_states(phase_b, names, prefix)  # s0 = 1 - s1 - s2 reads the old s1, s2
     return phase_b
 
 
@@ -583,12 +495,6 @@ def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], s
         outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
     code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]
     return code, dict(zip(step.names, x)), outputs
-
-
-def _prepend(code: Code, statements: list[Assignment]) -> None:
-    """Put LOCAL ``statements`` (an elimination) before ``code``'s own."""
-    code.locals = [a.target for a in statements] + code.locals
-    code.statements = statements + code.statements
 
 
 def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:

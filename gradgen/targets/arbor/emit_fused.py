@@ -50,8 +50,9 @@ from gradgen.protocol import (
     sens,
     weight,
 )
-from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.sensitivity.derive import ContributorSystem
 from gradgen.sensitivity.schedule import sink_temporaries
+from gradgen.sensitivity.straight_line import Code
 from gradgen.targets.arbor.emit import template
 from gradgen.version import __version__
 
