@@ -51,6 +51,7 @@ from gradgen.sensitivity.coupling import Coupling, concentrations_read
 from gradgen.sensitivity.dag_diff import Differentiator
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
 from gradgen.sensitivity.linear_solve import eliminate
+from gradgen.sensitivity.modcc_currents import modcc_currents
 from gradgen.sensitivity.nernst import reversal_slope
 from gradgen.sensitivity.straight_line import Assignment, Code, cse, prepend, simultaneous, stage_states, xd
 
@@ -495,24 +496,3 @@ def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], s
         outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
     code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]
     return code, dict(zip(step.names, x)), outputs
-
-
-def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:
-    """The current assignments, written so that modcc derives the original's conductance.
-
-    Where modcc's conductance g is not ∂i/∂v (v inside a LOCAL or a call of the original),
-    ``i = I + g·(v − v₀)`` with I, g and v₀ = v in LOCALs: the value is I, and modcc, taking
-    LOCALs as independent of v, derives g.
-    """
-    prefix = LOCAL_PREFIX["current_conductance"]
-    out: list[Assignment] = []
-    names: list[str] = []
-    for n, c in enumerate(low.currents):
-        if c.conductance is None:
-            out.append(Assignment(c.name, c.expr))
-            continue
-        value, slope, v0 = (sympy.Symbol(f"{prefix}{part}{n}") for part in ("i", "g", "v"))
-        out += [Assignment(value.name, c.expr), Assignment(slope.name, c.conductance),
-                Assignment(v0.name, V), Assignment(c.name, value + slope * (V - v0))]
-        names += [value.name, slope.name, v0.name]
-    return out, names
