@@ -21,7 +21,8 @@ from gradgen.errors import GradgenError
 from gradgen.nmodl.lower import lower_file
 from gradgen.nmodl.parser import parse_text
 from gradgen.params import ParamRef
-from gradgen.sensitivity.derive import Assignment, Code, derive_contributor
+from gradgen.sensitivity.derive import derive_contributor
+from gradgen.sensitivity.straight_line import Assignment, Code, stage_states
 from gradgen.targets.arbor.build import modcc_accepts
 from gradgen.targets.arbor.translate import translate_lowered
 
@@ -63,16 +64,14 @@ def test_after_cvode_is_a_solved_procedure_under_the_fixed_step(tmp_path):
 
 def test_staged_state_updates_do_not_see_each_other():
     """After CSE, a new value that names a state assigned before it is staged."""
-    from gradgen.sensitivity.derive import _stage_states  # noqa: PLC2701 - unit under test
-
     a, b = sympy.symbols("a b")
     code = Code([Assignment("a", a + b), Assignment("b", a * b)])
-    _stage_states(code, ["a", "b"], "gb")
+    stage_states(code, ["a", "b"], "gb")
     assert [(s.target, str(s.expr)) for s in code.statements] == [
         ("gbn0", "a + b"), ("gbn1", "a*b"), ("a", "gbn0"), ("b", "gbn1")]
     assert code.locals == ["gbn0", "gbn1"]
     plain = Code([Assignment("a", a + b), Assignment("b", b * 2)])
-    _stage_states(plain, ["a", "b"], "gb")
+    stage_states(plain, ["a", "b"], "gb")
     assert [s.target for s in plain.statements] == ["a", "b"]
 
 

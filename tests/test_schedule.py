@@ -5,8 +5,8 @@ import random
 
 import sympy
 
-from gradgen.sensitivity.derive import Assignment, Code
 from gradgen.sensitivity.schedule import sink_temporaries
+from gradgen.sensitivity.straight_line import Assignment, Code
 
 
 def _run(code: Code, values: dict[str, float]) -> dict[str, float]:

@@ -49,12 +49,8 @@ from gradgen.protocol import (
     sens_pre,
     weight,
 )
-from gradgen.sensitivity.derive import (
-    Assignment,
-    Code,
-    ContributorSystem,
-    derive_contributor,
-)
+from gradgen.sensitivity.derive import ContributorSystem, derive_contributor
+from gradgen.sensitivity.straight_line import Assignment, Code
 from gradgen.targets.arbor.emit import emit_contributor, template
 from gradgen.version import __version__
 

@@ -10,7 +10,9 @@ states depend on V, and V on every θ). Per simulation step the contributor
   keeps σpre = ∂Φ/∂s·σ + ∂Φ/∂p·w and JV = ∂Φ/∂V, and adds the conductance-change source
   dG_k·(V^{n+1} − V^n) to θ_k's scratch ion.
 
-Every generated name comes from :mod:`gradgen.protocol`.
+Every generated name comes from :mod:`gradgen.protocol`. Phases A and B are derived in
+:mod:`gradgen.sensitivity.phases` (d/dθ_k by :mod:`gradgen.sensitivity.chain_rule`); this
+module adds INITIAL, the events and a voltage process, and puts the system together.
 
 The hub mechanism (see :mod:`gradgen.targets.arbor.emit`) turns these per-CV sums into u^{n+1}.
 w_k is the fraction of θ_k that binds to this mechanism's parameter on this CV (a RANGE
@@ -19,18 +21,16 @@ parameter painted 1 on θ_k's region).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Mapping
+from typing import Collection, Mapping
 
 import sympy
 
-from gradgen.errors import GradgenError, SourcePos
+from gradgen.errors import GradgenError
 from gradgen.nmodl.clock import CLOCK, DT
 from gradgen.nmodl.initial_solve import InitialSolveSource, initial_solve_source
-from gradgen.nmodl.expression_graph import map_shared, subexpressions
-from gradgen.nmodl.lower import V_PEER, LoweredMechanism, V
+from gradgen.nmodl.lowered import LoweredMechanism, V
 from gradgen.params import ParamRef
 from gradgen.protocol import (
-    CONDUCTANCE_ION,
     LOCAL_PREFIX,
     VPREV,
     carrier_ion,
@@ -40,38 +40,20 @@ from gradgen.protocol import (
     current_dv_store,
     current_store,
     dcond,
-    diffusive,
     peer_carrier,
-    scratch_ion,
     sens,
     sens_dv,
     sens_pre,
     seen,
     weight,
 )
+from gradgen.sensitivity.chain_rule import ChainRule
 from gradgen.sensitivity.coupling import Coupling, concentrations_read
-from gradgen.sensitivity.dag_diff import Differentiator
-from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, linear_system, state_update
-from gradgen.sensitivity.linear_solve import eliminate
-from gradgen.sensitivity.nernst import reversal_slope
-
-
-@dataclass
-class Assignment:
-    target: str
-    expr: sympy.Expr
-
-
-@dataclass
-class Code:
-    """Straight-line code: CSE temporaries (LOCALs) then assignments, in order."""
-
-    statements: list[Assignment] = field(default_factory=list)
-    locals: list[str] = field(default_factory=list)
-
-
-def xd(ion: str) -> sympy.Symbol:
-    return sympy.Symbol(diffusive(ion))
+from gradgen.sensitivity.discretize import MODCC_METHODS, linear_system
+from gradgen.sensitivity.linear_solve import solved_step
+from gradgen.sensitivity.modcc_currents import modcc_currents
+from gradgen.sensitivity.phases import derive_phase_a, derive_phase_b, pool_first_publish
+from gradgen.sensitivity.straight_line import Assignment, Code, cse, prepend, simultaneous, xd
 
 
 @dataclass
@@ -146,75 +128,6 @@ class ContributorSystem:
         return stores
 
 
-def _whole_powers(expr: sympy.Expr) -> sympy.Expr:
-    """``o^st·st/o`` (SymPy's ∂(o^st)/∂o) as ``st·o^(st−1)``, finite at o = 0.
-
-    Only products in which a power with a symbolic exponent (a parameter) stands beside the
-    reciprocal of its base are rewritten, so other expressions pay nothing (SymPy's powsimp
-    over whole expressions made one ModelDB channel with a q10 factor take minutes).
-    """
-    def mergeable(term: sympy.Basic) -> sympy.Pow | None:
-        if not term.is_Mul:
-            return None
-        return next((a for a in term.args if a.is_Pow and a.exp.free_symbols
-                     and sympy.Pow(a.base, -1) in term.args), None)
-
-    def merge(term: sympy.Mul) -> sympy.Expr:
-        power = mergeable(term)
-        rest = list(term.args)
-        rest.remove(power)
-        rest.remove(sympy.Pow(power.base, -1))
-        return _whole_powers(sympy.Mul(*rest) * sympy.Pow(power.base, power.exp - 1, evaluate=False))
-
-    # (each shared subexpression once: ``atoms`` walked the tree, minutes on ModelDB 150288 tone2pyrD)
-    powers = {e for e in subexpressions(expr) if e.is_Pow}
-    if not any(p.exp.free_symbols and sympy.Pow(p.base, -1) in powers for p in powers):
-        return expr
-    return map_shared(expr, lambda e: merge(e) if mergeable(e) is not None else e)
-
-
-def _cse(outputs: list[Assignment], prefix: str) -> Code:
-    """Common-subexpression elimination over a block's outputs."""
-    symbols = sympy.numbered_symbols(prefix)
-    replacements, reduced = sympy.cse([_whole_powers(a.expr) for a in outputs], symbols=symbols,
-                                      order="none")
-    code = Code()
-    for sym, expr in replacements:
-        code.locals.append(sym.name)
-        code.statements.append(Assignment(sym.name, expr))
-    code.statements += [Assignment(a.target, e) for a, e in zip(outputs, reduced)]
-    return code
-
-
-def _simultaneous(outputs: list[Assignment], prefix: str) -> Code:
-    """Like :func:`_cse`, but every right-hand side sees the values from before the block."""
-    code = _cse([Assignment(f"{prefix}n{i}", a.expr) for i, a in enumerate(outputs)], prefix)
-    code.locals += [f"{prefix}n{i}" for i in range(len(outputs))]
-    code.statements += [Assignment(a.target, sympy.Symbol(f"{prefix}n{i}")) for i, a in enumerate(outputs)]
-    return code
-
-
-def _stage_states(code: Code, states: list[str], prefix: str) -> None:
-    """Each new state value reads the states from before the step. Where a state assignment
-    (after CSE) reads a state assigned before it, all of them go through staging LOCALs
-    first, assigned after the last one (nothing after the updates reads a state)."""
-    at = [i for i, a in enumerate(code.statements) if a.target in states]
-    assigned: set[sympy.Symbol] = set()
-    overlaps = False
-    for i in at:
-        overlaps |= bool(code.statements[i].expr.free_symbols & assigned)
-        assigned.add(sympy.Symbol(code.statements[i].target))
-    if not overlaps:
-        return
-    finals = []
-    for j, i in enumerate(at):
-        name, target = f"{prefix}n{j}", code.statements[i].target
-        code.statements[i] = Assignment(name, code.statements[i].expr)
-        code.locals.append(name)
-        finals.append(Assignment(target, sympy.Symbol(name)))
-    code.statements[at[-1] + 1:at[-1] + 1] = finals
-
-
 def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                        coupling: Coupling = Coupling(),
                        methods: Mapping[str, str] = MODCC_METHODS,
@@ -240,13 +153,37 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
     for the next step after their state update, split as u-free part + coefficient·u_k
     (the reader completes it with u^n and empties the stores), and a concentration's readers
     see the new value in their state update (its σ: the pool's stores, the u-coefficient into
-    JV) and keep what they saw for their next phase A (:func:`_pool_first_publish`).
+    JV) and keep what they saw for their next phase A (:func:`gradgen.sensitivity.phases.pool_first_publish`).
     ``simulator_solves_initial``: the kinds of initial solves ("kinetic", "linear") whose states
     are left to the simulator, with the original's own SOLVE and blocks
     (:mod:`gradgen.nmodl.initial_solve`; the target pastes ``initial_solve``), σ(0) computed
     from the states it found; other solves, and where pasting is not possible, are solved by
     elimination in the generated code.
     """
+    owned = _owned_parameters(low, params)
+    K = len(params)
+    u = [xd(carrier_ion(k)) for k in range(K)]
+    w = [sympy.Symbol(weight(k)) for k in range(K)]
+    if low.voltage is not None:
+        return _voltage_process(low, params, owned, coupling, u, w)
+    chain = ChainRule(low, coupling, owned, u, w)
+    phase_a = derive_phase_a(chain, slope_step, direct=direct, pool_first=pool_first)
+    currents, current_locals = modcc_currents(low)
+    published = [c for c in low.concentration_writes if c in coupling.concentrations]
+    phase_b = derive_phase_b(chain, methods, published, direct=direct, pool_first=pool_first)
+    events = _jump_code(chain, low.events, direct)
+    post_events = _jump_code(chain, low.post_events, direct)
+    pasted = initial_solve_source(low, simulator_solves_initial) if simulator_solves_initial else None
+    initial = _initial(chain, published, pasted, direct=direct, pool_first=pool_first)
+    if low.keeps_clock():  # the time t_n: 0 at INITIAL, advanced after every read of the step
+        initial.statements.append(Assignment(CLOCK.name, sympy.Integer(0)))
+        phase_b.statements.append(Assignment(CLOCK.name, CLOCK + DT))
+    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
+                             post_events, current_locals, pool_first, pasted)
+
+
+def _owned_parameters(low: LoweredMechanism, params: list[ParamRef]) -> dict[int, str]:
+    """k -> the parameter of ``low`` that θ_k binds to, for the θ_k that name this mechanism."""
     owned: dict[int, str] = {}
     for k, ref in enumerate(params):
         if ref.mechanism == low.name:
@@ -255,169 +192,36 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                     f"mechanism '{low.name}' has no parameter '{ref.parameter}'", low.mechanism.pos,
                     hint="parameters: " + ", ".join(low.parameter_names() + low.event_args))
             owned[k] = ref.parameter
-    K = len(params)
-    states = [sympy.Symbol(s) for s in low.states]
-    u = [xd(carrier_ion(k)) for k in range(K)]
-    w = [sympy.Symbol(weight(k)) for k in range(K)]
-    if low.voltage is not None:
-        return _voltage_process(low, params, owned, coupling, u, w)
-    conc_read = concentrations_read(low, coupling)
-    current_read = [c for c in coupling.currents if c in low.ion_reads]
-    # inputs whose dθ_k is a symbol: own states, read concentrations, read currents, and
-    # reversal potentials that follow a concentration (0 unless the nernst flag is painted)
-    carried = {sympy.Symbol(s): (lambda k, s=s: sympy.Symbol(sens(s, k))) for s in low.states + conc_read}
-    for reversal, conc in coupling.followed(low).items():
-        slope = reversal_slope(low, reversal)
-        carried[sympy.Symbol(reversal)] = lambda k, slope=slope, conc=conc: slope * sympy.Symbol(sens(conc, k))
-    carried.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k))) for c in current_read})
+    return owned
 
-    differentiators: dict[sympy.Symbol, Differentiator] = {}
 
-    def partial(expr: sympy.Expr, x: sympy.Symbol) -> sympy.Expr:
-        """∂expr/∂x, each subexpression's taken once (:mod:`gradgen.sensitivity.dag_diff`):
-        dtheta asks for the same ones for every θ_k."""
-        if x not in differentiators:
-            differentiators[x] = Differentiator(x)
-        return differentiators[x](expr)
-
-    def dtheta(expr: sympy.Expr, k: int, with_u: bool) -> sympy.Expr:
-        """d expr/dθ_k through states, coupled ion inputs, the owned parameter and (optionally) V."""
-        total = sympy.Add(*[partial(expr, s) * d(k) for s, d in carried.items() if partial(expr, s) != 0])
-        if k in owned:
-            total += partial(expr, sympy.Symbol(owned[k])) * w[k]
-        if with_u:
-            total += partial(expr, V) * u[k]
-        return total
-
-    # Phase A: complete σ with the u the state updates saw (the solved one where a voltage
-    # process has set V since), then the source terms at (V^n, s^n).
-    solved = [u[k] + xd(clamp_store(k)) if coupling.clamped else u[k] for k in range(K)]
-    completion = [] if direct else [
-        Assignment(sens(s, k), sympy.Symbol(sens_pre(s, k)) + sympy.Symbol(sens_dv(s)) * solved[k])
-        for s in low.states for k in range(K)]
-    if pool_first:  # what this mechanism's last state update saw (the pool has moved on)
-        completion += [Assignment(sens(c, k), sympy.Symbol(seen(concentration_store(c, k)))
-                                  + sympy.Symbol(seen(concentration_dv_store(c))) * solved[k])
-                       for c in conc_read for k in range(K)]
-    elif not direct:
-        completion += [Assignment(sens(c, k), xd(concentration_store(c, k))
-                                  + xd(concentration_dv_store(c)) * solved[k]) for c in conc_read for k in range(K)]
-    # A point process's current is in nA on the CV's area (µm²); the hub sums mA/cm². A
-    # junction's is in nA too, but Arbor weights its xd writes by gj-weight·1000/area already.
-    scale = {"point": 100 / sympy.Symbol("area"), "junction": sympy.Rational(1, 10)}.get(low.mechanism.kind, 1)
-    current = low.total_current() * scale
-    # Arbor's implicit step uses modcc's conductance g; where it is not ∂I/∂V, the rest of
-    # ∂I/∂V·u enters the source explicitly, as in Arbor's own step.
-    def slope(c) -> sympy.Expr:
-        if slope_step is not None:  # the simulator's own difference quotient, states fixed
-            return (c.expr.xreplace({V: V + slope_step}) - c.expr) / slope_step
-        return sympy.diff(c.expr, V) if c.conductance is None else c.conductance
-
-    g = sympy.Add(*[slope(c) for c in low.currents]) * scale
-    g_rest = sympy.Add(*[sympy.diff(c.expr, V) - slope(c) for c in low.currents]) * scale
-    outputs = [Assignment(f"{CONDUCTANCE_ION}d", xd(CONDUCTANCE_ION) + g)]
-    # A junction's current also reads the peer's V^n, explicitly: its sensitivity u_peer is a source.
-    peer_term = sympy.diff(current, V_PEER)
-    if peer_term != 0 and low.mechanism.kind != "junction":
-        raise GradgenError("only a JUNCTION_PROCESS can read v_peer", low.mechanism.pos)
-    for k in range(K):
-        b_k = dtheta(current, k, with_u=False) + g_rest * u[k] + peer_term * sympy.Symbol(peer_carrier(k))
-        outputs.append(Assignment(f"{scratch_ion(k)}d", xd(scratch_ion(k)) + b_k))
-        outputs.append(Assignment(dcond(k), dtheta(g, k, with_u=True)
-                                  + sympy.diff(g, V_PEER) * sympy.Symbol(peer_carrier(k))))
-    for cur in low.currents:
-        if cur.name in coupling.currents and not pool_first:
-            for k in range(K):
-                store = f"{current_store(cur.name, k)}d"
-                outputs.append(Assignment(store, sympy.Symbol(store) + dtheta(cur.expr, k, with_u=True)))
-    outputs.append(Assignment(VPREV, V))
-    if pool_first:  # phase A is at step n: the concentrations this mechanism saw then
-        outputs = [Assignment(a.target, a.expr.xreplace({sympy.Symbol(c): sympy.Symbol(seen(c)) for c in conc_read}))
-                   for a in outputs]
-    phase_a = _cse(outputs, LOCAL_PREFIX["phase_a"])
-    phase_a.statements = completion + phase_a.statements
-    currents, current_locals = modcc_currents(low)
-
-    # Phase B: state update Φ at V^{n+1}, its sensitivities, conductance-change source.
-    update = state_update(low, methods)
-    if not isinstance(update, LinearStep):
-        # a state changed only by events keeps its value over a step: σpre = σ, JV = 0
-        update.update({s: sympy.Symbol(s) for s in low.states
-                       if s not in update and (s in low.events or s in low.post_events)})
-    published = [c for c in low.concentration_writes if c in coupling.concentrations]
-    if direct and (coupling.clamped or pool_first):
-        # the message completes "the exact carrier does not cover ..." (its fallback warning)
-        raise GradgenError(f"the voltage process coupled to '{low.name}'")
-    if direct and not isinstance(update, LinearStep):
-        phase_b = _direct_phase_b(update, K, dtheta, u)
-    else:  # a linear solve with ``direct``: σ⁺ = σpre + JV·u⁺ once σpre and JV are known
-        outputs = []
-        ahead = {}  # pool_first: a coupled input's dθ_k as the pool publishes it at this point
-        if pool_first:
-            ahead = {sympy.Symbol(c): (lambda k, c=c: xd(concentration_store(c, k))) for c in conc_read}
-            ahead.update({sympy.Symbol(c): (lambda k, c=c: xd(current_store(c, k)) + xd(current_dv_store(c)) * u[k])
-                          for c in current_read})
-
-        def dtheta_pre(expr: sympy.Expr, k: int) -> sympy.Expr:
-            d = dtheta(expr, k, with_u=False)
-            return d.xreplace({carried[x](k): ahead[x](k) for x in ahead}) if ahead else d
-
-        solve_code: list[Assignment] = []
-        if isinstance(update, LinearStep):  # σpre and JV come with the solve
-            if pool_first and conc_read:
-                raise GradgenError(f"'{low.name}': a KINETIC or LINEAR scheme that reads a coupled concentration "
-                                   "is not supported for the NEURON target", low.mechanism.pos)
-            solve_code, update, outputs = _solved_step(update, K, dtheta_pre, LOCAL_PREFIX["phase_b"],
-                                                       low.mechanism.pos)
-        else:
-            for name, phi in update.items():
-                for k in range(K):
-                    outputs.append(Assignment(sens_pre(name, k), dtheta_pre(phi, k)))
-                coupled_dv = [partial(phi, sympy.Symbol(c)) * xd(concentration_dv_store(c))
-                              for c in conc_read if pool_first]
-                outputs.append(Assignment(sens_dv(name), partial(phi, V) + sympy.Add(*coupled_dv)))
-        outputs += [Assignment(name, phi) for name, phi in update.items() if phi != sympy.Symbol(name)]
-        for c in published if not direct else ():
-            outputs += [Assignment(f"{concentration_store(c, k)}d", sympy.Symbol(sens_pre(c, k))) for k in range(K)]
-            outputs.append(Assignment(f"{concentration_dv_store(c)}d", sympy.Symbol(sens_dv(c))))
-        for k in range(K) if not direct else ():  # ``direct``: the carrier adds dG_k·ΔV itself
-            outputs.append(Assignment(f"{scratch_ion(k)}d",
-                                      xd(scratch_ion(k)) + sympy.Symbol(dcond(k)) * (V - sympy.Symbol(VPREV))))
-        phase_b = _cse(outputs, LOCAL_PREFIX["phase_b"])
-        _stage_states(phase_b, low.states, LOCAL_PREFIX["phase_b"])
-        _prepend(phase_b, solve_code)
-        if direct:
-            phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(sens_pre(name, k))
-                                              + sympy.Symbol(sens_dv(name)) * u[k])
-                                   for name in update for k in range(K)]
-        if pool_first:
-            publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
-            phase_b.statements += publish.statements
-            phase_b.locals += publish.locals
-
-    # NET_RECEIVE and POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
-    # split alike (both are applied between one step's state update and the next step's currents);
-    # with ``direct`` σ is whole there (phase B completed it with u^{n+1}).
+def _jump_code(chain: ChainRule, jumps: dict[str, sympy.Expr], direct: bool) -> Code:
+    """NET_RECEIVE or POST_EVENT: s⁺ = f(s, weight), so σ⁺ = ∂f/∂s·σ + ∂f/∂θ with σ = σpre + JV·u
+    split alike (both are applied between one step's state update and the next step's currents);
+    with ``direct`` σ is whole there (phase B completed it with u^{n+1})."""
+    K, owned, w = chain.K, chain.owned, chain.w
+    states = [sympy.Symbol(s) for s in chain.low.states]
     held = sens if direct else sens_pre
+    outputs = []
+    for name, jump in jumps.items():
+        for k in range(K):
+            pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(held(s.name, k)) for s in states])
+            if k in owned:
+                pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
+            outputs.append(Assignment(held(name, k), pre))
+        if not direct:
+            outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
+                                                                for s in states])))
+    outputs += [Assignment(name, jump) for name, jump in jumps.items()]
+    return simultaneous(outputs, LOCAL_PREFIX["events"])
 
-    def jump_code(jumps: dict[str, sympy.Expr]) -> Code:
-        outputs = []
-        for name, jump in jumps.items():
-            for k in range(K):
-                pre = sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(held(s.name, k)) for s in states])
-                if k in owned:
-                    pre += sympy.diff(jump, sympy.Symbol(owned[k])) * w[k]
-                outputs.append(Assignment(held(name, k), pre))
-            if not direct:
-                outputs.append(Assignment(sens_dv(name), sympy.Add(*[sympy.diff(jump, s) * sympy.Symbol(sens_dv(s.name))
-                                                                    for s in states])))
-        outputs += [Assignment(name, jump) for name, jump in jumps.items()]
-        return _simultaneous(outputs, LOCAL_PREFIX["events"])
 
-    events = jump_code(low.events)
-    post_events = jump_code(low.post_events)
+def _initial(chain: ChainRule, published: list[str], pasted: InitialSolveSource | None, *, direct: bool,
+             pool_first: bool) -> Code:
+    """INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ);
+    with ``pasted`` the simulator solves the initial states and only σ0 is computed here."""
+    low, K, owned, w, conc_read = chain.low, chain.K, chain.owned, chain.w, chain.conc_read
 
-    # INITIAL: states, and σ0 = ∂s0/∂θ (u^0 = 0: the initial voltage does not depend on θ).
     def dtheta0(expr: sympy.Expr, k: int) -> sympy.Expr:
         d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
         return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * (sympy.Symbol(sens(c, k)) if direct
@@ -425,19 +229,18 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
                                for c in conc_read])
 
     solved, outputs = [], []
-    pasted = initial_solve_source(low, simulator_solves_initial) if simulator_solves_initial else None
     if low.initial_equations:  # states set by a linear solve: by the simulator or in the generated code
         step = linear_system(low.initial_equations, low)
-        solved, values, outputs = _solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"],
-                                               low.mechanism.initial.pos, with_v=False, solve=pasted is None)
+        solved, values, outputs = solved_step(step, K, dtheta0, LOCAL_PREFIX["initial"],
+                                              low.mechanism.initial.pos, with_v=False, solve=pasted is None)
         outputs += [Assignment(name, value) for name, value in values.items() if value != sympy.Symbol(name)]
     for name, expr in low.initial.items():
         if name in low.initial_equations:
             continue
         outputs.append(Assignment(name, expr))
         outputs += [Assignment(sens_pre(name, k), dtheta0(expr, k)) for k in range(K)]
-    initial = _cse(outputs, LOCAL_PREFIX["initial"])
-    _prepend(initial, solved)
+    initial = cse(outputs, LOCAL_PREFIX["initial"])
+    prepend(initial, solved)
     for name in low.states:
         initial.statements.append(Assignment(sens_dv(name), sympy.Integer(0)))
         for k in range(K):
@@ -450,50 +253,10 @@ def derive_contributor(low: LoweredMechanism, params: list[ParamRef],
         initial.statements.append(Assignment(dcond(k), sympy.Integer(0)))
     initial.statements.append(Assignment(VPREV, V))
     if pool_first:  # the same hand-over after the initial states as after each state update
-        publish = _pool_first_publish(low, K, coupling, owned, w, conc_read, current_read)
+        publish = pool_first_publish(chain)
         initial.statements += publish.statements
         initial.locals += publish.locals
-    if low.keeps_clock():  # the time t_n: 0 at INITIAL, advanced after every read of the step
-        initial.statements.append(Assignment(CLOCK.name, sympy.Integer(0)))
-        phase_b.statements.append(Assignment(CLOCK.name, CLOCK + DT))
-    return ContributorSystem(low, params, owned, coupling, initial, phase_a, currents, phase_b, events,
-                             post_events, current_locals, pool_first, pasted)
-
-
-def _pool_first_publish(low: LoweredMechanism, K: int, coupling: Coupling, owned: dict[int, str],
-                        w: list[sympy.Symbol], conc_read: list[str], current_read: list[str]) -> Code:
-    """The hand-over after a state update (and INITIAL) where the pool runs first.
-
-    A writer of a coupled current adds d i^{n+1}/dθ_k = ∂i/∂s·σpre + ∂i/∂θ_k·w_k (the u-free
-    part, to the current store) and ∂i/∂s·JV + ∂i/∂V (the coefficient of u_k^{n+1}, to the
-    dv store): the pool reads them in the next step's state update, which runs first, with
-    u^{n+1} then known, and empties them. A reader of a coupled concentration keeps the value
-    and the stores it used, for its next phase A (the pool will have moved on by then).
-    """
-    outputs = []
-    for cur in low.currents:
-        if cur.name not in coupling.currents:
-            continue
-        if any(sympy.Symbol(c) in cur.expr.free_symbols for c in conc_read):
-            raise GradgenError(f"'{low.name}': a coupled current that reads a coupled concentration is not "
-                               "supported by the NEURON target", low.mechanism.pos,
-                               hint="the Arbor target carries it")
-        for k in range(K):
-            d = sympy.Add(*[sympy.diff(cur.expr, sympy.Symbol(s)) * sympy.Symbol(sens_pre(s, k)) for s in low.states])
-            if k in owned:
-                d += sympy.diff(cur.expr, sympy.Symbol(owned[k])) * w[k]
-            outputs.append(Assignment(f"{current_store(cur.name, k)}d", xd(current_store(cur.name, k)) + d))
-        dv = sympy.diff(cur.expr, V) + sympy.Add(*[sympy.diff(cur.expr, sympy.Symbol(s)) * sympy.Symbol(sens_dv(s))
-                                                  for s in low.states])
-        outputs.append(Assignment(f"{current_dv_store(cur.name)}d", xd(current_dv_store(cur.name)) + dv))
-    for c in current_read:  # used: the writers refill them after this
-        outputs += [Assignment(f"{current_store(c, k)}d", sympy.Integer(0)) for k in range(K)]
-        outputs.append(Assignment(f"{current_dv_store(c)}d", sympy.Integer(0)))
-    for c in conc_read:
-        outputs.append(Assignment(seen(c), sympy.Symbol(c)))
-        outputs.append(Assignment(seen(concentration_dv_store(c)), xd(concentration_dv_store(c))))
-        outputs += [Assignment(seen(concentration_store(c, k)), xd(concentration_store(c, k))) for k in range(K)]
-    return _cse(outputs, LOCAL_PREFIX["publish"])
+    return initial
 
 
 def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[int, str], coupling: Coupling,
@@ -515,98 +278,5 @@ def _voltage_process(low: LoweredMechanism, params: list[ParamRef], owned: dict[
         outputs.append(Assignment(f"{clamp_store(k)}d", xd(clamp_store(k)) + u[k] - du))
         outputs.append(Assignment(f"{carrier_ion(k)}d", du))
     outputs.append(Assignment(V.name, low.voltage))
-    clamp = _cse(outputs, LOCAL_PREFIX["phase_a"])
+    clamp = cse(outputs, LOCAL_PREFIX["phase_a"])
     return ContributorSystem(low, params, owned, coupling, Code(), clamp, [], Code(), Code(), Code())
-
-
-def _direct_phase_b(update: dict[str, sympy.Expr], K: int, dtheta: Callable[..., sympy.Expr],
-                    u: list[sympy.Symbol]) -> Code:
-    """Phase B with ``direct``: σ⁺ = ∂Φ/∂s·σ + ∂Φ/∂θ·w + ∂Φ/∂V·u⁺, one parameter at a time
-    (θ_k's σ⁺ read only θ_k's σ from before the block: each into a LOCAL, stored once all of
-    θ_k's are computed, so that a few values are live instead of all K·states), then the
-    states."""
-    prefix = LOCAL_PREFIX["phase_b"]
-    names = list(update)
-    temps = {(name, k): f"{prefix}s{i}" for i, (name, k) in enumerate((n, k) for k in range(K) for n in names)}
-    outputs = [Assignment(temps[name, k], dtheta(update[name], k, with_u=True)) for k in range(K) for name in names]
-    outputs += [Assignment(name, phi) for name, phi in update.items()]
-    phase_b = _cse(outputs, prefix)
-    common = len(phase_b.statements) - len(outputs)
-    sigmas, states = phase_b.statements[common:common + len(temps)], phase_b.statements[common + len(temps):]
-    phase_b.statements = phase_b.statements[:common]
-    for k in range(K):
-        phase_b.statements += sigmas[k * len(names):(k + 1) * len(names)]
-        phase_b.statements += [Assignment(sens(name, k), sympy.Symbol(temps[name, k])) for name in names]
-    phase_b.statements += states
-    phase_b.locals += list(temps.values())
-    _stage_states(phase_b, names, prefix)  # s0 = 1 - s1 - s2 reads the old s1, s2
-    return phase_b
-
-
-def _solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
-                 pos: SourcePos, with_v: bool = True, solve: bool = True
-                 ) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
-    """A linear update M·x = r solved by elimination, and its sensitivities from the same factors.
-
-    With R(x) = r − M·x = 0 at the solution, dx/dθ_k = M⁻¹·∂R/∂θ_k and ∂x/∂V = M⁻¹·∂R/∂V
-    (x held fixed): σpre and JV without ever forming M⁻¹ symbolically. Returns the
-    elimination statements, state -> new value, and the σpre (and JV) outputs. ``solve``
-    False: x is already in the states (the simulator solved it); only the sensitivities.
-    """
-    try:
-        elimination = eliminate(step.matrix, prefix)
-    except ValueError as error:
-        raise GradgenError(f"{error}: the states are not determined", pos,
-                           hint="write one independent equation per state") from None
-    if solve:
-        statements, x = elimination.solve(step.rhs)
-    else:
-        statements, x = [], [sympy.Symbol(name) for name in step.names]
-    n = len(x)
-    entries = [(i, j) for i in range(n) for j in range(n) if step.matrix[i, j] != 0 and x[j] != 0]
-
-    def residual_derivative(derivative: Callable[[sympy.Expr], sympy.Expr]) -> list[sympy.Expr]:
-        """∂R/∂· = ∂r/∂· − ∂M/∂··x, entry by entry (small expressions, no product rule over M·x)."""
-        out = [derivative(r) for r in step.rhs]
-        for i, j in entries:
-            out[i] -= derivative(step.matrix[i, j]) * x[j]
-        return out
-
-    outputs = []
-    for k in range(K):
-        more, dx = elimination.solve(residual_derivative(lambda e: dtheta(e, k)))
-        statements += more
-        outputs += [Assignment(sens_pre(name, k), d) for name, d in zip(step.names, dx)]
-    if with_v:
-        more, dx = elimination.solve(residual_derivative(lambda e: sympy.diff(e, V)))
-        statements += more
-        outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
-    code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]
-    return code, dict(zip(step.names, x)), outputs
-
-
-def _prepend(code: Code, statements: list[Assignment]) -> None:
-    """Put LOCAL ``statements`` (an elimination) before ``code``'s own."""
-    code.locals = [a.target for a in statements] + code.locals
-    code.statements = statements + code.statements
-
-
-def modcc_currents(low: LoweredMechanism) -> tuple[list[Assignment], list[str]]:
-    """The current assignments, written so that modcc derives the original's conductance.
-
-    Where modcc's conductance g is not ∂i/∂v (v inside a LOCAL or a call of the original),
-    ``i = I + g·(v − v₀)`` with I, g and v₀ = v in LOCALs: the value is I, and modcc, taking
-    LOCALs as independent of v, derives g.
-    """
-    prefix = LOCAL_PREFIX["current_conductance"]
-    out: list[Assignment] = []
-    names: list[str] = []
-    for n, c in enumerate(low.currents):
-        if c.conductance is None:
-            out.append(Assignment(c.name, c.expr))
-            continue
-        value, slope, v0 = (sympy.Symbol(f"{prefix}{part}{n}") for part in ("i", "g", "v"))
-        out += [Assignment(value.name, c.expr), Assignment(slope.name, c.conductance),
-                Assignment(v0.name, V), Assignment(c.name, value + slope * (V - v0))]
-        names += [value.name, slope.name, v0.name]
-    return out, names

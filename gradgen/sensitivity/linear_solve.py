@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Iterator
+from typing import Callable, Iterator
 
 import sympy
 
-from gradgen.protocol import elimination_local
+from gradgen.errors import GradgenError, SourcePos
+from gradgen.nmodl.lowered import V
+from gradgen.protocol import elimination_local, sens_dv, sens_pre
+from gradgen.sensitivity.discretize import LinearStep
+from gradgen.sensitivity.straight_line import Assignment
 
 #: One straight-line statement: LOCAL symbol := expression.
 Statement = tuple[sympy.Symbol, sympy.Expr]
@@ -107,3 +111,45 @@ def eliminate(matrix: sympy.Matrix, prefix: str) -> Elimination:
 
 
 __all__ = ["Elimination", "Statement", "eliminate"]
+
+
+def solved_step(step: LinearStep, K: int, dtheta: Callable[[sympy.Expr, int], sympy.Expr], prefix: str,
+                pos: SourcePos, with_v: bool = True, solve: bool = True
+                ) -> tuple[list[Assignment], dict[str, sympy.Expr], list[Assignment]]:
+    """A linear update M·x = r solved by elimination, and its sensitivities from the same factors.
+
+    With R(x) = r − M·x = 0 at the solution, dx/dθ_k = M⁻¹·∂R/∂θ_k and ∂x/∂V = M⁻¹·∂R/∂V
+    (x held fixed): σpre and JV without ever forming M⁻¹ symbolically. Returns the
+    elimination statements, state -> new value, and the σpre (and JV) outputs. ``solve``
+    False: x is already in the states (the simulator solved it); only the sensitivities.
+    """
+    try:
+        elimination = eliminate(step.matrix, prefix)
+    except ValueError as error:
+        raise GradgenError(f"{error}: the states are not determined", pos,
+                           hint="write one independent equation per state") from None
+    if solve:
+        statements, x = elimination.solve(step.rhs)
+    else:
+        statements, x = [], [sympy.Symbol(name) for name in step.names]
+    n = len(x)
+    entries = [(i, j) for i in range(n) for j in range(n) if step.matrix[i, j] != 0 and x[j] != 0]
+
+    def residual_derivative(derivative: Callable[[sympy.Expr], sympy.Expr]) -> list[sympy.Expr]:
+        """∂R/∂· = ∂r/∂· − ∂M/∂··x, entry by entry (small expressions, no product rule over M·x)."""
+        out = [derivative(r) for r in step.rhs]
+        for i, j in entries:
+            out[i] -= derivative(step.matrix[i, j]) * x[j]
+        return out
+
+    outputs = []
+    for k in range(K):
+        more, dx = elimination.solve(residual_derivative(lambda e: dtheta(e, k)))
+        statements += more
+        outputs += [Assignment(sens_pre(name, k), d) for name, d in zip(step.names, dx)]
+    if with_v:
+        more, dx = elimination.solve(residual_derivative(lambda e: sympy.diff(e, V)))
+        statements += more
+        outputs += [Assignment(sens_dv(name), d) for name, d in zip(step.names, dx)]
+    code = [Assignment(symbol.name, expr) for symbol, expr in elimination.statements + statements]
+    return code, dict(zip(step.names, x)), outputs

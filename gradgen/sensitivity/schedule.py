@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gradgen.sensitivity.derive import Code
+from gradgen.sensitivity.straight_line import Code
 
 
 def sink_temporaries(code: Code) -> Code:

@@ -20,7 +20,7 @@ import sympy
 
 from gradgen.errors import GradgenError
 from gradgen.nmodl.lowered import LoweredMechanism
-from gradgen.sensitivity.derive import Assignment
+from gradgen.sensitivity.straight_line import Assignment
 
 
 def nonspecific_currents(low: LoweredMechanism) -> list[str]:

@@ -28,7 +28,8 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import Coupling
-from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.sensitivity.derive import ContributorSystem
+from gradgen.sensitivity.straight_line import Code
 from gradgen.targets.arbor.dialect import (
     check_settable,
     event_arguments,

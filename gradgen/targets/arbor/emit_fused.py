@@ -50,8 +50,9 @@ from gradgen.protocol import (
     sens,
     weight,
 )
-from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.sensitivity.derive import ContributorSystem
 from gradgen.sensitivity.schedule import sink_temporaries
+from gradgen.sensitivity.straight_line import Code
 from gradgen.targets.arbor.emit import template
 from gradgen.version import __version__
 
@@ -199,7 +200,7 @@ def _member(system: ContributorSystem, exact: bool = False) -> _Member:
 
 def _conductance_lines(system: ContributorSystem, rename: Callable[[sympy.Expr], sympy.Expr]) -> tuple[list[Line], list[str]]:
     """The LOCALs I, g and v₀ of a member's currents whose modcc conductance is not ∂I/∂V
-    (:func:`gradgen.sensitivity.derive.modcc_currents`): the summed current reads them as
+    (:func:`gradgen.sensitivity.modcc_currents.modcc_currents`): the summed current reads them as
     I + g·(v − v₀), so modcc derives each member's own conductance from the one statement
     (Arbor's step uses it; 185513 CaHVA's GHK current, 98017 hhPyr's minf set in its
     DERIVATIVE). Their if/else (a guarded vtrap) is hoisted here, out of the summed current."""

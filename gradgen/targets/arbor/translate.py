@@ -29,7 +29,7 @@ from gradgen.nmodl.lowered import LoweredMechanism, V
 from gradgen.nmodl.printer import Line, lower_piecewise, modcc_unit
 from gradgen.outputs import OutputDir
 from gradgen.protocol import CLOCK, CLOCK_PROCEDURE
-from gradgen.sensitivity.derive import modcc_currents
+from gradgen.sensitivity.modcc_currents import modcc_currents
 from gradgen.sensitivity.discretize import MODCC_METHODS, LinearStep, closed_form, state_update
 from gradgen.targets.arbor.dialect import check_name, event_arguments, nonspecific_currents, one_nonspecific_current
 from gradgen.version import __version__

@@ -47,7 +47,8 @@ from gradgen.protocol import (
     weight,
 )
 from gradgen.sensitivity.coupling import Coupling
-from gradgen.sensitivity.derive import Code, ContributorSystem
+from gradgen.sensitivity.derive import ContributorSystem
+from gradgen.sensitivity.straight_line import Code
 from gradgen.version import __version__
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
