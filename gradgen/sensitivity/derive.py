@@ -223,9 +223,9 @@ def _initial(chain: ChainRule, published: list[str], pasted: InitialSolveSource 
     low, K, owned, w, conc_read = chain.low, chain.K, chain.owned, chain.w, chain.conc_read
 
     def dtheta0(expr: sympy.Expr, k: int) -> sympy.Expr:
-        d = sympy.diff(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
-        return d + sympy.Add(*[sympy.diff(expr, sympy.Symbol(c)) * (sympy.Symbol(sens(c, k)) if direct
-                                                                    else xd(concentration_store(c, k)))
+        d = chain.partial(expr, sympy.Symbol(owned[k])) * w[k] if k in owned else sympy.Integer(0)
+        return d + sympy.Add(*[chain.partial(expr, sympy.Symbol(c)) * (sympy.Symbol(sens(c, k)) if direct
+                                                                       else xd(concentration_store(c, k)))
                                for c in conc_read])
 
     solved, outputs = [], []
