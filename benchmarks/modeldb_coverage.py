@@ -140,10 +140,12 @@ def _alarm(signum, frame):
     raise StageTimeout
 
 
-def run_stage(row: dict, stage: str, action) -> bool:
-    """Run one stage with a time limit; record the first failure in ``row``. True on success."""
+def run_stage(row: dict, stage: str, action, seconds: int | None = None) -> bool:
+    """Run one stage with a time limit (``seconds``, else :data:`STAGE_SECONDS`); record the
+    first failure in ``row``. True on success."""
+    seconds = STAGE_SECONDS[stage] if seconds is None else seconds
     signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(STAGE_SECONDS[stage])
+    signal.alarm(seconds)
     start = time.perf_counter()
     try:
         action()
@@ -151,7 +153,7 @@ def run_stage(row: dict, stage: str, action) -> bool:
     except GradgenError as err:
         row.update(failed=stage, kind="refused", error=clean(str(err)), reason=reason(str(err)))
     except StageTimeout:
-        row.update(failed=stage, kind="timeout", error=f"{stage} took over {STAGE_SECONDS[stage]} s",
+        row.update(failed=stage, kind="timeout", error=f"{stage} took over {seconds} s",
                    reason=f"{stage} timeout")
     except RecursionError as err:
         row.update(failed=stage, kind="traceback", error=f"RecursionError: {err}", reason="RecursionError")
@@ -199,7 +201,7 @@ def check_cache() -> Path:
     return cache_root() / "modeldb-check"
 
 
-def file_row(path: Path, work: Path, check: bool) -> dict:
+def file_row(path: Path, work: Path, check: bool, check_seconds: int = STAGE_SECONDS["check"]) -> dict:
     from gradgen.nmodl.lower import lower_file
     from gradgen.nmodl.parser import parse_file
     from gradgen.targets.arbor.translate import translate_lowered
@@ -231,7 +233,7 @@ def file_row(path: Path, work: Path, check: bool) -> dict:
         row["check"], row["checks_hash"] = json.loads(cached.read_text()), checks_hash()
     elif check:
         result = CoverageRow(str(path), parsed=True, converted=True, runs_beside=plan["beside"])
-        if run_stage(row, "check", lambda: check_converted(out, result, DT, T_END, values=values)):
+        if run_stage(row, "check", lambda: check_converted(out, result, DT, T_END, values=values), check_seconds):
             row["check"] = {k: v for k, v in asdict(result).items() if k != "file"}
             row["checks_hash"] = checks_hash()
             cached.parent.mkdir(parents=True, exist_ok=True)
@@ -370,7 +372,6 @@ def main(argv: list[str] | None = None) -> dict:
     args.add_argument("--check-seconds", type=int, default=STAGE_SECONDS["check"],
                       help="time limit of one file's check (files checked at once share the cores)")
     opts = args.parse_args(argv)
-    STAGE_SECONDS["check"] = opts.check_seconds  # the pool's processes are forked after this
     if not CORPUS.is_dir():
         sys.exit(f"{CORPUS} not found")
     if opts.report:
@@ -390,11 +391,12 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         if opts.jobs > 1:  # each file on its own: the rows come back in the corpus's order
             pool = concurrent.futures.ProcessPoolExecutor(opts.jobs)
-            done = pool.map(file_row, files, [work] * len(files), [opts.check] * len(files))
+            n = len(files)
+            done = pool.map(file_row, files, [work] * n, [opts.check] * n, [opts.check_seconds] * n)
         else:
             pool = None
-            done = (file_row(path, work, opts.check and (opts.limit is None or checked < opts.limit))
-                    for path in files)
+            done = (file_row(path, work, opts.check and (opts.limit is None or checked < opts.limit),
+                             opts.check_seconds) for path in files)
         for row in done:
             checked += "check" in row["seconds"]
             rows.append(row)
